@@ -1,0 +1,440 @@
+"""A neural network's loss as an Energy over flat parameter vectors.
+
+A pivot is the flat vector theta (D,) of all the network's parameters (never
+its buffers: BatchNorm running statistics are not path coordinates). During
+NEB steps each pivot's loss is the mean loss on its own random minibatch, with
+BatchNorm normalising by that minibatch's statistics. When a point of a path is
+*evaluated*, its BatchNorm statistics are first recomputed for that point on
+training data, never interpolated.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call, grad_and_value, replace_all_batch_norm_modules_, vmap
+from torch.nn.modules.batchnorm import _BatchNorm
+
+LossFn = Callable[[Tensor, Tensor], Tensor]  # (outputs, targets) -> scalar mean
+Loss = Union[str, LossFn]
+
+STRATEGIES = ("auto", "vmap", "loop")
+# The order of the auto strategy's trial calls: a warm-up each, then a timed call each.
+_TRIAL = ("vmap", "loop", "vmap", "loop")
+_TIMED_TRIALS = (2, 3)
+
+
+@dataclass(frozen=True)
+class ParameterLayout:
+    """Where each named parameter of a module lives in the flat vector (D,)."""
+
+    names: tuple[str, ...]
+    shapes: tuple[torch.Size, ...]
+    offsets: tuple[int, ...]  # start of each parameter in the flat vector
+    dim: int  # D
+
+    @classmethod
+    def from_module(cls, module: nn.Module) -> "ParameterLayout":
+        names, shapes, offsets, offset = [], [], [], 0
+        for name, p in module.named_parameters():
+            names.append(name)
+            shapes.append(p.shape)
+            offsets.append(offset)
+            offset += p.numel()
+        if offset == 0:
+            raise ValueError("the module has no parameters: nothing to connect")
+        return cls(tuple(names), tuple(shapes), tuple(offsets), offset)
+
+    def _check_module(self, module: nn.Module) -> dict[str, nn.Parameter]:
+        params = dict(module.named_parameters())
+        if tuple(params) != self.names or any(
+            params[n].shape != s for n, s in zip(self.names, self.shapes)
+        ):
+            raise ValueError(
+                "the module's parameters do not match this layout: build the layout "
+                "from the same architecture"
+            )
+        return params
+
+    def _check_vector(self, vec: Tensor) -> None:
+        if vec.shape != (self.dim,):
+            raise ValueError(
+                f"expected a flat parameter vector of shape ({self.dim},), "
+                f"got {tuple(vec.shape)}"
+            )
+
+    def flatten(self, module: nn.Module) -> Tensor:
+        """The module's parameters as one new vector (D,), detached."""
+        params = self._check_module(module)
+        return torch.cat([params[n].detach().reshape(-1) for n in self.names])
+
+    def unflatten(self, vec: Tensor) -> dict[str, Tensor]:
+        """Name -> view of ``vec`` (D,) in that parameter's shape (no copies)."""
+        self._check_vector(vec)
+        return {
+            name: vec.narrow(0, offset, shape.numel()).view(shape)
+            for name, shape, offset in zip(self.names, self.shapes, self.offsets)
+        }
+
+    def load_into(self, module: nn.Module, vec: Tensor) -> None:
+        """Copy ``vec`` (D,) into the module's parameters (the inverse of flatten)."""
+        params = self._check_module(module)
+        with torch.no_grad():
+            for name, view in self.unflatten(vec).items():
+                params[name].copy_(view)
+
+
+def _loss_function(loss: Loss) -> tuple[LossFn, Callable[[Tensor, Tensor], Tensor] | None]:
+    """The mean loss (outputs, targets) -> scalar and, for classification, the
+    error count (outputs, targets) -> number misclassified."""
+    if callable(loss):
+        return loss, None
+    if loss == "cross_entropy":
+        return (
+            lambda out, y: F.cross_entropy(out, y),
+            lambda out, y: (out.argmax(dim=1) != y).sum(),
+        )
+    if loss == "bce":
+        return (
+            lambda out, y: F.binary_cross_entropy_with_logits(
+                out.reshape(y.shape), y.to(out.dtype)
+            ),
+            lambda out, y: ((out.reshape(y.shape) > 0).to(y.dtype) != y).sum(),
+        )
+    if loss == "mse":
+        return (
+            lambda out, y: F.mse_loss(
+                out.reshape(y.shape) if out.numel() == y.numel() else out, y.to(out.dtype)
+            ),
+            None,
+        )
+    raise ValueError(
+        f"unknown loss {loss!r}: use 'cross_entropy', 'bce', 'mse' or a callable "
+        "(outputs, targets) -> scalar mean"
+    )
+
+
+def _free_memory_bytes(device: torch.device) -> int:
+    """Free memory where the tensors live: CUDA's free memory, else available RAM."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+class NetworkEnergy:
+    """Loss of ``model`` on (``inputs``, ``targets``) as a function of its flat parameters.
+
+    ``energy(pivots (N, D), generator, batch_size) -> (losses (N,), grads (N, D))``:
+    each pivot's mean loss on its own random minibatch of ``batch_size`` training
+    samples (drawn without replacement; the whole set if it is not larger),
+    BatchNorm on that minibatch's statistics, dropout off.
+
+    ``strategy``: "vmap" = one batched forward/backward over the pivot axis
+    (``chunk_size`` pivots at a time); "loop" = one pivot after the other; "auto" =
+    a warm-up call and a timed call of each, then the faster one per pivot is kept
+    (``strategy_used``; saved by ``state_dict``). All give the same numbers to
+    float tolerance.
+
+    ``chunk_size=None`` picks the chunk from free memory (CUDA free memory, or
+    available RAM on CPU): one pivot's cost is probed once per batch size as the
+    bytes autograd saves for its backward pass, plus its batch and three vectors
+    of size D; the chunk uses at most half the free memory counting each pivot
+    at twice that cost.
+
+    ``evaluate(points)`` and ``metrics(points, inputs, targets)`` are
+    deterministic: eval mode, whole data sets in batches of ``eval_batch_size``,
+    and for a network with BatchNorm its statistics first recomputed for each
+    point on ``calibration_size`` training samples (a fixed random subset; all by
+    default) as the exact average over those batches.
+
+    The model is deep-copied to ``device`` (default: the inputs' device); the
+    user's model is never changed.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        inputs: Tensor,
+        targets: Tensor,
+        loss: Loss = "cross_entropy",
+        *,
+        batch_size: int = 128,
+        strategy: str = "auto",
+        chunk_size: int | None = None,
+        eval_inputs: Tensor | None = None,
+        eval_targets: Tensor | None = None,
+        calibration_size: int | None = None,
+        eval_batch_size: int = 1024,
+        device: torch.device | str | None = None,
+    ):
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}: use one of {STRATEGIES}")
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value}")
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size}")
+        _check_data(inputs, targets, "inputs", "targets")
+        if (eval_inputs is None) != (eval_targets is None):
+            raise ValueError("give both eval_inputs and eval_targets, or neither")
+        if eval_inputs is not None:
+            _check_data(eval_inputs, eval_targets, "eval_inputs", "eval_targets")
+
+        self.device = torch.device(device) if device is not None else inputs.device
+        self.loss = loss
+        self._loss_fn, self._error_count = _loss_function(loss)
+        self.batch_size = batch_size
+        self.strategy = strategy
+        self.chunk_size = chunk_size
+        self.eval_batch_size = eval_batch_size
+
+        # Evaluation copy: keeps BatchNorm buffers, recalibrated per point.
+        self._eval_model = copy.deepcopy(model).to(self.device).eval()
+        self._eval_model.requires_grad_(False)
+        # Step copy: BatchNorm without running statistics normalises by the batch
+        # even in eval mode (which keeps dropout off); its parameters are unused,
+        # functional_call supplies each pivot's.
+        self._step_model = copy.deepcopy(self._eval_model)
+        replace_all_batch_norm_modules_(self._step_model)
+        self._batchnorms = [m for m in self._eval_model.modules() if isinstance(m, _BatchNorm)]
+
+        self.layout = ParameterLayout.from_module(self._eval_model)
+        self.dim = self.layout.dim
+        self.dtype = next(self._eval_model.parameters()).dtype
+
+        self.inputs = inputs.to(self.device)  # (n, ...)
+        self.targets = targets.to(self.device)  # (n,)
+        self.eval_inputs = self.inputs if eval_inputs is None else eval_inputs.to(self.device)
+        self.eval_targets = self.targets if eval_targets is None else eval_targets.to(self.device)
+        n = self.inputs.shape[0]
+        if calibration_size is not None and not 1 <= calibration_size:
+            raise ValueError(f"calibration_size must be positive or None, got {calibration_size}")
+        if calibration_size is None or calibration_size >= n:
+            self._calibration = self.inputs
+        else:
+            subset = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+            self._calibration = self.inputs[subset[:calibration_size].to(self.device)]
+
+        # Per pivot: (theta (D,), x (B, ...), y (B,)) -> (grad (D,), loss ()).
+        self._pivot_grad = grad_and_value(self._pivot_loss)
+        self._pivots_grad = vmap(self._pivot_grad)
+        self._pivot_bytes: dict[int, int] = {}  # batch size -> probed bytes per pivot
+
+        self.strategy_used: str | None = None if strategy == "auto" else strategy
+        self._trial_calls = 0
+        self._seconds_per_pivot: dict[str, float] = {}
+
+    # ----- the energy during NEB steps -------------------------------------------
+
+    def _pivot_loss(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        outputs = functional_call(self._step_model, self.layout.unflatten(theta), (x,))
+        return self._loss_fn(outputs, y)
+
+    def batch_indices(
+        self, n_pivots: int, batch_size: int, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Each pivot's minibatch: (N, B) sample indices, distinct within a row."""
+        n = self.inputs.shape[0]
+        if batch_size >= n:
+            return torch.arange(n, device=self.device).expand(n_pivots, n)
+        where = generator.device if generator is not None else torch.device("cpu")
+        rows = [
+            torch.randperm(n, generator=generator, device=where)[:batch_size]
+            for _ in range(n_pivots)
+        ]
+        return torch.stack(rows).to(self.device)  # (N, B)
+
+    def __call__(
+        self,
+        pivots: Tensor,  # (N, D)
+        generator: torch.Generator | None = None,
+        batch_size: int | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        self._check_points(pivots, "pivots")
+        batch_size = self.batch_size if batch_size is None else batch_size
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        n_pivots = pivots.shape[0]
+        index = self.batch_indices(n_pivots, batch_size, generator)  # (N, B)
+        thetas = pivots.detach().to(self.device, self.dtype)  # (N, D)
+        if n_pivots == 0:
+            return pivots.new_zeros(0), pivots.new_zeros(0, self.dim)
+
+        strategy = self.strategy_used or _TRIAL[self._trial_calls]
+        start = time.perf_counter()
+        if strategy == "vmap":
+            losses, grads = self._batched(thetas, index)
+        else:
+            losses, grads = self._looped(thetas, index)
+        if self.strategy_used is None:
+            self._trial_done(strategy, (time.perf_counter() - start) / n_pivots)
+        return losses.to(pivots.device, pivots.dtype), grads.to(pivots.device, pivots.dtype)
+
+    def _looped(self, thetas: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+        losses = thetas.new_empty(thetas.shape[0])  # (N,)
+        grads = torch.empty_like(thetas)  # (N, D)
+        with torch.enable_grad():
+            for i in range(thetas.shape[0]):
+                theta = thetas[i].detach().requires_grad_(True)
+                loss = self._pivot_loss(theta, self.inputs[index[i]], self.targets[index[i]])
+                (grads[i],) = torch.autograd.grad(loss, theta)
+                losses[i] = loss.detach()
+        return losses, grads
+
+    def _batched(self, thetas: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+        chunk = self.chunk_size or self._auto_chunk_size(index.shape[1])
+        if chunk >= thetas.shape[0]:
+            grads, losses = self._pivots_grad(thetas, self.inputs[index], self.targets[index])
+            return losses, grads
+        losses = thetas.new_empty(thetas.shape[0])  # (N,)
+        grads = torch.empty_like(thetas)  # (N, D)
+        for s in range(0, thetas.shape[0], chunk):
+            part = index[s : s + chunk]  # (c, B)
+            grads[s : s + chunk], losses[s : s + chunk] = self._pivots_grad(
+                thetas[s : s + chunk], self.inputs[part], self.targets[part]
+            )
+        return losses, grads
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _trial_done(self, strategy: str, seconds_per_pivot: float) -> None:
+        self._sync()
+        if self._trial_calls in _TIMED_TRIALS:
+            self._seconds_per_pivot[strategy] = seconds_per_pivot
+        self._trial_calls += 1
+        if self._trial_calls == len(_TRIAL):
+            self.strategy_used = min(self._seconds_per_pivot, key=self._seconds_per_pivot.get)
+
+    def _auto_chunk_size(self, batch_size: int) -> int:
+        if batch_size not in self._pivot_bytes:
+            self._pivot_bytes[batch_size] = self._probe_pivot_bytes(batch_size)
+        budget = _free_memory_bytes(self.device) // 2
+        return max(1, budget // (2 * self._pivot_bytes[batch_size]))
+
+    def _probe_pivot_bytes(self, batch_size: int) -> int:
+        """Bytes one pivot needs: what autograd saves for backward on one batch,
+        the batch itself and three vectors of size D."""
+        saved = 0
+
+        def pack(t: Tensor) -> Tensor:
+            nonlocal saved
+            saved += t.numel() * t.element_size()
+            return t
+
+        take = min(batch_size, self.inputs.shape[0])
+        x, y = self.inputs[:take], self.targets[:take]
+        theta = self.layout.flatten(self._eval_model).requires_grad_(True)
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            self._pivot_loss(theta, x, y)
+        batch = x.numel() * x.element_size() + y.numel() * y.element_size()
+        return max(1, saved + batch + 3 * theta.numel() * theta.element_size())
+
+    def state_dict(self) -> dict:
+        """The strategy choice (and the auto trial so far), for bit-identical resumption."""
+        return {
+            "strategy": self.strategy_used,
+            "trial_calls": self._trial_calls,
+            "seconds_per_pivot": dict(self._seconds_per_pivot),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        used = state.get("strategy")
+        if used not in (None, "vmap", "loop"):
+            raise ValueError(f"unknown strategy {used!r} in the state: expected 'vmap', 'loop' or None")
+        if self.strategy != "auto" and used != self.strategy:
+            raise ValueError(
+                f"the state was saved with strategy {used!r} but this energy uses "
+                f"{self.strategy!r}: build it with strategy='auto' to resume"
+            )
+        self.strategy_used = used
+        self._trial_calls = int(state.get("trial_calls", 0)) if used is None else len(_TRIAL)
+        self._seconds_per_pivot = dict(state.get("seconds_per_pivot", {}))
+
+    # ----- deterministic evaluation -----------------------------------------------
+
+    def evaluate(self, points: Tensor) -> Tensor:
+        """Mean loss (M,) of each point (M, D) on the evaluation set."""
+        losses, _errors = self.metrics(points, self.eval_inputs, self.eval_targets)
+        return losses
+
+    def metrics(self, points: Tensor, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean loss (M,) and error (M,) (fraction misclassified; NaN for
+        regression losses) of each point (M, D) on (inputs, targets)."""
+        self._check_points(points, "points")
+        _check_data(inputs, targets, "inputs", "targets")
+        inputs, targets = inputs.to(self.device), targets.to(self.device)
+        n = inputs.shape[0]
+        losses = torch.empty(points.shape[0], dtype=torch.float64)  # (M,)
+        errors = torch.full((points.shape[0],), float("nan"), dtype=torch.float64)  # (M,)
+        for j, theta in enumerate(points.detach().to(self.device, self.dtype)):
+            self.layout.load_into(self._eval_model, theta)
+            if self._batchnorms:
+                self._recalibrate()
+            loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+            error_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+            with torch.no_grad():
+                for s in range(0, n, self.eval_batch_size):
+                    x, y = inputs[s : s + self.eval_batch_size], targets[s : s + self.eval_batch_size]
+                    outputs = self._eval_model(x)
+                    loss_sum += self._loss_fn(outputs, y).double() * x.shape[0]
+                    if self._error_count is not None:
+                        error_sum += self._error_count(outputs, y)
+            losses[j] = loss_sum.item() / n
+            if self._error_count is not None:
+                errors[j] = error_sum.item() / n
+        return (
+            losses.to(points.device, points.dtype),
+            errors.to(points.device, points.dtype),
+        )
+
+    def _recalibrate(self) -> None:
+        """BatchNorm statistics of the current parameters: the exact average of
+        the batch statistics over the calibration data (momentum None)."""
+        momenta = [bn.momentum for bn in self._batchnorms]
+        for bn in self._batchnorms:
+            bn.reset_running_stats()
+            bn.momentum = None
+            bn.train()
+        try:
+            with torch.no_grad():
+                for s in range(0, self._calibration.shape[0], self.eval_batch_size):
+                    self._eval_model(self._calibration[s : s + self.eval_batch_size])
+        finally:
+            for bn, momentum in zip(self._batchnorms, momenta):
+                bn.momentum = momentum
+                bn.eval()
+
+    def _check_points(self, points: Tensor, what: str) -> None:
+        if not isinstance(points, Tensor) or points.dim() != 2 or points.shape[1] != self.dim:
+            shape = tuple(points.shape) if isinstance(points, Tensor) else type(points).__name__
+            raise ValueError(
+                f"expected {what} of shape (N, {self.dim}) (one flat parameter vector "
+                f"per row), got {shape}"
+            )
+
+
+def _check_data(inputs: Tensor, targets: Tensor, inputs_name: str, targets_name: str) -> None:
+    if inputs.dim() < 1 or targets.dim() < 1 or inputs.shape[0] != targets.shape[0]:
+        raise ValueError(
+            f"{inputs_name} {tuple(inputs.shape)} and {targets_name} {tuple(targets.shape)} "
+            "must have the same number of rows (one target per sample)"
+        )
+    if inputs.shape[0] == 0:
+        raise ValueError(f"{inputs_name} is empty: give at least one sample")
