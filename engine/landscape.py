@@ -1,0 +1,402 @@
+"""The energy landscape: minima and computed paths as a graph, the minimum
+spanning tree (MST) of saddle energies, ultrametric bounds, and the paper's
+"Energy landscape exploration" (which pair to connect next, when to stop).
+
+Minima are ids 0..n-1. A computed path between minima a and b is an edge with
+its saddle energy B(a, b). Because concatenated paths give
+B(a, c) <= max(B(a, b), B(b, c)), the MST of these edges holds every useful
+path, and the highest MST edge on the tree path between two minima bounds
+their saddle energy from above.
+
+Ties between equal saddle energies are broken by one total order on edges
+(see `edge_order`), so the MST, the attacked edge and every event are
+deterministic, and a restored landscape continues exactly as it would have.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import networkx as nx
+
+from engine.events import (
+    EdgeIgnored,
+    EventSink,
+    LandscapeFinished,
+    MSTEdgeAdded,
+    MSTEdgeReplaced,
+    Pair,
+    PairChosen,
+    ignore,
+)
+
+VARIANTS = ("mst", "star")  # "star": connect the lowest minimum to all others, then stop
+STOPS = ("all_pairs", "tolerance")
+STATE_VERSION = 1
+
+Edge = tuple[int, int, float]  # (a, b, saddle energy), a < b
+
+
+def _pair(a: int, b: int) -> Pair:
+    return (a, b) if a < b else (b, a)
+
+
+@dataclass(frozen=True)
+class LandscapeOptions:
+    """How the exploration runs and when it stops."""
+
+    variant: str = "mst"  # "mst" (the paper's algorithm) | "star" (DenseNet runs)
+    stop: str = "all_pairs"  # "all_pairs" | "tolerance"
+    tolerance: float = 0.0  # "tolerance": stop when max - min of MST saddles <= this
+    relative: bool = False  # tolerance relative to the largest |MST saddle|
+    max_pairs: int | None = None  # stop after this many computed paths
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"landscape variant {self.variant!r} is unknown: use one of {VARIANTS}")
+        if self.stop not in STOPS:
+            raise ValueError(f"landscape stop rule {self.stop!r} is unknown: use one of {STOPS}")
+        if not (math.isfinite(self.tolerance) and self.tolerance >= 0):
+            raise ValueError(f"landscape tolerance must be a finite number >= 0, got {self.tolerance!r}")
+        if self.max_pairs is not None and (isinstance(self.max_pairs, bool) or self.max_pairs < 0):
+            raise ValueError(f"max_pairs must be None or an integer >= 0, got {self.max_pairs!r}")
+
+
+def edge_order(energies: Sequence[float], edge: Edge) -> tuple[float, float, int, int]:
+    """Sort key of an MST edge, lightest first: by saddle energy; among equal
+    saddles the edge whose higher end lies lower (the larger barrier) counts
+    heavier; then by ids."""
+    a, b, saddle = edge
+    return (saddle, -max(energies[a], energies[b]), a, b)
+
+
+def minimum_spanning_tree(graph: nx.Graph, energies: Sequence[float]) -> dict[Pair, float]:
+    """Kruskal's MST of the path graph (edge attr ``saddle``): {(a, b): saddle}.
+
+    Kruskal runs on each edge's rank in `edge_order`, which sorts by saddle
+    energy first, so the tree is an MST of the saddles with ties broken the
+    same way on every call.
+    """
+    order = sorted(
+        ((*_pair(u, v), s) for u, v, s in graph.edges(data="saddle")),
+        key=lambda e: edge_order(energies, e),
+    )
+    ranked = nx.Graph()
+    ranked.add_nodes_from(graph.nodes)
+    ranked.add_edges_from((a, b, {"rank": i}) for i, (a, b, _) in enumerate(order))
+    tree = nx.minimum_spanning_tree(ranked, weight="rank", algorithm="kruskal")
+    return {_pair(u, v): graph.edges[u, v]["saddle"] for u, v in tree.edges}
+
+
+def tree_side(tree: dict[Pair, float], edge: Pair) -> set[int]:
+    """The minima on ``edge[0]``'s side when ``edge`` is removed from the tree."""
+    neighbours: dict[int, list[int]] = {}
+    for a, b in tree:
+        if (a, b) != edge:
+            neighbours.setdefault(a, []).append(b)
+            neighbours.setdefault(b, []).append(a)
+    side, todo = {edge[0]}, [edge[0]]
+    while todo:
+        for m in neighbours.get(todo.pop(), ()):
+            if m not in side:
+                side.add(m)
+                todo.append(m)
+    return side
+
+
+class Landscape:
+    """Minima, computed paths and the exploration that chooses the next pair.
+
+    Drive it with `ready_pairs` (pairs that may start now, possibly several
+    in the initial phase) and `add_path` (a computed path), or sequentially with
+    `next_pair`, or with `explore`. `state_dict` / `from_state` stop and resume
+    it; the pair sequence continues unchanged.
+    """
+
+    def __init__(
+        self,
+        energies: Sequence[float],
+        *,
+        variant: str = "mst",
+        stop: str = "all_pairs",
+        tolerance: float = 0.0,
+        relative: bool = False,
+        max_pairs: int | None = None,
+        on_event: EventSink | None = None,
+    ) -> None:
+        energies = [float(e) for e in energies]
+        if not energies:
+            raise ValueError("a landscape needs at least one minimum: pass one energy per minimum")
+        for i, e in enumerate(energies):
+            if not math.isfinite(e):
+                raise ValueError(f"energy of minimum {i} is {e}: every minimum needs a finite energy (loss)")
+        self.options = LandscapeOptions(variant, stop, float(tolerance), bool(relative), max_pairs)
+        self.energies: tuple[float, ...] = tuple(energies)
+        self.on_event: EventSink = on_event or ignore
+        self.graph = nx.Graph()
+        self.graph.add_nodes_from((i, {"energy": e}) for i, e in enumerate(energies))
+        self.lowest = min(range(len(energies)), key=lambda i: (energies[i], i))
+        self._tree: dict[Pair, float] = {}
+        self._ignored: set[Pair] = set()
+        self._announced: set[Pair] = set()  # PairChosen emitted, path not yet added
+        self._computed = 0  # add_path calls
+        self._finished_reason: str | None = None
+        self._check_stop()
+
+    # --- the graph and its MST ------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.energies)
+
+    @property
+    def computed(self) -> int:
+        """How many paths were added (`add_path` calls)."""
+        return self._computed
+
+    @property
+    def ignored(self) -> list[Pair]:
+        """MST edges ignored when looking for the highest edge."""
+        return sorted(self._ignored)
+
+    def saddle(self, a: int, b: int) -> float | None:
+        """Saddle energy of the best known path between a and b, None if none."""
+        pair = _pair(a, b)
+        return self.graph.edges[pair]["saddle"] if self.graph.has_edge(*pair) else None
+
+    def add_path(self, a: int, b: int, saddle_energy: float) -> None:
+        """Record a computed path; keeps the lower saddle if the pair is known.
+
+        Emits MSTEdgeAdded / MSTEdgeReplaced for what changed in the MST, and
+        LandscapeFinished when this path meets a stop rule.
+        """
+        a, b = self._check_id(a), self._check_id(b)
+        if a == b:
+            raise ValueError(f"a path needs two different minima, got {a} twice")
+        saddle = float(saddle_energy)
+        if not math.isfinite(saddle):
+            raise ValueError(f"saddle energy of path ({a}, {b}) is {saddle}: pass the finite saddle loss")
+        pair = _pair(a, b)
+        self._computed += 1
+        self._announced.discard(pair)
+        known = self.saddle(*pair)
+        if known is None or saddle < known:
+            self.graph.add_edge(*pair, saddle=saddle)
+            before, self._tree = self._tree, minimum_spanning_tree(self.graph, self.energies)
+            self._emit_tree_changes(before)
+            # Stays a no-op for new pairs (they never cross an ignored edge's cut);
+            # a lowered known pair may reshape the tree and reopen a cut.
+            self._ignored = {e for e in self._ignored if e in self._tree and not self._open_pairs(e)}
+        self._check_stop()
+
+    def mst(self) -> list[Edge]:
+        """The MST edges (a, b, saddle) with a < b, sorted by (a, b)."""
+        return [(a, b, s) for (a, b), s in sorted(self._tree.items())]
+
+    def bound(self, a: int, b: int) -> float:
+        """Ultrametric upper bound on the saddle energy between a and b: the
+        highest saddle on the MST path (inf if unconnected; E_a if a == b)."""
+        a, b = self._check_id(a), self._check_id(b)
+        if a == b:
+            return self.energies[a]
+        tree = nx.Graph()
+        tree.add_nodes_from(range(len(self)))
+        tree.add_weighted_edges_from(((u, v, s) for (u, v), s in self._tree.items()), weight="saddle")
+        if not nx.has_path(tree, a, b):
+            return math.inf
+        path = nx.shortest_path(tree, a, b)
+        return max(tree.edges[u, v]["saddle"] for u, v in zip(path, path[1:]))
+
+    # --- Energy landscape exploration ------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return self._finished_reason is not None
+
+    @property
+    def finished_reason(self) -> str | None:
+        """"all_pairs" | "tolerance" | "max_pairs" | "star", None while running."""
+        return self._finished_reason
+
+    def ready_pairs(self, in_flight: Iterable[Pair] = ()) -> list[Pair]:
+        """Pairs (a < b) that may be started now, given the pairs in flight.
+
+        Initial phase: every pair (lowest minimum, other) neither known nor in
+        flight; they are independent. Afterwards: at most one pair, and only
+        when nothing is in flight. Returns [] once finished; with nothing in
+        flight, [] means finished.
+        """
+        if self.finished:
+            return []
+        busy = {_pair(*p) for p in in_flight}
+        star = self._star_left()
+        if star:
+            pairs = [p for p in star if p not in busy]
+            if self.options.max_pairs is not None:
+                room = self.options.max_pairs - self._computed - len(busy)
+                pairs = pairs[: max(room, 0)]
+            for pair in pairs:
+                self._announce(pair, "initial", None)
+            return pairs
+        if busy:
+            return []
+        chosen = self._choose_pair()
+        if chosen is None:
+            self._finish("all_pairs")
+            return []
+        pair, attacked = chosen
+        self._announce(pair, "replace", attacked)
+        return [pair]
+
+    def next_pair(self) -> Pair | None:
+        """The next pair to compute when computing one at a time; None when finished."""
+        pairs = self.ready_pairs()
+        return pairs[0] if pairs else None
+
+    def _star_left(self) -> list[Pair]:
+        """Initial spanning tree: lowest-minimum pairs with no path yet."""
+        return [
+            _pair(self.lowest, i)
+            for i in range(len(self))
+            if i != self.lowest and not self.graph.has_edge(self.lowest, i)
+        ]
+
+    def _choose_pair(self) -> tuple[Pair, Pair] | None:
+        """One step of the paper's loop: attack the highest MST edge not ignored.
+
+        Removing it splits the tree; the pair takes one minimum from each side
+        with no known path, lowest max(E_u, E_v) first, then by ids. An edge with
+        no such pair is ignored from now on. Returns (pair, attacked edge).
+        """
+        edges = sorted(
+            ((a, b, s) for (a, b), s in self._tree.items()),
+            key=lambda e: edge_order(self.energies, e),
+            reverse=True,
+        )
+        for a, b, saddle in edges:
+            if (a, b) in self._ignored:
+                continue
+            open_pairs = self._open_pairs((a, b))
+            if open_pairs:
+                best = min(open_pairs, key=lambda p: (max(self.energies[p[0]], self.energies[p[1]]), p))
+                return best, (a, b)
+            self._ignored.add((a, b))
+            self.on_event(EdgeIgnored(a=a, b=b, saddle_energy=saddle))
+        return None
+
+    def _open_pairs(self, edge: Pair) -> list[Pair]:
+        """Pairs across the cut of MST edge ``edge`` that have no known path."""
+        side = tree_side(self._tree, edge)
+        other = [m for m in range(len(self)) if m not in side]
+        return [_pair(u, v) for u in side for v in other if not self.graph.has_edge(u, v)]
+
+    def _stop_reason(self) -> str | None:
+        max_pairs = self.options.max_pairs
+        out_of_pairs = max_pairs is not None and self._computed >= max_pairs
+        if self._star_left():
+            return "max_pairs" if out_of_pairs else None
+        if self.options.variant == "star":
+            return "star"
+        n = len(self)
+        if self.graph.number_of_edges() == n * (n - 1) // 2:
+            return "all_pairs"
+        if self.options.stop == "tolerance" and self._tree:
+            saddles = self._tree.values()
+            spread = max(saddles) - min(saddles)
+            scale = max(abs(s) for s in saddles) if self.options.relative else 1.0
+            if spread <= self.options.tolerance * scale:
+                return "tolerance"
+        return "max_pairs" if out_of_pairs else None
+
+    def _check_stop(self) -> None:
+        if not self.finished:
+            reason = self._stop_reason()
+            if reason is not None:
+                self._finish(reason)
+
+    def _finish(self, reason: str) -> None:
+        self._finished_reason = reason
+        self.on_event(LandscapeFinished(reason=reason, mst=[[a, b, s] for a, b, s in self.mst()]))
+
+    def _announce(self, pair: Pair, reason: str, attacked: Pair | None) -> None:
+        if pair not in self._announced:
+            self._announced.add(pair)
+            edge = list(attacked) if attacked is not None else None
+            self.on_event(PairChosen(pair=pair, reason=reason, attacked_edge=edge))
+
+    def _emit_tree_changes(self, before: dict[Pair, float]) -> None:
+        removed = sorted(set(before) - set(self._tree))
+        added = sorted(set(self._tree) - set(before))
+        for old, new in zip(removed, added):  # one swap per added path
+            self.on_event(
+                MSTEdgeReplaced(
+                    removed=list(old), removed_energy=before[old], added=list(new), added_energy=self._tree[new]
+                )
+            )
+        for new in added[len(removed) :]:
+            self.on_event(MSTEdgeAdded(a=new[0], b=new[1], saddle_energy=self._tree[new]))
+        for edge in sorted(set(before) & set(self._tree)):
+            if before[edge] != self._tree[edge]:  # a known tree pair got a lower saddle
+                self.on_event(
+                    MSTEdgeReplaced(
+                        removed=list(edge),
+                        removed_energy=before[edge],
+                        added=list(edge),
+                        added_energy=self._tree[edge],
+                    )
+                )
+
+    def _check_id(self, i: int) -> int:
+        try:
+            index = operator.index(i)
+        except TypeError:
+            index = -1
+        if isinstance(i, bool) or not 0 <= index < len(self):
+            raise ValueError(f"minimum id {i!r} is out of range: ids are 0..{len(self) - 1}")
+        return index
+
+    # --- stop and resume ---------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue: JSON-able."""
+        return {
+            "version": STATE_VERSION,
+            "energies": list(self.energies),
+            "options": asdict(self.options),
+            "paths": [[a, b, s] for a, b, s in sorted(self.graph.edges(data="saddle"))],
+            "ignored": [list(e) for e in sorted(self._ignored)],
+            "announced": [list(p) for p in sorted(self._announced)],
+            "computed": self._computed,
+            "finished": self.finished,
+            "finished_reason": self._finished_reason,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], on_event: EventSink | None = None) -> Landscape:
+        """Rebuild a landscape from `state_dict` output; emits nothing itself."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(
+                f"landscape state version {state.get('version')!r} is not {STATE_VERSION}: "
+                "it was written by another nebtui version"
+            )
+        landscape = cls(state["energies"], **state["options"])  # events of construction dropped
+        for a, b, saddle in state["paths"]:
+            landscape.graph.add_edge(*_pair(int(a), int(b)), saddle=float(saddle))
+        landscape._tree = minimum_spanning_tree(landscape.graph, landscape.energies)
+        landscape._ignored = {_pair(int(a), int(b)) for a, b in state["ignored"]}
+        landscape._announced = {_pair(int(a), int(b)) for a, b in state["announced"]}
+        landscape._computed = int(state["computed"])
+        landscape._finished_reason = state["finished_reason"] if state["finished"] else None
+        landscape.on_event = on_event or ignore
+        return landscape
+
+
+def explore(landscape: Landscape, connect: Callable[[int, int], float]) -> list[Edge]:
+    """Run the exploration one pair at a time; ``connect(a, b)`` computes a path
+    and returns its saddle energy. Returns the final MST."""
+    while (pair := landscape.next_pair()) is not None:
+        landscape.add_path(*pair, connect(*pair))
+    return landscape.mst()
