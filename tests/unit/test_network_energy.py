@@ -1,0 +1,316 @@
+"""NetworkEnergy: a network's loss over flat parameter vectors."""
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from engine import data, models
+from engine.energy.base import Energy
+from engine.energy.network import NetworkEnergy, ParameterLayout
+
+
+@pytest.fixture(scope="module")
+def digits():
+    split = data.digits().train
+    return split.inputs[:200], split.targets[:200]  # (200, 64), (200,)
+
+
+def mlp_net(seed=0, **kwargs):
+    torch.manual_seed(seed)
+    return models.mlp(inputs=64, hidden=(16,), outputs=10, **kwargs)
+
+
+def cnn_net(seed=0):
+    torch.manual_seed(seed)
+    return models.small_cnn(width=4, batchnorm=True)
+
+
+def warm_buffers(net, x, steps=3, scale=1.0):
+    """Give the BatchNorm running statistics some history, as a trained net has."""
+    net.train()
+    with torch.no_grad():
+        for _ in range(steps):
+            net(x * scale)
+    net.eval()
+    return net
+
+
+def near(theta, n, scale=0.05, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return theta + scale * torch.randn(n, theta.numel(), generator=g)
+
+
+NETS = {
+    "mlp": (mlp_net, lambda x: x),
+    "cnn_bn": (cnn_net, lambda x: x.view(-1, 1, 8, 8)),
+}
+
+
+# ----- ParameterLayout -----------------------------------------------------------
+
+
+def test_layout_round_trips_parameters_and_skips_buffers():
+    net = models.mlp(inputs=3, hidden=(4,), outputs=2, batchnorm=True)
+    layout = ParameterLayout.from_module(net)
+    # Linear 3->4 (16), BN weight+bias (8), Linear 4->2 (10); running stats excluded.
+    assert layout.dim == 16 + 8 + 10
+    assert layout.names == ("0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias")
+    assert layout.offsets == (0, 12, 16, 20, 24, 32)
+
+    theta = torch.arange(layout.dim, dtype=torch.float32)
+    views = layout.unflatten(theta)
+    assert views["1.bias"].tolist() == [20.0, 21.0, 22.0, 23.0]
+    assert views["3.weight"].shape == (2, 4)
+    theta[20] = -1.0  # views share memory with the vector
+    assert views["1.bias"][0].item() == -1.0
+
+    other = models.mlp(inputs=3, hidden=(4,), outputs=2, batchnorm=True)
+    layout.load_into(other, theta)
+    assert torch.equal(layout.flatten(other), theta)
+    assert torch.equal(other[0].weight, theta[:12].view(4, 3))
+
+
+def test_layout_rejects_other_architectures_and_shapes():
+    layout = ParameterLayout.from_module(models.mlp(inputs=3, hidden=(4,), outputs=2))
+    with pytest.raises(ValueError, match="do not match"):
+        layout.flatten(models.mlp(inputs=3, hidden=(5,), outputs=2))
+    with pytest.raises(ValueError, match=r"shape \(26,\)"):
+        layout.unflatten(torch.zeros(25))
+
+
+# ----- the energy during NEB steps -------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(NETS))
+def test_vmap_and_loop_agree(digits, kind):
+    make, shape = NETS[kind]
+    x, y = digits
+    net = make()
+    pivots = near(ParameterLayout.from_module(net).flatten(net), 5)
+    results = []
+    for strategy in ("vmap", "loop"):
+        energy = NetworkEnergy(net, shape(x), y, batch_size=32, strategy=strategy)
+        results.append(energy(pivots, torch.Generator().manual_seed(7)))
+    (l_v, g_v), (l_l, g_l) = results
+    assert l_v.shape == (5,) and g_v.shape == pivots.shape
+    torch.testing.assert_close(l_v, l_l, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g_v, g_l, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", sorted(NETS))
+@pytest.mark.parametrize("strategy", ["vmap", "loop"])
+def test_gradients_equal_autograd_on_each_pivots_own_batch(digits, kind, strategy):
+    make, shape = NETS[kind]
+    x, y = digits
+    x = shape(x)
+    net = make()
+    layout = ParameterLayout.from_module(net)
+    pivots = near(layout.flatten(net), 3)
+    energy = NetworkEnergy(net, x, y, batch_size=20, strategy=strategy)
+    losses, grads = energy(pivots, torch.Generator().manual_seed(3))
+
+    # By hand: pivot i uses the i-th randperm of the generator, BN in train mode.
+    g = torch.Generator().manual_seed(3)
+    for i in range(3):
+        rows = torch.randperm(200, generator=g)[:20]
+        module = copy.deepcopy(net).train()
+        layout.load_into(module, pivots[i])
+        loss = F.cross_entropy(module(x[rows]), y[rows])
+        loss.backward()
+        expected = torch.cat([p.grad.reshape(-1) for p in module.parameters()])
+        assert losses[i].item() == pytest.approx(loss.item(), rel=1e-5)
+        torch.testing.assert_close(grads[i], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_each_pivot_draws_its_own_batch_and_the_generator_replays_it(digits):
+    x, y = digits
+    net = mlp_net()
+    theta = ParameterLayout.from_module(net).flatten(net)
+    twins = theta.expand(2, -1).clone()  # two identical pivots
+    energy = NetworkEnergy(net, x, y, batch_size=16, strategy="vmap")
+    losses, grads = energy(twins, torch.Generator().manual_seed(5))
+    assert losses[0] != losses[1]
+    assert not torch.equal(grads[0], grads[1])
+    again, grads_again = energy(twins, torch.Generator().manual_seed(5))
+    assert torch.equal(losses, again) and torch.equal(grads, grads_again)
+    # A batch as large as the data set is the whole set: identical pivots agree.
+    whole, _ = energy(twins, torch.Generator().manual_seed(5), batch_size=500)
+    assert whole[0] == whole[1]
+
+    index = energy.batch_indices(4, 16, torch.Generator().manual_seed(0))
+    assert index.shape == (4, 16)
+    assert all(len(set(row.tolist())) == 16 for row in index)
+
+
+def test_call_leaves_running_buffers_and_the_users_model_alone(digits):
+    x, y = digits
+    net = warm_buffers(cnn_net(), x.view(-1, 1, 8, 8))
+    before = copy.deepcopy(net.state_dict())
+    energy = NetworkEnergy(net, x.view(-1, 1, 8, 8), y, batch_size=32, strategy="auto")
+    kept = copy.deepcopy(energy._eval_model.state_dict())
+    pivots = near(energy.layout.flatten(net), 3)
+    for _ in range(5):  # both strategies run during auto's trial
+        energy(pivots)
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    for key, value in energy._eval_model.state_dict().items():
+        assert torch.equal(value, kept[key]), key
+
+
+def test_chunking_gives_the_same_numbers(digits):
+    x, y = digits
+    net = cnn_net()
+    pivots = near(ParameterLayout.from_module(net).flatten(net), 5)
+    results = []
+    for chunk in (None, 1, 2, 5):
+        energy = NetworkEnergy(net, x.view(-1, 1, 8, 8), y, batch_size=16, strategy="vmap", chunk_size=chunk)
+        results.append(energy(pivots, torch.Generator().manual_seed(2)))
+    for losses, grads in results[1:]:
+        torch.testing.assert_close(losses, results[0][0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(grads, results[0][1], rtol=1e-4, atol=1e-6)
+    assert 1 <= energy._auto_chunk_size(16)
+
+
+def test_auto_times_both_strategies_then_keeps_one_and_resumes_with_it(digits):
+    x, y = digits
+    net = mlp_net()
+    pivots = near(ParameterLayout.from_module(net).flatten(net), 4)
+    auto = NetworkEnergy(net, x, y, batch_size=16)
+    loop = NetworkEnergy(net, x, y, batch_size=16, strategy="loop")
+    assert isinstance(auto, Energy) and auto.strategy_used is None
+    for call in range(4):  # warm-up and timed call of each: real results
+        losses, _ = auto(pivots, torch.Generator().manual_seed(call))
+        expected, _ = loop(pivots, torch.Generator().manual_seed(call))
+        torch.testing.assert_close(losses, expected, rtol=1e-5, atol=1e-6)
+    assert auto.strategy_used in ("vmap", "loop")
+    state = auto.state_dict()
+    assert state["strategy"] == auto.strategy_used
+
+    resumed = NetworkEnergy(net, x, y, batch_size=16)
+    resumed.load_state_dict(state)
+    assert resumed.strategy_used == auto.strategy_used
+    a = auto(pivots, torch.Generator().manual_seed(9))
+    b = resumed(pivots, torch.Generator().manual_seed(9))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+    with pytest.raises(ValueError, match="strategy"):
+        NetworkEnergy(net, x, y, strategy="vmap").load_state_dict({"strategy": "loop"})
+
+
+# ----- deterministic evaluation ----------------------------------------------------
+
+
+def test_evaluate_recalibrates_batchnorm_at_each_point(digits):
+    x, y = digits
+    images = x.view(-1, 1, 8, 8)
+    a = warm_buffers(cnn_net(seed=0), images, scale=1.0)
+    b = warm_buffers(cnn_net(seed=1), images, scale=3.0)
+    layout = ParameterLayout.from_module(a)
+    mid = 0.5 * (layout.flatten(a) + layout.flatten(b))
+    energy = NetworkEnergy(a, images, y, eval_batch_size=1000)
+    (loss,) = energy.evaluate(mid[None]).tolist()
+
+    # By hand: BN statistics of the midpoint from one pass over the training data.
+    module = copy.deepcopy(a)
+    layout.load_into(module, mid)
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    module.train()
+    with torch.no_grad():
+        module(images)
+        module.eval()
+        recalibrated = F.cross_entropy(module(images), y).item()
+    assert loss == pytest.approx(recalibrated, rel=1e-5)
+
+    # Interpolated buffers (as the authors' code does) give another number.
+    interpolated = copy.deepcopy(a)
+    state = {k: 0.5 * (v + b.state_dict()[k]) if v.is_floating_point() else v for k, v in a.state_dict().items()}
+    interpolated.load_state_dict(state)
+    with torch.no_grad():
+        stale = F.cross_entropy(interpolated.eval()(images), y).item()
+    assert abs(stale - loss) > 1e-2
+
+    # The minimum itself is also recalibrated, and the energy's copy never leaks.
+    torch.testing.assert_close(energy.evaluate(mid[None]), torch.tensor([loss]))
+
+
+def test_evaluate_on_a_calibration_subset_is_deterministic(digits):
+    x, y = digits
+    images = x.view(-1, 1, 8, 8)
+    net = cnn_net()
+    energy = NetworkEnergy(net, images, y, calibration_size=50)
+    points = near(energy.layout.flatten(net), 2)
+    first = energy.evaluate(points)
+    assert torch.equal(first, energy.evaluate(points))
+    assert not torch.equal(first, NetworkEnergy(net, images, y).evaluate(points))
+
+
+def test_metrics_at_zero_parameters_are_hand_checked():
+    # All weights zero: uniform logits. Cross-entropy ln 10, every argmax is class 0.
+    split = data.digits().test
+    net = mlp_net()
+    energy = NetworkEnergy(net, split.inputs, split.targets, eval_batch_size=100)
+    zero = torch.zeros(1, energy.dim)
+    loss, error = energy.metrics(zero, split.inputs, split.targets)
+    assert loss.item() == pytest.approx(math.log(10), rel=1e-6)
+    assert error.item() == pytest.approx((split.targets != 0).float().mean().item())
+    assert energy.evaluate(zero).item() == pytest.approx(math.log(10), rel=1e-6)
+
+    # XOR with binary cross-entropy: logit 0 -> ln 2; "> 0" predicts 0, half wrong.
+    points = data.xor()
+    xor = NetworkEnergy(models.xor_net(), points.inputs, points.targets, loss="bce")
+    zero = torch.zeros(1, xor.dim)
+    loss, error = xor.metrics(zero, points.inputs, points.targets)
+    assert loss.item() == pytest.approx(math.log(2)) and error.item() == 0.5
+    losses, grads = xor(zero.expand(2, -1))
+    assert torch.allclose(losses, torch.tensor(math.log(2)))
+    # Output bias gradient: mean(sigmoid(0) - t) = 0.5 - 0.5 = 0; hidden weights see 0.
+    assert torch.allclose(grads, torch.zeros_like(grads))
+
+
+def test_mse_and_callable_losses_agree(digits):
+    x, y = digits
+    targets = torch.nn.functional.one_hot(y, 10).float()
+    net = mlp_net()
+    pivots = near(ParameterLayout.from_module(net).flatten(net), 2)
+    named = NetworkEnergy(net, x, targets, loss="mse", batch_size=16, strategy="vmap")
+    custom = NetworkEnergy(net, x, targets, loss=lambda o, t: ((o - t) ** 2).mean(), batch_size=16, strategy="loop")
+    a = named(pivots, torch.Generator().manual_seed(0))
+    b = custom(pivots, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    loss, error = named.metrics(pivots, x, targets)
+    assert loss.shape == (2,) and torch.isnan(error).all()
+
+
+def test_results_come_back_in_the_pivots_dtype(digits):
+    x, y = digits
+    net = mlp_net()
+    energy = NetworkEnergy(net, x, y, strategy="loop")
+    pivots = near(energy.layout.flatten(net), 2).double()
+    losses, grads = energy(pivots)
+    assert losses.dtype == grads.dtype == energy.evaluate(pivots).dtype == torch.float64
+
+
+def test_bad_shapes_and_options_raise_clear_errors(digits):
+    x, y = digits
+    net = mlp_net()
+    energy = NetworkEnergy(net, x, y)
+    with pytest.raises(ValueError, match=rf"shape \(N, {energy.dim}\)"):
+        energy(torch.zeros(energy.dim))
+    with pytest.raises(ValueError, match=rf"shape \(N, {energy.dim}\)"):
+        energy(torch.zeros(2, energy.dim + 1))
+    with pytest.raises(ValueError, match="points of shape"):
+        energy.evaluate(torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="same number of rows"):
+        NetworkEnergy(net, x, y[:10])
+    with pytest.raises(ValueError, match="unknown loss"):
+        NetworkEnergy(net, x, y, loss="hinge")
+    with pytest.raises(ValueError, match="unknown strategy"):
+        NetworkEnergy(net, x, y, strategy="fast")
+    with pytest.raises(ValueError, match="chunk_size"):
+        NetworkEnergy(net, x, y, chunk_size=0)
