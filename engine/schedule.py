@@ -120,9 +120,9 @@ def optimiser_names() -> list[str]:
 
 
 def _optimiser_problems(name: object, args: object, lr: object) -> list[str]:
-    if not isinstance(name, str) or name not in optimiser_names():
-        hint = _did_you_mean(name, optimiser_names())
-        return [f"optimiser must name a torch.optim optimiser class, got {name!r}{hint}"]
+    names = optimiser_names()
+    if name not in names:
+        return [f"optimiser must name a torch.optim optimiser class, got {name!r}{_did_you_mean(name, names)}"]
     if not isinstance(args, Mapping) or not all(isinstance(k, str) for k in args):
         return [f"optimiser_args must be a table of keyword arguments, got {args!r}"]
     import torch
