@@ -18,7 +18,8 @@ _REGISTRY: dict[str, type["Event"]] = {}
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """CycleStarted -> cycle_started, MSTEdgeAdded -> mst_edge_added."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 @dataclass(frozen=True)

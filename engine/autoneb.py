@@ -1,0 +1,586 @@
+"""AutoNEB (Kolsbjerg, Groves & Hammer 2016) between two minima.
+
+    Initialise pivots equally spaced on the segment theta_1 -> theta_2.
+    for each cycle of the schedule:
+        insert pivots where the residual is large (cycle 1: the initial fill)
+        optimise the band with NEB (steps, lr, optimiser of the cycle)
+        evaluate the loss densely along the band
+
+A ``Connection`` is one such run as an explicit, resumable object: ``run()``
+honours a stop request at any step boundary, ``state_dict()`` holds everything
+(pivots, optimiser state, schedule position, random state), and a connection
+rebuilt with ``Connection.from_state`` finishes bit for bit as one that never
+stopped. Restarts (several bands from randomly perturbed starting paths, the
+lowest saddle kept) guard against a band stalling in a local MEP.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from engine import events
+from engine.band import dense_fractions, dense_points, linear_path, respace
+from engine.energy.base import Energy
+from engine.events import EventSink
+from engine.insertion import choose_insertions, insert_pivots
+from engine.neb import neb_forces
+from engine.schedule import Cycle, Schedule
+from engine.tangent import TANGENTS
+
+StopRequest = Callable[[], bool]
+
+
+class DivergedError(RuntimeError):
+    """The band's loss became NaN or infinite: the learning rate is too high for this energy."""
+
+
+@dataclass
+class Profile:
+    """The loss along a path: positions are fractions of arc length, 0 .. 1."""
+
+    positions: list[float]
+    losses: list[float]
+
+    @property
+    def saddle_index(self) -> int:
+        return max(range(len(self.losses)), key=lambda i: self.losses[i])
+
+    @property
+    def saddle_energy(self) -> float:
+        return self.losses[self.saddle_index]
+
+    @property
+    def saddle_position(self) -> float:
+        return self.positions[self.saddle_index]
+
+
+@dataclass
+class CycleRecord:
+    """What one cycle left behind: the band's dense profile at its end."""
+
+    restart: int
+    cycle: int  # 1-based
+    pivots: int
+    saddle_energy: float
+    saddle_position: float
+    profile: Profile
+    pivot_positions: list[float]
+    pivot_losses: list[float]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CycleRecord":
+        d = dict(d)
+        d["profile"] = Profile(**d["profile"])
+        return cls(**d)
+
+
+@dataclass
+class ConnectionResult:
+    """The outcome of connecting two minima."""
+
+    pair: tuple[int, int]
+    pivots: Tensor  # (N, D), the chosen band
+    pivot_positions: list[float]
+    pivot_losses: list[float]
+    profile: Profile  # dense profile of the chosen band
+    saddle_point: Tensor  # (D,), where the profile peaks
+    linear: Profile  # the straight segment between the minima, for comparison
+    history: list[CycleRecord]  # every cycle of every restart
+    restart_saddles: list[float]  # the saddle energy each restart reached
+    best_restart: int
+
+    @property
+    def saddle_energy(self) -> float:
+        return self.profile.saddle_energy
+
+    @property
+    def saddle_position(self) -> float:
+        return self.profile.saddle_position
+
+    @property
+    def linear_saddle_energy(self) -> float:
+        return self.linear.saddle_energy
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able description without the (possibly huge) parameter vectors."""
+        return {
+            "pair": list(self.pair),
+            "saddle_energy": self.saddle_energy,
+            "saddle_position": self.saddle_position,
+            "linear_saddle_energy": self.linear_saddle_energy,
+            "linear_saddle_position": self.linear.saddle_position,
+            "pivots": self.pivots.shape[0],
+            "pivot_positions": self.pivot_positions,
+            "pivot_losses": self.pivot_losses,
+            "profile": asdict(self.profile),
+            "linear": asdict(self.linear),
+            "history": [asdict(r) for r in self.history],
+            "restart_saddles": self.restart_saddles,
+            "best_restart": self.best_restart,
+        }
+
+
+@dataclass
+class _Best:
+    """The best band seen so far (of a restart, or over all restarts)."""
+
+    record: CycleRecord
+    pivots: Tensor  # (N, D)
+    dense_losses: Tensor  # (M,)
+
+
+def _make_optimiser(cycle: Cycle, interior: torch.nn.Parameter) -> torch.optim.Optimizer:
+    optimiser_class = getattr(torch.optim, cycle.optimiser)
+    return optimiser_class([interior], lr=cycle.lr, **cycle.optimiser_args)
+
+
+def _carry_state(old: dict[str, Any], old_shape: torch.Size, rows: list[int], new_shape: torch.Size) -> dict[str, Any]:
+    """Move per-pivot optimiser state (momentum, ...) to a band with new pivots:
+    old interior row j goes to new row rows[j], new pivots start from zero."""
+    carried: dict[str, Any] = {}
+    for key, value in old.items():
+        if isinstance(value, Tensor) and value.shape == old_shape:
+            moved = value.new_zeros(new_shape)
+            moved[rows] = value
+            carried[key] = moved
+        else:
+            carried[key] = value
+    return carried
+
+
+def seed_for_pair(seed: int, pair: tuple[int, int]) -> int:
+    """A pair's own seed: its result does not depend on the order pairs are run in."""
+    a, b = pair
+    return (seed * 1_000_003 + a * 10_007 + b * 101) % (2**63 - 1)
+
+
+class Connection:
+    """AutoNEB between ``start`` and ``end`` (flat parameter vectors, (D,) each)."""
+
+    def __init__(
+        self,
+        energy: Energy,
+        schedule: Schedule,
+        start: Tensor,
+        end: Tensor,
+        *,
+        pair: tuple[int, int] = (0, 1),
+        seed: int = 0,
+        on_event: EventSink = events.ignore,
+    ):
+        for name, point in (("start", start), ("end", end)):
+            if point.dim() != 1 or point.shape[0] != energy.dim:
+                raise ValueError(f"{name} must be a flat vector of {energy.dim} entries, got shape {tuple(point.shape)}")
+            if not bool(torch.isfinite(point).all()):
+                raise ValueError(f"{name} holds NaN or infinite entries")
+        self.energy = energy
+        self.schedule = schedule
+        self.options = schedule.band
+        self.tangent = TANGENTS[self.options.tangent]
+        self.start = start.detach().clone()
+        self.end = end.detach().clone()
+        self.pair = (int(pair[0]), int(pair[1]))
+        self.seed = seed
+        self.on_event = on_event
+        self.generator = torch.Generator()
+        self.generator.manual_seed(seed)
+        # where the run stands
+        self.restart = 0
+        self.cycle = 0  # index into schedule.cycles
+        self.step = 0  # steps done in the current cycle
+        self.cycle_started = False
+        self.finished = False
+        # the band
+        self.pivots: Tensor | None = None  # (N, D)
+        self.fractions: Tensor | None = None  # (N,) target arc-length fractions
+        self.interior: torch.nn.Parameter | None = None  # view of pivots[1:-1]
+        self.optimiser: torch.optim.Optimizer | None = None
+        self.last_dense: Tensor | None = None  # (M,) dense losses at the end of the last cycle
+        # what has been learnt
+        self.linear: Profile | None = None
+        self.history: list[CycleRecord] = []
+        self.restart_best: _Best | None = None
+        self.overall_best: _Best | None = None
+        self.best_restart = 0
+        self.restart_saddles: list[float] = []
+        self.result: ConnectionResult | None = None
+
+    # --- running --------------------------------------------------------------
+
+    def run(self, should_stop: StopRequest | None = None) -> ConnectionResult | None:
+        """Run to the end, or until ``should_stop()`` is true at a step boundary
+        (then return None; ``state_dict()`` holds where it stands)."""
+        if self.finished:
+            return self.result
+        if self.linear is None:
+            self.linear = self._linear_profile()
+        cycles = self.schedule.cycles
+        while self.restart < self.options.restarts:
+            while self.cycle < len(cycles):
+                cycle = cycles[self.cycle]
+                if not self.cycle_started:
+                    self._begin_cycle(cycle)
+                while self.step < cycle.steps:
+                    if should_stop is not None and should_stop():
+                        return None
+                    self._neb_step(cycle)
+                self._end_cycle(cycle)
+            self._end_restart()
+        return self._finish(announce=True)
+
+    def _emit(self, event: events.Event) -> None:
+        self.on_event(event)
+
+    def _linear_profile(self) -> Profile:
+        count = (self.options.initial_pivots + 1) * (self.options.dense_points + 1) + 1
+        points = linear_path(self.start, self.end, count)
+        losses = self.energy.evaluate(points)
+        positions = torch.linspace(0.0, 1.0, count, dtype=torch.float64)
+        return Profile(positions.tolist(), [float(v) for v in losses])
+
+    def _set_band(self, pivots: Tensor, fractions: Tensor) -> None:
+        self.pivots = pivots
+        self.fractions = fractions
+        self.interior = torch.nn.Parameter(pivots[1:-1])  # shares storage: optimiser steps move the band
+
+    def _initial_band(self) -> None:
+        count = self.options.initial_pivots + 2
+        pivots = linear_path(self.start, self.end, count)
+        if self.restart > 0 and self.options.restart_noise > 0:
+            distance = (self.end - self.start).norm()
+            noise = torch.randn(count - 2, pivots.shape[1], generator=self.generator, dtype=torch.float64)
+            scale = self.options.restart_noise * distance / math.sqrt(pivots.shape[1])
+            pivots[1:-1] += (noise * scale).to(pivots.dtype)
+        self._set_band(pivots, torch.linspace(0.0, 1.0, count, dtype=torch.float64))
+
+    def _begin_cycle(self, cycle: Cycle) -> None:
+        old_interior = self.interior
+        kept_rows: list[int] | None = None
+        if self.pivots is None:
+            self._initial_band()
+        elif cycle.insert and self.last_dense is not None:
+            kept_rows = self._insert(cycle)
+        assert self.pivots is not None and self.interior is not None
+        old_optimiser = self.optimiser
+        self.optimiser = _make_optimiser(cycle, self.interior)
+        carry = (
+            not self.options.reset_optimiser
+            and old_optimiser is not None
+            and old_interior is not None
+            and type(old_optimiser) is type(self.optimiser)
+        )
+        if carry:
+            old_state = old_optimiser.state.get(old_interior, {})  # type: ignore[union-attr]
+            rows = kept_rows if kept_rows is not None else list(range(old_interior.shape[0]))  # type: ignore[union-attr]
+            self.optimiser.state[self.interior] = _carry_state(
+                old_state, old_interior.shape, rows, self.interior.shape  # type: ignore[union-attr]
+            )
+        self.cycle_started = True
+        self._emit(
+            events.CycleStarted(
+                pair=self.pair,
+                restart=self.restart,
+                cycle=self.cycle + 1,
+                cycles=len(self.schedule.cycles),
+                steps=cycle.steps,
+                lr=cycle.lr,
+                optimiser=cycle.optimiser,
+                batch_size=cycle.batch_size,
+                insert=cycle.insert,
+                climb=cycle.climb,
+                pivots=self.pivots.shape[0],
+            )
+        )
+
+    def _insert(self, cycle: Cycle) -> list[int] | None:
+        """Insert pivots by the residual rule; returns where the old interior rows went."""
+        assert self.pivots is not None and self.fractions is not None and self.last_dense is not None
+        room = self.options.max_pivots - self.pivots.shape[0]
+        limit = room if cycle.max_insert is None else min(room, cycle.max_insert)
+        if limit <= 0:
+            return None
+        chosen = choose_insertions(
+            self.last_dense,
+            self.options.dense_points,
+            threshold=self.options.insertion_threshold,
+            scale=self.options.insertion_scale,
+            rule=self.options.insertion_rule,
+            limit=limit,
+        )
+        if not chosen:
+            return None
+        pivots, fractions, new_indices = insert_pivots(self.pivots, self.fractions, chosen)
+        if self.options.spacing == "equal":
+            fractions = torch.linspace(0.0, 1.0, pivots.shape[0], dtype=torch.float64)
+        self._set_band(pivots, fractions)
+        new = set(new_indices)
+        kept_rows = [i - 1 for i in range(1, pivots.shape[0] - 1) if i not in new]
+        positions = dense_fractions(pivots, 0)
+        self._emit(
+            events.PivotsInserted(
+                pair=self.pair,
+                restart=self.restart,
+                cycle=self.cycle + 1,
+                positions=[float(positions[i]) for i in new_indices],
+                pivots=pivots.shape[0],
+            )
+        )
+        return kept_rows
+
+    def _neb_step(self, cycle: Cycle) -> None:
+        assert self.pivots is not None and self.interior is not None and self.optimiser is not None
+        pivots = self.pivots  # (N, D)
+        losses, grads = self.energy(pivots, generator=self.generator, batch_size=cycle.batch_size)
+        if not bool(torch.isfinite(losses).all()):
+            raise DivergedError(
+                f"the band diverged (loss {losses.max().item()}) in cycle {self.cycle + 1}, step {self.step + 1} "
+                f"of pair {self.pair}: lower the learning rate (it is {cycle.lr})"
+            )
+        if self.options.weight_decay:
+            grads = grads + self.options.weight_decay * pivots
+        tangents = self.tangent(pivots, losses)  # (N-2, D)
+        climber = 1 + int(torch.argmax(losses[1:-1])) if cycle.climb else None
+        forces = neb_forces(pivots, grads, tangents, self.options.spring, climber)
+        self.interior.grad = -forces.to(self.interior.dtype)
+        self.optimiser.step()
+        if math.isinf(self.options.spring):
+            self._respace(climber)
+        self.step += 1
+        if self.step % self.options.energy_every == 0 or self.step == cycle.steps:
+            self._emit(
+                events.StepEnergies(
+                    pair=self.pair,
+                    restart=self.restart,
+                    cycle=self.cycle + 1,
+                    step=self.step,
+                    losses=[float(v) for v in losses],
+                )
+            )
+
+    def _respace(self, climber: int | None) -> None:
+        """String method: move the pivots back to their target spacing along the path
+        (each side of a climbing image separately, so that it stays where it climbs)."""
+        assert self.pivots is not None and self.fractions is not None
+        equal = self.options.spacing == "equal"
+        with torch.no_grad():
+            if climber is None:
+                moved = respace(self.pivots, None if equal else self.fractions)
+                self.pivots[1:-1] = moved[1:-1]
+                return
+            for part, fractions in (
+                (slice(0, climber + 1), self.fractions[: climber + 1]),
+                (slice(climber, self.pivots.shape[0]), self.fractions[climber:]),
+            ):
+                sub = self.pivots[part]
+                if sub.shape[0] < 3:
+                    continue
+                if equal:
+                    target = None
+                else:
+                    target = (fractions - fractions[0]) / (fractions[-1] - fractions[0])
+                moved = respace(sub, target)
+                sub[1:-1] = moved[1:-1]
+
+    def _end_cycle(self, cycle: Cycle) -> None:
+        assert self.pivots is not None
+        between = self.options.dense_points
+        points = dense_points(self.pivots, between)
+        dense_losses = self.energy.evaluate(points).detach().to(torch.float64).cpu()
+        positions = dense_fractions(self.pivots, between)
+        profile = Profile(positions.tolist(), dense_losses.tolist())
+        record = CycleRecord(
+            restart=self.restart,
+            cycle=self.cycle + 1,
+            pivots=self.pivots.shape[0],
+            saddle_energy=profile.saddle_energy,
+            saddle_position=profile.saddle_position,
+            profile=profile,
+            pivot_positions=positions[:: between + 1].tolist(),
+            pivot_losses=dense_losses[:: between + 1].tolist(),
+        )
+        self.history.append(record)
+        self.last_dense = dense_losses
+        keep = (
+            self.restart_best is None
+            or self.options.select == "last"
+            or record.saddle_energy < self.restart_best.record.saddle_energy
+        )
+        if keep:
+            self.restart_best = _Best(record, self.pivots.detach().clone(), dense_losses)
+        self._emit(
+            events.CycleFinished(
+                pair=self.pair,
+                restart=self.restart,
+                cycle=self.cycle + 1,
+                positions=profile.positions,
+                losses=profile.losses,
+                pivot_positions=record.pivot_positions,
+                pivot_losses=record.pivot_losses,
+                saddle_energy=record.saddle_energy,
+                saddle_position=record.saddle_position,
+            )
+        )
+        self.cycle += 1
+        self.step = 0
+        self.cycle_started = False
+
+    def _end_restart(self) -> None:
+        assert self.restart_best is not None
+        saddle = self.restart_best.record.saddle_energy
+        self.restart_saddles.append(saddle)
+        if self.overall_best is None or saddle < self.overall_best.record.saddle_energy:
+            self.overall_best = self.restart_best
+            self.best_restart = self.restart
+        self.restart += 1
+        self.cycle = 0
+        self.step = 0
+        self.cycle_started = False
+        self.pivots = self.fractions = self.interior = self.optimiser = None
+        self.last_dense = None
+        self.restart_best = None
+
+    def _finish(self, announce: bool) -> ConnectionResult:
+        best = self.overall_best
+        assert best is not None and self.linear is not None
+        record = best.record
+        saddle_index = record.profile.saddle_index
+        between = self.options.dense_points
+        saddle_point = dense_points(best.pivots, between)[saddle_index].clone()
+        self.result = ConnectionResult(
+            pair=self.pair,
+            pivots=best.pivots,
+            pivot_positions=record.pivot_positions,
+            pivot_losses=record.pivot_losses,
+            profile=record.profile,
+            saddle_point=saddle_point,
+            linear=self.linear,
+            history=self.history,
+            restart_saddles=self.restart_saddles,
+            best_restart=self.best_restart,
+        )
+        self.finished = True
+        if announce:
+            self._emit(
+                events.ConnectionFinished(
+                    pair=self.pair,
+                    saddle_energy=self.result.saddle_energy,
+                    saddle_position=self.result.saddle_position,
+                    linear_saddle_energy=self.result.linear_saddle_energy,
+                    pivots=best.pivots.shape[0],
+                    cycles=len(self.schedule.cycles),
+                    restarts=self.options.restarts,
+                )
+            )
+        return self.result
+
+    # --- state ----------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue: {"tensors": {name: Tensor}, "meta": JSON-able}."""
+        tensors: dict[str, Tensor] = {
+            "start": self.start,
+            "end": self.end,
+            "rng": self.generator.get_state(),
+        }
+        meta: dict[str, Any] = {
+            "pair": list(self.pair),
+            "seed": self.seed,
+            "schedule": self.schedule.to_dict(),
+            "restart": self.restart,
+            "cycle": self.cycle,
+            "step": self.step,
+            "cycle_started": self.cycle_started,
+            "finished": self.finished,
+            "linear": asdict(self.linear) if self.linear is not None else None,
+            "history": [asdict(r) for r in self.history],
+            "restart_saddles": self.restart_saddles,
+            "best_restart": self.best_restart,
+            "energy": self.energy.state_dict() if hasattr(self.energy, "state_dict") else None,
+        }
+        if self.pivots is not None:
+            tensors["pivots"] = self.pivots
+            tensors["fractions"] = self.fractions  # type: ignore[assignment]
+        if self.last_dense is not None:
+            tensors["last_dense"] = self.last_dense
+        for name, best in (("restart_best", self.restart_best), ("overall_best", self.overall_best)):
+            if best is not None:
+                tensors[f"{name}.pivots"] = best.pivots
+                tensors[f"{name}.dense"] = best.dense_losses
+                meta[name] = asdict(best.record)
+        if self.optimiser is not None and self.interior is not None:
+            state = self.optimiser.state.get(self.interior, {})
+            meta["optimiser"] = {
+                "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in self.optimiser.param_groups],
+                "scalars": {k: v for k, v in state.items() if not isinstance(v, Tensor)},
+                "tensors": [k for k, v in state.items() if isinstance(v, Tensor)],
+            }
+            for key, value in state.items():
+                if isinstance(value, Tensor):
+                    tensors[f"optimiser.{key}"] = value
+        return {"tensors": {k: v.detach().clone() for k, v in tensors.items()}, "meta": meta}
+
+    @classmethod
+    def from_state(
+        cls,
+        energy: Energy,
+        schedule: Schedule,
+        state: dict[str, Any],
+        *,
+        on_event: EventSink = events.ignore,
+    ) -> "Connection":
+        """Rebuild a connection from ``state_dict()``; ``run()`` then continues it."""
+        tensors, meta = state["tensors"], state["meta"]
+        if meta["schedule"] != schedule.to_dict():
+            raise ValueError("the saved connection ran a different schedule: resume it with the schedule it was started with")
+        self = cls(energy, schedule, tensors["start"], tensors["end"], pair=tuple(meta["pair"]), seed=meta["seed"], on_event=on_event)
+        self.generator.set_state(tensors["rng"])
+        self.restart, self.cycle, self.step = meta["restart"], meta["cycle"], meta["step"]
+        self.cycle_started, self.finished = meta["cycle_started"], meta["finished"]
+        self.linear = Profile(**meta["linear"]) if meta["linear"] is not None else None
+        self.history = [CycleRecord.from_dict(r) for r in meta["history"]]
+        self.restart_saddles = list(meta["restart_saddles"])
+        self.best_restart = meta["best_restart"]
+        if meta.get("energy") is not None and hasattr(energy, "load_state_dict"):
+            energy.load_state_dict(meta["energy"])
+        if "pivots" in tensors:
+            self._set_band(tensors["pivots"].clone(), tensors["fractions"].clone())
+        if "last_dense" in tensors:
+            self.last_dense = tensors["last_dense"].clone()
+        for name in ("restart_best", "overall_best"):
+            if name in meta:
+                best = _Best(CycleRecord.from_dict(meta[name]), tensors[f"{name}.pivots"].clone(), tensors[f"{name}.dense"].clone())
+                setattr(self, name, best)
+        if "optimiser" in meta and self.interior is not None:
+            cycle = schedule.cycles[self.cycle]
+            self.optimiser = _make_optimiser(cycle, self.interior)
+            saved = meta["optimiser"]
+            for group, saved_group in zip(self.optimiser.param_groups, saved["param_groups"]):
+                group.update(saved_group)
+            param_state: dict[str, Any] = dict(saved["scalars"])
+            for key in saved["tensors"]:
+                param_state[key] = tensors[f"optimiser.{key}"].clone()
+            self.optimiser.state[self.interior] = param_state
+        if self.finished:
+            self._finish(announce=False)
+        return self
+
+
+def connect(
+    energy: Energy,
+    start: Tensor,
+    end: Tensor,
+    schedule: Schedule,
+    *,
+    pair: tuple[int, int] = (0, 1),
+    seed: int = 0,
+    on_event: EventSink = events.ignore,
+) -> ConnectionResult:
+    """Run AutoNEB between two minima to the end of the schedule."""
+    result = Connection(energy, schedule, start, end, pair=pair, seed=seed, on_event=on_event).run()
+    assert result is not None
+    return result

@@ -1,0 +1,74 @@
+"""Local tangents of the band at the interior pivots: the strategies of NEB.
+
+Each takes pivots (N, D) and their losses (N,) and returns unit tangents
+(N-2, D) for pivots 1 .. N-2.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+TangentFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def _unit(v: Tensor) -> Tensor:
+    return v / v.norm(dim=1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
+
+
+def paper_tangent(pivots: Tensor, losses: Tensor) -> Tensor:
+    """The paper's text: point to the neighbour with the higher loss."""
+    forward = _unit(pivots[2:] - pivots[1:-1])  # tau+  (N-2, D)
+    backward = _unit(pivots[1:-1] - pivots[:-2])  # tau-
+    higher_next = (losses[2:] > losses[:-2]).unsqueeze(1)
+    return torch.where(higher_next, forward, backward)
+
+
+def _mixed(forward: Tensor, backward: Tensor, losses: Tensor, lower_gets_more: bool) -> Tensor:
+    """Henkelman & Jonsson's case analysis; at an extremum the two segments are
+    mixed with weights dVmax / dVmin (swapped when ``lower_gets_more``)."""
+    v_prev, v_here, v_next = losses[:-2], losses[1:-1], losses[2:]
+    rising = (v_next > v_here) & (v_here > v_prev)
+    falling = (v_next < v_here) & (v_here < v_prev)
+    d_next, d_prev = (v_next - v_here).abs(), (v_prev - v_here).abs()
+    d_max, d_min = torch.maximum(d_next, d_prev), torch.minimum(d_next, d_prev)
+    next_is_higher = v_next > v_prev
+    if lower_gets_more:
+        w_forward = torch.where(next_is_higher, d_min, d_max)
+    else:
+        w_forward = torch.where(next_is_higher, d_max, d_min)
+    w_backward = d_max + d_min - w_forward
+    flat = (d_max == 0).unsqueeze(1)  # no energy difference: plain bisector
+    mixed = torch.where(
+        flat,
+        forward + backward,
+        w_forward.unsqueeze(1).to(forward.dtype) * forward + w_backward.unsqueeze(1).to(forward.dtype) * backward,
+    )
+    tangent = torch.where(rising.unsqueeze(1), forward, torch.where(falling.unsqueeze(1), backward, mixed))
+    return _unit(tangent)
+
+
+def improved_tangent(pivots: Tensor, losses: Tensor) -> Tensor:
+    """Henkelman & Jonsson (2000): the segment towards the higher neighbour where the
+    loss is monotone; at a local extremum the segments weighted by the energy
+    differences, the larger weight towards the higher neighbour. Raw segment vectors."""
+    forward = pivots[2:] - pivots[1:-1]
+    backward = pivots[1:-1] - pivots[:-2]
+    return _mixed(forward, backward, losses, lower_gets_more=False)
+
+
+def reference_tangent(pivots: Tensor, losses: Tensor) -> Tensor:
+    """The authors' public code: segment vectors normalised first, and at a local
+    extremum the segment towards the LOWER neighbour gets the larger weight."""
+    forward = _unit(pivots[2:] - pivots[1:-1])
+    backward = _unit(pivots[1:-1] - pivots[:-2])
+    return _mixed(forward, backward, losses, lower_gets_more=True)
+
+
+TANGENTS: dict[str, TangentFn] = {
+    "paper": paper_tangent,
+    "improved": improved_tangent,
+    "reference": reference_tangent,
+}
