@@ -218,7 +218,7 @@ class Landscape:
 
     @property
     def finished_reason(self) -> str | None:
-        """"all_pairs" | "tolerance" | "max_pairs" | "star", None while running."""
+        """Why it finished: "all_pairs", "tolerance", "max_pairs" or "star"; None while running."""
         return self._finished_reason
 
     def ready_pairs(self, in_flight: Iterable[Pair] = ()) -> list[Pair]:
