@@ -338,6 +338,22 @@ class Schedule:
         _check_names("replace_cycles", changes, Cycle)
         return replace(self, cycles=tuple(replace(c, **changes) for c in self.cycles))
 
+    def with_climbing(self, last: int | None = None) -> Schedule:
+        """The climbing image on in the last ``last`` cycles; by default in the final
+        phase (the trailing cycles that share the last cycle's lr), as ASE's AutoNEB
+        turns it on once the band has settled."""
+        if last is None:
+            last = 0
+            for cycle in reversed(self.cycles):
+                if cycle.lr != self.cycles[-1].lr:
+                    break
+                last += 1
+        if not (_is_int(last) and 1 <= last <= len(self.cycles)):
+            raise ScheduleError([f"last must be an integer in 1..{len(self.cycles)}, got {last!r}"], where="with_climbing")
+        first = len(self.cycles) - last
+        cycles = tuple(replace(c, climb=True) if i >= first else c for i, c in enumerate(self.cycles))
+        return replace(self, cycles=cycles)
+
     # -- serialisation --------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def error_lines(excinfo: pytest.ExceptionInfo[ScheduleError]) -> list[str]:
 
 
 def test_preset_names() -> None:
-    assert preset_names() == ["paper", "reference"]
+    assert preset_names() == ["paper", "reference", "surface"]
 
 
 def test_paper_preset_numbers() -> None:
@@ -369,3 +369,13 @@ def test_cycles_given_as_a_list_become_a_tuple() -> None:
     schedule = Schedule(cycles=[Cycle(steps=3, lr=0.1)])  # type: ignore[arg-type]
     assert schedule.cycles == (Cycle(steps=3, lr=0.1),)
     assert schedule.total_steps == 3
+
+
+def test_surface_preset_and_climbing_in_the_final_phase() -> None:
+    surface = load_schedule("surface")
+    assert max(c.lr for c in surface.cycles) < 1e-3  # stable on gradients in the hundreds
+    climbing = surface.with_climbing()
+    assert [c.climb for c in climbing.cycles] == [False] * 8 + [True] * 4
+    assert [c.climb for c in surface.with_climbing(1).cycles][-2:] == [False, True]
+    with pytest.raises(ScheduleError, match="last must be an integer in 1..12"):
+        surface.with_climbing(0)

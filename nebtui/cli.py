@@ -1,0 +1,33 @@
+"""The ``nebtui`` command line. Starts fast: nothing here imports torch; each
+command imports the engine only when it runs."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from nebtui.demo import demo
+
+app = typer.Typer(
+    name="nebtui",
+    help="Connect trained networks by low-loss paths with AutoNEB, live in the terminal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.command(no_args_is_help=True)(demo)
+
+
+@app.callback()
+def callback() -> None:
+    """nebtui: minimum energy paths between minima (Draxler et al. 2018)."""
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        print("nebtui: interrupted", file=sys.stderr)
+        sys.exit(130)
