@@ -257,7 +257,7 @@ def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nope.toml"
     with pytest.raises(ScheduleError) as excinfo:
         load_schedule(path)
-    assert str(excinfo.value) == f"{path}: no such schedule file (presets: paper, reference)"
+    assert str(excinfo.value) == f"{path}: no such schedule file (presets: paper, reference, surface)"
 
 
 def test_unreadable_file(tmp_path: Path) -> None:
