@@ -54,6 +54,12 @@ def neb_forces(
     if math.isfinite(spring):
         forces = forces + spring_force(pivots, tangents, spring)
     if climber is not None:
+        count = pivots.shape[0]
+        if not 1 <= climber <= count - 2:
+            raise ValueError(
+                f"the climbing image must be an interior pivot (1 .. {count - 2} of {count}), got {climber}: "
+                "pass the index into pivots, not into the interior rows"
+            )
         i = climber - 1
         forces[i] = climbing_force(interior_grads[i], tangents[i])
     return forces
