@@ -25,6 +25,12 @@ def residuals(dense_losses: Tensor, between: int) -> Tensor:
 
     ``dense_losses`` are the losses at ``dense_points(pivots, between)``."""
     losses = dense_losses.to(torch.float64)
+    rows = losses.shape[0]
+    if rows < between + 2 or (rows - 1) % (between + 1) != 0:
+        raise ValueError(
+            f"{rows} dense losses do not fit a band with {between} points between pivots "
+            f"((N-1) * {between + 1} + 1 for N >= 2 pivots): evaluate dense_points(pivots, {between})"
+        )
     pivot_losses = losses[:: between + 1]  # (N,)
     inner = torch.stack(
         [losses[i * (between + 1) + 1 : (i + 1) * (between + 1)] for i in range(pivot_losses.shape[0] - 1)]
