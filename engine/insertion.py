@@ -7,7 +7,7 @@ The residual at a dense point a fraction ``alpha`` into segment i is
 
 and a segment is refined when its largest residual exceeds ``threshold`` times
 the energy range of the path (max - min of the dense profile, the paper's text,
-or of the pivot losses, the authors' code).
+or of the pivot losses, the authors' code, unless those are all equal).
 """
 
 from __future__ import annotations
@@ -67,8 +67,11 @@ def choose_insertions(
     losses = dense_losses.to(torch.float64)
     if losses.shape[0] < between + 2:
         return []
-    reference = losses[:: between + 1] if scale == "pivots" else losses
-    energy_range = float(reference.max() - reference.min())
+    pivot_losses = losses[:: between + 1]  # (N,)
+    dense_range = float(losses.max() - losses.min())
+    pivot_range = float(pivot_losses.max() - pivot_losses.min())
+    # equal pivot losses (ends related by a symmetry) would hide any barrier: use the dense range
+    energy_range = pivot_range if scale == "pivots" and pivot_range > 0 else dense_range
     if not energy_range > 0:
         return []
     scores = residuals(losses, between) / energy_range  # (N-1, between)
