@@ -29,7 +29,7 @@ def arc_fractions(pivots: Tensor) -> Tensor:
     lengths = segment_lengths(pivots).to(torch.float64)
     total = lengths.sum()
     if total <= 0:
-        return torch.linspace(0.0, 1.0, pivots.shape[0], dtype=torch.float64)
+        return torch.linspace(0.0, 1.0, pivots.shape[0], dtype=torch.float64, device=pivots.device)
     cumulative = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)])
     fractions = cumulative / total
     fractions[-1] = 1.0
@@ -38,7 +38,7 @@ def arc_fractions(pivots: Tensor) -> Tensor:
 
 def points_at(pivots: Tensor, fractions: Tensor) -> Tensor:
     """Points at the given arc-length fractions (0 .. 1) along the piecewise-linear path: (M, D)."""
-    fractions = fractions.to(torch.float64).clamp(0.0, 1.0)
+    fractions = fractions.to(device=pivots.device, dtype=torch.float64).clamp(0.0, 1.0)
     lengths = segment_lengths(pivots).to(torch.float64)  # (N-1,)
     cumulative = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)])  # (N,)
     targets = fractions * cumulative[-1]  # (M,)
@@ -47,8 +47,6 @@ def points_at(pivots: Tensor, fractions: Tensor) -> Tensor:
     segment = segment.clamp(0, pivots.shape[0] - 2)
     alpha = (targets - cumulative[segment]) / lengths[segment].clamp_min(torch.finfo(torch.float64).tiny)
     alpha = alpha.clamp(0.0, 1.0).to(pivots.dtype).unsqueeze(1)  # (M, 1)
-    segment = segment.to(pivots.device)
-    alpha = alpha.to(pivots.device)
     return pivots[segment] + alpha * (pivots[segment + 1] - pivots[segment])
 
 
@@ -84,6 +82,6 @@ def dense_fractions(pivots: Tensor, between: int) -> Tensor:
     """Arc-length fractions of the rows of ``dense_points(pivots, between)``."""
     fractions = arc_fractions(pivots)  # (N,)
     widths = fractions[1:] - fractions[:-1]  # (N-1,)
-    alphas = torch.arange(0, between + 1, dtype=torch.float64) / (between + 1)
+    alphas = torch.arange(0, between + 1, dtype=torch.float64, device=pivots.device) / (between + 1)
     inner = fractions[:-1].unsqueeze(1) + alphas.unsqueeze(0) * widths.unsqueeze(1)
     return torch.cat([inner.reshape(-1), fractions[-1:]])
