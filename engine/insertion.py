@@ -35,7 +35,7 @@ def residuals(dense_losses: Tensor, between: int) -> Tensor:
     inner = torch.stack(
         [losses[i * (between + 1) + 1 : (i + 1) * (between + 1)] for i in range(pivot_losses.shape[0] - 1)]
     )  # (N-1, between)
-    alphas = dense_alphas(between).unsqueeze(0)  # (1, between)
+    alphas = dense_alphas(between).to(losses.device).unsqueeze(0)  # (1, between)
     linear = (1 - alphas) * pivot_losses[:-1].unsqueeze(1) + alphas * pivot_losses[1:].unsqueeze(1)
     return inner - linear
 
@@ -78,7 +78,7 @@ def choose_insertions(
     best_score, best_index = scores.max(dim=1)
     alphas = dense_alphas(between)
     candidates = [
-        Insertion(segment=i, alpha=float(alphas[best_index[i]]), score=float(best_score[i]))
+        Insertion(segment=i, alpha=float(alphas[int(best_index[i])]), score=float(best_score[i]))
         for i in range(scores.shape[0])
         if best_score[i] > threshold
     ]
