@@ -27,10 +27,10 @@ def arc_fractions(pivots: Tensor) -> Tensor:
 
     A path of zero length (all pivots equal) gets equal fractions."""
     lengths = segment_lengths(pivots).to(torch.float64)
-    total = lengths.sum()
+    cumulative = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)])  # (N,)
+    total = cumulative[-1]  # the same sum as the cumulative one: fractions stay <= 1 and ordered
     if total <= 0:
         return torch.linspace(0.0, 1.0, pivots.shape[0], dtype=torch.float64, device=pivots.device)
-    cumulative = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)])
     fractions = cumulative / total
     fractions[-1] = 1.0
     return fractions
