@@ -31,6 +31,21 @@ class Surface(CallableEnergy):
     def potential(self, x: Tensor) -> Tensor:  # (N, 2) -> (N,)
         raise NotImplementedError
 
+    def potential_and_gradient(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(N, 2) -> losses (N,), gradients (N, 2), in closed form (no autograd:
+        a band on a 2-D surface takes thousands of tiny steps)."""
+        raise NotImplementedError
+
+    def __call__(
+        self,
+        pivots: Tensor,
+        generator: torch.Generator | None = None,
+        batch_size: int | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        self._check(pivots)
+        with torch.no_grad():
+            return self.potential_and_gradient(pivots)
+
     def minimum_positions(self, dtype: torch.dtype = torch.float64) -> Tensor:
         """The known minima as an (M, 2) tensor, in the order of ``minima``."""
         return torch.tensor([m.position for m in self.minima], dtype=dtype)
@@ -66,6 +81,18 @@ class MuellerBrown(Surface):
             total = total + A * torch.exp(a * dx * dx + b * dx * dy + c * dy * dy)
         return total
 
+    def potential_and_gradient(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        px, py = x[:, 0], x[:, 1]
+        total = torch.zeros_like(px)
+        grad = torch.zeros_like(x)
+        for A, a, b, c, x0, y0 in zip(self.A, self.a, self.b, self.c, self.x0, self.y0):
+            dx, dy = px - x0, py - y0
+            term = A * torch.exp(a * dx * dx + b * dx * dy + c * dy * dy)
+            total += term
+            grad[:, 0] += term * (2 * a * dx + b * dy)
+            grad[:, 1] += term * (b * dx + 2 * c * dy)
+        return total, grad
+
 
 class Himmelblau(Surface):
     """Himmelblau's function: four minima at energy 0 joined by four saddles."""
@@ -88,6 +115,13 @@ class Himmelblau(Surface):
     def potential(self, x: Tensor) -> Tensor:  # (N, 2) -> (N,)
         px, py = x[:, 0], x[:, 1]
         return (px * px + py - 11.0) ** 2 + (px + py * py - 7.0) ** 2
+
+    def potential_and_gradient(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        px, py = x[:, 0], x[:, 1]
+        u = px * px + py - 11.0
+        v = px + py * py - 7.0
+        grad = torch.stack([4 * px * u + 2 * v, 2 * u + 4 * py * v], dim=1)
+        return u * u + v * v, grad
 
 
 SURFACES: dict[str, type[Surface]] = {s.name: s for s in (MuellerBrown, Himmelblau)}
