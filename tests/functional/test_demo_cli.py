@@ -1,0 +1,86 @@
+"""The demo command as a user runs it: a real subprocess of the installed script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+NEBTUI = str(Path(sys.executable).with_name("nebtui"))
+
+
+def run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([NEBTUI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_headless_demo_prints_progress_and_the_mst():
+    done = run("demo", "muller-brown", "--headless", "--scale", "0.25")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("pair (0, 1) restart 1 cycle 1:") for line in lines)
+    assert "finished: all pairs" in lines
+    tree = lines[lines.index("minimum spanning tree (saddle energies)") + 1 :]
+    assert len(tree) == 2
+    saddles = sorted(float(line.split("saddle")[1].split()[0]) for line in tree)
+    assert saddles[0] == pytest.approx(-72.25, abs=0.1)
+    assert saddles[1] == pytest.approx(-40.66, abs=1.0)
+
+
+def test_json_demo_with_climbing_image_reaches_both_saddles():
+    done = run("demo", "muller-brown", "--json", "--climb", "--seed", "1")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)  # one JSON object, nothing else on stdout
+    assert [m["id"] for m in result["minima"]] == [0, 1, 2]
+    assert result["minima"][0]["energy"] == pytest.approx(-146.6995, abs=1e-3)
+    assert result["minima"][0]["position"] == pytest.approx([-0.55822, 1.44173], abs=1e-4)
+    assert {(p["a"], p["b"]) for p in result["paths"]} == {(0, 1), (0, 2), (1, 2)}
+    for path in result["paths"]:
+        assert set(path) >= {"saddle_energy", "saddle_position", "linear_saddle_energy", "pivots"}
+        assert path["pivots"][0] == result["minima"][path["a"]]["position"]
+        assert path["saddle_energy"] <= path["linear_saddle_energy"] + 0.01  # (1, 2): the segment is nearly the MEP
+    saddles = sorted(edge["saddle_energy"] for edge in result["mst"])
+    assert saddles == pytest.approx([-72.2489, -40.6648], abs=0.01)
+
+
+def test_paper_schedule_is_rescaled_for_the_surface():
+    done = run("demo", "muller-brown", "--headless", "--schedule", "paper", "--scale", "0.02")
+    assert done.returncode == 0, done.stderr
+    assert "note: lr scaled by 0.003" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message, code",
+    [
+        (("demo", "nowhere"), "nebtui: unknown demo 'nowhere': choose one of muller-brown, himmelblau", 1),
+        (("demo", "muller-brown", "--schedule", "/no/such.toml"), "/no/such.toml: no such schedule file", 2),
+        (("demo", "muller-brown", "--scale", "0"), "factor must be a finite number > 0, got 0.0", 2),
+        (("demo", "muller-brown", "--seed", "x"), "Invalid value for '--seed'", 2),
+    ],
+)
+def test_bad_input_is_one_clear_line(args, message, code):
+    done = run(*args)
+    assert done.returncode == code
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_bad_schedule_file_names_every_bad_field(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[band]\ninitial_pivots = 0\n\n[[phase]]\nsteps = -5\nlr = 0.1\noptimiser = 'SDG'\n")
+    done = run("demo", "muller-brown", "--schedule", str(bad))
+    assert done.returncode == 2
+    assert "initial_pivots" in done.stderr and "steps must be a positive integer, got -5" in done.stderr
+    assert "did you mean 'SGD'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_diverging_band_says_what_to_do(tmp_path):
+    hot = tmp_path / "hot.toml"
+    hot.write_text("[[phase]]\nsteps = 20\nlr = 1.0\n")
+    done = run("demo", "muller-brown", "--schedule", str(hot))
+    assert done.returncode == 1
+    assert "lower the learning rate" in done.stderr
+    assert "Traceback" not in done.stderr
