@@ -108,6 +108,14 @@ def _bool(name: str, value: object) -> str | None:
 # optimisers (torch is imported here, lazily)
 
 
+# Optimisers whose step needs more than the band's forces: LBFGS re-evaluates the
+# loss through a closure, Muon only takes 2-D matrices.
+UNSUPPORTED_OPTIMISERS = {
+    "LBFGS": "it re-evaluates the loss through a closure, which a band step does not have",
+    "Muon": "it only takes 2-D weight matrices, and the pivots are flat vectors",
+}
+
+
 def optimiser_names() -> list[str]:
     """Names of the torch.optim.Optimizer subclasses a cycle may use."""
     import torch.optim
@@ -115,12 +123,17 @@ def optimiser_names() -> list[str]:
     return sorted(
         name
         for name, obj in vars(torch.optim).items()
-        if isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer) and obj is not torch.optim.Optimizer
+        if isinstance(obj, type)
+        and issubclass(obj, torch.optim.Optimizer)
+        and obj is not torch.optim.Optimizer
+        and name not in UNSUPPORTED_OPTIMISERS
     )
 
 
 def _optimiser_problems(name: object, args: object, lr: object) -> list[str]:
     names = optimiser_names()
+    if name in UNSUPPORTED_OPTIMISERS:
+        return [f"optimiser {name} cannot drive a band: {UNSUPPORTED_OPTIMISERS[name]}; use SGD or Adam"]
     if name not in names:
         return [f"optimiser must name a torch.optim optimiser class, got {name!r}{_did_you_mean(name, names)}"]
     if not isinstance(args, Mapping) or not all(isinstance(k, str) for k in args):

@@ -379,3 +379,8 @@ def test_surface_preset_and_climbing_in_the_final_phase() -> None:
     assert [c.climb for c in surface.with_climbing(1).cycles][-2:] == [False, True]
     with pytest.raises(ScheduleError, match="last must be an integer in 1..12"):
         surface.with_climbing(0)
+
+
+def test_optimisers_that_cannot_step_a_band_are_refused() -> None:
+    with pytest.raises(ScheduleError, match="LBFGS cannot drive a band: it re-evaluates the loss through a closure"):
+        Cycle(steps=1, lr=0.1, optimiser="LBFGS")
