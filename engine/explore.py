@@ -98,35 +98,25 @@ class Exploration:
         )
         self.paths: dict[tuple[int, int], ConnectionResult] = {}
         self.connections: dict[tuple[int, int], Connection] = {}  # finished ones, for state_dict
-        self.current: Connection | None = None
+        self.running: dict[tuple[int, int], Connection] = {}  # started, not finished
         self.result: ExplorationResult | None = None
 
     def run(self, should_stop: StopRequest | None = None) -> ExplorationResult | None:
-        """Explore to the end, or until ``should_stop()`` (then None)."""
+        """Explore to the end, one pair at a time, or until ``should_stop()`` (then None)."""
         while True:
-            if self.current is None:
+            if not self.running:
                 pair = self.landscape.next_pair()
                 if pair is None:
                     break
-                self.current = self._connection(pair)
-            outcome = self.current.run(should_stop)
-            if outcome is None:
+                self.running[pair] = self.connection_for(pair)
+            connection = next(iter(self.running.values()))
+            if connection.run(should_stop) is None:
                 return None
-            a, b = outcome.pair
-            self.paths[(a, b)] = outcome
-            self.connections[(a, b)] = self.current
-            self.current = None
-            self.landscape.add_path(a, b, outcome.saddle_energy)
-        self.result = ExplorationResult(
-            minima=self.minima,
-            energies=self.energies,
-            paths=self.paths,
-            mst=self.landscape.mst(),
-            finished_reason=self.landscape.finished_reason or "",
-        )
-        return self.result
+            self.record(connection)
+        return self.finish()
 
-    def _connection(self, pair: tuple[int, int]) -> Connection:
+    def connection_for(self, pair: tuple[int, int]) -> Connection:
+        """A new connection for ``pair`` with the pair's own seed (the same wherever it runs)."""
         a, b = pair
         return Connection(
             self.energy,
@@ -138,6 +128,25 @@ class Exploration:
             on_event=self.on_event,
         )
 
+    def record(self, connection: Connection) -> None:
+        """A finished connection: its path joins the landscape."""
+        assert connection.result is not None, "only finished connections can be recorded"
+        a, b = connection.pair
+        self.running.pop((a, b), None)
+        self.paths[(a, b)] = connection.result
+        self.connections[(a, b)] = connection
+        self.landscape.add_path(a, b, connection.result.saddle_energy)
+
+    def finish(self) -> ExplorationResult:
+        self.result = ExplorationResult(
+            minima=self.minima,
+            energies=self.energies,
+            paths=self.paths,
+            mst=self.landscape.mst(),
+            finished_reason=self.landscape.finished_reason or "",
+        )
+        return self.result
+
     def state_dict(self) -> dict[str, Any]:
         """{"tensors": {name: Tensor}, "meta": JSON-able}: everything needed to continue."""
         tensors: dict[str, Tensor] = {"minima": self.minima}
@@ -146,17 +155,18 @@ class Exploration:
             "energies": self.energies,
             "landscape": self.landscape.state_dict(),
             "paths": {},
-            "current": None,
+            "running": {},
         }
         for (a, b), connection in self.connections.items():
             key = f"{a}-{b}"
             state = connection.state_dict()
             meta["paths"][key] = state["meta"]
             tensors.update({f"paths.{key}.{name}": t for name, t in state["tensors"].items()})
-        if self.current is not None:
-            state = self.current.state_dict()
-            meta["current"] = state["meta"]
-            tensors.update({f"current.{name}": t for name, t in state["tensors"].items()})
+        for (a, b), connection in self.running.items():
+            key = f"{a}-{b}"
+            state = connection.state_dict()
+            meta["running"][key] = state["meta"]
+            tensors.update({f"running.{key}.{name}": t for name, t in state["tensors"].items()})
         return {"tensors": tensors, "meta": meta}
 
     @classmethod
@@ -183,18 +193,20 @@ class Exploration:
         self.on_event = on_event
         self.landscape = Landscape.from_state(meta["landscape"], on_event=on_event)
         for key, path_meta in meta["paths"].items():
-            prefix = f"paths.{key}."
-            path_tensors = {k[len(prefix) :]: t for k, t in tensors.items() if k.startswith(prefix)}
-            connection = Connection.from_state(energy, schedule, {"tensors": path_tensors, "meta": path_meta})
+            connection = Connection.from_state(energy, schedule, _substate(tensors, f"paths.{key}.", path_meta))
             assert connection.result is not None
             self.paths[connection.pair] = connection.result
             self.connections[connection.pair] = connection
-        if meta["current"] is not None:
-            current_tensors = {k[len("current.") :]: t for k, t in tensors.items() if k.startswith("current.")}
-            self.current = Connection.from_state(
-                energy, schedule, {"tensors": current_tensors, "meta": meta["current"]}, on_event=on_event
+        for key, running_meta in meta["running"].items():
+            connection = Connection.from_state(
+                energy, schedule, _substate(tensors, f"running.{key}.", running_meta), on_event=on_event
             )
+            self.running[connection.pair] = connection
         return self
+
+
+def _substate(tensors: dict[str, Tensor], prefix: str, meta: dict[str, Any]) -> dict[str, Any]:
+    return {"tensors": {k[len(prefix) :]: t for k, t in tensors.items() if k.startswith(prefix)}, "meta": meta}
 
 
 def explore(
