@@ -1,0 +1,237 @@
+"""The append-only event log: one JSON object per line, ``{"seq": n, "time": t, ...event fields}``.
+
+One writer (the runner) appends; any number of readers replay and follow it.
+Each event is one ``os.write`` of a whole line, so what a killed writer had
+appended is already in the kernel's hands; a line cut short by a crash (no
+trailing newline) is never returned by a reader and is cut off by the next
+writer before it appends. A line that is not an event (not JSON, or no integer
+``seq``) is skipped and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from sessions.folder import SessionError
+
+_TAIL_CHUNK = 64 * 1024
+
+
+class EventLogError(SessionError):
+    """The event log cannot be written."""
+
+
+def _parse_line(line: bytes) -> dict[str, Any] | None:
+    """The event on one line (without its newline), or None if the line is not an event."""
+    try:
+        event = json.loads(line)
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+    if not isinstance(event, dict) or type(event.get("seq")) is not int:
+        return None
+    return event
+
+
+def _recover(fd: int) -> tuple[int, int]:
+    """(length of the complete lines, seq of the last event in them or -1), reading from the end."""
+    size = os.fstat(fd).st_size
+    end = size  # the complete lines end at the last newline
+    position = size
+    tail = b""
+    found_newline = False
+    while position > 0:
+        start = max(0, position - _TAIL_CHUNK)
+        chunk = os.pread(fd, position - start, start)
+        tail = chunk + tail
+        position = start
+        if not found_newline:
+            cut = tail.rfind(b"\n")
+            if cut < 0:
+                continue
+            found_newline = True
+            end = position + cut + 1
+            tail = tail[: cut + 1]
+        # Look for the last event among the complete lines read so far (the first may be partial).
+        lines = tail.split(b"\n")
+        for line in reversed(lines[1:] if position > 0 else lines):
+            event = _parse_line(line)
+            if event is not None:
+                return end, event["seq"]
+        if position > 0:
+            tail = lines[0]
+    return (end if found_newline else 0), -1
+
+
+class EventLogWriter:
+    """Appends events to a log; reopening an existing log continues its sequence.
+
+    ``fsync`` (default off) forces each line to the disk. Without it a killed
+    runner (kill -9, crash, SSH drop) still loses nothing, because every line
+    is written to the kernel at once; only a power loss or kernel crash can
+    lose the last events, and those are also covered by the fsynced
+    checkpoints. fsync per event costs milliseconds on a real disk.
+    """
+
+    def __init__(self, path: Path, *, fsync: bool = False) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise EventLogError(
+                    f"event log {self.path} already has a writer: only the session's runner writes it"
+                ) from None
+            self._size, last_seq = _recover(self._fd)
+            if self._size != os.fstat(self._fd).st_size:
+                os.ftruncate(self._fd, self._size)  # drop a line torn by a crash
+            self._next_seq = last_seq + 1
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    def append(self, event: dict[str, Any]) -> int:
+        """Write one event as one line and return its seq."""
+        if self._fd < 0:
+            raise EventLogError(f"event log {self.path} is closed")
+        clash = {"seq", "time"} & event.keys()
+        if clash:
+            raise ValueError(f"event fields {sorted(clash)} are set by the log: rename them")
+        seq = self._next_seq
+        record = {"seq": seq, "time": time.time(), **event}
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        view = memoryview(line)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError as exc:
+            try:  # take back a partial line so the next append starts clean
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                pass
+            raise EventLogError(
+                f"cannot append to the event log {self.path} ({exc.strerror}): free space or fix the folder, then resume"
+            ) from exc
+        self._size += len(line)
+        self._next_seq = seq + 1
+        return seq
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # also releases the writer's flock
+            self._fd = -1
+
+    def __enter__(self) -> "EventLogWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventLogReader:
+    """Reads complete events as they are appended. Never blocks, never returns half a line.
+
+    ``skipped`` counts lines that were not events. Gaps and repeats in ``seq``
+    are passed through as they are.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.skipped = 0
+        self._file: Any = None
+        self._inode: tuple[int, int] | None = None
+        self._line_start = 0  # offset of the first byte not yet returned as part of a complete line
+
+    def poll(self) -> list[dict[str, Any]]:
+        """The complete events written since the last call (possibly none)."""
+        if not self._reopen_if_replaced():
+            return []
+        size = os.fstat(self._file.fileno()).st_size
+        if size < self._line_start:  # cut below what we returned: a new log in the same place
+            self._line_start = 0
+        # Re-read from the start of the pending partial line: if a new writer cut that line
+        # off and appended, we see the new lines instead of a stale buffer.
+        self._file.seek(self._line_start)
+        data = self._file.read()
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            return []
+        self._line_start += cut + 1
+        events = []
+        for line in data[:cut].split(b"\n"):
+            event = _parse_line(line)
+            if event is None:
+                self.skipped += 1
+            else:
+                events.append(event)
+        return events
+
+    def follow(
+        self,
+        stop: threading.Event | Callable[[], bool] | None = None,
+        timeout: float | None = None,
+        interval: float = 0.05,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield events as they arrive, until ``stop`` is set / returns True, or ``timeout``
+        seconds pass without a new event (None: no timeout). Polls every ``interval`` seconds."""
+        is_set = stop.is_set if isinstance(stop, threading.Event) else (stop or (lambda: False))
+        last_event = time.monotonic()
+        while not is_set():
+            events = self.poll()
+            if events:
+                last_event = time.monotonic()
+                yield from events
+                continue
+            if timeout is not None and time.monotonic() - last_event >= timeout:
+                return
+            if isinstance(stop, threading.Event):
+                stop.wait(interval)
+            else:
+                time.sleep(interval)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> "EventLogReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _reopen_if_replaced(self) -> bool:
+        """Open the log (or reopen it if the path now names another file); False if it does not exist."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return self._file is not None
+        inode = (stat.st_dev, stat.st_ino)
+        if self._file is None or inode != self._inode:
+            self.close()
+            try:
+                self._file = open(self.path, "rb")
+            except FileNotFoundError:
+                return False
+            self._inode = (os.fstat(self._file.fileno()).st_dev, os.fstat(self._file.fileno()).st_ino)
+            self._line_start = 0
+        return True
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """Every complete event in the log (a missing log is empty)."""
+    with EventLogReader(path) as reader:
+        return reader.poll()

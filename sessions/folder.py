@@ -1,0 +1,389 @@
+"""One session on disk: a folder under the data home.
+
+Layout (names are the constants below)::
+
+    <home>/<id>/
+        session.json             schema version, id, created time, nebtui version
+        config.json              the run's config, a JSON-able dict
+        manifest.json            the minima: path, sha256, parameter count
+        events.jsonl             append-only event log (sessions.eventlog)
+        checkpoint.safetensors   newest checkpoint (sessions.checkpoint)
+        checkpoint.previous.safetensors
+        runner.log               the runner's stdout/stderr
+        lock                     one runner per session (sessions.lock)
+        heartbeat                the runner's last sign of life (unix time)
+        control.sock             the runner's control socket
+        results/                 reports and exports
+
+A folder is created whole or not at all (written under a temporary name inside
+the home, then renamed), so a half-written session is never listed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+SCHEMA_VERSION = 1
+
+SESSION_FILE = "session.json"
+CONFIG_FILE = "config.json"
+MANIFEST_FILE = "manifest.json"
+EVENTS_FILE = "events.jsonl"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+PREVIOUS_CHECKPOINT_FILE = "checkpoint.previous.safetensors"
+RUNNER_LOG_FILE = "runner.log"
+LOCK_FILE = "lock"
+HEARTBEAT_FILE = "heartbeat"
+CONTROL_SOCKET_FILE = "control.sock"
+RESULTS_DIR = "results"
+
+# Folders being created or removed carry these prefixes; names may not start with ".".
+CREATING_PREFIX = ".creating-"
+REMOVING_PREFIX = ".removing-"
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+
+
+class SessionError(Exception):
+    """A session problem the user can fix; the message is one line: what is wrong and what to do."""
+
+
+def nebtui_version() -> str:
+    """The installed nebtui version, or "unknown" when running from a bare source tree."""
+    try:
+        return metadata.version("nebtui")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it is a valid session id (letters, digits, -, _, .; 1-64 chars; no leading dot)."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or name.startswith("."):
+        raise SessionError(
+            f"invalid session name {name!r}: use 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One minimum of the session: where it was read from, its content hash, its size."""
+
+    path: str
+    sha256: str
+    parameters: int
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "ManifestEntry":
+        try:
+            path, sha256, parameters = raw["path"], raw["sha256"], raw["parameters"]
+        except (KeyError, TypeError) as exc:
+            raise SessionError(f"manifest entry {raw!r} lacks {exc}: give path, sha256 and parameters") from None
+        if not isinstance(path, str) or not path:
+            raise SessionError(f"manifest entry {raw!r}: path must be a non-empty string")
+        if not isinstance(sha256, str) or not _SHA256_PATTERN.fullmatch(sha256):
+            raise SessionError(f"manifest entry {path!r}: sha256 must be 64 lowercase hex digits, got {sha256!r}")
+        if type(parameters) is not int or parameters < 0:
+            raise SessionError(f"manifest entry {path!r}: parameters must be a count >= 0, got {parameters!r}")
+        return cls(path, sha256, parameters)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "parameters": self.parameters}
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """The contents of session.json."""
+
+    schema: int
+    id: str
+    created: float  # unix time
+    nebtui_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.schema, "id": self.id, "created": self.created, "nebtui_version": self.nebtui_version}
+
+
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace ``path`` by ``data`` at once: readers see the old or the new file, never half.
+
+    ``durable`` fsyncs the file and its folder so the new content survives a power loss.
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        try:
+            _write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_folder(path.parent)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make renames and new names inside ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _dump_json(obj: Any, what: str) -> bytes:
+    try:
+        return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+    except (TypeError, ValueError) as exc:
+        raise SessionError(f"the session {what} is not JSON-able ({exc}): give plain dicts, lists, str and numbers") from None
+
+
+class SessionFolder:
+    """One session folder: its paths, its metadata files and the runner's heartbeat."""
+
+    def __init__(self, path: Path, info: SessionInfo) -> None:
+        self.path = path
+        self.info = info
+
+    # ---- creating, opening, removing
+
+    @classmethod
+    def create(
+        cls,
+        home: Path,
+        name: str,
+        config: Mapping[str, Any],
+        manifest: Sequence[ManifestEntry | Mapping[str, Any]],
+    ) -> "SessionFolder":
+        """Create ``home/name`` with its metadata, atomically; a taken name is a SessionError."""
+        validate_name(name)
+        home = Path(home)
+        target = home / name
+        entries = [e if isinstance(e, ManifestEntry) else ManifestEntry.from_dict(e) for e in manifest]
+        info = SessionInfo(SCHEMA_VERSION, name, time.time(), nebtui_version())
+        files = {
+            SESSION_FILE: _dump_json(info.to_dict(), "info"),
+            CONFIG_FILE: _dump_json(dict(config), "config"),
+            MANIFEST_FILE: _dump_json([e.to_dict() for e in entries], "manifest"),
+            EVENTS_FILE: b"",
+        }
+        taken = (
+            f"session {name!r} already exists: choose another --session name or remove it with nebtui sessions rm {name}"
+        )
+        if os.path.lexists(target):
+            raise SessionError(taken)
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f"{CREATING_PREFIX}{name}-", dir=home))  # mode 0700
+        except OSError as exc:
+            raise SessionError(f"cannot create session {name!r} in {home} ({exc.strerror}): check the data home") from None
+        try:
+            for filename, data in files.items():
+                fd = os.open(tmp / filename, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                try:
+                    _write_all(fd, data)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            (tmp / RESULTS_DIR).mkdir(mode=0o700)
+            fsync_folder(tmp)
+            # rename() replaces an existing *empty* folder, so look again right before it.
+            if os.path.lexists(target):
+                raise SessionError(taken)
+            os.rename(tmp, target)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if os.path.lexists(target):
+                raise SessionError(taken) from None
+            raise SessionError(f"cannot create session {name!r} in {home} ({exc.strerror}): check the data home") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        fsync_folder(home)
+        return cls(target, info)
+
+    @classmethod
+    def open(cls, home: Path, id: str) -> "SessionFolder":
+        """Open an existing session; missing, corrupt or too new is a SessionError."""
+        home = Path(home)
+        missing = f"no session {id!r} in {home}: see the sessions with nebtui sessions list"
+        try:
+            validate_name(id)
+        except SessionError:
+            raise SessionError(missing) from None
+        path = home / id
+        if not path.is_dir():
+            raise SessionError(missing)
+        return cls(path, _read_info(path, id))
+
+    def remove(self) -> None:
+        """Delete the session folder; refused while a runner holds it. The folder first moves
+        aside, so a half-removed session is never listed."""
+        from sessions.lock import holder  # lock imports this module
+
+        pid = holder(self.lock_path)
+        if pid is not None:
+            raise SessionError(
+                f"session {self.id} is being run by pid {pid}: stop it with nebtui sessions stop {self.id} first"
+            )
+        aside = Path(tempfile.mkdtemp(prefix=f"{REMOVING_PREFIX}{self.id}-", dir=self.path.parent))
+        os.rename(self.path, aside / self.id)
+        shutil.rmtree(aside)
+
+    # ---- metadata
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def created(self) -> float:
+        return self.info.created
+
+    def config(self) -> dict[str, Any]:
+        return _read_json(self.config_path, self.id)
+
+    def manifest(self) -> list[ManifestEntry]:
+        raw = _read_json(self.manifest_path, self.id)
+        if not isinstance(raw, list):
+            raise _corrupt(self.id, MANIFEST_FILE, "not a list")
+        return [ManifestEntry.from_dict(e) for e in raw]
+
+    # ---- paths
+
+    @property
+    def session_path(self) -> Path:
+        return self.path / SESSION_FILE
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST_FILE
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / EVENTS_FILE
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / CHECKPOINT_FILE
+
+    @property
+    def previous_checkpoint_path(self) -> Path:
+        return self.path / PREVIOUS_CHECKPOINT_FILE
+
+    @property
+    def runner_log_path(self) -> Path:
+        return self.path / RUNNER_LOG_FILE
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / LOCK_FILE
+
+    @property
+    def heartbeat_path(self) -> Path:
+        return self.path / HEARTBEAT_FILE
+
+    @property
+    def control_socket_path(self) -> Path:
+        """Note: AF_UNIX paths are limited to about 107 bytes; bind via a relative path if longer."""
+        return self.path / CONTROL_SOCKET_FILE
+
+    @property
+    def results_path(self) -> Path:
+        return self.path / RESULTS_DIR
+
+    # ---- heartbeat
+
+    def beat(self, now: float | None = None) -> None:
+        """Record that the runner is alive (atomic replace; not fsynced: liveness, not history)."""
+        stamp = time.time() if now is None else now
+        write_atomic(self.heartbeat_path, f"{stamp!r}\n".encode(), durable=False)
+
+    def heartbeat_age(self, now: float | None = None) -> float | None:
+        """Seconds since the last beat, or None if there never was one (or it is unreadable)."""
+        try:
+            stamp = float(self.heartbeat_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return max(0.0, (time.time() if now is None else now) - stamp)
+
+    def __repr__(self) -> str:
+        return f"SessionFolder({str(self.path)!r})"
+
+
+def list_sessions(home: Path, errors: list[SessionError] | None = None) -> list[SessionFolder]:
+    """The sessions under ``home``, oldest first. Unreadable ones are skipped and, if given, added to ``errors``."""
+    home = Path(home)
+    found: list[SessionFolder] = []
+    try:
+        entries = sorted(os.scandir(home), key=lambda e: e.name)
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            found.append(SessionFolder.open(home, entry.name))
+        except SessionError as exc:
+            if errors is not None:
+                errors.append(exc)
+    return sorted(found, key=lambda s: (s.created, s.id))
+
+
+def _corrupt(id: str, filename: str, why: str) -> SessionError:
+    return SessionError(f"session {id!r} is corrupt ({filename}: {why}): remove it with nebtui sessions rm {id}")
+
+
+def _read_json(path: Path, id: str) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise _corrupt(id, path.name, "missing") from None
+    except (OSError, ValueError) as exc:
+        raise _corrupt(id, path.name, str(exc)) from None
+
+
+def _read_info(path: Path, id: str) -> SessionInfo:
+    raw = _read_json(path / SESSION_FILE, id)
+    if not isinstance(raw, dict):
+        raise _corrupt(id, SESSION_FILE, "not an object")
+    schema = raw.get("schema")
+    if type(schema) is not int or schema < 1:
+        raise _corrupt(id, SESSION_FILE, f"bad schema {schema!r}")
+    if schema > SCHEMA_VERSION:
+        raise SessionError(
+            f"session {id} was written by a newer nebtui (schema {schema}, this one reads {SCHEMA_VERSION}): "
+            "upgrade nebtui"
+        )
+    created, version = raw.get("created"), raw.get("nebtui_version")
+    if raw.get("id") != id:
+        raise _corrupt(id, SESSION_FILE, f"id {raw.get('id')!r} does not match the folder name")
+    if not isinstance(created, (int, float)) or isinstance(created, bool):
+        raise _corrupt(id, SESSION_FILE, f"bad created time {created!r}")
+    if not isinstance(version, str):
+        raise _corrupt(id, SESSION_FILE, f"bad nebtui version {version!r}")
+    return SessionInfo(schema, id, float(created), version)

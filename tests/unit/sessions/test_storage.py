@@ -1,0 +1,576 @@
+"""The session storage layer on real files and real processes: data home, session
+folders, the event log, checkpoints and the runner lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from sessions.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sessions.eventlog import EventLogError, EventLogReader, EventLogWriter, read_log
+from sessions.folder import (
+    CHECKPOINT_FILE,
+    EVENTS_FILE,
+    PREVIOUS_CHECKPOINT_FILE,
+    SCHEMA_VERSION,
+    SESSION_FILE,
+    ManifestEntry,
+    SessionError,
+    SessionFolder,
+    list_sessions,
+)
+from sessions.home import data_home
+from sessions.lock import LockedError, RunnerLock, holder, holder_info
+
+REPO = Path(__file__).resolve().parents[3]
+MINIMUM = {"path": "minima/a.safetensors", "sha256": "ab" * 32, "parameters": 1234}
+
+
+def _python(script: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env, text=True, **kwargs)
+
+
+def _raw_append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+# ---------------------------------------------------------------- data home
+
+
+def test_session_error_is_its_own_kind():
+    assert issubclass(SessionError, Exception)
+    assert not issubclass(SessionError, (ValueError, OSError))
+    assert issubclass(CheckpointError, SessionError) and issubclass(LockedError, SessionError)
+
+
+def test_data_home_from_variable_is_created_private(tmp_path):
+    home = data_home({"NEBTUI_HOME": str(tmp_path / "deep" / "home")})
+    assert home == tmp_path / "deep" / "home"
+    assert home.is_dir()
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert list(home.iterdir()) == []  # the write probe is cleaned up
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="XDG_DATA_HOME is the Linux user data folder")
+def test_data_home_defaults_to_the_user_data_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("NEBTUI_HOME", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert data_home() == tmp_path / "xdg" / "nebtui"
+    assert data_home({"NEBTUI_HOME": ""}) == tmp_path / "xdg" / "nebtui"
+
+
+def test_data_home_that_is_a_file_or_under_a_file_is_refused(tmp_path):
+    # Root bypasses permission bits, so these are the failures that hold for everyone.
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(SessionError, match=r"is not a folder: set NEBTUI_HOME to a writable folder"):
+        data_home({"NEBTUI_HOME": str(a_file)})
+    with pytest.raises(SessionError, match=r"cannot be created .*: set NEBTUI_HOME to a writable folder"):
+        data_home({"NEBTUI_HOME": str(a_file / "home")})
+
+
+def test_data_home_in_a_read_only_folder_is_refused(tmp_path):
+    locked = tmp_path / "ro"
+    locked.mkdir(mode=0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("root writes through permission bits; covered above by a file as home")
+        with pytest.raises(SessionError, match=r"is not writable .*: set NEBTUI_HOME"):
+            data_home({"NEBTUI_HOME": str(locked)})
+        with pytest.raises(SessionError, match=r"cannot be created"):
+            data_home({"NEBTUI_HOME": str(locked / "home")})
+    finally:
+        locked.chmod(0o700)
+
+
+# ---------------------------------------------------------------- session folders
+
+
+def test_create_then_open_round_trips(tmp_path):
+    config = {"preset": "paper", "pairs": [[0, 1]], "lr": 0.1}
+    made = SessionFolder.create(tmp_path, "run-1_a.b", config, [MINIMUM, ManifestEntry("b.pt", "cd" * 32, 7)])
+    assert made.path == tmp_path / "run-1_a.b"
+    assert stat.S_IMODE(made.path.stat().st_mode) == 0o700
+    assert sorted(os.listdir(tmp_path)) == ["run-1_a.b"]  # no temp folder left
+
+    opened = SessionFolder.open(tmp_path, "run-1_a.b")
+    assert opened.info == made.info
+    assert opened.info.schema == SCHEMA_VERSION and opened.id == "run-1_a.b"
+    assert abs(opened.created - time.time()) < 60
+    assert opened.config() == config
+    assert opened.manifest() == [ManifestEntry(**MINIMUM), ManifestEntry("b.pt", "cd" * 32, 7)]
+    assert opened.events_path.read_bytes() == b""
+    assert opened.results_path.is_dir()
+    assert opened.session_path.name == SESSION_FILE
+    names = [
+        opened.config_path, opened.manifest_path, opened.events_path, opened.checkpoint_path,
+        opened.previous_checkpoint_path, opened.runner_log_path, opened.lock_path, opened.heartbeat_path,
+        opened.control_socket_path, opened.results_path,
+    ]
+    assert [p.name for p in names] == [
+        "config.json", "manifest.json", "events.jsonl", "checkpoint.safetensors",
+        "checkpoint.previous.safetensors", "runner.log", "lock", "heartbeat", "control.sock", "results",
+    ]
+    assert all(p.parent == opened.path for p in names)
+
+
+def test_taken_name_is_refused_and_keeps_the_first(tmp_path):
+    SessionFolder.create(tmp_path, "x", {"n": 1}, [])
+    with pytest.raises(SessionError) as err:
+        SessionFolder.create(tmp_path, "x", {"n": 2}, [])
+    assert str(err.value) == (
+        "session 'x' already exists: choose another --session name or remove it with nebtui sessions rm x"
+    )
+    assert SessionFolder.open(tmp_path, "x").config() == {"n": 1}
+    assert sorted(os.listdir(tmp_path)) == ["x"]
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "..", ".hidden", "x" * 65, "sp ace", "é"])
+def test_bad_names_are_refused(tmp_path, name):
+    with pytest.raises(SessionError, match="invalid session name"):
+        SessionFolder.create(tmp_path, name, {}, [])
+    assert os.listdir(tmp_path) == []
+
+
+def test_longest_name_is_accepted(tmp_path):
+    assert SessionFolder.create(tmp_path, "x" * 64, {}, []).id == "x" * 64
+
+
+def test_unjsonable_config_and_bad_manifest_leave_nothing(tmp_path):
+    with pytest.raises(SessionError, match="not JSON-able"):
+        SessionFolder.create(tmp_path, "a", {"f": object()}, [])
+    with pytest.raises(SessionError, match="sha256 must be 64 lowercase hex"):
+        SessionFolder.create(tmp_path, "a", {}, [{**MINIMUM, "sha256": "nothex"}])
+    with pytest.raises(SessionError, match="lacks 'parameters'"):
+        SessionFolder.create(tmp_path, "a", {}, [{"path": "p", "sha256": "ab" * 32}])
+    assert os.listdir(tmp_path) == []
+
+
+def test_open_missing_session_says_how_to_list(tmp_path):
+    with pytest.raises(SessionError, match=r"no session 'nope' in .*: see the sessions with nebtui sessions list"):
+        SessionFolder.open(tmp_path, "nope")
+    with pytest.raises(SessionError, match="no session"):
+        SessionFolder.open(tmp_path, "../etc")
+
+
+def test_schema_too_new_says_upgrade(tmp_path):
+    folder = SessionFolder.create(tmp_path, "x", {}, [])
+    info = json.loads(folder.session_path.read_text())
+    folder.session_path.write_text(json.dumps({**info, "schema": SCHEMA_VERSION + 1}))
+    with pytest.raises(SessionError) as err:
+        SessionFolder.open(tmp_path, "x")
+    assert str(err.value) == "session x was written by a newer nebtui (schema 2, this one reads 1): upgrade nebtui"
+
+
+@pytest.mark.parametrize("content", ['{"schema": 1, "id": "x"', "[]", '{"schema": 1, "id": "y", "created": 1.0, '
+                                     '"nebtui_version": "0"}', '{"schema": "1"}', ""])
+def test_corrupt_session_file_is_an_error(tmp_path, content):
+    folder = SessionFolder.create(tmp_path, "x", {}, [])
+    folder.session_path.write_text(content)
+    with pytest.raises(SessionError, match=r"session 'x' is corrupt \(session.json: .*\): remove it with nebtui sessions rm x"):
+        SessionFolder.open(tmp_path, "x")
+
+
+def test_list_sessions_by_creation_and_reports_broken_ones(tmp_path):
+    for name in ["c", "a", "b"]:
+        SessionFolder.create(tmp_path, name, {}, [])
+    (tmp_path / ".creating-d-123").mkdir()  # an interrupted create
+    (tmp_path / "stray.txt").write_text("not a session")
+    broken = SessionFolder.create(tmp_path, "broken", {}, [])
+    broken.session_path.write_text("{")
+    errors: list[SessionError] = []
+    assert [s.id for s in list_sessions(tmp_path, errors)] == ["c", "a", "b"]
+    assert [str(e).split(" (")[0] for e in errors] == ["session 'broken' is corrupt"]
+    assert list_sessions(tmp_path / "absent") == []
+
+
+def test_remove_deletes_and_is_refused_while_a_runner_holds_it(tmp_path):
+    folder = SessionFolder.create(tmp_path, "x", {}, [])
+    with RunnerLock(folder.lock_path):
+        with pytest.raises(SessionError, match=rf"being run by pid {os.getpid()}: stop it with nebtui sessions stop x"):
+            folder.remove()
+        assert folder.path.is_dir()
+    folder.remove()
+    assert os.listdir(tmp_path) == []
+    assert list_sessions(tmp_path) == []
+
+
+def test_heartbeat(tmp_path):
+    folder = SessionFolder.create(tmp_path, "x", {}, [])
+    assert folder.heartbeat_age() is None
+    folder.beat(now=100.0)
+    assert folder.heartbeat_age(now=103.5) == pytest.approx(3.5)
+    folder.beat()
+    assert 0.0 <= folder.heartbeat_age() < 5.0
+    folder.heartbeat_path.write_text("garbage")
+    assert folder.heartbeat_age() is None
+    assert not [n for n in os.listdir(folder.path) if ".tmp" in n]
+
+
+# ---------------------------------------------------------------- event log
+
+
+def test_append_and_read_back(tmp_path):
+    log = tmp_path / EVENTS_FILE
+    with EventLogWriter(log) as writer:
+        assert [writer.append({"kind": "step", "i": i}) for i in range(3)] == [0, 1, 2]
+    events = read_log(log)
+    assert [(e["seq"], e["kind"], e["i"]) for e in events] == [(0, "step", 0), (1, "step", 1), (2, "step", 2)]
+    assert all(abs(e["time"] - time.time()) < 60 for e in events)
+    assert log.read_bytes().count(b"\n") == 3
+    with EventLogWriter(log) as writer:  # reopening continues the sequence
+        assert writer.append({"kind": "again"}) == 3
+    assert read_log(tmp_path / "missing.jsonl") == []
+
+
+def test_reserved_fields_and_second_writer_are_refused(tmp_path):
+    log = tmp_path / EVENTS_FILE
+    with EventLogWriter(log) as writer:
+        with pytest.raises(ValueError, match="set by the log"):
+            writer.append({"seq": 5})
+        with pytest.raises(EventLogError, match="already has a writer"):
+            EventLogWriter(log)
+    EventLogWriter(log).close()  # free again once the first is closed
+
+
+def test_torn_last_line_is_never_read_and_is_cut_by_the_next_writer(tmp_path):
+    log = tmp_path / EVENTS_FILE
+    with EventLogWriter(log) as writer:
+        for i in range(3):
+            writer.append({"kind": "step", "i": i})
+    whole = log.read_bytes()
+    _raw_append(log, b'{"seq":3,"time":1.0,"ki')  # a crash mid-write
+    reader = EventLogReader(log)
+    assert [e["seq"] for e in reader.poll()] == [0, 1, 2]
+    assert reader.skipped == 0
+
+    with EventLogWriter(log) as writer:
+        assert log.read_bytes() == whole
+        assert writer.append({"kind": "resumed"}) == 3
+    assert [e["seq"] for e in read_log(log)] == [0, 1, 2, 3]
+    # The reader had seen the torn bytes; it now gets the new line, not a mix of both.
+    assert [(e["seq"], e["kind"]) for e in reader.poll()] == [(3, "resumed")]
+    assert reader.skipped == 0
+
+
+def test_a_log_that_is_only_a_torn_line_restarts_at_zero(tmp_path):
+    log = tmp_path / EVENTS_FILE
+    log.write_bytes(b'{"seq":0,"ti')
+    with EventLogWriter(log) as writer:
+        assert log.read_bytes() == b""
+        assert writer.append({"kind": "first"}) == 0
+
+
+def test_garbage_lines_are_skipped_and_counted(tmp_path):
+    log = tmp_path / EVENTS_FILE
+    with EventLogWriter(log) as writer:
+        writer.append({"kind": "a"})
+    _raw_append(log, b'not json\n{"no_seq": 1}\n[1, 2]\n{"seq": "7"}\n\xff\xfe\n')
+    with EventLogWriter(log) as writer:
+        assert writer.append({"kind": "b"}) == 1  # garbage last lines: continue after the last event
+    _raw_append(log, b"garbage at the end\n")
+    with EventLogWriter(log) as writer:
+        assert writer.append({"kind": "c"}) == 2
+    reader = EventLogReader(log)
+    assert [e["kind"] for e in reader.poll()] == ["a", "b", "c"]
+    assert reader.skipped == 6
+
+
+def test_gaps_and_duplicates_in_seq_are_passed_through(tmp_path):
+    log = tmp_path / EVENTS_FILE
+    log.write_bytes(b"".join(json.dumps({"seq": s, "time": 0.0}).encode() + b"\n" for s in [0, 1, 1, 5]))
+    reader = EventLogReader(log)
+    assert [e["seq"] for e in reader.poll()] == [0, 1, 1, 5]
+    assert reader.skipped == 0
+    with EventLogWriter(log) as writer:
+        assert writer.append({}) == 6
+
+
+def test_partial_line_waits_for_its_newline(tmp_path):
+    log = tmp_path / EVENTS_FILE
+    log.write_bytes(b"")
+    reader = EventLogReader(log)
+    line = json.dumps({"seq": 0, "time": 0.0, "kind": "x"}).encode()
+    _raw_append(log, line[:10])
+    assert reader.poll() == []
+    _raw_append(log, line[10:])
+    assert reader.poll() == []
+    _raw_append(log, b"\n")
+    assert reader.poll() == [{"seq": 0, "time": 0.0, "kind": "x"}]
+    assert reader.poll() == []
+    assert reader.skipped == 0
+
+
+@pytest.mark.timeout(60)
+def test_readers_follow_a_writer_process(tmp_path):
+    log = tmp_path / EVENTS_FILE
+    count = 2000
+    child = _python(
+        f"""
+        import time
+        from sessions.eventlog import EventLogWriter
+        with EventLogWriter({str(log)!r}) as w:
+            for i in range({count}):
+                w.append({{"kind": "step", "i": i, "energies": [0.5] * 20}})
+                if i % 100 == 0:
+                    time.sleep(0.01)
+        """
+    )
+    readers = [EventLogReader(log) for _ in range(3)]
+    got: list[list[dict]] = [[] for _ in readers]
+    deadline = time.monotonic() + 50
+    while any(len(g) < count for g in got) and time.monotonic() < deadline:
+        for reader, g in zip(readers, got):
+            g.extend(reader.poll())
+        time.sleep(0.001)
+    assert child.wait(timeout=30) == 0
+    for reader, g in zip(readers, got):
+        assert [e["seq"] for e in g] == list(range(count))
+        assert [e["i"] for e in g] == list(range(count))
+        assert reader.skipped == 0
+
+
+@pytest.mark.timeout(60)
+def test_kill_9_after_append_loses_nothing(tmp_path):
+    log = tmp_path / EVENTS_FILE
+    child = _python(
+        f"""
+        import sys, time
+        from sessions.eventlog import EventLogWriter
+        w = EventLogWriter({str(log)!r})
+        for i in range(500):
+            w.append({{"kind": "step", "i": i}})
+        print("written", flush=True)
+        time.sleep(60)
+        """,
+        stdout=subprocess.PIPE,
+    )
+    assert child.stdout.readline().strip() == "written"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    assert [e["i"] for e in read_log(log)] == list(range(500))
+    with EventLogWriter(log) as writer:  # the dead writer's flock is gone
+        assert writer.append({"kind": "after"}) == 500
+
+
+def test_follow_stops_on_timeout_or_stop(tmp_path):
+    log = tmp_path / EVENTS_FILE
+    with EventLogWriter(log) as writer:
+        for i in range(3):
+            writer.append({"i": i})
+        reader = EventLogReader(log)
+        start = time.monotonic()
+        assert [e["i"] for e in reader.follow(timeout=0.2, interval=0.01)] == [0, 1, 2]
+        assert 0.15 < time.monotonic() - start < 5
+
+        stop = threading.Event()
+        seen = []
+
+        def later() -> None:
+            time.sleep(0.1)
+            writer.append({"i": 3})
+            time.sleep(0.1)
+            stop.set()
+
+        thread = threading.Thread(target=later)
+        thread.start()
+        seen = [e["i"] for e in reader.follow(stop, timeout=10, interval=0.01)]
+        thread.join()
+        assert seen == [3]
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _tensors(scale: float) -> dict[str, torch.Tensor]:
+    base = torch.arange(12, dtype=torch.float32) * scale
+    return {
+        "pivots": base.reshape(3, 4),  # (N, D)
+        "row": base.reshape(3, 4)[1],  # shares storage with pivots
+        "columns": base.reshape(3, 4).t(),  # not contiguous
+        "steps": torch.tensor([7], dtype=torch.int64),
+    }
+
+
+def test_checkpoint_round_trip(tmp_path):
+    tensors = _tensors(1.0)
+    path = save_checkpoint(tmp_path, tensors, {"cycle": 3, "pair": [0, 1]})
+    assert path == tmp_path / CHECKPOINT_FILE
+    loaded = load_checkpoint(tmp_path)
+    assert loaded.source == "current" and loaded.fallback_reason is None
+    got, meta = loaded
+    assert meta == {"cycle": 3, "pair": [0, 1]}
+    assert got.keys() == tensors.keys()
+    for name, tensor in tensors.items():
+        assert torch.equal(got[name], tensor) and got[name].dtype == tensor.dtype
+    assert sorted(os.listdir(tmp_path)) == [CHECKPOINT_FILE]  # no temp file left
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert load_checkpoint(empty) is None
+
+
+def test_second_save_keeps_the_first_as_previous(tmp_path):
+    save_checkpoint(tmp_path, _tensors(1.0), {"cycle": 1})
+    first = (tmp_path / CHECKPOINT_FILE).read_bytes()
+    save_checkpoint(tmp_path, _tensors(2.0), {"cycle": 2})
+    assert (tmp_path / PREVIOUS_CHECKPOINT_FILE).read_bytes() == first
+    tensors, meta = load_checkpoint(tmp_path)
+    assert meta == {"cycle": 2} and torch.equal(tensors["pivots"], _tensors(2.0)["pivots"])
+    assert sorted(os.listdir(tmp_path)) == sorted([CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE])
+
+
+@pytest.mark.parametrize("damage", ["truncate", "header", "pickle", "delete"])
+def test_damaged_current_falls_back_to_previous(tmp_path, damage):
+    save_checkpoint(tmp_path, _tensors(1.0), {"cycle": 1})
+    save_checkpoint(tmp_path, _tensors(2.0), {"cycle": 2})
+    current = tmp_path / CHECKPOINT_FILE
+    data = current.read_bytes()
+    if damage == "truncate":
+        current.write_bytes(data[: len(data) // 2])
+    elif damage == "header":
+        current.write_bytes(b"\x00" * 8 + data[8:])
+    elif damage == "pickle":  # never unpickled: a torch.save file is just unreadable here
+        torch.save({"pivots": torch.zeros(3)}, current)
+    else:
+        current.unlink()
+    loaded = load_checkpoint(tmp_path)
+    assert loaded.source == "previous" and loaded.path == tmp_path / PREVIOUS_CHECKPOINT_FILE
+    assert CHECKPOINT_FILE in loaded.fallback_reason
+    assert loaded.meta == {"cycle": 1}
+    assert torch.equal(loaded.tensors["pivots"], _tensors(1.0)["pivots"])
+
+
+def test_both_damaged_or_no_previous_is_an_error(tmp_path):
+    save_checkpoint(tmp_path, _tensors(1.0), {"cycle": 1})
+    (tmp_path / CHECKPOINT_FILE).write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="damaged .* and there is no previous one"):
+        load_checkpoint(tmp_path)
+    (tmp_path / PREVIOUS_CHECKPOINT_FILE).write_bytes(b"junk too")
+    with pytest.raises(CheckpointError, match="both checkpoints of session .* are damaged"):
+        load_checkpoint(tmp_path)
+
+
+def test_meta_must_be_json(tmp_path):
+    with pytest.raises(CheckpointError, match="not JSON-able"):
+        save_checkpoint(tmp_path, _tensors(1.0), {"x": object()})
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.timeout(120)
+def test_full_disk_keeps_the_previous_checkpoint(tmp_path):
+    # A real write failure without mounts (CI may not allow them): a file size limit
+    # (RLIMIT_FSIZE) in a child process, with SIGXFSZ ignored, makes the kernel fail the
+    # write with EFBIG part-way through, exactly where ENOSPC would strike on a full disk.
+    folder = tmp_path / "sess"
+    folder.mkdir()
+    save_checkpoint(folder, _tensors(1.0), {"cycle": 1})
+    save_checkpoint(folder, _tensors(2.0), {"cycle": 2})
+    before = {name: (folder / name).read_bytes() for name in os.listdir(folder)}
+    child = _python(
+        f"""
+        import json, resource, signal, torch
+        from sessions.checkpoint import CheckpointError, save_checkpoint
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        try:
+            save_checkpoint({str(folder)!r}, {{"pivots": torch.ones(8, 65536)}}, {{"cycle": 3}})
+            print(json.dumps({{"error": None}}))
+        except CheckpointError as exc:
+            print(json.dumps({{"error": str(exc), "errno": exc.__cause__.errno}}))
+        """,
+        stdout=subprocess.PIPE,
+    )
+    out, _ = child.communicate(timeout=100)
+    assert child.returncode == 0
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["errno"] == 27  # EFBIG
+    assert result["error"].startswith("file size limit reached while checkpointing session sess")
+    assert result["error"].endswith("the previous checkpoint is intact")
+    assert {name: (folder / name).read_bytes() for name in os.listdir(folder)} == before  # no temp file left
+    tensors, meta = load_checkpoint(folder)
+    assert meta == {"cycle": 2}
+
+
+def test_read_only_folder_keeps_the_previous_checkpoint(tmp_path):
+    save_checkpoint(tmp_path, _tensors(1.0), {"cycle": 1})
+    tmp_path.chmod(0o500)
+    try:
+        if os.access(tmp_path, os.W_OK):
+            pytest.skip("root writes through permission bits; the file size limit test covers this")
+        with pytest.raises(CheckpointError, match="cannot write the checkpoint .*the previous checkpoint is intact"):
+            save_checkpoint(tmp_path, _tensors(2.0), {"cycle": 2})
+    finally:
+        tmp_path.chmod(0o700)
+    assert load_checkpoint(tmp_path).meta == {"cycle": 1}
+
+
+# ---------------------------------------------------------------- runner lock
+
+
+def test_lock_in_one_process(tmp_path):
+    path = tmp_path / "x" / "lock"
+    path.parent.mkdir()
+    assert holder(path) is None  # no file yet
+    lock = RunnerLock(path)
+    lock.acquire()
+    assert lock.held
+    info = holder_info(path)
+    assert info.pid == os.getpid() and abs(info.started - time.time()) < 60
+    with pytest.raises(LockedError, match=rf"session x is being run by pid {os.getpid()} \(started .*\): "
+                                          r"stop it with nebtui sessions stop x, or wait"):
+        RunnerLock(path).acquire()
+    lock.release()
+    assert not lock.held and holder(path) is None
+    with RunnerLock(path):
+        assert holder(path) == os.getpid()
+    assert holder(path) is None
+
+
+def test_stale_lock_file_of_a_dead_pid_is_taken_over(tmp_path):
+    path = tmp_path / "lock"
+    path.write_text(json.dumps({"pid": 2**22 + 17, "started": 1.0}))  # written, but nobody holds the flock
+    assert holder(path) is None
+    with RunnerLock(path):
+        assert holder(path) == os.getpid()
+
+
+@pytest.mark.timeout(60)
+def test_lock_across_processes_and_kill_9(tmp_path):
+    path = tmp_path / "sess" / "lock"
+    path.parent.mkdir()
+    child = _python(
+        f"""
+        import time
+        from sessions.lock import RunnerLock
+        RunnerLock({str(path)!r}).acquire()
+        print("locked", flush=True)
+        time.sleep(60)
+        """,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert child.stdout.readline().strip() == "locked"
+        assert holder(path) == child.pid
+        with pytest.raises(LockedError, match=rf"session sess is being run by pid {child.pid} "):
+            RunnerLock(path).acquire()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    assert holder(path) is None
+    lock = RunnerLock(path)
+    lock.acquire()
+    assert holder(path) == os.getpid()
+    lock.release()
