@@ -1,0 +1,171 @@
+"""Seconds per NEB step of a network energy: loop vs vmap vs auto, against training.
+
+For an MLP (64-32-10) and the small CNN (BatchNorm) on the digits, with N pivots
+at batch 128 each, one NEB step is: the energy call on all N pivots, the tangent
+component projected out of the interior gradients, one SGD step on the (N-2, D)
+interior. The reference is one plain training step of the same network at batch
+N x 128 (forward, backward, SGD step). Goal: auto / best <= 1.1 and
+auto / training step <= 1.1.
+
+"auto" is a fresh energy timed over all its steps, its trial phase (two calls
+of each strategy) included and amortised over ``--auto-steps`` steps.
+
+Prints one JSON line.  python bench/neb_step.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine import data, models  # noqa: E402
+from engine.energy.network import NetworkEnergy, ParameterLayout  # noqa: E402
+
+BATCH = 128
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Band:
+    """A minimal band update. It mirrors engine/neb.py (written separately):
+    paper tangent, perpendicular loss force, no springs, SGD with momentum on
+    the interior pivots; the ends stay fixed."""
+
+    def __init__(self, pivots: torch.Tensor, lr: float = 0.01):
+        self.pivots = pivots.clone()  # (N, D)
+        self.interior = self.pivots[1:-1].clone().requires_grad_(False)  # (N-2, D)
+        self.optimiser = torch.optim.SGD([self.interior], lr=lr, momentum=0.9)
+
+    def step(self, energy: NetworkEnergy, generator: torch.Generator) -> None:
+        self.pivots[1:-1] = self.interior
+        losses, grads = energy(self.pivots, generator)  # (N,), (N, D)
+        p = self.pivots
+        forward = p[2:] - p[1:-1]  # (N-2, D)
+        backward = p[1:-1] - p[:-2]
+        higher_next = (losses[2:] > losses[:-2]).unsqueeze(1)
+        tangent = torch.where(higher_next, forward, backward)
+        tangent = tangent / tangent.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        g = grads[1:-1]
+        self.interior.grad = g - (g * tangent).sum(dim=1, keepdim=True) * tangent
+        self.optimiser.step()
+
+
+def neb_seconds(energy: NetworkEnergy, pivots: torch.Tensor, steps: int, seed: int) -> list[float]:
+    band, generator, times = Band(pivots), torch.Generator().manual_seed(seed), []
+    for _ in range(steps):
+        start = time.perf_counter()
+        band.step(energy, generator)
+        _sync(energy.device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def train_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, steps: int) -> list[float]:
+    model.train()
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    generator, times = torch.Generator().manual_seed(0), []
+    for _ in range(steps):
+        start = time.perf_counter()
+        rows = torch.randint(0, x.shape[0], (batch,), generator=generator).to(x.device)
+        loss = torch.nn.functional.cross_entropy(model(x[rows]), y[rows])
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        _sync(x.device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def bench_one(name: str, make, x, y, n_pivots: int, steps: int, auto_steps: int, rounds: int) -> dict:
+    torch.manual_seed(0)
+    a, b = make(), make()
+    layout = ParameterLayout.from_module(a)
+    alphas = torch.linspace(0, 1, n_pivots).unsqueeze(1)
+    pivots = (1 - alphas) * layout.flatten(a) + alphas * layout.flatten(b)  # (N, D)
+    pivots = pivots.to(x.device)
+
+    fixed = {s: NetworkEnergy(a, x, y, batch_size=BATCH, strategy=s) for s in ("loop", "vmap")}
+    model = make().to(x.device)
+    for s, energy in fixed.items():  # warm-up
+        neb_seconds(energy, pivots, 2, seed=0)
+    train_seconds(model, x, y, n_pivots * BATCH, 2)
+    samples: dict[str, list[float]] = {"loop": [], "vmap": [], "train": []}
+    for r in range(rounds):  # interleaved, so that machine noise hits all alike
+        for s, energy in fixed.items():
+            samples[s] += neb_seconds(energy, pivots, steps, seed=r)
+        samples["train"] += train_seconds(model, x, y, n_pivots * BATCH, steps)
+    med = {k: statistics.median(v) for k, v in samples.items()}
+
+    auto = NetworkEnergy(a, x, y, batch_size=BATCH, strategy="auto")
+    auto_total = sum(neb_seconds(auto, pivots, auto_steps, seed=0))
+    auto_s = auto_total / auto_steps
+    best = min(med["loop"], med["vmap"])
+    return {
+        "net": name,
+        "D": layout.dim,
+        "N": n_pivots,
+        "loop_s": round(med["loop"], 6),
+        "vmap_s": round(med["vmap"], 6),
+        "auto_s": round(auto_s, 6),
+        "auto_choice": auto.strategy_used,
+        "train_s": round(med["train"], 6),
+        "auto_over_best": round(auto_s / best, 3),
+        "auto_over_train": round(auto_s / med["train"], 3),
+        "best_over_train": round(best / med["train"], 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps (under a minute on 2 CPUs)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--pivots", type=int, nargs="+", default=[4, 8, 16])
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    steps, rounds, auto_steps = (5, 2, 20) if args.quick else (10, 3, 100)
+    device = torch.device(args.device)
+
+    digits = data.digits().train
+    x, y = digits.inputs.to(device), digits.targets.to(device)
+    nets = {
+        "mlp_64_32_10": (lambda: models.mlp(64, (32,), 10), x),
+        "small_cnn_bn": (lambda: models.small_cnn(width=8, batchnorm=True), x.view(-1, 1, 8, 8)),
+    }
+    results = [
+        bench_one(name, make, inputs, y, n, steps, auto_steps, rounds)
+        for name, (make, inputs) in nets.items()
+        for n in args.pivots
+    ]
+    print(
+        json.dumps(
+            {
+                "bench": "neb_step",
+                "mode": "quick" if args.quick else "full",
+                "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+                "cpu_threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "batch_per_pivot": BATCH,
+                "auto_steps": auto_steps,
+                "results": results,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
