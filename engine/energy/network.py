@@ -157,7 +157,7 @@ class NetworkEnergy:
     available RAM on CPU): one pivot's cost is probed once per batch size as the
     bytes autograd saves for its backward pass, plus its batch and three vectors
     of size D; the chunk uses at most half the free memory counting each pivot
-    at twice that cost.
+    at twice that cost. It is chosen on the first vmap call for each batch size.
 
     ``evaluate(points)`` and ``metrics(points, inputs, targets)`` are
     deterministic: eval mode, whole data sets in batches of ``eval_batch_size``,
@@ -235,7 +235,7 @@ class NetworkEnergy:
 
         # (thetas (c, D), x (c, B, ...), y (c, B)) -> losses (c,): one batched forward.
         self._pivots_loss = vmap(self._pivot_loss)
-        self._pivot_bytes: dict[int, int] = {}  # batch size -> probed bytes per pivot
+        self._chunks: dict[int, int] = {}  # batch size -> pivots per vmap call
 
         self.strategy_used: str | None = None if strategy == "auto" else strategy
         self._trial_calls = 0
@@ -328,10 +328,12 @@ class NetworkEnergy:
             self.strategy_used = min(self._seconds_per_pivot, key=self._seconds_per_pivot.get)
 
     def _auto_chunk_size(self, batch_size: int) -> int:
-        if batch_size not in self._pivot_bytes:
-            self._pivot_bytes[batch_size] = self._probe_pivot_bytes(batch_size)
-        budget = _free_memory_bytes(self.device) // 2
-        return max(1, budget // (2 * self._pivot_bytes[batch_size]))
+        """Pivots per vmap call, chosen once per batch size (cached: reading the
+        free memory on every call costs more than a small network's step)."""
+        if batch_size not in self._chunks:
+            budget = _free_memory_bytes(self.device) // 2
+            self._chunks[batch_size] = max(1, budget // (2 * self._probe_pivot_bytes(batch_size)))
+        return self._chunks[batch_size]
 
     def _probe_pivot_bytes(self, batch_size: int) -> int:
         """Bytes one pivot needs: what autograd saves for backward on one batch,
@@ -418,9 +420,11 @@ class NetworkEnergy:
             bn.momentum = None
             bn.train()
         try:
+            # Near-equal batches (never a batch of one sample, which BatchNorm rejects).
+            n_batches = -(-self._calibration.shape[0] // self.eval_batch_size)
             with torch.no_grad():
-                for s in range(0, self._calibration.shape[0], self.eval_batch_size):
-                    self._eval_model(self._calibration[s : s + self.eval_batch_size])
+                for batch in self._calibration.tensor_split(n_batches):
+                    self._eval_model(batch)
         finally:
             for bn, momentum in zip(self._batchnorms, momenta):
                 bn.momentum = momentum

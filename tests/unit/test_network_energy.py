@@ -314,3 +314,13 @@ def test_bad_shapes_and_options_raise_clear_errors(digits):
         NetworkEnergy(net, x, y, strategy="fast")
     with pytest.raises(ValueError, match="chunk_size"):
         NetworkEnergy(net, x, y, chunk_size=0)
+
+
+def test_recalibration_never_feeds_batchnorm_a_single_sample(digits):
+    x, y = digits  # 200 samples: batches of 199 would leave one sample over
+    net = warm_buffers(mlp_net(batchnorm=True), x)
+    theta = ParameterLayout.from_module(net).flatten(net)[None]
+    split = NetworkEnergy(net, x, y, eval_batch_size=199).evaluate(theta)
+    whole = NetworkEnergy(net, x, y, eval_batch_size=1000).evaluate(theta)
+    assert torch.isfinite(split).all()
+    torch.testing.assert_close(split, whole, rtol=1e-2, atol=0)
