@@ -107,7 +107,10 @@ class RunnerLock:
         """Take the lock without blocking and record this pid; LockedError if a live process holds it."""
         if self.held:
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise SessionError(f"cannot open the lock {self.path} ({exc.strerror}): check the session folder") from None
         deadline = time.monotonic() + _ACQUIRE_PATIENCE_S
         while True:
             try:
