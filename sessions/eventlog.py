@@ -32,7 +32,7 @@ def _parse_line(line: bytes | str) -> dict[str, Any] | None:
     """The event on one line (without its newline), or None if the line is not an event."""
     try:
         event = json.loads(line)
-    except ValueError:  # includes UnicodeDecodeError
+    except (ValueError, RecursionError):  # ValueError includes UnicodeDecodeError
         return None
     if not isinstance(event, dict) or type(event.get("seq")) is not int:
         return None
