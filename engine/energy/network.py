@@ -147,7 +147,8 @@ class NetworkEnergy:
     samples (drawn without replacement; the whole set if it is not larger),
     BatchNorm on that minibatch's statistics, dropout off.
 
-    ``strategy``: "vmap" = one batched forward/backward over the pivot axis
+    ``strategy``: "vmap" = one forward over the pivot axis under torch.func.vmap
+    (functional_call) and one autograd backward through it
     (``chunk_size`` pivots at a time); "loop" = one pivot after the other; "auto" =
     a warm-up call and a timed call of each, then the faster one per pivot is kept
     (``strategy_used``; saved by ``state_dict``). All give the same numbers to
