@@ -147,8 +147,11 @@ class Exploration:
         )
         return self.result
 
-    def state_dict(self) -> dict[str, Any]:
-        """{"tensors": {name: Tensor}, "meta": JSON-able}: everything needed to continue."""
+    def state_dict(self, finished: bool = True) -> dict[str, Any]:
+        """{"tensors": {name: Tensor}, "meta": JSON-able}: everything needed to continue.
+
+        ``finished=False`` leaves out the finished connections (a caller that keeps
+        them elsewhere puts them back into meta["paths"] and the tensors)."""
         tensors: dict[str, Tensor] = {"minima": self.minima}
         meta: dict[str, Any] = {
             "seed": self.seed,
@@ -157,7 +160,7 @@ class Exploration:
             "paths": {},
             "running": {},
         }
-        for (a, b), connection in self.connections.items():
+        for (a, b), connection in self.connections.items() if finished else ():
             key = f"{a}-{b}"
             state = connection.state_dict()
             meta["paths"][key] = state["meta"]

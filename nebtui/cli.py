@@ -8,6 +8,8 @@ import sys
 import typer
 
 from nebtui.demo import demo
+from nebtui.explore import explore
+from nebtui.sessions_cmd import app as sessions_app
 
 app = typer.Typer(
     name="nebtui",
@@ -17,7 +19,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+app.command(no_args_is_help=True)(explore)
 app.command(no_args_is_help=True)(demo)
+app.add_typer(sessions_app, name="sessions")
 
 
 @app.callback()

@@ -1,73 +1,95 @@
-"""``nebtui demo``: explore the minima of an analytic surface."""
+"""``nebtui demo``: a whole session on an embedded problem."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
 
+from nebtui import options
 from nebtui.errors import fail
+from nebtui.launch import run_session, schedule_for
 from nebtui.progress import ProgressPrinter
 
-DEMOS = ("muller-brown", "himmelblau")
+SURFACE_DEMOS = ("muller-brown", "himmelblau")
+DEMOS = (*SURFACE_DEMOS, "digits")
+DIGITS_MINIMA = 4
 
 
 def demo(
     name: Annotated[str, typer.Argument(help=f"Which demo: {', '.join(DEMOS)}.", show_default=False)],
-    headless: Annotated[bool, typer.Option("--headless", help="Plain progress lines instead of the app.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print only the final result, as one JSON object.")] = False,
-    schedule: Annotated[
-        str,
-        typer.Option(
-            help="AutoNEB schedule: surface (default for surfaces), paper, reference, or a TOML file. "
-            "The paper's lr is meant for networks: on a surface, presets are rescaled to the surface's lr.",
-        ),
-    ] = "surface",
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    climb: Annotated[bool, typer.Option("--climb", help="Climbing image in the final phase of the schedule.")] = False,
-    scale: Annotated[float, typer.Option(help="Multiply every cycle's steps by this factor.")] = 1.0,
+    schedule: options.Schedule = None,
+    device: options.Device = "auto",
+    session: options.Session = None,
+    seed: options.Seed = 0,
+    detach: options.Detach = False,
+    headless: options.Headless = False,
+    as_json: options.Json = False,
+    climb: options.Climb = False,
+    scale: options.Scale = 1.0,
+    star: options.Star = False,
+    checkpoint_every: options.CheckpointEvery = 60.0,
 ) -> None:
-    """Explore the minima of a demo surface with the landscape algorithm and print the MST."""
+    """Explore the minima of a demo problem in a session and print the MST."""
     if name not in DEMOS:
         fail(f"unknown demo {name!r}: choose one of {', '.join(DEMOS)}")
-    from engine.autoneb import DivergedError
-    from engine.energy.surfaces import SURFACES
-    from engine.explore import Exploration
-    from engine.schedule import ScheduleError, load_schedule
+    from sessions.config import Problem, SessionConfig
+    from sessions.folder import SessionError
 
-    surface = SURFACES[name]()
-    try:
-        chosen = load_schedule(schedule)
-        notes = []
-        if schedule in ("paper", "reference"):
-            surface_lr = max(c.lr for c in load_schedule("surface").cycles)
-            factor = surface_lr / max(c.lr for c in chosen.cycles)
-            chosen = chosen.with_lr_scale(factor)
-            notes.append(f"lr scaled by {factor:g} to suit this surface (gradients in the hundreds)")
-        if scale != 1.0:
-            chosen = chosen.scaled(scale)
-        if climb:
-            chosen = chosen.with_climbing()
-    except ScheduleError as error:
-        fail(str(error), code=2)
     printer = ProgressPrinter(stream=sys.stdout, enabled=not as_json)
-    for note in notes:
-        printer.note(note)
     if not headless and not as_json:
         printer.note("the live app is not built yet: printing progress lines")
-    exploration = Exploration(surface, surface.minimum_positions(), chosen, seed=seed, on_event=printer)
-    try:
-        result = exploration.run()
-    except DivergedError as error:
-        fail(str(error))
-    assert result is not None
-    if as_json:
-        out = result.to_dict()
-        out["schedule"] = chosen.name
-        out["surface"] = name
-        print(json.dumps(out))
+    surface = name in SURFACE_DEMOS
+    chosen = schedule_for(schedule or ("surface" if surface else "paper"), surface=surface,
+                          scale=scale if surface or schedule else scale * 0.05, climb=climb, printer=printer)
+    manifest: list[dict[str, Any]] = []
+    if surface:
+        problem = Problem(kind="surface", surface=name)
     else:
-        printer.summary(result)
+        manifest = _digits_minima(printer, seed)
+        problem = Problem(kind="network", model="mlp", data="digits", minima=manifest)
+    landscape = {"variant": "star"} if star else {}
+    try:
+        config = SessionConfig(problem, chosen, device=device, seed=seed, landscape=landscape,
+                               checkpoint_interval=checkpoint_every)
+    except SessionError as error:
+        fail(str(error), code=2)
+    run_session(config, manifest, hint=name, session=session, detach=detach, as_json=as_json, printer=printer)
+
+
+def _digits_minima(printer: ProgressPrinter, seed: int) -> list[dict[str, Any]]:
+    """Four MLP minima on digits, trained once and kept under the data home."""
+    from sessions.folder import SessionError
+    from sessions.home import data_home
+    from sessions.minima import manifest_entry
+
+    try:
+        folder = data_home() / ".demo-minima" / f"digits-mlp-seed{seed}"
+    except SessionError as error:
+        fail(str(error))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"minimum-{i}.safetensors" for i in range(DIGITS_MINIMA)]
+    for i, path in enumerate(paths):
+        if not path.exists():
+            printer.line(f"training minimum {i + 1}/{DIGITS_MINIMA} of the digits MLP")
+            _train_digits_minimum(path, seed * 100 + i)
+    return [manifest_entry(p) for p in paths]
+
+
+def _train_digits_minimum(path: Path, seed: int) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from engine.data import digits
+    from engine.models import mlp
+    from engine.train import train
+
+    torch.manual_seed(seed)
+    model = mlp()
+    data = digits()
+    train(model, data.train.inputs, data.train.targets, steps=1500, batch_size=128, lr=0.1, seed=seed)
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(path)

@@ -21,7 +21,7 @@ def test_headless_demo_prints_progress_and_the_mst():
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert any(line.startswith("pair (0, 1) restart 1 cycle 1:") for line in lines)
-    assert "finished: all pairs" in lines
+    assert "session finished (all pairs), 3 pairs" in lines
     tree = lines[lines.index("minimum spanning tree (saddle energies)") + 1 :]
     assert len(tree) == 2
     saddles = sorted(float(line.split("saddle")[1].split()[0]) for line in tree)
@@ -49,12 +49,13 @@ def test_paper_schedule_is_rescaled_for_the_surface():
     done = run("demo", "muller-brown", "--headless", "--schedule", "paper", "--scale", "0.02")
     assert done.returncode == 0, done.stderr
     assert "note: lr scaled by 0.003" in done.stdout
+    assert "session finished" in done.stdout
 
 
 @pytest.mark.parametrize(
     "args, message, code",
     [
-        (("demo", "nowhere"), "nebtui: unknown demo 'nowhere': choose one of muller-brown, himmelblau", 1),
+        (("demo", "nowhere"), "nebtui: unknown demo 'nowhere': choose one of muller-brown, himmelblau, digits", 1),
         (("demo", "muller-brown", "--schedule", "/no/such.toml"), "/no/such.toml: no such schedule file", 2),
         (("demo", "muller-brown", "--scale", "0"), "factor must be a finite number > 0, got 0.0", 2),
         (("demo", "muller-brown", "--seed", "x"), "Invalid value for '--seed'", 2),

@@ -1,0 +1,82 @@
+"""``nebtui explore``: connect a folder of trained networks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from nebtui import options
+from nebtui.errors import fail
+from nebtui.launch import run_session, schedule_for
+from nebtui.progress import ProgressPrinter
+
+
+def explore(
+    minima: Annotated[Path, typer.Argument(help="Folder of minima: .safetensors, or .pt/.pth state_dicts.",
+                                           show_default=False)],
+    model: Annotated[str, typer.Option(help="Architecture: mlp, small_cnn, or package.module:factory.")],
+    data: Annotated[str, typer.Option(help="Training data: digits, digits-images.")],
+    model_arg: Annotated[Optional[list[str]], typer.Option(help="Factory keyword argument KEY=VALUE (repeatable; "
+                                                                 "values are read as Python literals).")] = None,
+    schedule: options.Schedule = None,
+    device: options.Device = "auto",
+    session: options.Session = None,
+    seed: options.Seed = 0,
+    detach: options.Detach = False,
+    headless: options.Headless = False,
+    climb: options.Climb = False,
+    scale: options.Scale = 1.0,
+    star: options.Star = False,
+    checkpoint_every: options.CheckpointEvery = 60.0,
+    strategy: Annotated[str, typer.Option(help="Pivot evaluation: auto (timed), loop or vmap.")] = "auto",
+) -> None:
+    """Explore the minima in a folder: AutoNEB paths and their minimum spanning tree."""
+    from sessions.config import Problem, SessionConfig
+    from sessions.folder import SessionError
+    from sessions.minima import find_minima, flat_minimum, manifest_entry
+    from sessions.problem import build_model, check_model_spec
+
+    printer = ProgressPrinter(stream=sys.stdout)
+    if not headless:
+        printer.note("the live app is not built yet: printing progress lines")
+    try:
+        problem = Problem(kind="network", model=model, model_args=_parse_args(model_arg or []), data=data)
+        check_model_spec(problem)
+        files = find_minima(minima)
+        from engine.energy.network import ParameterLayout
+
+        layout = ParameterLayout.from_module(build_model(problem))
+        for path in files:
+            flat_minimum(path, layout)  # refuses misshapen, NaN, or unsafe files now, not in the runner
+        manifest = [manifest_entry(path, layout.dim) for path in files]
+        problem = Problem(kind="network", model=model, model_args=problem.model_args, data=data, minima=manifest)
+        chosen = schedule_for(schedule or "paper", surface=False, scale=scale, climb=climb, printer=printer)
+        config = SessionConfig(problem, chosen, device=device, seed=seed, landscape={"variant": "star"} if star else {},
+                               checkpoint_interval=checkpoint_every, strategy=strategy)
+        from sessions.runner import resolve_devices
+
+        resolve_devices(device)
+    except SessionError as error:
+        fail(str(error), code=2)
+    run_session(config, manifest, hint=minima.absolute().name or "minima", session=session, detach=detach,
+                as_json=False, printer=printer)
+
+
+def _parse_args(pairs: list[str]) -> dict[str, object]:
+    import ast
+
+    from sessions.folder import SessionError
+
+    parsed: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise SessionError(f"--model-arg {pair!r} is not KEY=VALUE")
+        try:
+            parsed[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parsed[key] = value
+    return parsed

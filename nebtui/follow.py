@@ -1,0 +1,44 @@
+"""Following a session from the terminal without the app: replay its event log,
+then print new events as they come, until it ends or its runner dies."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from nebtui.progress import ProgressPrinter
+from sessions.eventlog import EventLogReader
+from sessions.folder import SessionFolder
+from sessions.lock import holder
+from sessions.view import SessionView
+
+ENDED = ("finished", "stopped", "failed")
+
+
+def follow(folder: SessionFolder, printer: ProgressPrinter, poll: float = 0.1) -> SessionView:
+    """Print the session's events until it has ended (or its runner is gone);
+    returns the replayed view. Ctrl-C (KeyboardInterrupt) passes to the caller."""
+    view = SessionView()
+    with EventLogReader(folder.events_path) as reader:
+        last_check = 0.0
+        while True:
+            for event in reader.poll():
+                view.apply(event)
+                printer(event)
+            now = time.monotonic()
+            if view.lifecycle in ENDED or now - last_check > 1.0:
+                last_check = now
+                if holder(folder.lock_path) is None:
+                    for event in reader.poll():  # what the runner wrote just before it left
+                        view.apply(event)
+                        printer(event)
+                    return view
+            time.sleep(poll)
+
+
+def read_result(folder: SessionFolder) -> dict[str, Any] | None:
+    path = folder.results_path / "result.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())

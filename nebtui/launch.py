@@ -1,0 +1,94 @@
+"""Creating a session from the CLI's options and running or following it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from nebtui.errors import fail
+from nebtui.follow import follow, read_result
+from nebtui.progress import ProgressPrinter
+
+
+def schedule_for(spec: str, *, surface: bool, scale: float, climb: bool, printer: ProgressPrinter) -> dict[str, Any]:
+    """The schedule as a dict, from a preset name or file, adjusted by the options."""
+    from engine.schedule import ScheduleError, load_schedule
+
+    try:
+        chosen = load_schedule(spec)
+        if surface and spec in ("paper", "reference"):
+            surface_lr = max(c.lr for c in load_schedule("surface").cycles)
+            factor = surface_lr / max(c.lr for c in chosen.cycles)
+            chosen = chosen.with_lr_scale(factor)
+            printer.note(f"lr scaled by {factor:g} to suit this surface (gradients in the hundreds)")
+        if scale != 1.0:
+            chosen = chosen.scaled(scale)
+        if climb:
+            chosen = chosen.with_climbing()
+    except ScheduleError as error:
+        fail(str(error), code=2)
+    return chosen.to_dict()
+
+
+def unique_name(home: Any, hint: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = f"{hint}-{stamp}"
+    suffix = 2
+    while (home / name).exists():
+        name = f"{hint}-{stamp}-{suffix}"
+        suffix += 1
+    return name
+
+
+def run_session(
+    config: Any,
+    manifest: list[dict[str, Any]],
+    *,
+    hint: str,
+    session: str | None,
+    detach: bool,
+    as_json: bool,
+    printer: ProgressPrinter,
+) -> None:
+    """Create the session, start its runner, then follow it (unless detached)."""
+    from sessions.folder import SessionError, SessionFolder
+    from sessions.home import data_home
+    from sessions.launch import start_runner
+
+    try:
+        home = data_home()
+        folder = SessionFolder.create(home, session or unique_name(home, hint), config.to_dict(), manifest)
+        pid = start_runner(folder)
+    except SessionError as error:
+        fail(str(error))
+    printer.line(f"session {folder.id}: runner pid {pid}, folder {folder.path}")
+    if detach:
+        printer.line(f"detached: follow it with nebtui sessions attach {folder.id}")
+        return
+    finish_following(folder, printer, as_json=as_json)
+
+
+def finish_following(folder: Any, printer: ProgressPrinter, *, as_json: bool) -> None:
+    """Follow a session to its end; print its result; exit non-zero unless it finished or stopped."""
+    try:
+        view = follow(folder, printer)
+    except KeyboardInterrupt:
+        print(f"\ndetached: session {folder.id} keeps running; nebtui sessions attach {folder.id}", file=sys.stderr)
+        return
+    if view.lifecycle == "finished":
+        result = read_result(folder)
+        if result is None:
+            fail(f"session {folder.id} finished but its result file is missing: see {folder.results_path}")
+        if as_json:
+            print(json.dumps(result))
+        else:
+            printer.summary(result)
+        return
+    if view.lifecycle == "stopped":
+        printer.line(f"session {folder.id} stopped: continue it with nebtui sessions resume {folder.id}")
+        return
+    if view.lifecycle == "failed":
+        fail(f"session {folder.id} failed: {view.error}")
+    fail(f"the runner of session {folder.id} died: continue from its checkpoint with nebtui sessions resume {folder.id}")

@@ -1,0 +1,160 @@
+"""``nebtui sessions``: list, show, attach to, pause, resume, stop and remove sessions.
+
+`list`, `show` and `attach` never import torch."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from nebtui.errors import fail
+from nebtui.progress import ProgressPrinter
+
+app = typer.Typer(help="Sessions under the data home (NEBTUI_HOME).", no_args_is_help=True, rich_markup_mode=None)
+
+SessionId = Annotated[str, typer.Argument(help="Session name (see nebtui sessions list).", show_default=False)]
+AsJson = Annotated[bool, typer.Option("--json", help="One JSON document instead of text.")]
+
+
+def _open(session_id: str) -> Any:
+    from sessions.folder import SessionError, SessionFolder
+    from sessions.home import data_home
+
+    try:
+        return SessionFolder.open(data_home(), session_id)
+    except SessionError as error:
+        fail(str(error))
+
+
+@app.command("list")
+def list_(as_json: AsJson = False) -> None:
+    """Every session with its status and progress."""
+    from sessions.folder import SessionError, list_sessions
+    from sessions.home import data_home
+    from sessions.view import summary
+
+    try:
+        home = data_home()
+    except SessionError as error:
+        fail(str(error))
+    problems: list[SessionError] = []
+    rows = [summary(folder) for folder in list_sessions(home, problems)]
+    if as_json:
+        print(json.dumps(rows))
+    else:
+        if not rows:
+            print(f"no sessions in {home}: start one with nebtui demo muller-brown")
+        for row in rows:
+            current = " ".join(f"{tuple(c['pair'])} cycle {c['cycle']}/{c['cycles']}" for c in row["current"])
+            print(f"{row['id']:<40} {row['status']:<12} pairs {row['pairs_done']}/{row['pairs_total']:<4} "
+                  f"{row['created']}  {current}".rstrip())
+    for problem in problems:
+        print(f"nebtui: skipped: {problem}", file=sys.stderr)
+
+
+@app.command()
+def show(session_id: SessionId, as_json: AsJson = False) -> None:
+    """One session: status, progress and the results so far."""
+    from sessions.view import summary
+
+    row = summary(_open(session_id))
+    if as_json:
+        print(json.dumps(row))
+        return
+    for key in ("id", "status", "pid", "created", "problem", "minima", "devices", "error"):
+        if row[key] not in (None, []):
+            print(f"{key:<10} {row[key]}")
+    print(f"{'pairs':<10} {row['pairs_done']} done of at most {row['pairs_total']}")
+    for c in row["current"]:
+        print(f"{'running':<10} pair {tuple(c['pair'])}: cycle {c['cycle']}/{c['cycles']}, step {c['step']}/{c['steps']}, "
+              f"{c['pivots']} pivots")
+    for p in row["paths"]:
+        print(f"{'path':<10} {p['a']} - {p['b']}: saddle {p['saddle_energy']:.4f} (linear {p['linear_saddle_energy']:.4f})")
+    for e in row["mst"]:
+        print(f"{'mst':<10} {e['a']} - {e['b']}: saddle {e['saddle_energy']:.4f}")
+
+
+@app.command()
+def attach(session_id: SessionId, as_json: AsJson = False) -> None:
+    """Replay the session's history, then follow it live (Ctrl-C detaches; the run goes on)."""
+    from nebtui.launch import finish_following
+
+    folder = _open(session_id)
+    finish_following(folder, ProgressPrinter(sys.stdout, enabled=not as_json), as_json=as_json)
+
+
+def _control(session_id: str, command: str) -> dict[str, Any]:
+    from sessions.control import ControlError, send_command
+
+    folder = _open(session_id)
+    try:
+        return send_command(folder.control_socket_path, command)
+    except ControlError as error:
+        hint = f"nebtui sessions resume {session_id}" if command in ("pause", "stop", "checkpoint") else ""
+        fail(f"session {session_id}: {error}" + (f"; to continue it: {hint}" if hint else ""))
+
+
+@app.command()
+def pause(session_id: SessionId) -> None:
+    """Pause at the next step boundary, with a checkpoint."""
+    reply = _control(session_id, "pause")
+    print(f"session {session_id}: {reply['detail']}")
+
+
+@app.command()
+def stop(session_id: SessionId) -> None:
+    """Stop at the next step boundary, with a checkpoint; the runner exits."""
+    reply = _control(session_id, "stop")
+    print(f"session {session_id}: {reply['detail']}")
+
+
+@app.command()
+def checkpoint(session_id: SessionId) -> None:
+    """Write a checkpoint now."""
+    reply = _control(session_id, "checkpoint")
+    print(f"session {session_id}: {reply['detail']}")
+
+
+@app.command()
+def resume(
+    session_id: SessionId,
+    detach: Annotated[bool, typer.Option("--detach", help="Return at once instead of following.")] = False,
+) -> None:
+    """Resume a paused session, or restart the runner of one whose runner is gone."""
+    from nebtui.launch import finish_following
+    from sessions.folder import SessionError
+    from sessions.launch import start_runner
+    from sessions.view import read_view, status
+
+    folder = _open(session_id)
+    state, pid = status(folder, read_view(folder))
+    if state == "finished":
+        fail(f"session {session_id} is finished: nothing to resume (see nebtui sessions show {session_id})")
+    if pid is not None:
+        reply = _control(session_id, "resume")
+        print(f"session {session_id}: {reply['detail']}")
+        return
+    try:
+        pid = start_runner(folder)
+    except SessionError as error:
+        fail(str(error))
+    printer = ProgressPrinter(sys.stdout)
+    printer.line(f"session {session_id}: runner pid {pid} continues from the last checkpoint")
+    if not detach:
+        finish_following(folder, printer, as_json=False)
+
+
+@app.command()
+def rm(session_id: SessionId) -> None:
+    """Remove a session and everything in its folder (refused while its runner runs)."""
+    from sessions.folder import SessionError
+
+    folder = _open(session_id)
+    try:
+        folder.remove()
+    except SessionError as error:
+        fail(str(error))
+    print(f"session {session_id} removed")

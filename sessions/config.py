@@ -1,0 +1,75 @@
+"""A session's configuration: what to explore and how. Typed, validated at the
+edge, stored as config.json in the session folder."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sessions.folder import SessionError
+
+SURFACE_NAMES = ("muller-brown", "himmelblau")
+DEFAULT_CHECKPOINT_INTERVAL = 60.0  # seconds
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What the energy is: an analytic surface, or a network on data with minima files."""
+
+    kind: str  # "surface" | "network"
+    surface: str | None = None  # surface name
+    model: str | None = None  # zoo name or "package.module:factory"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    data: str | None = None  # "digits"
+    loss: str = "cross_entropy"
+    minima: list[dict[str, Any]] = field(default_factory=list)  # the manifest: path, sha256, parameters
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.kind == "surface":
+            if self.surface not in SURFACE_NAMES:
+                found.append(f"unknown surface {self.surface!r}: use one of {', '.join(SURFACE_NAMES)}")
+        elif self.kind == "network":
+            if not self.model:
+                found.append("a network session needs a model (--model)")
+            if not self.data:
+                found.append("a network session needs data (--data)")
+            if len(self.minima) < 2:
+                found.append(f"a network session needs at least 2 minima, got {len(self.minima)}")
+        else:
+            found.append(f"unknown problem kind {self.kind!r}: use surface or network")
+        return found
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    problem: Problem
+    schedule: dict[str, Any]  # Schedule.to_dict()
+    device: str = "auto"  # auto | cpu | cuda:0,1
+    seed: int = 0
+    landscape: dict[str, Any] = field(default_factory=dict)  # Landscape options: variant, stop, tolerance, ...
+    checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL
+    strategy: str = "auto"  # network energy: auto | loop | vmap
+
+    def __post_init__(self) -> None:
+        found = self.problem.problems()
+        if not (isinstance(self.checkpoint_interval, (int, float)) and math.isfinite(self.checkpoint_interval)
+                and self.checkpoint_interval > 0):
+            found.append(f"checkpoint interval must be a positive number of seconds, got {self.checkpoint_interval!r}")
+        if self.strategy not in ("auto", "loop", "vmap"):
+            found.append(f"unknown strategy {self.strategy!r}: use auto, loop or vmap")
+        if found:
+            raise SessionError("; ".join(found))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SessionConfig":
+        try:
+            d = dict(d)
+            d["problem"] = Problem(**d["problem"])
+            return cls(**d)
+        except (KeyError, TypeError) as error:
+            raise SessionError(f"the session's config.json is damaged ({error}): start a new session") from None

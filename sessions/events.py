@@ -1,0 +1,80 @@
+"""Events about the session's processes (not the science): they go into the same
+event log as the engine's events and share their registry, so
+``engine.events.event_from_dict`` rebuilds them once this module is imported."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.events import Event
+
+
+@dataclass(frozen=True)
+class RunnerStarted(Event):
+    pid: int
+    devices: list[str]
+    resumed: bool  # continued from a checkpoint
+    pairs_done: int = 0
+
+
+@dataclass(frozen=True)
+class ControlReceived(Event):
+    command: str  # pause | resume | stop | checkpoint
+    accepted: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SessionPaused(Event):
+    running: list[list[int]] = field(default_factory=list)  # pairs that were in flight
+
+
+@dataclass(frozen=True)
+class SessionResumed(Event):
+    pass
+
+
+@dataclass(frozen=True)
+class CheckpointWritten(Event):
+    reason: str  # cycle | interval | pause | stop | request | pair
+    seconds: float  # time it took
+    size: int  # bytes
+    running: list[list[int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CheckpointFailed(Event):
+    message: str
+
+
+@dataclass(frozen=True)
+class WorkerStarted(Event):
+    worker: int
+    device: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class WorkerDied(Event):
+    worker: int
+    pid: int
+    reason: str  # exit code, signal or the error line
+    pair: list[int] | None
+    restart_in: float | None  # seconds until it is restarted; None: given up
+
+
+@dataclass(frozen=True)
+class SessionStopped(Event):
+    pairs_done: int
+
+
+@dataclass(frozen=True)
+class SessionFinished(Event):
+    reason: str
+    pairs_done: int
+    mst: list[list[float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SessionFailed(Event):
+    message: str

@@ -1,0 +1,409 @@
+"""The runner: one detached process per session that owns it.
+
+It runs the landscape loop (which pair next), hands pair jobs to the worker
+pool, writes every event to the log, writes checkpoints, answers the control
+socket and restarts workers that die. Started by the CLI as
+``python -m sessions.runner SESSION_FOLDER`` in its own process session, so it
+survives the terminal going away.
+
+On disk, besides the event log: ``checkpoint.safetensors`` holds the landscape
+and the state of every connection in flight; each finished connection's state
+is written once to ``results/paths/A-B.safetensors``; ``results/result.json``
+is the final result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from engine.autoneb import Connection
+from engine.events import Event
+from engine.explore import Exploration
+from engine.schedule import schedule_from_dict
+from sessions import events as session_events
+from sessions.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sessions.config import SessionConfig
+from sessions.control import ControlServer
+from sessions.eventlog import EventLogWriter
+from sessions.folder import SessionError, SessionFolder, write_atomic
+from sessions.lock import LockedError, RunnerLock
+from sessions.problem import build
+from sessions.statepack import pack_state, unpack_state
+from sessions.workers import LocalPool, WorkerPool
+
+MAX_RETRIES = 3  # restarts of a worker for the same pair before the session gives up
+HEARTBEAT_SECONDS = 1.0
+POLL_SECONDS = 0.1
+
+Pair = tuple[int, int]
+
+
+def resolve_devices(spec: str) -> list[str]:
+    """``auto`` (every visible GPU, else the CPU), ``cpu``, or ``cuda:0,1``."""
+    spec = spec.strip()
+    if spec == "cpu":
+        return ["cpu"]
+    import torch
+
+    if spec == "auto":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return [f"cuda:{i}" for i in range(count)] or ["cpu"]
+    if spec.startswith("cuda"):
+        _, _, numbers = spec.partition(":")
+        try:
+            indices = [int(n) for n in numbers.split(",")] if numbers else [0]
+        except ValueError:
+            raise SessionError(f"bad device {spec!r}: use auto, cpu or cuda:0,1") from None
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        missing = [i for i in indices if i >= available]
+        if missing:
+            raise SessionError(
+                f"device {spec!r} asks for GPU {missing[0]}, but {available} GPU(s) are visible: use --device auto or cpu"
+            )
+        return [f"cuda:{i}" for i in indices]
+    raise SessionError(f"bad device {spec!r}: use auto, cpu or cuda:0,1")
+
+
+def _key(pair: Pair) -> str:
+    return f"{pair[0]}-{pair[1]}"
+
+
+class Runner:
+    def __init__(self, folder: SessionFolder, pool: WorkerPool | None = None):
+        self.folder = folder
+        self.config = SessionConfig.from_dict(folder.config())
+        self.schedule = schedule_from_dict(self.config.schedule)
+        self.pool_override = pool
+        self.log: EventLogWriter | None = None
+        self.commands: list[tuple[str, threading.Event, dict[str, Any]]] = []
+        self.commands_lock = threading.Lock()
+        self.paused = False
+        self.pausing = False
+        self.stopping = False
+        self.assigned: dict[Pair, int] = {}
+        self.retries: dict[Pair, int] = {}
+        self.restart_at: dict[int, float] = {}
+        self.failures: dict[int, str] = {}
+        self.status = "starting"
+
+    # --- events ---------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        self.emit_dict(event.to_dict())
+
+    def emit_dict(self, event: dict[str, Any]) -> None:
+        assert self.log is not None
+        self.log.append(event)
+
+    # --- the process ----------------------------------------------------------
+
+    def main(self) -> int:
+        lock = RunnerLock(self.folder.lock_path)
+        try:
+            lock.acquire()
+        except LockedError as error:
+            print(f"nebtui runner: {error}", file=sys.stderr)
+            return 3
+        self.log = EventLogWriter(self.folder.events_path)
+        stop_beating = threading.Event()
+        control = None
+        self.pool: WorkerPool | None = None
+        try:
+            signal.signal(signal.SIGTERM, lambda *_: self._request("stop"))
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            self.folder.beat()
+            threading.Thread(target=self._beat, args=(stop_beating,), name="heartbeat", daemon=True).start()
+            built = build(self.config, "cpu")
+            self.energy = built.energy
+            resumed = self._load_or_start(built)
+            devices = resolve_devices(self.config.device)
+            self.pool = self.pool_override or LocalPool(devices, self.config.to_dict(), self.config.checkpoint_interval)
+            control = ControlServer(self.folder.control_socket_path, self._on_command).start()
+            self.emit(
+                session_events.RunnerStarted(
+                    pid=os.getpid(), devices=devices, resumed=resumed, pairs_done=len(self.exploration.paths)
+                )
+            )
+            self.pool.start()
+            return self._loop()
+        except SessionError as error:
+            self._fail(str(error))
+            return 1
+        except Exception as error:  # noqa: BLE001 - logged whole to runner.log, one line to the event log
+            traceback.print_exc()
+            self._fail(traceback.format_exception_only(type(error), error)[-1].strip())
+            return 1
+        finally:
+            stop_beating.set()
+            if self.pool is not None:
+                self.pool.close()
+            if control is not None:
+                control.close()
+            self.log.close()
+            lock.release()
+
+    def _fail(self, message: str) -> None:
+        print(f"nebtui runner: {message}", file=sys.stderr)
+        try:
+            self.emit(session_events.SessionFailed(message=message))
+        except SessionError:
+            pass
+
+    def _beat(self, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self.folder.beat()
+            except OSError:
+                pass  # a full disk: the status falls back to the lock, which still tells the truth
+
+    # --- state ------------------------------------------------------------------
+
+    @property
+    def paths_folder(self) -> Path:
+        return self.folder.results_path / "paths"
+
+    def _load_or_start(self, built: Any) -> bool:
+        """The exploration from the last checkpoint (plus finished paths), or a new one."""
+        loaded = load_checkpoint(self.folder.path)
+        finished = self._finished_states()
+        if loaded is None:
+            self.exploration = Exploration(
+                built.energy, built.minima, self.schedule, seed=self.config.seed, on_event=self.emit,
+                **self.config.landscape,
+            )
+            late = finished
+        else:
+            tensors, meta = dict(loaded.tensors), json.loads(json.dumps(loaded.meta))
+            late = {}
+            for key, state in finished.items():
+                if key in meta["running"] or key not in meta["finished"]:
+                    late[key] = state  # finished after the checkpoint was written
+                    meta["running"].pop(key, None)
+                    for name in [n for n in tensors if n.startswith(f"running.{key}.")]:
+                        del tensors[name]
+                    continue
+                meta["paths"][key] = state["meta"]
+                tensors.update({f"paths.{key}.{name}": t for name, t in state["tensors"].items()})
+            self.exploration = Exploration.from_state(
+                built.energy, self.schedule, {"tensors": tensors, "meta": meta}, on_event=self.emit
+            )
+        for key in sorted(late):
+            self.exploration.record(Connection.from_state(built.energy, self.schedule, late[key]))
+        return loaded is not None
+
+    def _finished_states(self) -> dict[str, dict[str, Any]]:
+        states = {}
+        if self.paths_folder.is_dir():
+            for path in sorted(self.paths_folder.glob("*.safetensors")):
+                states[path.stem] = unpack_state(path.read_bytes())
+        return states
+
+    def checkpoint(self, reason: str) -> None:
+        started = time.monotonic()
+        state = self.exploration.state_dict(finished=False)
+        state["meta"]["finished"] = [_key(p) for p in sorted(self.exploration.paths)]
+        try:
+            path = save_checkpoint(self.folder.path, state["tensors"], state["meta"])
+        except CheckpointError as error:
+            self.emit(session_events.CheckpointFailed(message=str(error)))
+            return
+        self.emit(
+            session_events.CheckpointWritten(
+                reason=reason,
+                seconds=time.monotonic() - started,
+                size=path.stat().st_size,
+                running=[list(p) for p in sorted(self.exploration.running)],
+            )
+        )
+
+    # --- control ----------------------------------------------------------------
+
+    def _on_command(self, command: str) -> dict[str, Any]:
+        """Called on the control thread: hand the command to the main loop and wait for its answer."""
+        return self._request(command, wait=5.0)
+
+    def _request(self, command: str, wait: float = 0.0) -> dict[str, Any]:
+        done, reply = threading.Event(), {}
+        with self.commands_lock:
+            self.commands.append((command, done, reply))
+        if wait and not done.wait(wait):
+            return {"ok": False, "error": "the runner is busy: try again"}
+        return reply
+
+    def _handle_commands(self) -> None:
+        with self.commands_lock:
+            pending, self.commands = self.commands, []
+        for command, done, reply in pending:
+            accepted, detail = self._apply(command)
+            reply.update({"ok": True, "accepted": accepted, "detail": detail, "status": self.status})
+            if command != "status":
+                self.emit(session_events.ControlReceived(command=command, accepted=accepted, detail=detail))
+            done.set()
+
+    def _apply(self, command: str) -> tuple[bool, str]:
+        if command == "status":
+            return True, self.status
+        if self.stopping:
+            return False, "the session is stopping"
+        if command == "pause":
+            if self.paused or self.pausing:
+                return False, "already paused"
+            self.pausing = True
+            for worker in set(self.assigned.values()):
+                self.pool.request_stop(worker)  # type: ignore[union-attr]
+            return True, "pausing at the next step boundary"
+        if command == "resume":
+            if not (self.paused or self.pausing):
+                return False, "not paused"
+            self.paused = self.pausing = False
+            self.status = "running"
+            self.emit(session_events.SessionResumed())
+            return True, "resumed"
+        if command == "stop":
+            self.stopping = True
+            for worker in set(self.assigned.values()):
+                self.pool.request_stop(worker)  # type: ignore[union-attr]
+            return True, "stopping at the next step boundary"
+        if command == "checkpoint":
+            if not self.assigned:
+                self.checkpoint("request")
+                return True, "checkpoint written"
+            for worker in set(self.assigned.values()):
+                self.pool.request_state(worker)  # type: ignore[union-attr]
+            return True, "checkpoint at the next step boundary"
+        return False, f"unknown command {command}"
+
+    # --- the loop -----------------------------------------------------------------
+
+    def _loop(self) -> int:
+        assert self.pool is not None
+        self.status = "running"
+        while True:
+            self._handle_commands()
+            if not (self.paused or self.pausing or self.stopping):
+                self._dispatch()
+            for message in self.pool.poll(POLL_SECONDS):
+                self._handle(message)
+            if self._check_workers():
+                return 1
+            if not self.assigned:
+                if self.stopping:
+                    self.checkpoint("stop")
+                    self.emit(session_events.SessionStopped(pairs_done=len(self.exploration.paths)))
+                    return 0
+                if self.pausing:
+                    self.pausing, self.paused, self.status = False, True, "paused"
+                    self.checkpoint("pause")
+                    self.emit(session_events.SessionPaused(running=[list(p) for p in sorted(self.exploration.running)]))
+                if self.exploration.landscape.finished and not self.exploration.running:
+                    self._finish()
+                    return 0
+
+    def _dispatch(self) -> None:
+        assert self.pool is not None
+        idle = [w for w in self.pool.idle() if w not in self.restart_at]
+        if not idle:
+            return
+        waiting = [p for p in self.exploration.running if p not in self.assigned]
+        if len(waiting) < len(idle):
+            in_flight = list(self.exploration.running)
+            for pair in self.exploration.landscape.ready_pairs(in_flight=in_flight)[: len(idle) - len(waiting)]:
+                self.exploration.running[pair] = self.exploration.connection_for(pair)
+                waiting.append(pair)
+        for worker, pair in zip(idle, waiting):
+            self.pool.submit(worker, pair, pack_state(self.exploration.running[pair].state_dict()))
+            self.assigned[pair] = worker
+
+    def _handle(self, message: tuple[Any, ...]) -> None:
+        kind, worker = message[0], message[1]
+        if kind == "ready":
+            _, _, pid, device = message
+            self.emit(session_events.WorkerStarted(worker=worker, device=device, pid=pid))
+        elif kind == "event":
+            self.emit_dict(message[2])
+        elif kind in ("state", "stopped", "done"):
+            pair, packed = tuple(message[2]), message[3]
+            connection = Connection.from_state(self.energy, self.schedule, unpack_state(packed))
+            if kind == "done":
+                self.paths_folder.mkdir(parents=True, exist_ok=True)
+                write_atomic(self.paths_folder / f"{_key(pair)}.safetensors", packed)
+                self.assigned.pop(pair, None)
+                self.retries.pop(pair, None)
+                self.exploration.record(connection)
+                self.checkpoint("pair")
+                return
+            self.exploration.running[pair] = connection
+            if kind == "stopped":
+                self.assigned.pop(pair, None)
+            else:
+                self.checkpoint(message[4])
+        elif kind == "failed":
+            self.failures[worker] = message[3]
+
+    def _check_workers(self) -> bool:
+        """Restart dead workers (with backoff); True when the session must give up."""
+        assert self.pool is not None
+        now = time.monotonic()
+        for worker, pid, reason, pair in self.pool.dead():
+            reason = self.failures.pop(worker, reason)
+            if pair is not None:
+                self.assigned.pop(pair, None)
+                self.retries[pair] = self.retries.get(pair, 0) + 1
+                if self.retries[pair] > MAX_RETRIES:
+                    self.emit(session_events.WorkerDied(worker=worker, pid=pid, reason=reason, pair=list(pair),
+                                                        restart_in=None))
+                    self.checkpoint("stop")
+                    self._fail(f"pair {pair} failed {MAX_RETRIES + 1} times (last: {reason}): the session stopped; "
+                               "fix the cause, then nebtui sessions resume")
+                    return True
+            delay = 2.0 ** (self.retries.get(pair, 1) - 1) if pair is not None else 1.0
+            self.restart_at[worker] = now + delay
+            self.emit(session_events.WorkerDied(worker=worker, pid=pid, reason=reason,
+                                                pair=list(pair) if pair else None, restart_in=delay))
+        for worker, due in list(self.restart_at.items()):
+            if now >= due:
+                del self.restart_at[worker]
+                self.pool.restart(worker)
+        return False
+
+    def _finish(self) -> None:
+        result = self.exploration.finish()
+        self.checkpoint("finish")
+        data = result.to_dict(with_pivots=self.exploration.minima.shape[1] <= 64)
+        self.folder.results_path.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.folder.results_path / "result.json", (json.dumps(data) + "\n").encode())
+        self.status = "finished"
+        self.emit(
+            session_events.SessionFinished(
+                reason=result.finished_reason,
+                pairs_done=len(result.paths),
+                mst=[[a, b, s] for a, b, s in result.mst],
+            )
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m sessions.runner SESSION_FOLDER", file=sys.stderr)
+        return 2
+    path = Path(args[0])
+    try:
+        folder = SessionFolder.open(path.parent, path.name)
+    except SessionError as error:
+        print(f"nebtui runner: {error}", file=sys.stderr)
+        return 2
+    return Runner(folder).main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""Worker processes: each runs AutoNEB for one pair at a time on its device.
+
+The runner talks to its workers only through ``WorkerPool``: submit a pair's
+connection state, ask for a stop or a state at the next step boundary, poll the
+messages that come up, notice and restart dead workers. ``LocalPool`` runs one
+process per device (spawn context); another pool (e.g. on Ray) can take its
+place without touching the runner.
+
+Messages up, as tuples:
+    ("ready", worker, pid, device)
+    ("event", worker, event dict)
+    ("state", worker, pair, packed state, reason)   reason: cycle | interval | request
+    ("stopped", worker, pair, packed state)        a stop request honoured
+    ("done", worker, pair, packed state)           the connection finished
+    ("failed", worker, pair, message)              the job raised; the worker exits
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Pair = tuple[int, int]
+
+
+class WorkerPool(Protocol):
+    devices: list[str]
+
+    def start(self) -> None: ...
+    def idle(self) -> list[int]: ...
+    def submit(self, worker: int, pair: Pair, packed: bytes) -> None: ...
+    def request_stop(self, worker: int) -> None: ...
+    def request_state(self, worker: int) -> None: ...
+    def poll(self, timeout: float) -> list[tuple[Any, ...]]: ...
+    def dead(self) -> list[tuple[int, int, str, Pair | None]]: ...
+    def restart(self, worker: int) -> None: ...
+    def job(self, worker: int) -> Pair | None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class _Slot:
+    device: str
+    process: Any = None
+    jobs: Any = None
+    stop: Any = None
+    want_state: Any = None
+    pair: Pair | None = None
+    ready: bool = False
+    announced_dead: bool = False
+    pid: int = 0
+
+
+@dataclass
+class LocalPool:
+    """One worker process per device, over multiprocessing queues (spawn)."""
+
+    devices: list[str]
+    config: dict[str, Any]
+    checkpoint_interval: float
+    slots: list[_Slot] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._context = multiprocessing.get_context("spawn")
+        self._up = self._context.Queue()
+        self.slots = [_Slot(device) for device in self.devices]
+
+    def start(self) -> None:
+        for index in range(len(self.slots)):
+            self._spawn(index)
+
+    def _spawn(self, index: int) -> None:
+        slot = self.slots[index]
+        slot.jobs = self._context.Queue()
+        slot.stop = self._context.Event()
+        slot.want_state = self._context.Event()
+        slot.pair = None
+        slot.ready = False
+        slot.announced_dead = False
+        slot.process = self._context.Process(
+            target=worker_main,
+            args=(index, slot.device, self.config, self.checkpoint_interval, slot.jobs, self._up, slot.stop,
+                  slot.want_state),
+            name=f"nebtui-worker-{index}",
+            daemon=True,
+        )
+        slot.process.start()
+        slot.pid = slot.process.pid
+
+    def idle(self) -> list[int]:
+        return [i for i, s in enumerate(self.slots) if s.ready and s.pair is None and s.process.is_alive()]
+
+    def job(self, worker: int) -> Pair | None:
+        return self.slots[worker].pair
+
+    def submit(self, worker: int, pair: Pair, packed: bytes) -> None:
+        slot = self.slots[worker]
+        slot.stop.clear()
+        slot.want_state.clear()
+        slot.pair = pair
+        slot.jobs.put((pair, packed))
+
+    def request_stop(self, worker: int) -> None:
+        self.slots[worker].stop.set()
+
+    def request_state(self, worker: int) -> None:
+        self.slots[worker].want_state.set()
+
+    def poll(self, timeout: float) -> list[tuple[Any, ...]]:
+        messages = []
+        try:
+            messages.append(self._up.get(timeout=timeout))
+            while True:
+                messages.append(self._up.get_nowait())
+        except queue.Empty:
+            pass
+        for message in messages:
+            kind, worker = message[0], message[1]
+            slot = self.slots[worker]
+            if kind == "ready":
+                slot.ready = True
+            elif kind in ("stopped", "done", "failed"):
+                slot.pair = None
+        return messages
+
+    def dead(self) -> list[tuple[int, int, str, Pair | None]]:
+        """Workers that died since the last call: (worker, pid, reason, pair it held)."""
+        found = []
+        for index, slot in enumerate(self.slots):
+            if slot.process is not None and not slot.process.is_alive() and not slot.announced_dead:
+                slot.announced_dead = True
+                code = slot.process.exitcode
+                reason = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                found.append((index, slot.pid, reason, slot.pair))
+        return found
+
+    def restart(self, worker: int) -> None:
+        old = self.slots[worker].process
+        if old is not None:
+            old.join(timeout=1)
+        self._spawn(worker)
+
+    def close(self) -> None:
+        for slot in self.slots:
+            if slot.process is not None and slot.process.is_alive():
+                slot.jobs.put(None)
+        deadline = time.monotonic() + 5
+        for slot in self.slots:
+            if slot.process is not None:
+                slot.process.join(timeout=max(0.1, deadline - time.monotonic()))
+                if slot.process.is_alive():
+                    slot.process.kill()
+                    slot.process.join(timeout=2)
+
+
+def worker_main(index, device, config, interval, jobs, up, stop, want_state) -> None:  # noqa: ANN001
+    """A worker process: build the problem on ``device``, then run pair jobs."""
+    from engine.autoneb import Connection
+    from engine.schedule import schedule_from_dict
+    from sessions.config import SessionConfig
+    from sessions.problem import build
+    from sessions.statepack import pack_state, unpack_state
+
+    session_config = SessionConfig.from_dict(config)
+    built = build(session_config, device)
+    schedule = schedule_from_dict(session_config.schedule)
+    up.put(("ready", index, os.getpid(), device))
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        pair, packed = job
+        try:
+            send = lambda event: up.put(("event", index, event.to_dict()))  # noqa: E731
+            connection = Connection.from_state(built.energy, schedule, unpack_state(packed), on_event=send)
+            marks = {"time": time.monotonic(), "cycle": (connection.restart, connection.cycle)}
+
+            def should_stop() -> bool:
+                if stop.is_set():
+                    return True
+                now = time.monotonic()
+                position = (connection.restart, connection.cycle)
+                reason = None
+                if want_state.is_set():
+                    want_state.clear()
+                    reason = "request"
+                elif position != marks["cycle"]:
+                    reason = "cycle"
+                elif now - marks["time"] >= interval:
+                    reason = "interval"
+                if reason is not None:
+                    up.put(("state", index, pair, pack_state(connection.state_dict()), reason))
+                    marks["time"], marks["cycle"] = now, position
+                return False
+
+            result = connection.run(should_stop)
+            kind = "stopped" if result is None else "done"
+            up.put((kind, index, pair, pack_state(connection.state_dict())))
+        except Exception as error:  # noqa: BLE001 - reported to the runner, which restarts the worker
+            last = traceback.format_exception_only(type(error), error)[-1].strip()
+            up.put(("failed", index, pair, last))
+            time.sleep(0.2)  # let the queue's feeder thread flush
+            os._exit(3)
