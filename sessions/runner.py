@@ -92,6 +92,7 @@ class Runner:
         self.retries: dict[Pair, int] = {}
         self.restart_at: dict[int, float] = {}
         self.failures: dict[int, str] = {}
+        self.fatal: str | None = None  # an error that a retry would only repeat
         self.status = "starting"
 
     # --- events ---------------------------------------------------------------
@@ -348,6 +349,8 @@ class Runner:
                 self.checkpoint(message[4])
         elif kind == "failed":
             self.failures[worker] = message[3]
+            if message[4]:
+                self.fatal = message[3]
 
     def _check_workers(self) -> bool:
         """Restart dead workers (with backoff); True when the session must give up."""
@@ -355,6 +358,12 @@ class Runner:
         now = time.monotonic()
         for worker, pid, reason, pair in self.pool.dead():
             reason = self.failures.pop(worker, reason)
+            if self.fatal is not None:
+                self.emit(session_events.WorkerDied(worker=worker, pid=pid, reason=reason,
+                                                    pair=list(pair) if pair else None, restart_in=None))
+                self.checkpoint("stop")
+                self._fail(self.fatal)
+                return True
             if pair is not None:
                 self.assigned.pop(pair, None)
                 self.retries[pair] = self.retries.get(pair, 0) + 1

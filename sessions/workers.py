@@ -12,7 +12,8 @@ Messages up, as tuples:
     ("state", worker, pair, packed state, reason)   reason: cycle | interval | request
     ("stopped", worker, pair, packed state)        a stop request honoured
     ("done", worker, pair, packed state)           the connection finished
-    ("failed", worker, pair, message)              the job raised; the worker exits
+    ("failed", worker, pair, message, fatal)       the job raised; the worker exits. fatal: the
+                                                   same job would fail again (e.g. a diverging band)
 """
 
 from __future__ import annotations
@@ -124,8 +125,10 @@ class LocalPool:
             slot = self.slots[worker]
             if kind == "ready":
                 slot.ready = True
-            elif kind in ("stopped", "done", "failed"):
+            elif kind in ("stopped", "done"):
                 slot.pair = None
+            elif kind == "failed":
+                slot.ready = False  # it is on its way out; dead() will report the pair it held
         return messages
 
     def dead(self) -> list[tuple[int, int, str, Pair | None]]:
@@ -160,9 +163,10 @@ class LocalPool:
 
 def worker_main(index, device, config, interval, jobs, up, stop, want_state) -> None:  # noqa: ANN001
     """A worker process: build the problem on ``device``, then run pair jobs."""
-    from engine.autoneb import Connection
+    from engine.autoneb import Connection, DivergedError
     from engine.schedule import schedule_from_dict
     from sessions.config import SessionConfig
+    from sessions.folder import SessionError
     from sessions.problem import build
     from sessions.statepack import pack_state, unpack_state
 
@@ -202,7 +206,8 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state) -> 
             kind = "stopped" if result is None else "done"
             up.put((kind, index, pair, pack_state(connection.state_dict())))
         except Exception as error:  # noqa: BLE001 - reported to the runner, which restarts the worker
-            last = traceback.format_exception_only(type(error), error)[-1].strip()
-            up.put(("failed", index, pair, last))
+            fatal = isinstance(error, (DivergedError, ValueError, SessionError))
+            last = str(error) if fatal else traceback.format_exception_only(type(error), error)[-1].strip()
+            up.put(("failed", index, pair, last, fatal))
             time.sleep(0.2)  # let the queue's feeder thread flush
             os._exit(3)
