@@ -1,9 +1,9 @@
 """Seconds per NEB step of a network energy: loop vs vmap vs auto, against training.
 
 For an MLP (64-32-10) and the small CNN (BatchNorm) on the digits, with N pivots
-at batch 128 each, one NEB step is: the energy call on all N pivots, the tangent
-component projected out of the interior gradients, one SGD step on the (N-2, D)
-interior. The reference is one plain training step of the same network at batch
+at batch 128 each, one NEB step is the engine's own (engine.autoneb.Connection):
+the energy call on all N pivots, tangents, the perpendicular loss force, one SGD
+step on the (N-2, D) interior, and the re-spacing of the string method. The reference is one plain training step of the same network at batch
 N x 128 (forward, backward, SGD step). Goal: auto / best <= 1.1 and
 auto / training step <= 1.1.
 
@@ -30,7 +30,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import data, models  # noqa: E402
-from engine.energy.network import NetworkEnergy, ParameterLayout  # noqa: E402
+from engine.autoneb import Connection  # noqa: E402
+from engine.energy.network import TRIAL_CALLS, NetworkEnergy, ParameterLayout  # noqa: E402
+from engine.schedule import BandOptions, Cycle, Schedule  # noqa: E402
 
 BATCH = 128
 
@@ -41,37 +43,32 @@ def _sync(device: torch.device) -> None:
 
 
 class Band:
-    """A minimal band update. It mirrors engine/neb.py (written separately):
-    paper tangent, perpendicular loss force, no springs, SGD with momentum on
-    the interior pivots; the ends stay fixed."""
+    """The engine's own band: a Connection whose stop callback, called before
+    every step, times the steps (energy, tangents, forces, optimiser, re-spacing)."""
 
-    def __init__(self, pivots: torch.Tensor, lr: float = 0.01):
-        self.pivots = pivots.clone()  # (N, D)
-        self.interior = self.pivots[1:-1].clone().requires_grad_(False)  # (N-2, D)
-        self.optimiser = torch.optim.SGD([self.interior], lr=lr, momentum=0.9)
+    def __init__(self, energy: NetworkEnergy, start: torch.Tensor, end: torch.Tensor, n_pivots: int):
+        schedule = Schedule(
+            cycles=(Cycle(steps=10**9, lr=0.01, optimiser_args={"momentum": 0.9}, batch_size=BATCH),),
+            band=BandOptions(initial_pivots=n_pivots - 2, max_pivots=n_pivots),
+        )
+        self.energy = energy
+        self.connection = Connection(energy, schedule, start, end)
+        self.connection.run(lambda: True)  # the linear profile and the first cycle's set-up, untimed
 
-    def step(self, energy: NetworkEnergy, generator: torch.Generator) -> None:
-        self.pivots[1:-1] = self.interior
-        losses, grads = energy(self.pivots, generator)  # (N,), (N, D)
-        p = self.pivots
-        forward = p[2:] - p[1:-1]  # (N-2, D)
-        backward = p[1:-1] - p[:-2]
-        higher_next = (losses[2:] > losses[:-2]).unsqueeze(1)
-        tangent = torch.where(higher_next, forward, backward)
-        tangent = tangent / tangent.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        g = grads[1:-1]
-        self.interior.grad = g - (g * tangent).sum(dim=1, keepdim=True) * tangent
-        self.optimiser.step()
+    def seconds(self, steps: int) -> list[float]:
+        times: list[float] = []
+        last: list[float] = []
 
+        def should_stop() -> bool:
+            _sync(self.energy.device)
+            now = time.perf_counter()
+            if last:
+                times.append(now - last[0])
+            last[:] = [now]
+            return len(times) >= steps
 
-def neb_seconds(energy: NetworkEnergy, band: "Band", steps: int, generator: torch.Generator) -> list[float]:
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        band.step(energy, generator)
-        _sync(energy.device)
-        times.append(time.perf_counter() - start)
-    return times
+        self.connection.run(should_stop)
+        return times
 
 
 def train_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, steps: int) -> list[float]:
@@ -99,22 +96,22 @@ def bench_one(name: str, make, x, y, n_pivots: int, steps: int, auto_steps: int,
     pivots = pivots.to(x.device)
 
     energies = {s: NetworkEnergy(a, x, y, batch_size=BATCH, strategy=s) for s in ("loop", "vmap", "auto")}
-    bands = {s: Band(pivots) for s in energies}
-    generators = {s: torch.Generator().manual_seed(0) for s in energies}
+    bands = {s: Band(energies[s], pivots[0], pivots[-1], n_pivots) for s in energies}
     model = make().to(x.device)
     for s in ("loop", "vmap"):  # warm-up of the fixed strategies
-        neb_seconds(energies[s], bands[s], 2, generators[s])
+        bands[s].seconds(2)
     train_seconds(model, x, y, n_pivots * BATCH, 2)
     samples: dict[str, list[float]] = {"loop": [], "vmap": [], "auto": [], "train": []}
     for _ in range(rounds):  # interleaved, so that machine noise hits all alike
         for s in energies:
-            samples[s] += neb_seconds(energies[s], bands[s], steps, generators[s])
+            samples[s] += bands[s].seconds(steps)
         samples["train"] += train_seconds(model, x, y, n_pivots * BATCH, steps)
     med = {k: statistics.median(v) for k, v in samples.items()}
-    # auto over a run of auto_steps steps: its trial phase (the first 4 calls,
-    # warm-ups included) as measured, the remaining steps at its median step time.
-    trial = len(samples["auto"][:4])
-    auto_s = (sum(samples["auto"][:4]) + (auto_steps - trial) * statistics.median(samples["auto"][4:])) / auto_steps
+    # auto over a run of auto_steps steps: its trial phase (the first TRIAL_CALLS
+    # calls, warm-ups included) as measured, the remaining steps at its median step time.
+    trial = samples["auto"][:TRIAL_CALLS]
+    after = samples["auto"][TRIAL_CALLS:]
+    auto_s = (sum(trial) + (auto_steps - len(trial)) * statistics.median(after)) / auto_steps
     auto = energies["auto"]
     best = min(med["loop"], med["vmap"])
     return {
@@ -141,7 +138,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    steps, rounds, auto_steps = (4, 3, 100) if args.quick else (10, 5, 100)
+    steps, rounds, auto_steps = (5, 3, 100) if args.quick else (10, 5, 100)
     device = torch.device(args.device)
 
     digits = data.digits().train

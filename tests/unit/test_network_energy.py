@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from engine import data, models
 from engine.energy.base import Energy
-from engine.energy.network import NetworkEnergy, ParameterLayout
+from engine.energy.network import TRIAL_CALLS, NetworkEnergy, ParameterLayout
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +181,7 @@ def test_auto_times_both_strategies_then_keeps_one_and_resumes_with_it(digits):
     auto = NetworkEnergy(net, x, y, batch_size=16)
     loop = NetworkEnergy(net, x, y, batch_size=16, strategy="loop")
     assert isinstance(auto, Energy) and auto.strategy_used is None
-    for call in range(4):  # warm-up and timed call of each: real results
+    for call in range(TRIAL_CALLS):  # warm-ups and timed calls of each: real results
         losses, _ = auto(pivots, torch.Generator().manual_seed(call))
         expected, _ = loop(pivots, torch.Generator().manual_seed(call))
         torch.testing.assert_close(losses, expected, rtol=1e-5, atol=1e-6)
