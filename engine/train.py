@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from engine.energy.network import ParameterLayout, _loss_function
+from engine.energy.network import ParameterLayout, loss_function
 
 
 @dataclass
@@ -35,7 +35,7 @@ def train(
     """Train ``model`` in place from its current weights; returns its flat parameters."""
     if steps < 1 or batch_size < 1 or not lr > 0:
         raise ValueError("steps, batch_size and lr must be positive")
-    loss_fn, _ = _loss_function(loss)
+    loss_fn, _ = loss_function(loss)
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     model.train()

@@ -97,7 +97,7 @@ class ParameterLayout:
                 params[name].copy_(view)
 
 
-def _loss_function(loss: Loss) -> tuple[LossFn, Callable[[Tensor, Tensor], Tensor] | None]:
+def loss_function(loss: Loss) -> tuple[LossFn, Callable[[Tensor, Tensor], Tensor] | None]:
     """The mean loss (outputs, targets) -> scalar and, for classification, the
     error count (outputs, targets) -> number misclassified."""
     if callable(loss):
@@ -205,7 +205,7 @@ class NetworkEnergy:
 
         self.device = torch.device(device) if device is not None else inputs.device
         self.loss = loss
-        self._loss_fn, self._error_count = _loss_function(loss)
+        self._loss_fn, self._error_count = loss_function(loss)
         self.batch_size = batch_size
         self.strategy = strategy
         self.chunk_size = chunk_size
