@@ -47,5 +47,5 @@ def train(
         value = loss_fn(model(inputs[batch]), targets[batch])
         value.backward()
         optimiser.step()
-        history.append(float(value))
+        history.append(float(value.detach()))
     return TrainingResult(ParameterLayout.from_module(model).flatten(model), history)
