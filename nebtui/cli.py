@@ -3,6 +3,7 @@ command imports the engine only when it runs."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -30,6 +31,9 @@ def callback() -> None:
 
 
 def main() -> None:
+    # before anything imports torch: OpenMP threads that sleep while they wait
+    # (see sessions.launch.cpu_friendly_env)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         app()
     except KeyboardInterrupt:
