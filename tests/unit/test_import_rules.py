@@ -34,3 +34,23 @@ def test_core_imports_no_ui(code):
 def test_cli_starts_without_torch():
     loaded = _modules_after("import nebtui.cli")
     assert "torch" not in loaded
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["sessions", "list"], ["sessions", "list", "--json"],
+                                  ["sessions", "show", "quiet"], ["sessions", "attach", "quiet"]])
+def test_fast_commands_never_import_torch(argv, nebtui_home):
+    from sessions.folder import SessionFolder
+
+    nebtui_home.mkdir(parents=True, exist_ok=True)
+    SessionFolder.create(nebtui_home, "quiet", {"problem": {"kind": "surface", "surface": "muller-brown"}}, [])
+    code = (
+        "import sys\n"
+        "from nebtui.cli import app\n"
+        f"sys.argv = ['nebtui', *{argv!r}]\n"
+        "try:\n"
+        "    app()\n"
+        "except SystemExit:\n"
+        "    pass"
+    )
+    loaded = _modules_after(code)
+    assert "torch" not in loaded
