@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 Pair = tuple[int, int]
+ORPHAN_CHECK_SECONDS = 1.0  # how often an idle worker looks whether its runner still lives
 
 
 class WorkerPool(Protocol):
@@ -170,12 +171,23 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state) -> 
     from sessions.problem import build
     from sessions.statepack import pack_state, unpack_state
 
+    parent = os.getppid()
+
+    def orphaned() -> bool:
+        """The runner is gone (kill -9 leaves no one to stop us): we were reparented."""
+        return os.getppid() != parent
+
     session_config = SessionConfig.from_dict(config)
     built = build(session_config, device)
     schedule = schedule_from_dict(session_config.schedule)
     up.put(("ready", index, os.getpid(), device))
     while True:
-        job = jobs.get()
+        try:
+            job = jobs.get(timeout=ORPHAN_CHECK_SECONDS)
+        except queue.Empty:
+            if orphaned():
+                return
+            continue
         if job is None:
             return
         pair, packed = job
@@ -185,6 +197,8 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state) -> 
             marks = {"time": time.monotonic(), "cycle": (connection.restart, connection.cycle)}
 
             def should_stop() -> bool:
+                if orphaned():
+                    os._exit(0)  # nobody reads our messages; the next runner redoes this work from its checkpoint
                 if stop.is_set():
                     return True
                 now = time.monotonic()
