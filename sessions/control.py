@@ -84,12 +84,15 @@ class ControlServer:
                     pass
 
     def close(self) -> None:
+        """Stop serving; a reply being written is let finish (briefly) so its client is not left without one."""
         self._closing.set()
         try:
             self._socket.close()
         finally:
             if self.path.exists():
                 self.path.unlink()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=1.0)
 
 
 def _read_line(connection: socket.socket, limit: int = 1 << 16) -> str:
@@ -124,6 +127,8 @@ def send_command(path: Path, command: str, timeout: float = 10.0) -> dict[str, A
             raise ControlError(f"its runner did not answer within {timeout:g} s") from None
         except OSError as error:
             raise ControlError(f"its control socket failed ({error.strerror or error})") from None
+    if not line:
+        raise ControlError("its runner closed the connection without answering (it may have just exited)")
     try:
         reply = json.loads(line)
     except ValueError:

@@ -85,6 +85,7 @@ class Runner:
         self.log: EventLogWriter | None = None
         self.commands: list[tuple[str, threading.Event, dict[str, Any]]] = []
         self.commands_lock = threading.Lock()
+        self.accepting = True  # False once the loop has ended: commands are refused at once
         self.paused = False
         self.pausing = False
         self.stopping = False
@@ -145,14 +146,16 @@ class Runner:
             return 1
         finally:
             stop_beating.set()
-            if self.pool is not None:
-                self.pool.close()
+            self._refuse_commands()
             if control is not None:
                 control.close()
+            if self.pool is not None:
+                self.pool.close()
             self.log.close()
             lock.release()
 
     def _fail(self, message: str) -> None:
+        self.status = "failed"
         print(f"nebtui runner: {message}", file=sys.stderr)
         try:
             self.emit(session_events.SessionFailed(message=message))
@@ -235,10 +238,24 @@ class Runner:
     def _request(self, command: str, wait: float = 0.0) -> dict[str, Any]:
         done, reply = threading.Event(), {}
         with self.commands_lock:
+            if not self.accepting:
+                return self._ended_reply()
             self.commands.append((command, done, reply))
         if wait and not done.wait(wait):
             return {"ok": False, "error": "the runner is busy: try again"}
         return reply
+
+    def _ended_reply(self) -> dict[str, Any]:
+        return {"ok": False, "error": f"its runner has exited (the session is {self.status}) before handling the command"}
+
+    def _refuse_commands(self) -> None:
+        """Answer the commands the loop will never handle (the process is about to exit)."""
+        with self.commands_lock:
+            self.accepting = False
+            pending, self.commands = self.commands, []
+        for _, done, reply in pending:
+            reply.update(self._ended_reply())
+            done.set()
 
     def _handle_commands(self) -> None:
         with self.commands_lock:
@@ -298,6 +315,7 @@ class Runner:
                 return 1
             if not self.assigned:
                 if self.stopping:
+                    self.status = "stopped"
                     self.checkpoint("stop")
                     self.emit(session_events.SessionStopped(pairs_done=len(self.exploration.paths)))
                     return 0
