@@ -84,7 +84,7 @@ class Runner:
         self.pool_override = pool
         self.log: EventLogWriter | None = None
         self.commands: list[tuple[str, threading.Event, dict[str, Any]]] = []
-        self.commands_lock = threading.Lock()
+        self.commands_lock = threading.RLock()  # re-entered by the SIGTERM handler on the main thread
         self.accepting = True  # False once the loop has ended: commands are refused at once
         self.paused = False
         self.pausing = False
