@@ -31,6 +31,7 @@ def demo(
     scale: options.Scale = 1.0,
     star: options.Star = False,
     checkpoint_every: options.CheckpointEvery = 60.0,
+    strategy: Annotated[str, typer.Option(help="Pivot evaluation of the digits demo: auto (timed), loop or vmap.")] = "auto",
 ) -> None:
     """Explore the minima of a demo problem in a session and print the MST."""
     if name not in DEMOS:
@@ -53,7 +54,7 @@ def demo(
     landscape = {"variant": "star"} if star else {}
     try:
         config = SessionConfig(problem, chosen, device=device, seed=seed, landscape=landscape,
-                               checkpoint_interval=checkpoint_every)
+                               checkpoint_interval=checkpoint_every, strategy=strategy)
     except SessionError as error:
         fail(str(error), code=2)
     run_session(config, manifest, hint=name, session=session, detach=detach, as_json=as_json, printer=printer)
