@@ -1,0 +1,54 @@
+"""The live terminal app (Textual). Only this package imports textual.
+
+Entry points for the CLI: ``run_app(folder)`` follows one session;
+``pick_and_run(home)`` lists the sessions, then follows the chosen one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nebtui.app.app import SessionApp
+from nebtui.app.picker import SessionListApp
+from nebtui.app.sources import FolderStatus, SocketControl
+from sessions.eventlog import EventLogReader
+from sessions.folder import SessionError, SessionFolder
+from sessions.view import SessionView, summary
+
+
+def build_app(folder: SessionFolder) -> SessionApp:
+    """The app on a real session: its log replayed from the start, its control socket,
+    its status from the lock and heartbeat, its schedule from config.json."""
+    config = folder.config()
+    try:
+        pairs_total = summary(folder, SessionView())["pairs_total"] or None
+    except SessionError:
+        pairs_total = None
+    return SessionApp(
+        EventLogReader(folder.events_path),
+        SocketControl(folder.control_socket_path),
+        session_id=folder.id,
+        schedule=config.get("schedule"),
+        status_probe=FolderStatus(folder),
+        pairs_total=pairs_total,
+    )
+
+
+def run_app(folder: SessionFolder) -> None:
+    """Follow the session in the terminal until the user detaches (q); the run goes on."""
+    app = build_app(folder)
+    try:
+        app.run()
+    finally:
+        app.source.close()  # type: ignore[attr-defined]
+        app.status_probe.close()  # type: ignore[union-attr]
+
+
+def pick_and_run(home: Path) -> None:
+    """``nebtui`` alone: pick a session under ``home``, then follow it."""
+    chosen = SessionListApp(home).run()
+    if chosen is not None:
+        run_app(chosen)
+
+
+__all__ = ["SessionApp", "SessionListApp", "build_app", "run_app", "pick_and_run"]

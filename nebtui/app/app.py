@@ -1,0 +1,343 @@
+"""The live session app: thin and fed from outside.
+
+A reader worker polls the event source (and the status probe about once a
+second) and posts EventsRead / StatusProbed; the app reduces the events into
+a SessionModel and redraws the panes on a timer, at most REDRAW_HZ times a
+second, never per event. Control commands go to the runner from a worker, so
+nothing blocks the event loop. The app never starts processes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import partial
+from typing import Any, Callable, Iterable
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Container
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Tab, Tabs
+from textual.worker import get_current_worker
+
+from nebtui.app.messages import ControlAnswered, ControlFailed, EventsRead, SourceFailed, StatusProbed
+from nebtui.app.model import ENDED, SessionModel
+from nebtui.app.panes import EnergyPane, LogPane, MSTPane, SchedulePane, StatusLine
+from nebtui.app.screens import ConfirmStop
+from nebtui.app.sources import Control, EventSource
+
+POLL_SECONDS = 0.05  # the reader's wait between polls of the source
+PROBE_SECONDS = 1.0  # between status probes
+REDRAW_HZ = 4.0  # most redraws per second
+CHUNK = 2000  # events per message: a long replay never holds the event loop for long
+NARROW = (120, 36)  # below this width or height the panes become tabs
+PANES = ("energy", "schedule", "mst", "log")
+EXPORT_NOTE = "report export comes with the report command"
+
+# control action -> the statuses in which it means something
+CONTROL_ACTIONS = {
+    "pause": ("running",),
+    "resume": ("paused",),
+    "stop": ("running", "paused"),
+    "checkpoint": ("running", "paused"),
+}
+LIFECYCLE_STATUS = {"created": "starting"}  # the model's lifecycle when there is no probe
+
+
+class SessionApp(App[None]):
+    """Follow one session: energy, schedule, MST and log panes, a status line and control keys."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "nebtui"
+    BINDINGS = [
+        Binding("p", "pause", "Pause", id="pause", tooltip="Pause at the next step boundary, with a checkpoint"),
+        Binding("r", "resume", "Resume", id="resume", tooltip="Resume a paused session"),
+        Binding("s", "stop", "Stop", id="stop", tooltip="Stop the session (asks first)"),
+        Binding("c", "checkpoint", "Checkpoint", id="checkpoint", tooltip="Write a checkpoint now"),
+        Binding("l", "log_scale", "Log scale", id="log-scale", tooltip="Energy on a log scale of loss - min + eps"),
+        Binding("tab", "next_pane", "Next pane", id="next-pane", priority=True, show=False),
+        Binding("shift+tab", "previous_pane", "Previous pane", id="previous-pane", priority=True, show=False),
+        Binding("e", "export", "Export", id="export", tooltip="Export a report"),
+        Binding("q", "detach", "Detach", id="detach", tooltip="Quit the app; the run goes on"),
+    ]
+    # action -> (palette title, help)
+    PALETTE = {
+        "pause": ("Pause session", "Pause at the next step boundary, with a checkpoint (p)"),
+        "resume": ("Resume session", "Continue a paused session (r)"),
+        "stop": ("Stop session", "Checkpoint and end the session; asks first (s)"),
+        "checkpoint": ("Checkpoint now", "Ask the runner for a checkpoint (c)"),
+        "log_scale": ("Toggle log scale", "Energy pane: log10(loss - min + eps) or linear (l)"),
+        "next_pane": ("Next pane", "Move to the next pane (tab)"),
+        "export": ("Export report", "Export a report of the session (e)"),
+        "detach": ("Detach", "Quit the app; the run goes on (q)"),
+    }
+
+    def __init__(
+        self,
+        source: EventSource,
+        control: Control | None,
+        *,
+        session_id: str,
+        schedule: dict[str, Any] | None,
+        status_probe: Callable[[], tuple[str, int | None]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        pairs_total: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.control = control
+        self.session_id = session_id
+        self.status_probe = status_probe
+        self.clock = clock
+        self.model = SessionModel(schedule, pairs_total=pairs_total)
+        self.probed: tuple[str, int | None] | None = None
+        self.pending: str | None = None  # a command sent and not yet answered
+        self._arrival = clock()  # clock() when the newest events arrived
+        self._stop_reading = threading.Event()
+        self._redraw_timer: Timer | None = None
+        self._last_redraw = 0.0
+        self._status_shown: str | None = None
+        self.title = f"nebtui · {session_id}"
+
+    # ---- layout
+
+    def compose(self) -> ComposeResult:
+        yield Tabs(*(Tab(name, id=f"tab-{name}") for name in PANES), id="pane-tabs")
+        with Container(id="panes"):
+            yield EnergyPane(self.model)
+            yield SchedulePane(self.model)
+            yield MSTPane(self.model)
+            yield LogPane(self.model)
+        yield StatusLine(id="status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._fit(self.size.width, self.size.height)
+        self.query_one("#energy").focus()
+        self._show_pane("energy")
+        self._redraw()
+        self.set_interval(1.0, self._request_redraw)  # elapsed time moves without events
+        self._read_events()
+
+    def on_unmount(self) -> None:
+        self._stop_reading.set()
+
+    def on_resize(self, event) -> None:
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        narrow = width < NARROW[0] or height < NARROW[1]
+        self.query_one("#panes").set_class(narrow, "-narrow")
+        self.query_one("#pane-tabs").display = narrow
+
+    @property
+    def narrow(self) -> bool:
+        return self.query_one("#panes").has_class("-narrow")
+
+    def _pane_names(self) -> list[str]:
+        return list(PANES)
+
+    def _current_pane(self) -> str:
+        focused = self.focused
+        while focused is not None and focused.id not in PANES:
+            focused = focused.parent  # type: ignore[assignment]
+        return focused.id if focused is not None else "energy"  # type: ignore[return-value]
+
+    def _show_pane(self, name: str) -> None:
+        for pane in PANES:
+            self.query_one(f"#{pane}").set_class(pane == name, "-shown")
+        tabs = self.query_one("#pane-tabs", Tabs)
+        if tabs.active != f"tab-{name}":
+            tabs.active = f"tab-{name}"
+        self.query_one(f"#{name}").focus()
+
+    @on(Tabs.TabActivated, "#pane-tabs")
+    def _tab_activated(self, event: Tabs.TabActivated) -> None:
+        name = (event.tab.id or "tab-energy").removeprefix("tab-")
+        if name in PANES and self._current_pane() != name:
+            self._show_pane(name)
+
+    # ---- the reader
+
+    @work(thread=True, group="reader", exclusive=True, exit_on_error=False, name="event reader")
+    def _read_events(self) -> None:
+        worker = get_current_worker()
+        next_probe = 0.0
+        while not (worker.is_cancelled or self._stop_reading.is_set()):
+            try:
+                events = self.source.poll()
+            except Exception as error:  # noqa: BLE001 - shown in the log; the reader goes on
+                self.post_message(SourceFailed(f"{type(error).__name__}: {error}"))
+                events = []
+                self._stop_reading.wait(1.0)
+            for start in range(0, len(events), CHUNK):
+                self.post_message(EventsRead(events[start:start + CHUNK]))
+            if self.status_probe is not None and time.monotonic() >= next_probe:
+                next_probe = time.monotonic() + PROBE_SECONDS
+                try:
+                    self.post_message(StatusProbed(*self.status_probe()))
+                except Exception as error:  # noqa: BLE001
+                    self.post_message(SourceFailed(f"status probe: {type(error).__name__}: {error}"))
+            self._stop_reading.wait(POLL_SECONDS)
+
+    @on(EventsRead)
+    def _events_read(self, message: EventsRead) -> None:
+        before = self.status
+        self.model.apply_all(message.events)
+        self._arrival = self.clock()
+        if self.status != before:
+            self.refresh_bindings()
+        self._request_redraw()
+
+    @on(SourceFailed)
+    def _source_failed(self, message: SourceFailed) -> None:
+        self.model.note(f"reading the session failed: {message.error}", "error")
+        self._request_redraw()
+
+    @on(StatusProbed)
+    def _status_probed(self, message: StatusProbed) -> None:
+        before = self.status
+        self.probed = (message.status, message.pid)
+        if self.status != before:
+            self.refresh_bindings()
+            self._request_redraw()
+
+    @property
+    def status(self) -> str:
+        """running / paused / stopped / crashed / finished / ...: from the probe when there is one."""
+        if self.probed is not None:
+            return self.probed[0]
+        lifecycle = self.model.view.lifecycle
+        return LIFECYCLE_STATUS.get(lifecycle, lifecycle)
+
+    # ---- redrawing (rate-limited)
+
+    def _request_redraw(self) -> None:
+        if self._redraw_timer is not None:
+            return
+        delay = max(0.0, self._last_redraw + 1.0 / REDRAW_HZ - time.monotonic())
+        self._redraw_timer = self.set_timer(delay, self._redraw, name="redraw")
+
+    def _redraw(self) -> None:
+        self._redraw_timer = None
+        self._last_redraw = time.monotonic()
+        elapsed = self.model.elapsed()
+        if self.status == "running":
+            elapsed += max(0.0, self.clock() - self._arrival)
+        schedule = self.query_one(SchedulePane)
+        if int(schedule.elapsed) != int(elapsed):
+            schedule.elapsed = elapsed
+            schedule.refresh()
+        for pane in (self.query_one(EnergyPane), schedule, self.query_one(MSTPane), self.query_one(LogPane)):
+            pane.sync()
+        trace = self.model.shown_pair()
+        self.query_one(StatusLine).show(
+            status=self.status, session_id=self.session_id, devices=self.model.view.devices,
+            pivots=trace.pivots if trace is not None else None,
+            pair=trace.pair if trace is not None and not trace.finished else None,
+            elapsed=elapsed, read_only=self.control is None, pending=self.pending,
+        )
+
+    # ---- keys
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in CONTROL_ACTIONS:
+            if self.control is None or self.pending is not None:
+                return None
+            return True if self.status in CONTROL_ACTIONS[action] else None
+        if action in ("next_pane", "previous_pane") and not self._on_main_screen():
+            return False  # a dialog is open: tab moves between its buttons
+        return True
+
+    def _on_main_screen(self) -> bool:
+        return len(self.screen_stack) <= 1
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for action, (title, help_text) in self.PALETTE.items():
+            if self.check_action(action, ()) is True:
+                yield SystemCommand(title, help_text, partial(self.run_action, action))
+        yield from super().get_system_commands(screen)
+
+    def action_pause(self) -> None:
+        self._send("pause")
+
+    def action_resume(self) -> None:
+        self._send("resume")
+
+    def action_checkpoint(self) -> None:
+        self._send("checkpoint")
+
+    def action_stop(self) -> None:
+        def answered(stop: bool | None) -> None:
+            if stop and self.check_action("stop", ()) is True:
+                self._send("stop")
+
+        self.push_screen(ConfirmStop(self.session_id), answered)
+
+    def action_log_scale(self) -> None:
+        pane = self.query_one(EnergyPane)
+        pane.toggle_log_scale()
+        self.notify("energy: log10(loss - min + eps)" if pane.log_scale else "energy: linear scale", timeout=2)
+
+    def action_next_pane(self) -> None:
+        self._step_pane(+1)
+
+    def action_previous_pane(self) -> None:
+        self._step_pane(-1)
+
+    def _step_pane(self, step: int) -> None:
+        names = self._pane_names()
+        index = names.index(self._current_pane())
+        self._show_pane(names[(index + step) % len(names)])
+
+    def action_export(self) -> None:
+        self.notify(EXPORT_NOTE, title="export")
+
+    def action_detach(self) -> None:
+        self.exit()
+
+    # ---- control
+
+    def _send(self, command: str) -> None:
+        if self.control is None:
+            return
+        self.pending = command
+        self.refresh_bindings()
+        self._request_redraw()
+        self._run_command(command)
+
+    @work(thread=True, group="control", exclusive=False, exit_on_error=False, name="control")
+    def _run_command(self, command: str) -> None:
+        assert self.control is not None
+        try:
+            reply = self.control.send(command)
+        except Exception as error:  # noqa: BLE001 - the message is the one line shown
+            self.post_message(ControlFailed(command, str(error) or type(error).__name__))
+        else:
+            self.post_message(ControlAnswered(command, reply))
+
+    @on(ControlAnswered)
+    def _control_answered(self, message: ControlAnswered) -> None:
+        reply = message.reply
+        detail = reply.get("detail", "done")
+        accepted = reply.get("accepted", True)
+        self.model.note(f"{message.command}: {detail}", "info" if accepted else "warning")
+        self._command_done()
+
+    @on(ControlFailed)
+    def _control_failed(self, message: ControlFailed) -> None:
+        self.model.note(f"{message.command} failed: {message.error}", "error")
+        self.notify(f"{message.command} failed: {message.error}", severity="error")
+        self._command_done()
+
+    def _command_done(self) -> None:
+        self.pending = None
+        self.refresh_bindings()
+        self._request_redraw()
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED

@@ -1,0 +1,60 @@
+"""What every pane shares: it draws from the model, and only when the model changed."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from nebtui.app.model import SessionModel
+
+
+def clock_text(seconds: float | None) -> str:
+    """h:mm:ss or m:ss; "-" when unknown."""
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class Pane(Widget, can_focus=True):
+    """A focusable pane redrawn by ``sync`` (called on the app's redraw timer)."""
+
+    DEFAULT_CSS = """
+    Pane {
+        border: round $secondary 50%;
+        padding: 0 1;
+        height: 1fr;
+    }
+    Pane:focus {
+        border: round $accent;
+    }
+    """
+
+    def __init__(self, model: SessionModel, *, title: str, id: str) -> None:
+        super().__init__(id=id, classes="pane")
+        self.model = model
+        self.border_title = title
+        self.drawn = -1  # the model version drawn last
+        self._cache: tuple[object, Text] | None = None
+
+    def sync(self) -> None:
+        if self.drawn != self.model.version:
+            self.drawn = self.model.version
+            self.refresh()
+
+    def render(self) -> Text:
+        key = (self.model.version, self.content_size, self.render_key())
+        if self._cache is None or self._cache[0] != key:
+            text = self.draw(self.content_size.width, self.content_size.height)
+            text.no_wrap, text.overflow = True, "ellipsis"
+            self._cache = (key, text)
+        return self._cache[1]
+
+    def render_key(self) -> object:
+        """Extra state the drawing depends on (besides the model and the size)."""
+        return None
+
+    def draw(self, width: int, height: int) -> Text:
+        raise NotImplementedError

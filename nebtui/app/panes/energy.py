@@ -1,0 +1,135 @@
+"""The loss along the current path: the dense profile of the selected cycle,
+its pivots, the saddle, the latest step's pivots, earlier cycles faded, and
+the linear segment's saddle for comparison.
+
+Log scale plots log10(loss - m + eps), m the lowest loss shown and
+eps = 1e-3 of the range shown (losses may be negative on surfaces)."""
+
+from __future__ import annotations
+
+import math
+
+from rich.text import Text
+from textual.binding import Binding
+
+from nebtui.app.model import CycleProfile, PairTrace
+from nebtui.app.panes.base import Pane
+from nebtui.app.textplot import Plot, tick
+
+FADED_CYCLES = 3  # earlier cycles drawn faded behind the selected one
+EPS_SHARE = 1e-3  # eps of the log scale, as a share of the range shown
+
+
+class EnergyPane(Pane):
+    BINDINGS = [
+        Binding("left_square_bracket", "earlier", "Earlier cycle", id="earlier-cycle", show=False),
+        Binding("right_square_bracket", "later", "Later cycle", id="later-cycle", show=False),
+    ]
+
+    def __init__(self, model, *, id: str = "energy") -> None:
+        super().__init__(model, title="energy", id=id)
+        self.log_scale = False
+        self.selected: int | None = None  # index into the pair's finished cycles; None: follow the newest
+
+    def render_key(self) -> object:
+        return (self.log_scale, self.selected)
+
+    def toggle_log_scale(self) -> None:
+        self.log_scale = not self.log_scale
+        self.refresh()
+
+    def action_earlier(self) -> None:
+        trace = self.model.shown_pair()
+        if trace and trace.profiles:
+            index = len(trace.profiles) - 1 if self.selected is None else self.selected
+            self.selected = max(0, index - 1)
+            self.refresh()
+
+    def action_later(self) -> None:
+        trace = self.model.shown_pair()
+        if trace and self.selected is not None:
+            self.selected = None if self.selected + 1 >= len(trace.profiles) - 1 else self.selected + 1
+            self.refresh()
+
+    def draw(self, width: int, height: int) -> Text:
+        trace = self.model.shown_pair()
+        if trace is None:
+            self.border_title = "energy"
+            return Text("waiting for the first cycle", style="dim")
+        self.border_title = f"energy · pair {trace.pair}"
+        profile = self._profile(trace)
+        header = self._header(trace, profile)
+        if height < 4 or width < 20:
+            return header
+        plot = self._plot(trace, profile, width, height - header.plain.count("\n") - 1)
+        return Text("\n").join([header, plot]) if plot is not None else header
+
+    def _profile(self, trace: PairTrace) -> CycleProfile | None:
+        if not trace.profiles:
+            return None
+        if self.selected is None or self.selected >= len(trace.profiles):
+            return trace.profiles[-1]
+        return trace.profiles[self.selected]
+
+    def _header(self, trace: PairTrace, profile: CycleProfile | None) -> Text:
+        scale = "log10(loss - min + eps)" if self.log_scale else "linear"
+        state = "finished" if trace.finished else f"cycle {trace.cycle}/{trace.cycles} step {trace.step}/{trace.steps}"
+        first = f"restart {trace.restart + 1} · {state} · {trace.pivots} pivots · scale {scale} · [ ] cycles"
+        parts = []
+        if profile is not None:
+            which = "latest" if self.selected is None else "selected"
+            parts.append(f"{which} cycle {profile.cycle}: saddle {profile.saddle_energy:.4f} at {profile.saddle_position:.3f}")
+        if trace.linear_saddle_energy is not None:
+            parts.append(f"linear segment saddle {trace.linear_saddle_energy:.4f}")
+        return Text(first + ("\n" + " · ".join(parts) if parts else ""), no_wrap=True, overflow="ellipsis")
+
+    def _plot(self, trace: PairTrace, profile: CycleProfile | None, width: int, height: int) -> Text | None:
+        faded = [p for p in trace.profiles if p is not profile and (profile is None or p.cycle < profile.cycle)]
+        faded = faded[-FADED_CYCLES:]
+        live = trace.live_losses if self.selected is None else None
+        live_x = self._live_positions(trace, profile, live)
+        values = [v for p in [*faded, profile] if p is not None for v in p.losses]
+        values += live or []
+        if not values:
+            return None
+        low, high = min(values), max(values)
+        linear = trace.linear_saddle_energy
+        span = high - low
+        if linear is not None and low <= linear <= high + 0.5 * (span or 1.0):
+            high = max(high, linear)
+        else:
+            linear = None  # far above the path: it stays in the header only
+        transform, y_range, y_format = self._scale(low, high)
+        plot = Plot(width, height, (0.0, 1.0), y_range, x_labels=("0 (minimum %d)" % trace.pair[0],
+                    "arc length (minimum %d) 1" % trace.pair[1]), y_format=y_format)
+        if linear is not None:
+            plot.hline(transform(linear), "╌", "magenta", note="linear saddle")
+        for old in faded:
+            plot.line(old.positions, [transform(v) for v in old.losses], "·", "dim")
+        if profile is not None:
+            plot.line(profile.positions, [transform(v) for v in profile.losses], "•", "cyan")
+            plot.points(profile.pivot_positions, [transform(v) for v in profile.pivot_losses], "o", "bold yellow")
+            plot.points([profile.saddle_position], [transform(profile.saddle_energy)], "▲", "bold red")
+        if live and live_x:
+            plot.points(live_x, [transform(v) for v in live], "+", "bold green")
+        return plot.render()
+
+    def _scale(self, low: float, high: float):
+        if not self.log_scale:
+            pad = 0.05 * (high - low) if high > low else 1.0
+            return (lambda v: v), (low - pad, high + pad), tick
+        eps = EPS_SHARE * (high - low) if high > low else 1e-12
+
+        def transform(v: float) -> float:
+            return math.log10(max(v - low, 0.0) + eps)
+
+        return transform, (transform(low), transform(high)), (lambda y: "+" + tick(10 ** y - eps))
+
+    def _live_positions(self, trace: PairTrace, profile: CycleProfile | None, live: list[float] | None) -> list[float]:
+        """Where the latest step's pivots sit: equally spaced under "equal" spacing, else
+        at the last finished cycle's pivot positions when their number still matches."""
+        if not live or len(live) < 2:
+            return []
+        if not self.model.equal_spacing and profile is not None and len(profile.pivot_positions) == len(live):
+            return profile.pivot_positions
+        return [i / (len(live) - 1) for i in range(len(live))]

@@ -1,0 +1,71 @@
+"""The landscape: the minima, the minimum spanning tree of saddle energies
+rooted at the lowest minimum (each edge labelled with its saddle), the pairs
+being computed, pairs done / total, and the highest MST edge (the one the
+algorithm attacks next)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from nebtui.app.panes.base import Pane
+
+
+class MSTPane(Pane):
+    def __init__(self, model, *, id: str = "mst") -> None:
+        super().__init__(model, title="minima · MST", id=id)
+
+    def draw(self, width: int, height: int) -> Text:
+        model = self.model
+        view = model.view
+        total = "?" if model.pairs_total is None else str(model.pairs_total)
+        lines = [Text(f"minima {len(model.minima) or '?'} · pairs done {len(view.saddles)}/{total}", no_wrap=True)]
+        for pair in sorted(view.pairs):
+            attacked = model.attacked.get(pair)
+            why = f" (may replace edge {tuple(attacked)})" if attacked else ""
+            lines.append(Text(f"computing {pair}{why}", style="bold", no_wrap=True, overflow="ellipsis"))
+        highest = model.highest_edge()
+        if highest is not None and view.lifecycle != "finished":
+            (a, b), saddle = highest
+            lines.append(Text(f"highest MST edge ({a}, {b}) saddle {saddle:.4f}: attacked next",
+                              no_wrap=True, overflow="ellipsis"))
+        elif view.lifecycle == "finished":
+            lines.append(Text(f"finished ({(view.finished_reason or '').replace('_', ' ')})", no_wrap=True))
+        lines.append(Text("tree of saddle energies (root: lowest minimum)", style="dim", no_wrap=True))
+        lines += self._tree(highest[0] if highest else None)
+        return Text("\n").join(lines)
+
+    def _tree(self, highest: tuple[int, int] | None) -> list[Text]:
+        rows = self.model.mst_tree()
+        if not rows:
+            return [Text("  (no minima known yet)", style="dim")]
+        children: dict[int, list[tuple[int, float | None]]] = {}
+        roots: list[int] = []
+        for _depth, node, parent, saddle in rows:
+            if parent < 0:
+                roots.append(node)
+            else:
+                children.setdefault(parent, []).append((node, saddle))
+        out: list[Text] = []
+
+        def minimum(node: int) -> str:
+            energy = self.model.minima.get(node)
+            return f"minimum {node}" + (f" (E {energy:.4f})" if energy is not None else "")
+
+        def walk(node: int, prefix: str) -> None:
+            kids = children.get(node, [])
+            for i, (child, saddle) in enumerate(kids):
+                last = i == len(kids) - 1
+                edge = tuple(sorted((node, child)))
+                mark = "  ◀ highest" if edge == highest else ""
+                line = Text(no_wrap=True, overflow="ellipsis")
+                line.append(prefix + ("└─ " if last else "├─ "), style="dim")
+                line.append(f"saddle {saddle:.4f} ", style="bold" if mark else "")
+                line.append(f"─ {minimum(child)}")
+                line.append(mark, style="bold red")
+                out.append(line)
+                walk(child, prefix + ("   " if last else "│  "))
+
+        for root in roots:
+            out.append(Text(minimum(root), style="bold", no_wrap=True))
+            walk(root, "")
+        return out
