@@ -66,3 +66,44 @@ def small_cnn(
 def xor_net(hidden: int = 2) -> nn.Sequential:
     """2 -> hidden (tanh) -> 1 logit: the XOR net of the paper, section 5.2."""
     return nn.Sequential(nn.Linear(2, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+
+
+# --- Registry: every network by name, each factory taking ``classes=`` ---------
+
+from collections.abc import Callable  # noqa: E402
+
+from engine import zoo  # noqa: E402
+
+
+def _mlp(classes: int = 10, **kwargs) -> nn.Module:
+    """``mlp`` with ``classes`` outputs; 64 flat inputs (digits) unless ``inputs=`` says otherwise."""
+    return mlp(outputs=classes, **kwargs)
+
+
+def _small_cnn(classes: int = 10, **kwargs) -> nn.Module:
+    """``small_cnn`` for 8x8 images; one channel (digits) unless ``channels=`` says otherwise."""
+    return small_cnn(classes=classes, **kwargs)
+
+
+ZOO: dict[str, Callable[..., nn.Module]] = {
+    "mlp": _mlp,
+    "small_cnn": _small_cnn,
+    "resnet20": zoo.resnet20,
+    "resnet32": zoo.resnet32,
+    "resnet44": zoo.resnet44,
+    "resnet56": zoo.resnet56,
+    "densenet40_12": zoo.densenet40_12,
+    "densenet100_12_bc": zoo.densenet100_12_bc,
+}
+
+# The input layout each network takes: "flat" (N, features) or "images" (N, C, H, W).
+INPUTS: dict[str, str] = {
+    "mlp": "flat",
+    "small_cnn": "images",
+    "resnet20": "images",
+    "resnet32": "images",
+    "resnet44": "images",
+    "resnet56": "images",
+    "densenet40_12": "images",
+    "densenet100_12_bc": "images",
+}
