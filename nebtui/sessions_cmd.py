@@ -91,10 +91,18 @@ def _control(session_id: str, command: str) -> dict[str, Any]:
 
     folder = _open(session_id)
     try:
-        return send_command(folder.control_socket_path, command)
+        reply = send_command(folder.control_socket_path, command)
     except ControlError as error:
+        from sessions.lock import holder
+
+        pid = holder(folder.lock_path)
+        if pid is not None and not folder.control_socket_path.exists():
+            fail(f"session {session_id}: its runner (pid {pid}) is starting and not answering yet: try again in a few seconds")
         hint = f"nebtui sessions resume {session_id}" if command in ("pause", "stop", "checkpoint") else ""
         fail(f"session {session_id}: {error}" + (f"; to continue it: {hint}" if hint else ""))
+    if not reply.get("accepted", True):
+        fail(f"session {session_id} ({reply.get('status')}): {command} refused: {reply.get('detail')}")
+    return reply
 
 
 @app.command()
