@@ -1,0 +1,524 @@
+"""Sessions as a user runs them: real runner and worker processes, killed, hung up on,
+paused, watched twice, and fed bad input. Every wait polls against a deadline.
+
+A resumed session must equal an uninterrupted run of the same config bit for bit:
+results/result.json and every tensor of results/paths/*.safetensors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from sessions.eventlog import read_log
+from sessions.lock import holder
+
+NEBTUI = str(Path(sys.executable).with_name("nebtui"))
+MB_SCALE = "0.6"  # Mueller-Brown: about 3 s of work on an idle core, 3 pairs
+CHECKPOINT_EVERY = "0.2"
+NETWORK_SCHEDULE = """name = "tiny"
+[band]
+initial_pivots = 3
+max_pivots = 12
+[[phase]]
+repeat = 3
+steps = 30
+lr = 0.1
+optimiser = "SGD"
+optimiser_args = { momentum = 0.9 }
+batch_size = 128
+insert = true
+[[phase]]
+repeat = 2
+steps = 30
+lr = 0.01
+optimiser = "SGD"
+optimiser_args = { momentum = 0.9 }
+batch_size = 128
+insert = false
+"""
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def nebtui(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([NEBTUI, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "NEBTUI_HOME": str(home)})
+
+
+def spawn(home: Path, *args: str, **popen: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen([NEBTUI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "NEBTUI_HOME": str(home)}, **popen)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout:g} s")
+        time.sleep(every)
+
+
+def events(home: Path, session: str) -> list[dict[str, Any]]:
+    return read_log(home / session / "events.jsonl")
+
+
+def runner_pid(home: Path, session: str) -> int | None:
+    return holder(home / session / "lock")
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to reap it counts as dead)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def show(home: Path, session: str) -> dict[str, Any]:
+    done = nebtui(home, "sessions", "show", session, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def worker_pids(log: list[dict[str, Any]]) -> list[int]:
+    return [e["pid"] for e in log if e["kind"] == "worker_started"]
+
+
+def wait_ended(home: Path, session: str, timeout: float) -> list[dict[str, Any]]:
+    """The log once the session's runner has let go of it."""
+    wait_until(lambda: runner_pid(home, session) is None, timeout, f"end of session {session}'s runner")
+    return events(home, session)
+
+
+def start_mb(home: Path, session: str, scale: str = MB_SCALE) -> int:
+    done = nebtui(home, "demo", "muller-brown", "--detach", "--device", "cpu", "--scale", scale,
+                  "--checkpoint-every", CHECKPOINT_EVERY, "--session", session)
+    assert done.returncode == 0, done.stderr
+    pid = runner_pid(home, session)
+    assert pid is not None
+    return pid
+
+
+def start_network(home: Path, minima: Path, schedule: Path, session: str) -> None:
+    done = nebtui(home, "explore", str(minima), "--model", "mlp", "--data", "digits", "--schedule", str(schedule),
+                  "--strategy", "loop", "--device", "cpu", "--checkpoint-every", CHECKPOINT_EVERY,
+                  "--session", session, "--detach", "--headless")
+    assert done.returncode == 0, done.stderr
+
+
+def results(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(result.json, {path file: (tensors, metadata)})."""
+    from safetensors import safe_open
+
+    paths = {}
+    for file in sorted((folder / "results" / "paths").glob("*.safetensors")):
+        with safe_open(str(file), "pt") as opened:
+            paths[file.name] = ({k: opened.get_tensor(k) for k in opened.keys()}, opened.metadata())
+    return json.loads((folder / "results" / "result.json").read_text()), paths
+
+
+def assert_same_results(folder: Path, reference: Path) -> None:
+    import torch
+
+    result, paths = results(folder)
+    expected_result, expected_paths = results(reference)
+    assert result == expected_result  # floats from JSON: equal means bit for bit
+    assert paths.keys() == expected_paths.keys() and paths
+    for name, (tensors, meta) in paths.items():
+        expected_tensors, expected_meta = expected_paths[name]
+        assert meta == expected_meta, name
+        assert tensors.keys() == expected_tensors.keys(), name
+        for key, tensor in tensors.items():
+            expected = expected_tensors[key]
+            assert tensor.dtype == expected.dtype and torch.equal(tensor, expected), f"{name}: {key} differs"
+
+
+def kill_and_resume(home: Path, session: str, rng: random.Random, most_events: int, kills: int,
+                    between: Callable[[int], None] = lambda kill: None) -> list[float]:
+    """Kill -9 the runner ``kills`` times, each after a random number of new events
+    (0: as soon as it holds the lock), and resume it detached. Returns the resume times."""
+    resume_seconds = []
+    for kill in range(kills):
+        pid = wait_until(lambda: runner_pid(home, session), 30, "runner holding the lock")
+        seen = len(events(home, session))
+        wanted = rng.randint(0, most_events) if kill else 0
+        wait_until(lambda: len(events(home, session)) >= seen + wanted or runner_pid(home, session) is None,
+                   60, f"{wanted} new events")
+        assert runner_pid(home, session) == pid, "the session ended before it could be killed: make it longer"
+        workers = worker_pids(events(home, session))
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: runner_pid(home, session) is None, 10, "the killed runner's lock to be freed")
+        # its workers notice the runner is gone and exit rather than compute for nobody
+        wait_until(lambda: not any(alive(w) for w in workers), 15, "orphaned workers to exit")
+        between(kill)
+        started = time.monotonic()
+        done = nebtui(home, "sessions", "resume", session, "--detach")
+        assert done.returncode == 0, done.stderr
+        assert "continues from the last checkpoint" in done.stdout
+        resume_seconds.append(time.monotonic() - started)
+    return resume_seconds
+
+
+# --- fixtures ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mb_reference(tmp_path_factory) -> Path:
+    """An uninterrupted Mueller-Brown session."""
+    home = tmp_path_factory.mktemp("mb-reference")
+    start_mb(home, "reference")
+    log = wait_ended(home, "reference", 120)
+    assert log[-1]["kind"] == "session_finished"
+    return home / "reference"
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory) -> tuple[Path, Path]:
+    """(folder of three briefly trained MLP minima on digits, a short schedule file)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from engine.data import digits
+    from engine.models import mlp
+    from engine.train import train
+
+    folder = tmp_path_factory.mktemp("minima")
+    data = digits()
+    for i in range(3):
+        torch.manual_seed(i)
+        model = mlp()
+        train(model, data.train.inputs, data.train.targets, steps=30, batch_size=64, lr=0.1, seed=i)
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(folder / f"m{i}.safetensors"))
+    schedule = tmp_path_factory.mktemp("schedule") / "tiny.toml"
+    schedule.write_text(NETWORK_SCHEDULE)
+    return folder, schedule
+
+
+# --- 1. kill -9 the runner, resume: the same result bit for bit -----------------------------------------
+
+
+@pytest.mark.timeout(150)
+def test_runner_killed_again_and_again_resumes_to_the_same_mueller_brown_result(nebtui_home, mb_reference):
+    rng = random.Random(1)
+    start_mb(nebtui_home, "killed")
+
+    def between(kill: int) -> None:
+        if kill == 0:  # a control command to a dead runner says so and how to go on
+            done = nebtui(nebtui_home, "sessions", "pause", "killed")
+            assert done.returncode == 1 and "Traceback" not in done.stderr
+            assert done.stderr.strip() == ("nebtui: session killed: its runner is not running (nobody answers on the "
+                                           "control socket); to continue it: nebtui sessions resume killed")
+            assert show(nebtui_home, "killed")["status"] == "crashed"
+        if kill == 1:  # a torn last line and a garbage line in the log: shown and resumed all the same
+            with open(nebtui_home / "killed" / "events.jsonl", "ab") as log:
+                log.write(b"\x00garbage {not json\n")
+                log.write(b'{"seq": 99999, "time": 1, "kind": "step_ener')
+            row = show(nebtui_home, "killed")
+            assert row["status"] == "crashed" and row["events"] > 0
+
+    resumes = kill_and_resume(nebtui_home, "killed", rng, most_events=120, kills=4, between=between)
+    log = wait_ended(nebtui_home, "killed", 120)
+    assert log[-1]["kind"] == "session_finished"
+    starts = [e for e in log if e["kind"] == "runner_started"]
+    assert len(starts) == 5 and starts[-1]["resumed"]  # resumed: from a checkpoint (the first kills may precede one)
+    assert [e["seq"] for e in log] == list(range(len(log)))  # the torn line was cut, seq goes on
+    assert_same_results(nebtui_home / "killed", mb_reference)
+    assert show(nebtui_home, "killed")["status"] == "finished"
+    print(f"resume --detach took {', '.join(f'{s:.2f}' for s in resumes)} s")
+
+
+@pytest.mark.timeout(170)
+def test_runner_killed_again_and_again_resumes_to_the_same_network_result(nebtui_home, network, tmp_path):
+    minima, schedule = network
+    reference_home = tmp_path / "reference-home"
+    start_network(reference_home, minima, schedule, "reference")
+    start_network(nebtui_home, minima, schedule, "killed")
+    kill_and_resume(nebtui_home, "killed", random.Random(2), most_events=15, kills=3)
+    assert wait_ended(reference_home, "reference", 120)[-1]["kind"] == "session_finished"
+    log = wait_ended(nebtui_home, "killed", 120)
+    assert log[-1]["kind"] == "session_finished"
+    assert sum(e["kind"] == "runner_started" for e in log) == 4
+    assert_same_results(nebtui_home / "killed", reference_home / "reference")
+
+
+# --- 2. a hang-up of the launching terminal leaves the runner running -----------------------------------
+
+
+@pytest.mark.timeout(90)
+def test_sighup_to_the_terminal_leaves_the_runner_running(nebtui_home):
+    cli = spawn(nebtui_home, "demo", "muller-brown", "--device", "cpu", "--scale", "0.4", "--session", "hup",
+                start_new_session=True)  # its own session and process group, like a terminal's
+    pid = wait_until(lambda: runner_pid(nebtui_home, "hup"), 60, "runner holding the lock")
+    wait_until(lambda: any(e["kind"] == "worker_started" for e in events(nebtui_home, "hup")), 60, "a worker")
+    os.killpg(cli.pid, signal.SIGHUP)
+    assert cli.wait(timeout=10) == -signal.SIGHUP  # the follower goes with its terminal
+    assert alive(pid) and runner_pid(nebtui_home, "hup") == pid
+    log = wait_ended(nebtui_home, "hup", 90)
+    assert log[-1]["kind"] == "session_finished"
+    assert all(e["kind"] != "worker_died" for e in log)
+    assert show(nebtui_home, "hup")["status"] == "finished"
+
+
+# --- 3. two viewers at once ------------------------------------------------------------------------------
+
+_FOLLOWER = """
+import json, sys
+from sessions.eventlog import EventLogReader
+from sessions.lock import holder
+folder = sys.argv[1]
+with EventLogReader(folder + "/events.jsonl") as reader:
+    for event in reader.follow(stop=lambda: False, interval=0.02):
+        print(json.dumps(event), flush=True)
+        if event["kind"] in ("session_finished", "session_failed", "session_stopped"):
+            break
+"""
+
+
+@pytest.mark.timeout(90)
+def test_two_viewers_see_every_event_in_order_and_exit_at_the_end(nebtui_home):
+    start_mb(nebtui_home, "watched", scale="0.4")
+    viewers = [spawn(nebtui_home, "sessions", "attach", "watched") for _ in range(2)]
+    readers = [subprocess.Popen([sys.executable, "-c", _FOLLOWER, str(nebtui_home / "watched")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    assert all(e["kind"] != "session_finished" for e in events(nebtui_home, "watched")), "too late to watch live"
+    outputs = [v.communicate(timeout=90) for v in viewers]
+    followed = [r.communicate(timeout=30) for r in readers]
+    log = events(nebtui_home, "watched")
+    assert log[-1]["kind"] == "session_finished"
+    for viewer, (out, err) in zip(viewers, outputs):
+        assert viewer.returncode == 0, err
+    for reader, (out, err) in zip(readers, followed):
+        assert reader.returncode == 0, err
+        assert [json.loads(line) for line in out.splitlines()] == log  # every event, in order, once
+    # what each live viewer printed is what a replay of the whole log prints
+    replay = nebtui(nebtui_home, "sessions", "attach", "watched")
+    assert replay.returncode == 0, replay.stderr
+    assert outputs[0][0] == outputs[1][0] == replay.stdout
+    assert "session finished (all pairs), 3 pairs" in replay.stdout
+
+
+# --- 4. pause, resume, stop, resume ----------------------------------------------------------------------
+
+STEP_KINDS = ("step_energies", "cycle_started", "cycle_finished", "pivots_inserted", "connection_finished")
+
+
+@pytest.mark.timeout(150)
+def test_pause_resume_stop_and_resume_round_trip(nebtui_home):
+    home = nebtui_home
+    pid = start_mb(home, "ctl", scale="2")
+    wait_until(lambda: any(e["kind"] == "step_energies" for e in events(home, "ctl")), 60, "first steps")
+
+    done = nebtui(home, "sessions", "pause", "ctl")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "session ctl: pausing at the next step boundary"
+    wait_until(lambda: show(home, "ctl")["status"] == "paused", 30, "status paused")
+    paused_at = len(events(home, "ctl"))
+    assert any(e["kind"] == "checkpoint_written" and e["reason"] == "pause" for e in events(home, "ctl"))
+    again = nebtui(home, "sessions", "pause", "ctl")
+    assert again.returncode == 1 and "already paused" in again.stderr
+    watch_until = time.monotonic() + 1.5  # a window of observation: nothing may move
+    while time.monotonic() < watch_until:
+        assert not [e for e in events(home, "ctl")[paused_at:] if e["kind"] in STEP_KINDS]
+        time.sleep(0.1)
+    assert show(home, "ctl")["status"] == "paused"
+
+    # while it lives: its name is taken, resume and rm are refused, and nothing is disturbed
+    done = nebtui(home, "demo", "muller-brown", "--detach", "--session", "ctl")
+    assert_one_clear_line(done, "session 'ctl' already exists: choose another --session name")
+    done = nebtui(home, "sessions", "rm", "ctl")
+    assert_one_clear_line(done, f"session ctl is being run by pid {pid}")
+    assert runner_pid(home, "ctl") == pid
+
+    done = nebtui(home, "sessions", "resume", "ctl")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "session ctl: resumed"
+    wait_until(lambda: [e for e in events(home, "ctl")[paused_at:] if e["kind"] == "step_energies"], 30,
+               "steps after resume")
+    assert show(home, "ctl")["status"] == "running"
+    done = nebtui(home, "sessions", "resume", "ctl", "--detach")
+    assert_one_clear_line(done, "session ctl (running): resume refused: not paused")
+
+    done = nebtui(home, "sessions", "stop", "ctl")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "session ctl: stopping at the next step boundary"
+    log = wait_ended(home, "ctl", 30)
+    assert log[-1]["kind"] == "session_stopped"
+    assert [e["reason"] for e in log if e["kind"] == "checkpoint_written"][-1] == "stop"
+    assert show(home, "ctl")["status"] == "stopped"
+    received = [(e["command"], e["accepted"]) for e in log if e["kind"] == "control_received"]
+    assert received == [("pause", True), ("pause", False), ("resume", True), ("resume", False), ("stop", True)]
+
+    dead = nebtui(home, "sessions", "stop", "ctl")
+    assert dead.returncode == 1 and "not running" in dead.stderr and "nebtui sessions resume ctl" in dead.stderr
+    done = nebtui(home, "sessions", "resume", "ctl", "--detach")
+    assert done.returncode == 0, done.stderr
+    log = wait_ended(home, "ctl", 90)
+    assert log[-1]["kind"] == "session_finished"
+    assert show(home, "ctl")["status"] == "finished"
+
+
+# --- 5. a worker killed mid-cycle ------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_worker_killed_mid_cycle_is_restarted_and_the_result_is_unchanged(nebtui_home, mb_reference):
+    home = nebtui_home
+    runner = start_mb(home, "wk")
+    wait_until(lambda: sum(e["kind"] == "step_energies" for e in events(home, "wk")) >= 40, 60, "40 step events")
+    [worker] = worker_pids(events(home, "wk"))
+    os.kill(worker, signal.SIGKILL)
+    died = wait_until(lambda: [e for e in events(home, "wk") if e["kind"] == "worker_died"], 20, "worker_died")
+    assert died[0]["pid"] == worker and died[0]["reason"] == "killed by signal 9" and died[0]["pair"] is not None
+    assert died[0]["restart_in"] is not None
+    log = wait_ended(home, "wk", 90)
+    assert log[-1]["kind"] == "session_finished"
+    assert len(worker_pids(log)) == 2 and worker not in worker_pids(log)[1:]
+    assert sum(e["kind"] == "runner_started" for e in log) == 1  # the same runner throughout
+    assert all(e["pid"] == runner for e in log if e["kind"] == "runner_started")
+    assert show(home, "wk")["worker_deaths"] == 1
+    assert_same_results(home / "wk", mb_reference)
+
+
+# --- 6. bad input: one clear line, a non-zero exit, nothing lost ---------------------------------------------
+
+
+def _save_mlp(path: Path, seed: int = 0, **kwargs: Any) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from engine.models import mlp
+
+    torch.manual_seed(seed)
+    save_file({k: v.detach().contiguous() for k, v in mlp(**kwargs).state_dict().items()}, str(path))
+
+
+def _minima_case(case: str, folder: Path) -> Path:
+    """A minima folder that is wrong in the way ``case`` names."""
+    import argparse
+
+    import torch
+
+    if case == "missing":
+        return folder / "nowhere"
+    folder.mkdir()
+    if case == "empty":
+        return folder
+    _save_mlp(folder / "a.safetensors")
+    if case == "one file":
+        return folder
+    second = folder / "b.safetensors"
+    if case == "mixed shapes":
+        _save_mlp(second, hidden=(16,))
+    elif case == "corrupt":
+        second.write_bytes(b"this is not a safetensors file" * 10)
+    elif case == "truncated":
+        _save_mlp(second, seed=1)
+        second.write_bytes(second.read_bytes()[:300])
+    elif case == "nan":
+        from safetensors.torch import load_file, save_file
+
+        state = load_file(str(folder / "a.safetensors"))
+        state["0.weight"][0, 0] = float("nan")
+        save_file(state, str(second))
+    elif case == "unsafe pickle":
+        torch.save({"0.weight": torch.zeros(2), "payload": argparse.Namespace(x=1)}, folder / "b.pt")
+    return folder
+
+
+MINIMA_CASES = {
+    "missing": "does not exist",
+    "empty": "holds no weight files",
+    "one file": "holds only one minimum",
+    "mixed shapes": "all minima must come from the same architecture",
+    "corrupt": "is not a readable safetensors file",
+    "truncated": "is not a readable safetensors file",
+    "nan": "holds NaN or infinite weights",
+    "unsafe pickle": "holds Python objects, not only weights",
+}
+
+
+def assert_one_clear_line(done: subprocess.CompletedProcess[str], message: str) -> None:
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("nebtui: "), done.stderr
+    assert message in lines[0], lines[0]
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()} \
+        if folder.exists() else {}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("case", MINIMA_CASES)
+def test_explore_refuses_bad_minima_in_one_line(case, nebtui_home, tmp_path):
+    folder = _minima_case(case, tmp_path / "minima")
+    before = _tree(folder)
+    done = nebtui(nebtui_home, "explore", str(folder), "--model", "mlp", "--data", "digits", "--scale", "0.01",
+                  "--detach")
+    assert_one_clear_line(done, MINIMA_CASES[case])
+    assert _tree(folder) == before  # the user's files untouched
+    assert not [p for p in nebtui_home.iterdir() if not p.name.startswith(".")] if nebtui_home.exists() else True
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("flag, value, message", [
+    ("--model", "nosuch", "unknown model 'nosuch'"),
+    ("--model", "nosuch.module:factory", "cannot import 'nosuch.module'"),
+    ("--data", "nosuch", "unknown data 'nosuch'"),
+])
+def test_explore_refuses_unknown_model_or_data_in_one_line(flag, value, message, nebtui_home, tmp_path):
+    folder = tmp_path / "minima"
+    folder.mkdir()
+    _save_mlp(folder / "a.safetensors", seed=0)
+    _save_mlp(folder / "b.safetensors", seed=1)
+    args = {"--model": "mlp", "--data": "digits", flag: value}
+    done = nebtui(nebtui_home, "explore", str(folder), *[x for kv in args.items() for x in kv], "--detach")
+    assert_one_clear_line(done, message)
+
+
+@pytest.mark.timeout(60)
+def test_a_data_home_that_is_a_file_is_refused(tmp_path):
+    home = tmp_path / "a-file"
+    home.write_text("not a folder\n")
+    for args in (("demo", "muller-brown", "--detach"), ("sessions", "list")):
+        done = nebtui(home, *args)
+        assert_one_clear_line(done, f"data home {home} (from NEBTUI_HOME) is not a folder")
+    assert home.read_text() == "not a folder\n"
+
+
+@pytest.mark.timeout(60)
+def test_a_session_of_a_newer_schema_is_refused_not_touched(nebtui_home):
+    from sessions.folder import SessionFolder
+
+    nebtui_home.mkdir()
+    folder = SessionFolder.create(nebtui_home, "future", {"problem": {"kind": "surface", "surface": "muller-brown"},
+                                                         "schedule": {}}, [])
+    info = json.loads(folder.session_path.read_text())
+    folder.session_path.write_text(json.dumps({**info, "schema": 99}))
+    before = _tree(folder.path)
+    for args in (("show", "future"), ("show", "future", "--json"), ("attach", "future"),
+                 ("resume", "future", "--detach")):
+        done = nebtui(nebtui_home, "sessions", *args)
+        assert_one_clear_line(done, "session future was written by a newer nebtui (schema 99, this one reads 1): "
+                                    "upgrade nebtui")
+    listed = nebtui(nebtui_home, "sessions", "list", "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
+    assert "newer nebtui" in listed.stderr
+    assert _tree(folder.path) == before
