@@ -68,7 +68,8 @@ def cifar10_root(tmp_path):
     first = 0
     for i, n in enumerate(C10_TRAIN, start=1):
         labels = [(first + k) % 10 for k in range(n)]
-        _write(folder / f"data_batch_{i}", {"batch_label": f"batch {i}", "data": _rows(n, first), "labels": labels})
+        entry = {"batch_label": f"batch {i}", "data": _rows(n, first), "labels": labels}
+        _write(folder / f"data_batch_{i}", entry)
         first += n
     _write(folder / "test_batch", {"data": _rows(C10_TEST, 100), "labels": [9, 0, 4]})
     _write(folder / "batches.meta", {"label_names": [f"c{i}" for i in range(10)], "num_vis": 3072})
@@ -79,11 +80,15 @@ def cifar10_root(tmp_path):
 def cifar100_root(tmp_path):
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()
-    _write(folder / "train", {"data": _rows(4, 0), "fine_labels": [99, 0, 57, 3], "coarse_labels": [0, 1, 2, 3]})
+    train = {"data": _rows(4, 0), "fine_labels": [99, 0, 57, 3], "coarse_labels": [0, 1, 2, 3]}
+    _write(folder / "train", train)
     _write(folder / "test", {"data": _rows(2, 50), "fine_labels": [12, 88], "coarse_labels": [4, 5]})
     _write(
         folder / "meta",
-        {"fine_label_names": [f"f{i}" for i in range(100)], "coarse_label_names": [f"g{i}" for i in range(20)]},
+        {
+            "fine_label_names": [f"f{i}" for i in range(100)],
+            "coarse_label_names": [f"g{i}" for i in range(20)],
+        },
     )
     return tmp_path
 
@@ -135,7 +140,8 @@ def test_load_cifar_checks_md5_sums_of_the_official_files(cifar10_root, cifar100
 
 
 def test_missing_root_or_files_give_one_clear_line(tmp_path, cifar10_root):
-    with pytest.raises(ValueError, match=r"^CIFAR10 not found: .*cifar-10-batches-py does not exist; pass --download") as err:
+    line = r"^CIFAR10 not found: .*cifar-10-batches-py does not exist; pass --download"
+    with pytest.raises(ValueError, match=line) as err:
         load_cifar("cifar10", tmp_path / "nowhere")
     assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="CIFAR100 not found: .*cifar-100-python"):
@@ -217,7 +223,8 @@ def test_crop_flip_by_hand_at_the_extreme_offsets():
     # centred and mirrored: the plain mirror image
     assert torch.equal(out[2], x[2].flip(-1))
     for b in range(3):
-        assert torch.equal(out[b], expected_crop(b, *(int(t[b]) for t in (choice.top, choice.left, choice.flip))))
+        top, left, flip = (int(t[b]) for t in (choice.top, choice.left, choice.flip))
+        assert torch.equal(out[b], expected_crop(b, top, left, flip))
 
 
 def test_augment_crops_and_flips_exactly_as_the_generator_chose():
