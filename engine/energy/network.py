@@ -189,6 +189,8 @@ class NetworkEnergy:
         calibration_size: int | None = None,
         eval_batch_size: int = 1024,
         device: torch.device | str | None = None,
+        prepare: Callable[[Tensor], Tensor] | None = None,
+        augment: Callable[[Tensor, torch.Generator | None], Tensor] | None = None,
     ):
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}: use one of {STRATEGIES}")
@@ -210,6 +212,11 @@ class NetworkEnergy:
         self.strategy = strategy
         self.chunk_size = chunk_size
         self.eval_batch_size = eval_batch_size
+        # Raw stored samples (e.g. uint8 images) -> model inputs, everywhere; and a
+        # random augmentation of training batches during steps only (drawn from the
+        # step's generator, so a resumed run replays it).
+        self.prepare = prepare or (lambda x: x)
+        self.augment = augment
 
         # Evaluation copy: keeps BatchNorm buffers, recalibrated per point.
         self._eval_model = copy.deepcopy(model).to(self.device).eval()
@@ -248,6 +255,15 @@ class NetworkEnergy:
 
     # ----- the energy during NEB steps -------------------------------------------
 
+    def _step_inputs(self, index: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Every pivot's minibatch as model inputs: (N, B, ...), augmented if asked."""
+        n_pivots, batch = index.shape
+        x = self.inputs[index].flatten(0, 1)  # (N B, ...) raw samples
+        if self.augment is not None:
+            x = self.augment(x, generator)
+        x = self.prepare(x)
+        return x.view(n_pivots, batch, *x.shape[1:])
+
     def _pivot_loss(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
         outputs = functional_call(self._step_model, self.layout.unflatten(theta), (x,))
         return self._loss_fn(outputs, y)
@@ -282,38 +298,39 @@ class NetworkEnergy:
         if n_pivots == 0:
             return pivots.new_zeros(0), pivots.new_zeros(0, self.dim)
 
+        inputs = self._step_inputs(index, generator)  # (N, B, ...)
+        targets = self.targets[index]  # (N, B)
         strategy = self.strategy_used or _TRIAL[self._trial_calls]
         start = time.perf_counter()
         if strategy == "vmap":
-            losses, grads = self._batched(thetas, index)
+            losses, grads = self._batched(thetas, inputs, targets)
         else:
-            losses, grads = self._looped(thetas, index)
+            losses, grads = self._looped(thetas, inputs, targets)
         if self.strategy_used is None:
             self._trial_done(strategy, (time.perf_counter() - start) / n_pivots)
         return losses.to(pivots.device, pivots.dtype), grads.to(pivots.device, pivots.dtype)
 
-    def _looped(self, thetas: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+    def _looped(self, thetas: Tensor, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         losses = thetas.new_empty(thetas.shape[0])  # (N,)
         grads = torch.empty_like(thetas)  # (N, D)
         with torch.enable_grad():
             for i in range(thetas.shape[0]):
                 theta = thetas[i].detach().requires_grad_(True)
-                loss = self._pivot_loss(theta, self.inputs[index[i]], self.targets[index[i]])
+                loss = self._pivot_loss(theta, inputs[i], targets[i])
                 (grads[i],) = torch.autograd.grad(loss, theta)
                 losses[i] = loss.detach()
         return losses, grads
 
-    def _batched(self, thetas: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+    def _batched(self, thetas: Tensor, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         """vmap forward over the pivot axis, then one ordinary backward pass: the
         rows are independent, so the gradient of the summed losses is each
         pivot's own gradient (measured faster than vmap of torch.func.grad)."""
-        chunk = self.chunk_size or self._auto_chunk_size(index.shape[1])
+        chunk = self.chunk_size or self._auto_chunk_size(inputs.shape[1])
         parts = []
         with torch.enable_grad():
             for s in range(0, thetas.shape[0], chunk):
                 theta = thetas[s : s + chunk].detach().requires_grad_(True)  # (c, D)
-                rows = index[s : s + chunk]  # (c, B)
-                losses = self._pivots_loss(theta, self.inputs[rows], self.targets[rows])  # (c,)
+                losses = self._pivots_loss(theta, inputs[s : s + chunk], targets[s : s + chunk])  # (c,)
                 (grads,) = torch.autograd.grad(losses.sum(), theta)  # (c, D)
                 parts.append((losses.detach(), grads))
         if len(parts) == 1:
@@ -352,7 +369,7 @@ class NetworkEnergy:
             return t
 
         take = min(batch_size, self.inputs.shape[0])
-        x, y = self.inputs[:take], self.targets[:take]
+        x, y = self.prepare(self.inputs[:take]), self.targets[:take]
         theta = self.layout.flatten(self._eval_model).requires_grad_(True)
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             self._pivot_loss(theta, x, y)
@@ -405,7 +422,7 @@ class NetworkEnergy:
             with torch.no_grad():
                 for s in range(0, n, self.eval_batch_size):
                     x, y = inputs[s : s + self.eval_batch_size], targets[s : s + self.eval_batch_size]
-                    outputs = self._eval_model(x)
+                    outputs = self._eval_model(self.prepare(x))
                     loss_sum += self._loss_fn(outputs, y).double() * x.shape[0]
                     if self._error_count is not None:
                         error_sum += self._error_count(outputs, y)
@@ -430,7 +447,7 @@ class NetworkEnergy:
             n_batches = -(-self._calibration.shape[0] // self.eval_batch_size)
             with torch.no_grad():
                 for batch in self._calibration.tensor_split(n_batches):
-                    self._eval_model(batch)
+                    self._eval_model(self.prepare(batch))  # training data, not augmented
         finally:
             for bn, momentum in zip(self._batchnorms, momenta):
                 bn.momentum = momentum

@@ -324,3 +324,31 @@ def test_recalibration_never_feeds_batchnorm_a_single_sample(digits):
     whole = NetworkEnergy(net, x, y, eval_batch_size=1000).evaluate(theta)
     assert torch.isfinite(split).all()
     torch.testing.assert_close(split, whole, rtol=1e-2, atol=0)
+
+
+def test_raw_images_are_prepared_everywhere_and_augmented_only_in_steps():
+    """CIFAR-like uint8 images: normalised for every forward, cropped and flipped
+    (on the generator's draw) only for the steps' minibatches."""
+    from engine.cifar import augment, normalise
+    from engine.zoo import resnet20
+
+    images = torch.randint(0, 256, (24, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    labels = torch.randint(0, 10, (24,), generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    net = resnet20()
+    theta = ParameterLayout.from_module(net).flatten(net)
+    pivots = near(theta, 2, scale=0.01)
+    energies = {
+        s: NetworkEnergy(net, images, labels, batch_size=8, strategy=s, prepare=normalise, augment=augment)
+        for s in ("loop", "vmap")
+    }
+    results = {s: e(pivots, torch.Generator().manual_seed(5)) for s, e in energies.items()}
+    torch.testing.assert_close(results["loop"][0], results["vmap"][0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(results["loop"][1], results["vmap"][1], rtol=1e-3, atol=1e-5)
+    again = energies["vmap"](pivots, torch.Generator().manual_seed(5))
+    assert torch.equal(again[0], results["vmap"][0])  # the augmentation replays with the generator
+    plain = NetworkEnergy(net, images, labels, batch_size=8, strategy="vmap", prepare=normalise)
+    assert not torch.equal(plain(pivots, torch.Generator().manual_seed(5))[0], results["vmap"][0])
+    # evaluation sees prepared, never augmented, data
+    by_hand = NetworkEnergy(net, normalise(images), labels, batch_size=8)
+    torch.testing.assert_close(energies["vmap"].evaluate(theta[None]), by_hand.evaluate(theta[None]))
