@@ -42,8 +42,12 @@ TOLERANCE = 0.005  # "at the endpoints' loss": saddle - max(endpoint losses)
 BARRIER = 0.3  # the swap barrier the 2-2-1 net keeps, in cross-entropy
 
 # Helper test: restarts from perturbed straight lines, the lowest saddle kept.
-# Measured over 20 seeds (see measure() at the end): RESTARTS and SEED are
-# chosen so that a failure means a broken engine, not bad luck.
+# Measured with this schedule over 20 seeds of minimum and helper (measure()):
+# the straight start found the helper path 20 of 20 times (and 8 of 8 more),
+# one perturbed start (noise 0.3) 58 of 80 times (0.72). Best of 3: a failure
+# needs the straight start (< 3/28 at 95%) and two perturbed ones (0.28 each)
+# to fail, below 1%. With a dead helper (zero incoming weights) the straight
+# start never finds it (0 of 20) and best of 3 fails about 9% of the time.
 RESTARTS = 3
 RESTART_NOISE = 0.3
 HELPER_SCALE = 0.1  # std of Charlie's incoming weights and bias
@@ -205,6 +209,12 @@ def test_swapping_the_two_hidden_units_of_a_2_2_1_net_costs_a_barrier():
 
 
 def test_independent_2_3_1_minima_connect_at_their_loss():
+    # Under weight decay a 2-3-1 minimum spreads the work over all three units,
+    # so a path must first hand one unit's share to the others. From the straight
+    # start 4 of 10 measured pairs of seeds 0..9 found that path (excess 0.003 to
+    # 0.006); the others stalled at a swap-like local MEP (excess ~0.34), which
+    # restarts are for (see the helper test). Seeds 1 and 5 are a pair of the
+    # two different minima (loss 0.01433 and 0.01558) that connects.
     start, end = train(3, 1), train(3, 5)
     result = connect(energy(3), flat(start), flat(end), xor_schedule(), seed=0)
     ends = endpoint_loss(result)
