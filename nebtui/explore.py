@@ -17,8 +17,9 @@ from nebtui.progress import ProgressPrinter
 def explore(
     minima: Annotated[Path, typer.Argument(help="Folder of minima: .safetensors, or .pt/.pth state_dicts.",
                                            show_default=False)],
-    model: Annotated[str, typer.Option(help="Architecture: mlp, small_cnn, or package.module:factory.")],
-    data: Annotated[str, typer.Option(help="Training data: digits, digits-images.")],
+    model: Annotated[str, typer.Option(help="Architecture: mlp, small_cnn, resnet20/32/44/56, densenet40_12, "
+                                            "densenet100_12_bc, or package.module:factory.")],
+    data: Annotated[str, typer.Option(help="Training data: digits, digits-images, cifar10:/path or cifar100:/path.")],
     model_arg: Annotated[Optional[list[str]], typer.Option(help="Factory keyword argument KEY=VALUE (repeatable; "
                                                                  "values are read as Python literals).")] = None,
     schedule: options.Schedule = None,
@@ -32,12 +33,13 @@ def explore(
     star: options.Star = False,
     checkpoint_every: options.CheckpointEvery = 60.0,
     strategy: Annotated[str, typer.Option(help="Pivot evaluation: auto (timed), loop or vmap.")] = "auto",
+    download: Annotated[bool, typer.Option("--download", help="Fetch CIFAR into its folder first.")] = False,
 ) -> None:
     """Explore the minima in a folder: AutoNEB paths and their minimum spanning tree."""
     from sessions.config import Problem, SessionConfig
     from sessions.folder import SessionError
     from sessions.minima import find_minima, flat_minimum, manifest_entry
-    from sessions.problem import build_model, check_model_spec
+    from sessions.problem import build_model, check_model_spec, load_data
 
     printer = ProgressPrinter(stream=sys.stdout)
     if not headless:
@@ -46,6 +48,7 @@ def explore(
         problem = Problem(kind="network", model=model, model_args=_parse_args(model_arg or []), data=data)
         check_model_spec(problem)
         files = find_minima(minima)
+        load_data(problem, "cpu", download=download)  # a missing data set fails here, not in the runner
         from engine.energy.network import ParameterLayout
 
         layout = ParameterLayout.from_module(build_model(problem))

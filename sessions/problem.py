@@ -1,8 +1,16 @@
-"""From a session's config to the energy and the minima it explores, on a device."""
+"""From a session's config to the energy and the minima it explores, on a device.
+
+Model specs: a zoo name (engine.models.ZOO: mlp, small_cnn, resnet20/32/44/56,
+densenet40_12, densenet100_12_bc) or a user's ``package.module:factory``.
+Data specs: ``digits`` (the embedded scikit-learn digits; ``digits-images`` for
+8x8 images), ``cifar10:/path`` or ``cifar100:/path`` (torchvision's files in a
+local folder; the paper's C10+/C100+ augmentation is done on the device).
+"""
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -11,12 +19,8 @@ from sessions.config import Problem, SessionConfig
 from sessions.folder import SessionError
 from sessions.minima import flat_minimum, sha256
 
-# zoo name -> (factory import path, input layout of the digits data)
-ZOO: dict[str, tuple[str, str]] = {
-    "mlp": ("engine.models:mlp", "flat"),
-    "small_cnn": ("engine.models:small_cnn", "images"),
-}
-DATA = ("digits", "digits-images")
+DATA_KINDS = ("digits", "digits-images", "cifar10", "cifar100")
+CLASSES = {"digits": 10, "digits-images": 10, "cifar10": 10, "cifar100": 100}
 
 
 @dataclass
@@ -26,13 +30,33 @@ class Built:
     names: list[str]  # one per minimum
 
 
+@dataclass(frozen=True)
+class DataSpec:
+    kind: str  # one of DATA_KINDS
+    root: Path | None  # CIFAR's folder
+
+
+def parse_data(spec: str | None) -> DataSpec:
+    kind, _, root = (spec or "").partition(":")
+    if kind not in DATA_KINDS:
+        raise SessionError(f"unknown data {spec!r}: use digits, digits-images, cifar10:/path or cifar100:/path")
+    if kind.startswith("cifar"):
+        if not root:
+            raise SessionError(f"data {spec!r} needs its folder: {kind}:/path/to/folder")
+        return DataSpec(kind, Path(root).expanduser().absolute())
+    if root:
+        raise SessionError(f"data {spec!r}: {kind} is embedded and takes no folder")
+    return DataSpec(kind, None)
+
+
 def _factory(spec: str) -> Callable[..., Any]:
-    target = ZOO[spec][0] if spec in ZOO else spec
-    module_name, _, attribute = target.partition(":")
+    from engine.models import ZOO
+
+    if spec in ZOO:
+        return ZOO[spec]
+    module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
-        raise SessionError(
-            f"unknown model {spec!r}: use one of {', '.join(ZOO)} or package.module:factory"
-        )
+        raise SessionError(f"unknown model {spec!r}: use one of {', '.join(ZOO)} or package.module:factory")
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
@@ -43,31 +67,85 @@ def _factory(spec: str) -> Callable[..., Any]:
     return factory
 
 
+def model_arguments(problem: Problem) -> dict[str, Any]:
+    """The factory's keyword arguments: the user's, plus the class count and (for the
+    MLP on CIFAR) the input size the data implies, where the factory takes them."""
+    data = parse_data(problem.data)
+    arguments = dict(problem.model_args)
+    factory = _factory(problem.model or "")
+    try:
+        accepted = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        accepted = {}
+    if "classes" in accepted:
+        arguments.setdefault("classes", CLASSES[data.kind])
+    if data.kind.startswith("cifar"):
+        if problem.model == "mlp":
+            arguments.setdefault("inputs", 3 * 32 * 32)
+        if problem.model == "small_cnn":
+            raise SessionError("small_cnn is for the 8x8 digits: use resnet20 (or another CIFAR model) on CIFAR")
+    return arguments
+
+
 def build_model(problem: Problem) -> Any:
     factory = _factory(problem.model or "")
     try:
-        return factory(**problem.model_args)
+        return factory(**model_arguments(problem))
+    except SessionError:
+        raise
     except Exception as error:  # noqa: BLE001 - a user's factory may raise anything
         raise SessionError(f"model {problem.model!r} could not be built ({type(error).__name__}: {error})") from None
 
 
 def check_model_spec(problem: Problem) -> None:
     """Fail early, in the CLI, on a model or data spec that cannot work."""
-    if problem.data not in DATA:
-        raise SessionError(f"unknown data {problem.data!r}: use one of {', '.join(DATA)}")
+    parse_data(problem.data)
     build_model(problem)
 
 
-def _data(problem: Problem, device: str) -> tuple[Any, Any, Any, Any]:
+def _images(problem: Problem) -> bool:
+    from engine.models import INPUTS
+
+    data = parse_data(problem.data)
+    if data.kind.startswith("cifar"):
+        return problem.model != "mlp"
+    return data.kind == "digits-images" or INPUTS.get(problem.model or "", "flat") == "images"
+
+
+def load_data(problem: Problem, device: str, download: bool = False) -> dict[str, Any]:
+    """Training and test tensors and the energy's prepare/augment for the data spec."""
+    data = parse_data(problem.data)
+    if data.kind.startswith("cifar"):
+        from engine.cifar import augment, load_cifar, normalise
+
+        try:
+            cifar = load_cifar(data.kind, data.root, download=download, device=device)  # type: ignore[arg-type]
+        except ValueError as error:
+            raise SessionError(str(error)) from None
+        flat = not _images(problem)
+
+        def prepare(x: Any) -> Any:
+            x = normalise(x, data.kind)
+            return x.flatten(1) if flat else x
+
+        return {
+            "train": (cifar.train.images, cifar.train.labels),
+            "test": (cifar.test.images, cifar.test.labels),
+            "prepare": prepare,
+            "augment": augment,
+        }
     from engine.data import digits
 
-    if problem.data not in DATA:
-        raise SessionError(f"unknown data {problem.data!r}: use one of {', '.join(DATA)}")
     split = digits()
-    images = problem.data == "digits-images" or ZOO.get(problem.model or "", ("", "flat"))[1] == "images"
+    images = _images(problem)
     train_x = split.train.images() if images else split.train.inputs
     test_x = split.test.images() if images else split.test.inputs
-    return train_x.to(device), split.train.targets.to(device), test_x.to(device), split.test.targets.to(device)
+    return {
+        "train": (train_x.to(device), split.train.targets.to(device)),
+        "test": (test_x.to(device), split.test.targets.to(device)),
+        "prepare": None,
+        "augment": None,
+    }
 
 
 def build(config: SessionConfig, device: str = "cpu") -> Built:
@@ -92,8 +170,10 @@ def build(config: SessionConfig, device: str = "cpu") -> Built:
             raise SessionError(f"minimum {path} changed since the session started: restore the original file")
         vectors.append(flat_minimum(path, layout))
         names.append(path.stem)
-    train_x, train_y, test_x, test_y = _data(problem, device)
+    data = load_data(problem, device)
+    train_x, train_y = data["train"]
     energy = NetworkEnergy(
         model, train_x, train_y, problem.loss, strategy=config.strategy, device=device,
+        prepare=data["prepare"], augment=data["augment"],
     )
     return Built(energy, torch.stack(vectors).to(device), names)
