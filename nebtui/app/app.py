@@ -97,26 +97,35 @@ class SessionApp(App[None]):
         self.pending: str | None = None  # a command sent and not yet answered
         self._arrival = clock()  # clock() when the newest events arrived
         self._stop_reading = threading.Event()
-        self._redraw_timer: Timer | None = None
+        self._redraw_timer: Timer | bool | None = None  # a redraw is due
         self._last_redraw = 0.0
         self._status_shown: str | None = None
         self.title = f"nebtui · {session_id}"
+        self.tabs = Tabs(*(Tab(name, id=f"tab-{name}") for name in PANES), id="pane-tabs")
+        self.pane_box = Container(id="panes")
+        self.energy = EnergyPane(self.model)
+        self.schedule_pane = SchedulePane(self.model)
+        self.mst = MSTPane(self.model)
+        self.log_pane = LogPane(self.model)
+        self.status_line = StatusLine(id="status")
+        self.shown = "energy"  # the current pane (the one shown when the panes are tabs)
+        self.panes = {"energy": self.energy, "schedule": self.schedule_pane, "mst": self.mst, "log": self.log_pane}
 
     # ---- layout
 
     def compose(self) -> ComposeResult:
-        yield Tabs(*(Tab(name, id=f"tab-{name}") for name in PANES), id="pane-tabs")
-        with Container(id="panes"):
-            yield EnergyPane(self.model)
-            yield SchedulePane(self.model)
-            yield MSTPane(self.model)
-            yield LogPane(self.model)
-        yield StatusLine(id="status")
+        yield self.tabs
+        with self.pane_box:
+            yield self.energy
+            yield self.schedule_pane
+            yield self.mst
+            yield self.log_pane
+        yield self.status_line
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._fit(self.size.width, self.size.height)
-        self.query_one("#energy").focus()
+        self.energy.focus()
         self._show_pane("energy")
         self._redraw()
         self.set_interval(1.0, self._request_redraw)  # elapsed time moves without events
@@ -130,29 +139,30 @@ class SessionApp(App[None]):
 
     def _fit(self, width: int, height: int) -> None:
         narrow = width < NARROW[0] or height < NARROW[1]
-        self.query_one("#panes").set_class(narrow, "-narrow")
-        self.query_one("#pane-tabs").display = narrow
+        self.pane_box.set_class(narrow, "-narrow")
+        self.tabs.display = narrow
 
     @property
     def narrow(self) -> bool:
-        return self.query_one("#panes").has_class("-narrow")
+        return self.pane_box.has_class("-narrow")
 
     def _pane_names(self) -> list[str]:
         return list(PANES)
 
     def _current_pane(self) -> str:
-        focused = self.focused
-        while focused is not None and focused.id not in PANES:
-            focused = focused.parent  # type: ignore[assignment]
-        return focused.id if focused is not None else "energy"  # type: ignore[return-value]
+        return self.shown
+
+    def on_descendant_focus(self, event) -> None:
+        if event.widget.id in self.panes and event.widget.id != self.shown:
+            self._show_pane(event.widget.id)  # a click on a pane makes it the current one
 
     def _show_pane(self, name: str) -> None:
-        for pane in PANES:
-            self.query_one(f"#{pane}").set_class(pane == name, "-shown")
-        tabs = self.query_one("#pane-tabs", Tabs)
-        if tabs.active != f"tab-{name}":
-            tabs.active = f"tab-{name}"
-        self.query_one(f"#{name}").focus()
+        self.shown = name
+        for pane, widget in self.panes.items():
+            widget.set_class(pane == name, "-shown")
+        if self.tabs.active != f"tab-{name}":
+            self.tabs.active = f"tab-{name}"
+        self.panes[name].focus()
 
     @on(Tabs.TabActivated, "#pane-tabs")
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
@@ -218,8 +228,12 @@ class SessionApp(App[None]):
     def _request_redraw(self) -> None:
         if self._redraw_timer is not None:
             return
-        delay = max(0.0, self._last_redraw + 1.0 / REDRAW_HZ - time.monotonic())
-        self._redraw_timer = self.set_timer(delay, self._redraw, name="redraw")
+        delay = self._last_redraw + 1.0 / REDRAW_HZ - time.monotonic()
+        if delay < 0.01:  # due already (a zero-delay Timer divides by zero in textual 8)
+            self._redraw_timer = True
+            self.call_later(self._redraw)
+        else:
+            self._redraw_timer = self.set_timer(delay, self._redraw, name="redraw")
 
     def _redraw(self) -> None:
         self._redraw_timer = None
@@ -227,14 +241,16 @@ class SessionApp(App[None]):
         elapsed = self.model.elapsed()
         if self.status == "running":
             elapsed += max(0.0, self.clock() - self._arrival)
-        schedule = self.query_one(SchedulePane)
+        if not self.status_line.is_attached:  # the app is closing
+            return
+        schedule = self.schedule_pane
         if int(schedule.elapsed) != int(elapsed):
             schedule.elapsed = elapsed
             schedule.refresh()
-        for pane in (self.query_one(EnergyPane), schedule, self.query_one(MSTPane), self.query_one(LogPane)):
+        for pane in self.panes.values():
             pane.sync()
         trace = self.model.shown_pair()
-        self.query_one(StatusLine).show(
+        self.status_line.show(
             status=self.status, session_id=self.session_id, devices=self.model.view.devices,
             pivots=trace.pivots if trace is not None else None,
             pair=trace.pair if trace is not None and not trace.finished else None,
@@ -278,7 +294,7 @@ class SessionApp(App[None]):
         self.push_screen(ConfirmStop(self.session_id), answered)
 
     def action_log_scale(self) -> None:
-        pane = self.query_one(EnergyPane)
+        pane = self.energy
         pane.toggle_log_scale()
         self.notify("energy: log10(loss - min + eps)" if pane.log_scale else "energy: linear scale", timeout=2)
 
@@ -295,6 +311,8 @@ class SessionApp(App[None]):
 
     def action_export(self) -> None:
         self.notify(EXPORT_NOTE, title="export")
+        self.model.note(f"export: {EXPORT_NOTE}")
+        self._request_redraw()
 
     def action_detach(self) -> None:
         self.exit()

@@ -14,6 +14,7 @@ from sessions.view import SessionView
 
 Pair = tuple[int, int]
 LOG_LINES = 500  # log lines kept for the log pane
+RATE_WINDOW = 20  # step events the step rate is measured over
 TRACED_PAIRS = 12  # pairs whose cycle profiles are kept (oldest finished ones are dropped)
 ERROR_KINDS = ("session_failed", "checkpoint_failed", "worker_died")
 ENDED = ("finished", "stopped", "failed", "crashed")
@@ -91,24 +92,29 @@ class LogLine:
     level: str  # "info" | "warning" | "error"
 
 
-@dataclass
 class StepRate:
-    """Optimiser steps per second from the step events' own times (replay-safe)."""
+    """Optimiser steps per second over the last RATE_WINDOW step events of one pair, from the
+    events' own times (so a replay measures the run, not the replay); cycle ends, insertions
+    and checkpoints between steps count as the run's time."""
 
-    rate: float | None = None
-    _last: tuple[float, int] | None = None  # (time, steps done in the pair so far)
+    def __init__(self) -> None:
+        self._window: deque[tuple[float, int]] = deque(maxlen=RATE_WINDOW)  # (time, steps done in the pair)
+
+    @property
+    def rate(self) -> float | None:
+        if len(self._window) < 2:
+            return None
+        (t0, n0), (t1, n1) = self._window[0], self._window[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 and n1 > n0 else None
 
     def observe(self, time: float, done: int) -> None:
-        if self._last is not None:
-            dt, dn = time - self._last[0], done - self._last[1]
-            if dt > 0 and dn > 0:
-                now = dn / dt
-                self.rate = now if self.rate is None else 0.7 * self.rate + 0.3 * now
-        self._last = (time, done)
+        if self._window and done < self._window[-1][1]:
+            self._window.clear()  # another pair or restart
+        self._window.append((time, done))
 
     def gap(self) -> None:
-        """Forget the last observation (a pause or a restart of the runner lies between)."""
-        self._last = None
+        """Forget the window (a pause or a restart of the runner lies between)."""
+        self._window.clear()
 
 
 class SessionModel:

@@ -31,7 +31,7 @@ class MSTPane(Pane):
         elif view.lifecycle == "finished":
             lines.append(Text(f"finished ({(view.finished_reason or '').replace('_', ' ')})", no_wrap=True))
         lines.append(Text("tree of saddle energies (root: lowest minimum)", style="dim", no_wrap=True))
-        lines += self._tree(highest[0] if highest else None)
+        lines += self._tree(highest[0] if highest and view.lifecycle != "finished" else None)
         return Text("\n").join(lines)
 
     def _tree(self, highest: tuple[int, int] | None) -> list[Text]:

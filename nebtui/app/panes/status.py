@@ -23,6 +23,9 @@ class StatusLine(Static):
     }
     """
 
+    plain = ""  # the text shown now
+    _spans: list = []
+
     def show(self, *, status: str, session_id: str, devices: list[str], pivots: int | None, pair: tuple | None,
              elapsed: float, read_only: bool, pending: str | None) -> None:
         line = Text(no_wrap=True, overflow="ellipsis")
@@ -38,4 +41,6 @@ class StatusLine(Static):
             line.append(f"  {pending}…", style="italic")
         if read_only:
             line.append("  read-only", style="dim")
-        self.update(line)
+        if line.plain != self.plain or line.spans != self._spans:
+            self.plain, self._spans = line.plain, line.spans
+            self.update(line)
