@@ -63,7 +63,7 @@ def digits_share(scale: float, interval: float, folder: Path) -> dict:
     for seed in (0, 1):
         torch.manual_seed(seed)
         model = mlp()
-        minima.append(train(model, data.train.inputs, data.train.targets, steps=800, seed=seed).parameters)
+        minima.append(train(model, data.train.inputs, data.train.targets, seed=seed).parameters)
     energy = NetworkEnergy(mlp(), data.train.inputs, data.train.targets, strategy="vmap")
     schedule = load_schedule("paper").scaled(scale)
     connection = Connection(energy, schedule, minima[0], minima[1])

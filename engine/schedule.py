@@ -37,6 +37,14 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 TANGENTS = ("paper", "improved", "reference")
+PAPER_BATCH_SIZES = {
+    "resnet20": 512,
+    "resnet32": 512,
+    "resnet44": 256,
+    "resnet56": 256,
+    "densenet40_12": 64,
+    "densenet100_12_bc": 64,
+}
 SPACINGS = ("equal", "fractions")
 INSERTION_RULES = ("threshold", "highest")
 INSERTION_SCALES = ("dense", "pivots")
@@ -350,6 +358,12 @@ class Schedule:
         """The same fields changed in every cycle, e.g. ``batch_size=256``."""
         _check_names("replace_cycles", changes, Cycle)
         return replace(self, cycles=tuple(replace(c, **changes) for c in self.cycles))
+
+    def for_architecture(self, model: str) -> Schedule:
+        """The paper's per-architecture minibatch per pivot (NOTES section 5): 512 for
+        ResNet-20/32, 256 for ResNet-44/56, 64 for the DenseNets; others unchanged."""
+        batch = PAPER_BATCH_SIZES.get(model)
+        return self if batch is None else self.replace_cycles(batch_size=batch)
 
     def with_climbing(self, last: int | None = None) -> Schedule:
         """The climbing image on in the last ``last`` cycles; by default in the final

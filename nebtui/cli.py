@@ -11,6 +11,7 @@ import typer
 from nebtui.demo import demo
 from nebtui.explore import explore
 from nebtui.sessions_cmd import app as sessions_app
+from nebtui.train import train
 
 app = typer.Typer(
     name="nebtui",
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.command(no_args_is_help=True)(explore)
 app.command(no_args_is_help=True)(demo)
+app.command(no_args_is_help=True)(train)
 app.add_typer(sessions_app, name="sessions")
 
 

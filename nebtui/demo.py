@@ -90,7 +90,7 @@ def _train_digits_minimum(path: Path, seed: int) -> None:
     torch.manual_seed(seed)
     model = mlp()
     data = digits()
-    train(model, data.train.inputs, data.train.targets, steps=1500, batch_size=128, lr=0.1, seed=seed)
+    train(model, data.train.inputs, data.train.targets, seed=seed)
     tmp = path.with_suffix(".tmp")
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     tmp.replace(path)

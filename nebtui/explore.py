@@ -17,9 +17,11 @@ from nebtui.progress import ProgressPrinter
 def explore(
     minima: Annotated[Path, typer.Argument(help="Folder of minima: .safetensors, or .pt/.pth state_dicts.",
                                            show_default=False)],
-    model: Annotated[str, typer.Option(help="Architecture: mlp, small_cnn, resnet20/32/44/56, densenet40_12, "
-                                            "densenet100_12_bc, or package.module:factory.")],
-    data: Annotated[str, typer.Option(help="Training data: digits, digits-images, cifar10:/path or cifar100:/path.")],
+    model: Annotated[Optional[str], typer.Option(help="Architecture: mlp, small_cnn, resnet20/32/44/56, densenet40_12, "
+                                                      "densenet100_12_bc, or package.module:factory. Default: what "
+                                                      "the minima's sidecars (from nebtui train) say.")] = None,
+    data: Annotated[Optional[str], typer.Option(help="Training data: digits, digits-images, cifar10:/path or "
+                                                     "cifar100:/path. Default: the sidecars' data.")] = None,
     model_arg: Annotated[Optional[list[str]], typer.Option(help="Factory keyword argument KEY=VALUE (repeatable; "
                                                                  "values are read as Python literals).")] = None,
     schedule: options.Schedule = None,
@@ -41,13 +43,24 @@ def explore(
     from sessions.minima import find_minima, flat_minimum, manifest_entry
     from sessions.problem import build_model, check_model_spec, load_data
 
+    from nebtui.train import read_sidecars
+
     printer = ProgressPrinter(stream=sys.stdout)
     if not headless:
         printer.note("the live app is not built yet: printing progress lines")
     try:
-        problem = Problem(kind="network", model=model, model_args=_parse_args(model_arg or []), data=data)
-        check_model_spec(problem)
         files = find_minima(minima)
+        model_args = _parse_args(model_arg or [])
+        if model is None or data is None:
+            known = read_sidecars(files)
+            if known is None:
+                raise SessionError(f"give --model and --data: the minima in {minima} have no sidecars (nebtui train "
+                                   "writes them)")
+            model = model or known["model"]
+            data = data or known["data"]
+            model_args = model_args or known["model_args"]
+        problem = Problem(kind="network", model=model, model_args=model_args, data=data)
+        check_model_spec(problem)
         load_data(problem, "cpu", download=download)  # a missing data set fails here, not in the runner
         from engine.energy.network import ParameterLayout
 
@@ -56,7 +69,8 @@ def explore(
             flat_minimum(path, layout)  # refuses misshapen, NaN, or unsafe files now, not in the runner
         manifest = [manifest_entry(path, layout.dim) for path in files]
         problem = Problem(kind="network", model=model, model_args=problem.model_args, data=data, minima=manifest)
-        chosen = schedule_for(schedule or "paper", surface=False, scale=scale, climb=climb, printer=printer)
+        chosen = schedule_for(schedule or "paper", surface=False, scale=scale, climb=climb, printer=printer,
+                              model=model)
         config = SessionConfig(problem, chosen, device=device, seed=seed, landscape={"variant": "star"} if star else {},
                                checkpoint_interval=checkpoint_every, strategy=strategy)
         from sessions.runner import resolve_devices

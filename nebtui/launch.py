@@ -12,8 +12,10 @@ from nebtui.follow import follow, read_result
 from nebtui.progress import ProgressPrinter
 
 
-def schedule_for(spec: str, *, surface: bool, scale: float, climb: bool, printer: ProgressPrinter) -> dict[str, Any]:
-    """The schedule as a dict, from a preset name or file, adjusted by the options."""
+def schedule_for(spec: str, *, surface: bool, scale: float, climb: bool, printer: ProgressPrinter,
+                 model: str | None = None) -> dict[str, Any]:
+    """The schedule as a dict, from a preset name or file, adjusted by the options
+    (the paper's presets take the architecture's minibatch per pivot)."""
     from engine.schedule import ScheduleError, load_schedule
 
     try:
@@ -23,6 +25,8 @@ def schedule_for(spec: str, *, surface: bool, scale: float, climb: bool, printer
             factor = surface_lr / max(c.lr for c in chosen.cycles)
             chosen = chosen.with_lr_scale(factor)
             printer.note(f"lr scaled by {factor:g} to suit this surface (gradients in the hundreds)")
+        if model is not None and spec in ("paper", "reference"):
+            chosen = chosen.for_architecture(model)
         if scale != 1.0:
             chosen = chosen.scaled(scale)
         if climb:
