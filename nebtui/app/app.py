@@ -128,7 +128,7 @@ class SessionApp(App[None]):
         self.energy.focus()
         self._show_pane("energy")
         self._redraw()
-        self.set_interval(1.0, self._request_redraw)  # elapsed time moves without events
+        self.set_interval(1.0, self._tick)  # elapsed time moves without events
         self._read_events()
 
     def on_unmount(self) -> None:
@@ -236,19 +236,26 @@ class SessionApp(App[None]):
             self._redraw_timer = self.set_timer(delay, self._redraw, name="redraw")
 
     def _redraw(self) -> None:
+        """Redraw what changed; at most REDRAW_HZ times a second."""
         self._redraw_timer = None
         self._last_redraw = time.monotonic()
+        if not self.status_line.is_attached:  # the app is closing
+            return
+        for pane in self.panes.values():
+            pane.sync()
+        self._tick()
+
+    def _tick(self) -> None:
+        """The parts that move with time alone: elapsed, ETA, the status line (once a second)."""
+        if not self.status_line.is_attached:
+            return
         elapsed = self.model.elapsed()
         if self.status == "running":
             elapsed += max(0.0, self.clock() - self._arrival)
-        if not self.status_line.is_attached:  # the app is closing
-            return
         schedule = self.schedule_pane
         if int(schedule.elapsed) != int(elapsed):
             schedule.elapsed = elapsed
             schedule.refresh()
-        for pane in self.panes.values():
-            pane.sync()
         trace = self.model.shown_pair()
         self.status_line.show(
             status=self.status, session_id=self.session_id, devices=self.model.view.devices,

@@ -1,0 +1,91 @@
+"""The app on a real Mueller-Brown session: a detached runner started by the CLI,
+its real event log, its control socket and its status from the lock."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tui_fakes import app_test, wait_until
+
+from nebtui.app import build_app
+from nebtui.app.panes import EnergyPane, LogPane, MSTPane, SchedulePane
+from sessions.control import ControlError, send_command
+from sessions.folder import SessionFolder
+from sessions.lock import holder
+
+NEBTUI = str(Path(sys.executable).with_name("nebtui"))
+pytestmark = pytest.mark.timeout(120)
+
+
+def start_demo(home: Path, name: str, scale: str) -> SessionFolder:
+    done = subprocess.run([NEBTUI, "demo", "muller-brown", "--detach", "--scale", scale, "--session", name],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "NEBTUI_HOME": str(home)})
+    assert done.returncode == 0, done.stderr
+    return SessionFolder.open(home, name)
+
+
+def end(folder: SessionFolder) -> None:
+    """Stop the runner if it still runs, and wait until it has left."""
+    try:
+        send_command(folder.control_socket_path, "stop", timeout=5)
+    except ControlError:
+        pass
+    deadline = time.monotonic() + 30
+    while holder(folder.lock_path) is not None:
+        assert time.monotonic() < deadline, "the runner did not exit within 30 s of stop"
+        time.sleep(0.1)
+
+
+def pane_text(app, pane) -> str:
+    widget = app.query_one(pane)
+    if isinstance(widget, LogPane):
+        return "\n".join(strip.text for strip in widget.lines)
+    return widget.render().plain
+
+
+@app_test
+async def test_pause_resume_stop_on_a_real_session_then_attach_replays(nebtui_home):
+    folder = start_demo(nebtui_home, "tui-real", "1")
+    try:
+        app = build_app(folder)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_until(pilot, lambda: app.status == "running" and app.model.view.devices, timeout=30,
+                             what="the runner to run")
+            await pilot.press("p")
+            await wait_until(pilot, lambda: app.status == "paused", timeout=30, what="the session to pause")
+            assert app.check_action("resume", ()) is True and app.check_action("pause", ()) is None
+            await wait_until(pilot, lambda: "session paused" in pane_text(app, LogPane), what="the pause in the log")
+            await pilot.press("r")
+            await wait_until(pilot, lambda: app.status in ("running", "finished")
+                             and "session resumed" in pane_text(app, LogPane), timeout=30, what="the resume")
+            if app.status == "running":
+                await pilot.press("s")
+                await pilot.press("y")
+            await wait_until(pilot, lambda: app.status in ("stopped", "finished"), timeout=30, what="the end")
+            assert app.check_action("pause", ()) is None and app.check_action("stop", ()) is None
+            ended = app.status
+            live_log = pane_text(app, LogPane)
+        app.source.close()
+        app.status_probe.close()
+
+        again = build_app(folder)  # attach afresh: the whole history is replayed
+        async with again.run_test(size=(160, 48)) as pilot:
+            await wait_until(pilot, lambda: again.status == ended and again.model.view.lifecycle == ended,
+                             timeout=15, what="the replay")
+            await pilot.pause(0.4)
+            log = pane_text(again, LogPane)
+            assert "session paused" in log and "session resumed" in log
+            assert [line for line in log.splitlines() if line.startswith("pair ")] == \
+                   [line for line in live_log.splitlines() if line.startswith("pair ")]
+            assert "energy · pair (" in str(again.query_one(EnergyPane).border_title)
+            assert "now: pair" in pane_text(again, SchedulePane)
+            assert "minimum 0 (E -146.6995)" in pane_text(again, MSTPane)  # the lowest Mueller-Brown minimum
+        again.source.close()
+        again.status_probe.close()
+    finally:
+        end(folder)

@@ -1,0 +1,35 @@
+"""SVG snapshots of a running, a paused and a finished session at 80x24 and 160x48,
+from fixed event lists and a fixed clock (nothing on screen depends on wall time)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from tui_fakes import SCHEDULE, FakeSource, finished_events, paused_events, running_events
+
+from nebtui.app import SessionApp
+
+STATES = {"running": running_events, "paused": paused_events, "finished": finished_events}
+
+
+def make(state: str) -> SessionApp:
+    return SessionApp(FakeSource(STATES[state]()), None, session_id=f"{state}-session", schedule=SCHEDULE,
+                      clock=lambda: 0.0, pairs_total=3)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+@pytest.mark.parametrize("state", list(STATES))
+def test_session_screens(snap_compare, state, size):
+    app = make(state)
+    count = len(STATES[state]())
+
+    async def settle(pilot) -> None:
+        deadline = time.monotonic() + 10
+        while app.model.view.events < count or not app.status_line.plain:
+            assert time.monotonic() < deadline, "the events were not applied within 10 s"
+            await pilot.pause(0.05)
+        await pilot.pause(0.4)  # one redraw period
+
+    assert snap_compare(app, terminal_size=size, run_before=settle)
