@@ -56,8 +56,12 @@ def read_weights(path: Path) -> dict[str, Any]:
         except (SafetensorError, OSError, ValueError) as error:
             raise SessionError(f"{path} is not a readable safetensors file ({error}): export the weights again") from None
     else:
+        import warnings
+
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch's notes about pickle protocols are not the user's business
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # noqa: BLE001 - any refusal of the safe unpickler is one message
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             if "weights_only" in str(error) or "Unsupported global" in str(error):

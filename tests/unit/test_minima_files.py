@@ -1,0 +1,91 @@
+"""Minima files: every accepted checkpoint form loads to the same flat vector;
+anything that is not plain weights is refused with one clear message."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from engine.energy.network import ParameterLayout
+from engine.models import mlp
+from sessions.folder import SessionError
+from sessions.minima import find_minima, flat_minimum, manifest_entry
+
+
+class Payload:
+    """Stands for any Python object a pickle can carry (and run code while loading)."""
+
+
+@pytest.fixture
+def net():
+    torch.manual_seed(0)
+    return mlp()
+
+
+def test_each_accepted_form_loads_the_same_weights(tmp_path, net):
+    layout = ParameterLayout.from_module(net)
+    expected = layout.flatten(net)
+    state = net.state_dict()
+    save_file(state, str(tmp_path / "a.safetensors"))
+    torch.save(state, tmp_path / "b.pt")
+    torch.save({"state_dict": state, "epoch": 3}, tmp_path / "c.pth")
+    torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "d.pt")  # DataParallel
+    torch.save({"model": state}, tmp_path / "e.pt")
+    files = find_minima(tmp_path)
+    assert [f.name for f in files] == ["a.safetensors", "b.pt", "c.pth", "d.pt", "e.pt"]
+    for path in files:
+        assert torch.equal(flat_minimum(path, layout), expected), path.name
+    entry = manifest_entry(files[0], layout.dim)
+    assert entry["parameters"] == 2410 and len(entry["sha256"]) == 64
+
+
+def test_a_pickle_carrying_objects_is_refused(tmp_path, net):
+    with open(tmp_path / "evil.pt", "wb") as stream:
+        pickle.dump({"weights": Payload()}, stream)
+    with pytest.raises(SessionError, match="holds Python objects, not only weights, and nebtui never unpickles"):
+        flat_minimum(tmp_path / "evil.pt", ParameterLayout.from_module(net))
+
+
+@pytest.mark.parametrize(
+    "write, message",
+    [
+        (lambda p: p.write_bytes(b"not a safetensors file"), "is not a readable safetensors file"),
+        (lambda p: save_file({"0.weight": torch.zeros(3, 3)}, str(p)), "has shape (3, 3), the model expects (32, 64)"),
+        (lambda p: save_file({"0.weight": torch.zeros(32, 64)}, str(p)), "has no parameter '0.bias'"),
+    ],
+)
+def test_broken_or_foreign_files_are_refused(tmp_path, net, write, message):
+    path = tmp_path / "x.safetensors"
+    write(path)
+    with pytest.raises(SessionError) as caught:
+        flat_minimum(path, ParameterLayout.from_module(net))
+    assert message in str(caught.value)
+
+
+def test_nan_weights_are_refused(tmp_path, net):
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    state["0.weight"][0, 0] = float("nan")
+    save_file(state, str(tmp_path / "nan.safetensors"))
+    with pytest.raises(SessionError, match="NaN or infinite weights"):
+        flat_minimum(tmp_path / "nan.safetensors", ParameterLayout.from_module(net))
+
+
+def test_truncated_file_is_refused(tmp_path, net):
+    save_file(net.state_dict(), str(tmp_path / "t.safetensors"))
+    data = (tmp_path / "t.safetensors").read_bytes()
+    (tmp_path / "t.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(SessionError, match="not a readable safetensors file"):
+        flat_minimum(tmp_path / "t.safetensors", ParameterLayout.from_module(net))
+
+
+@pytest.mark.parametrize("files, message", [([], "holds no weight files"), (["only.pt"], "holds only one minimum")])
+def test_folders_without_two_minima_are_refused(tmp_path, files, message):
+    for name in files:
+        torch.save({}, tmp_path / name)
+    with pytest.raises(SessionError, match=message):
+        find_minima(tmp_path)
+    with pytest.raises(SessionError, match="does not exist"):
+        find_minima(tmp_path / "missing")
