@@ -347,9 +347,8 @@ class SessionApp(App[None]):
     @on(ControlAnswered)
     def _control_answered(self, message: ControlAnswered) -> None:
         reply = message.reply
-        detail = reply.get("detail", "done")
-        accepted = reply.get("accepted", True)
-        self.model.note(f"{message.command}: {detail}", "info" if accepted else "warning")
+        if not reply.get("accepted", True):  # an accepted command shows as the runner's control_received event
+            self.model.note(f"{message.command} refused: {reply.get('detail', '')}", "warning")
         self._command_done()
 
     @on(ControlFailed)

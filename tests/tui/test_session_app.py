@@ -129,8 +129,7 @@ async def test_pause_sends_pause_and_resume_is_disabled_while_running():
         assert app.check_action("resume", ()) is None
         await pilot.press("r")
         await pilot.press("p")
-        await wait_until(pilot, lambda: "pause: pause accepted" in text(app, LogPane), what="the pause reply")
-        assert control.sent == ["pause"]
+        await wait_until(pilot, lambda: control.sent == ["pause"] and app.pending is None, what="the pause reply")
         status.status = "paused"
         await wait_until(pilot, lambda: app.status == "paused", what="the paused status")
         assert app.check_action("pause", ()) is None and app.check_action("resume", ()) is True
