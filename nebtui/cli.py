@@ -10,6 +10,7 @@ import typer
 
 from nebtui.demo import demo
 from nebtui.explore import explore
+from nebtui.report import report
 from nebtui.sessions_cmd import app as sessions_app
 from nebtui.train import train
 
@@ -24,6 +25,7 @@ app = typer.Typer(
 app.command(no_args_is_help=True)(explore)
 app.command(no_args_is_help=True)(demo)
 app.command(no_args_is_help=True)(train)
+app.command(no_args_is_help=True)(report)
 app.add_typer(sessions_app, name="sessions")
 
 

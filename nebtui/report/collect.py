@@ -1,0 +1,481 @@
+"""Everything a report says, gathered from one session folder: the config, the
+event log (times, devices) and the finished paths' states (results/paths/),
+with the minima and saddles evaluated again on the train and test sets.
+
+A running session is reported as far as it has got: its finished paths only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class ReportError(Exception):
+    """A report that cannot be made; the message is one line: what is wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """How much analysis the report does (the defaults keep it cheap)."""
+
+    device: str = "cpu"
+    hessian_k: int = 3  # extreme eigenvalues at each end of the spectrum; 0: no Hessian
+    hessian_batch: int = 512  # training samples of the fixed evaluation batch (networks)
+    hessian_dense_limit: int = 3000  # up to this many parameters: the whole spectrum (near-zero count)
+    near_zero_tolerance: float = 1e-3  # relative to max |eigenvalue|
+    slices: int = 1  # MST paths with a 2-D slice, highest saddle first (networks)
+    slice_grid: int = 15  # grid points per side of a network's slice
+    surface_grid: int = 81  # grid points per side of a surface's picture
+    ensemble_k: int = 5  # networks along each MST path in its ensemble; 0: none
+
+    def problems(self) -> list[str]:
+        found = []
+        for name in ("hessian_k", "slices", "ensemble_k"):
+            if getattr(self, name) < 0:
+                found.append(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
+        for name in ("hessian_batch", "slice_grid", "surface_grid"):
+            if getattr(self, name) < 2:
+                found.append(f"--{name.replace('_', '-')} must be at least 2, got {getattr(self, name)}")
+        if self.ensemble_k == 1:
+            found.append("--ensemble-k must be 0 (no ensembles) or at least 2 (the two ends)")
+        return found
+
+
+@dataclass
+class Report:
+    """The JSON document and the arrays the figures need beyond it."""
+
+    document: dict[str, Any]
+    curves: dict[int, list[float]] = field(default_factory=dict)  # minimum -> training-loss curve (sidecar)
+    curve_every: dict[int, int] = field(default_factory=dict)
+
+
+def _metric(loss: float | None, error: float | None, split: str, bn: bool) -> dict[str, Any]:
+    return {"loss": loss, "error": error, "split": split, "bn_recalibrated": bn}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(known) / len(known) if known and len(known) == len(values) else None
+
+
+class _Evaluator:
+    """Train and test metrics of points, for a surface or a network."""
+
+    def __init__(self, config: Any, built: Any, device: str):
+        self.network = config.problem.kind == "network"
+        self.energy = built.energy
+        self.bn = False
+        if self.network:
+            import torch
+
+            from sessions.problem import build_model, load_data
+
+            data = load_data(config.problem, device)
+            self.train, self.test = data["train"], data["test"]
+            self.prepare = data["prepare"]
+            self.model = build_model(config.problem)
+            self.bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
+            self.classification = config.problem.loss == "cross_entropy"
+
+    def metrics(self, points: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any] | None]]:
+        """(train metrics, test metrics) of points (M, D), one dict each."""
+        if not self.network:
+            losses = [float(v) for v in self.energy.evaluate(points)]
+            return [_metric(v, None, "train", False) for v in losses], [None] * len(losses)
+        out = []
+        for split, (x, y) in (("train", self.train), ("test", self.test)):
+            losses, errors = self.energy.metrics(points, x, y)
+            out.append([
+                _metric(float(l), float(e) if math.isfinite(float(e)) else None, split, self.bn)
+                for l, e in zip(losses, errors)
+            ])
+        return out[0], out[1]
+
+    def test_losses(self, points: Any) -> list[float] | None:
+        if not self.network:
+            return None
+        losses, _ = self.energy.metrics(points, *self.test)
+        return [float(v) for v in losses]
+
+
+def _times(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Devices and timing, from the log's own time stamps only."""
+    stamps = [e["time"] for e in events if isinstance(e.get("time"), (int, float))]
+    devices: list[str] = []
+    pairs: dict[str, dict[str, float]] = {}
+    for e in events:
+        if e.get("kind") == "runner_started":
+            devices += [d for d in e.get("devices", []) if d not in devices]
+        if e.get("kind") == "worker_started" and e.get("device") not in devices:
+            devices.append(e["device"])
+        pair = e.get("pair")
+        if isinstance(pair, list) and isinstance(e.get("time"), (int, float)):
+            key = f"{pair[0]}-{pair[1]}"
+            if e.get("kind") == "cycle_started":
+                pairs.setdefault(key, {}).setdefault("started", e["time"])
+            if e.get("kind") == "connection_finished":
+                pairs.setdefault(key, {})["finished"] = e["time"]
+    return {
+        "devices": devices,
+        "started": min(stamps) if stamps else None,
+        "last_event": max(stamps) if stamps else None,
+        "seconds": (max(stamps) - min(stamps)) if stamps else None,
+        "pairs": {
+            key: {**span, "seconds": span["finished"] - span["started"]}
+            for key, span in pairs.items() if "started" in span and "finished" in span
+        },
+    }
+
+
+def _mst(energies: list[float], saddles: dict[tuple[int, int], float]) -> list[tuple[int, int, float]]:
+    import networkx as nx
+
+    from engine.landscape import minimum_spanning_tree
+
+    graph = nx.Graph()
+    graph.add_nodes_from(range(len(energies)))
+    graph.add_edges_from((a, b, {"saddle": s}) for (a, b), s in saddles.items())
+    return [(a, b, s) for (a, b), s in sorted(minimum_spanning_tree(graph, energies).items())]
+
+
+def ultrametric_bounds(count: int, mst: list[tuple[int, int, float]]) -> list[list[float | None]]:
+    """B(a, b): the highest saddle on the MST path between a and b (None: not connected yet; 0 on the diagonal)."""
+    neighbours: dict[int, list[tuple[int, float]]] = {i: [] for i in range(count)}
+    for a, b, s in mst:
+        neighbours[a].append((b, s))
+        neighbours[b].append((a, s))
+    bounds: list[list[float | None]] = [[None] * count for _ in range(count)]
+    for source in range(count):
+        highest: dict[int, float] = {source: -math.inf}
+        todo = [source]
+        while todo:
+            here = todo.pop()
+            for there, s in neighbours[here]:
+                if there not in highest:
+                    highest[there] = max(highest[here], s)
+                    todo.append(there)
+        for target, value in highest.items():
+            bounds[source][target] = 0.0 if target == source else value
+    return bounds
+
+
+def first_passage(curve: list[float], every: int, threshold: float) -> int | None:
+    """The first training step whose (recorded) loss is below ``threshold``; None if never."""
+    for i, loss in enumerate(curve):
+        if loss < threshold:
+            return i * every
+    return None
+
+
+def collect(folder: Any, options: ReportOptions) -> Report:
+    """Gather the report of the session in ``folder`` (a sessions.folder.SessionFolder)."""
+    import json
+
+    import torch
+
+    from engine.autoneb import Connection
+    from engine.band import dense_points, linear_path
+    from engine.schedule import schedule_from_dict
+    from sessions.config import SessionConfig
+    from sessions.eventlog import read_log
+    from sessions.folder import SessionError
+    from sessions.problem import build
+    from sessions.statepack import unpack_state
+    from sessions.view import SessionView
+
+    files = sorted((folder.results_path / "paths").glob("*.safetensors"))
+    if not files:
+        raise ReportError(
+            f"session {folder.id} has no finished path yet: report it once its first pair is done "
+            f"(see nebtui sessions show {folder.id})"
+        )
+    try:
+        config = SessionConfig.from_dict(folder.config())
+        schedule = schedule_from_dict(config.schedule)
+        built = build(config, options.device)
+    except (SessionError, ValueError) as error:
+        raise ReportError(str(error)) from None
+    events = read_log(folder.events_path)
+    view = SessionView()
+    for event in events:
+        view.apply(event)
+    evaluator = _Evaluator(config, built, options.device)
+    network = evaluator.network
+    between = schedule.band.dense_points
+
+    results = {}
+    for path in files:
+        try:
+            state = unpack_state(path.read_bytes())
+            connection = Connection.from_state(built.energy, schedule, state)
+        except Exception as error:  # noqa: BLE001 - a damaged file of any kind: one line
+            raise ReportError(f"{path} cannot be read ({type(error).__name__}: {error}): the session's results are damaged") from None
+        assert connection.result is not None
+        results[connection.pair] = connection.result
+    minima = built.minima  # (M, D)
+    count = minima.shape[0]
+
+    # minima
+    minima_train, minima_test = evaluator.metrics(minima)
+    manifest = config.problem.minima
+    minima_rows = []
+    report = Report(document={})
+    for i in range(count):
+        row: dict[str, Any] = {"id": i, "name": built.names[i], "train": minima_train[i], "test": minima_test[i]}
+        if not network:
+            row["position"] = minima[i].tolist()
+        minima_rows.append(row)
+        if network:
+            sidecar = Path(manifest[i]["path"]).with_suffix(".json")
+            if sidecar.exists():
+                try:
+                    curve = json.loads(sidecar.read_text()).get("curve") or {}
+                except ValueError:
+                    curve = {}
+                if curve.get("loss"):
+                    report.curves[i] = [float(v) for v in curve["loss"]]
+                    report.curve_every[i] = int(curve.get("every", 1))
+
+    # the MST of the finished paths (as the session's landscape builds it)
+    energies = [m["loss"] for m in minima_train]
+    mst = _mst(energies, {pair: r.saddle_energy for pair, r in results.items()})
+    in_mst = {(a, b) for a, b, _ in mst}
+
+    # paths
+    path_rows = []
+    saddle_metrics: dict[tuple[int, int], tuple[dict[str, Any], dict[str, Any] | None]] = {}
+    for (a, b), r in sorted(results.items()):
+        start, end = r.pivots[0], r.pivots[-1]
+        linear_point = start + r.linear.saddle_position * (end - start)
+        train, test = evaluator.metrics(torch.stack([r.saddle_point, linear_point.to(r.saddle_point.dtype)]))
+        saddle_metrics[(a, b)] = (train[0], test[0])
+        dense = dense_points(r.pivots, between)
+        profile_test = evaluator.test_losses(dense) if (a, b) in in_mst else None
+        linear_test = (
+            evaluator.test_losses(linear_path(start, end, len(r.linear.positions))) if (a, b) in in_mst else None
+        )
+        saddle: dict[str, Any] = {"position": r.saddle_position, "train": train[0], "test": test[0]}
+        linear_saddle: dict[str, Any] = {"position": r.linear.saddle_position, "train": train[1], "test": test[1]}
+        if not network:
+            saddle["point"] = r.saddle_point.tolist()
+            linear_saddle["point"] = linear_point.tolist()
+        key = f"{a}-{b}"
+        path_rows.append({
+            "a": a,
+            "b": b,
+            "in_mst": (a, b) in in_mst,
+            "pivots": int(r.pivots.shape[0]),
+            "saddle": saddle,
+            "linear_saddle": linear_saddle,
+            "profile": {
+                "positions": r.profile.positions,
+                "pivot_positions": r.pivot_positions,
+                "train": {"losses": r.profile.losses, "split": "train", "bn_recalibrated": evaluator.bn},
+                "test": None if profile_test is None else {"losses": profile_test, "split": "test", "bn_recalibrated": evaluator.bn},
+            },
+            "linear": {
+                "positions": r.linear.positions,
+                "train": {"losses": r.linear.losses, "split": "train", "bn_recalibrated": evaluator.bn},
+                "test": None if linear_test is None else {"losses": linear_test, "split": "test", "bn_recalibrated": evaluator.bn},
+            },
+            "history": [
+                {
+                    "restart": h.restart,
+                    "cycle": h.cycle,
+                    "pivots": h.pivots,
+                    "saddle_energy": h.saddle_energy,
+                    "saddle_position": h.saddle_position,
+                    "positions": h.profile.positions,
+                    "losses": h.profile.losses,
+                    "pivot_positions": h.pivot_positions,
+                    "pivot_losses": h.pivot_losses,
+                    "split": "train",
+                    "bn_recalibrated": evaluator.bn,
+                }
+                for h in r.history
+            ],
+            "restart_saddles": r.restart_saddles,
+            "best_restart": r.best_restart,
+            "seconds": None,
+        })
+
+    timing = _times(events)
+    for row in path_rows:
+        span = timing["pairs"].get(f"{row['a']}-{row['b']}")
+        row["seconds"] = span["seconds"] if span else None
+
+    # Table 1
+    def mean_of(split: str, what: str, rows: list[dict[str, Any] | None]) -> float | None:
+        return _mean([None if m is None else m[what] for m in rows])
+
+    saddle_train = [saddle_metrics[(a, b)][0] for a, b, _ in mst]
+    saddle_test = [saddle_metrics[(a, b)][1] for a, b, _ in mst]
+    train_min, train_saddle = mean_of("train", "loss", minima_train), mean_of("train", "loss", saddle_train)
+    test_err_min, test_err_saddle = mean_of("test", "error", minima_test), mean_of("test", "error", saddle_test)
+    table = {
+        "train_loss_minima": train_min,
+        "train_loss_saddles": train_saddle,
+        "factor": train_saddle / train_min if train_min and train_saddle is not None and train_min > 0 else None,
+        "test_loss_minima": mean_of("test", "loss", minima_test),
+        "test_loss_saddles": mean_of("test", "loss", saddle_test),
+        "test_error_minima": test_err_min,
+        "test_error_saddles": test_err_saddle,
+        "test_error_difference": (
+            test_err_saddle - test_err_min if test_err_min is not None and test_err_saddle is not None else None
+        ),
+        "minima": count,
+        "saddles": len(mst),
+        "bn_recalibrated": evaluator.bn,
+        "splits": {"train_loss": "train", "test_loss": "test", "test_error": "test"},
+    }
+
+    # first passage (Fig. 7)
+    first = []
+    if train_saddle is not None:
+        for i, curve in sorted(report.curves.items()):
+            first.append({
+                "minimum": i,
+                "threshold": train_saddle,
+                "step": first_passage(curve, report.curve_every[i], train_saddle),
+                "split": "train (minibatch losses recorded while training)",
+            })
+
+    document: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "session": {
+            "id": folder.id,
+            "lifecycle": view.lifecycle,
+            "finished_reason": view.finished_reason,
+            "problem": config.problem.surface if not network else config.problem.model,
+            "kind": config.problem.kind,
+            "data": config.problem.data,
+            "loss": config.problem.loss if network else "surface energy",
+            "schedule": schedule.name,
+            "cycles": len(schedule.cycles),
+            "parameters": int(minima.shape[1]),
+            "pairs_finished": len(results),
+            "bn_recalibrated": evaluator.bn,
+        },
+        "minima": minima_rows,
+        "paths": path_rows,
+        "mst": [{"a": a, "b": b, "saddle_energy": s} for a, b, s in mst],
+        "bounds": ultrametric_bounds(count, mst),
+        "table1": table,
+        "first_passage": first,
+        "timing": {k: v for k, v in timing.items()},
+        "analysis": {"device": options.device, "options": {
+            "hessian_k": options.hessian_k, "hessian_batch": options.hessian_batch,
+            "hessian_dense_limit": options.hessian_dense_limit, "near_zero_tolerance": options.near_zero_tolerance,
+            "slices": options.slices, "slice_grid": options.slice_grid, "surface_grid": options.surface_grid,
+            "ensemble_k": options.ensemble_k,
+        }},
+        "hessian": _hessian(evaluator, config, built, results, mst, options) if options.hessian_k else None,
+        "slices": _slices(evaluator, built, results, mst, options),
+        "ensembles": _ensembles(evaluator, results, mst, options),
+    }
+    report.document = document
+    return report
+
+
+def _fixed_batch(evaluator: _Evaluator, size: int) -> tuple[Any, Any]:
+    import torch
+
+    x, y = evaluator.train
+    order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))[:size]
+    return x[order.to(x.device)], y[order.to(y.device)]
+
+
+def _hessian(evaluator: _Evaluator, config: Any, built: Any, results: dict, mst: list, options: ReportOptions) -> dict[str, Any]:
+    from engine.analysis.hessian import hessian_spectrum, network_loss, path_curvatures, surface_loss
+
+    if evaluator.network:
+        x, y = _fixed_batch(evaluator, options.hessian_batch)
+        loss = network_loss(evaluator.model.to(x.device), x, y, config.problem.loss, evaluator.prepare)
+        batch = {"split": "train", "samples": int(x.shape[0]), "batchnorm": "batch statistics of this batch",
+                 "bn_recalibrated": False}
+    else:
+        loss = surface_loss(built.energy)
+        batch = {"split": "train", "samples": None, "batchnorm": None, "bn_recalibrated": False}
+
+    def spectrum(point: Any) -> dict[str, Any]:
+        s = hessian_spectrum(loss, point.double(), options.hessian_k, dense_limit=options.hessian_dense_limit,
+                             tolerance=options.near_zero_tolerance)
+        return {"largest": s.largest, "smallest": s.smallest, "near_zero": s.near_zero, "negative": s.negative,
+                "method": s.method}
+
+    points = [{"kind": "minimum", "id": i, "pair": None, **spectrum(m)} for i, m in enumerate(built.minima)]
+    points += [{"kind": "saddle", "id": None, "pair": [a, b], **spectrum(results[(a, b)].saddle_point)} for a, b, _ in mst]
+    curvature = []
+    for a, b, _ in mst:
+        r = results[(a, b)]
+        curvature.append({"pair": [a, b], "positions": r.pivot_positions, "curvature": path_curvatures(loss, r.pivots.double())})
+    return {
+        "batch": batch,
+        "k": options.hessian_k,
+        "near_zero_rule": f"|eigenvalue| <= {options.near_zero_tolerance:g} x max |eigenvalue|; negative: below "
+                          f"-{options.near_zero_tolerance:g} x max |eigenvalue| (whole spectrum only)",
+        "dtype": "float64",
+        "points": points,
+        "tangent_curvature": curvature,
+    }
+
+
+def _slices(evaluator: _Evaluator, built: Any, results: dict, mst: list, options: ReportOptions) -> list[dict[str, Any]]:
+    import torch
+
+    from engine.analysis.slice import coordinate_plane, evaluate_slice, grid_around, plane_through
+    from engine.band import dense_points
+
+    if not evaluator.network:
+        (x0, x1), (y0, y1) = built.energy.window
+        xs = torch.linspace(x0, x1, options.surface_grid, dtype=torch.float64)
+        ys = torch.linspace(y0, y1, options.surface_grid, dtype=torch.float64)
+        grid = evaluate_slice(built.energy, coordinate_plane(), xs, ys)
+        return [{
+            "pair": None, "plane": "the surface itself", "split": "train", "bn_recalibrated": False,
+            "xs": grid.xs.tolist(), "ys": grid.ys.tolist(), "losses": grid.losses.tolist(),
+            "minima": built.minima.tolist(),
+            "paths": [{"pair": [a, b], "points": dense_points(results[(a, b)].pivots, 9).tolist(),
+                       "pivots": results[(a, b)].pivots.tolist()} for a, b, _ in mst],
+        }]
+    out = []
+    for a, b, _ in sorted(mst, key=lambda e: (-e[2], e[0], e[1]))[: options.slices]:
+        r = results[(a, b)]
+        plane = plane_through(r.pivots[0], r.pivots[-1], r.pivots.mean(dim=0))
+        path = plane.project(dense_points(r.pivots, 9))  # (M, 2)
+        pivots = plane.project(r.pivots)  # (N, 2)
+        xs, ys = grid_around(path, options.slice_grid)
+        grid = evaluate_slice(built.energy, plane, xs, ys)
+        out.append({
+            "pair": [a, b],
+            "plane": "through minimum a (origin), minimum b (x axis) and the mean of the pivots",
+            "split": "train", "bn_recalibrated": evaluator.bn,
+            "xs": grid.xs.tolist(), "ys": grid.ys.tolist(), "losses": grid.losses.tolist(),
+            "minima": plane.project(torch.stack([r.pivots[0], r.pivots[-1]])).tolist(),
+            "paths": [{"pair": [a, b], "points": path.tolist(), "pivots": pivots.tolist()}],
+        })
+    return out
+
+
+def _ensembles(evaluator: _Evaluator, results: dict, mst: list, options: ReportOptions) -> list[dict[str, Any]]:
+    if not evaluator.network or not evaluator.classification or options.ensemble_k == 0:
+        return []
+    from engine.analysis.ensemble import Predictor, path_ensemble
+
+    x, y = evaluator.test
+    predictor = Predictor(evaluator.model, evaluator.train[0], evaluator.prepare, device=x.device)
+    out = []
+    for a, b, _ in mst:
+        e = path_ensemble(predictor, results[(a, b)].pivots, x, y, options.ensemble_k)
+        out.append({
+            "pair": [a, b], "members": e.members, "positions": e.positions, "member_accuracies": e.member_accuracies,
+            "path": e.path, "start": e.start, "end": e.end, "pair_ensemble": e.pair,
+            "split": "test", "bn_recalibrated": evaluator.bn,
+        })
+    return out

@@ -1,0 +1,87 @@
+"""``nebtui report``: tables, figures and the whole result of a session, built
+from its folder alone (a running session: what is finished so far)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from nebtui.errors import fail
+
+FORMATS = ("html", "md", "json", "csv")
+
+
+def parse_formats(text: str) -> list[str]:
+    """'html,md' -> ['html', 'md']; an unknown or empty list is a ValueError with one line."""
+    chosen = [f.strip().lower() for f in text.split(",") if f.strip()]
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        raise ValueError(f"unknown format {(unknown or [text])[0]!r}: use a comma-separated list of {', '.join(FORMATS)}")
+    return [f for f in FORMATS if f in chosen]
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        fail(f"cannot write the report to {out} ({error.strerror or error}): give a writable --out folder", code=2)
+
+
+def report(
+    session_id: Annotated[str, typer.Argument(help="Session name (see nebtui sessions list).", show_default=False)],
+    format: Annotated[str, typer.Option("--format", help="Comma-separated: html, md, json, csv.")] = "html,md,json,csv",
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the report (default: the session's results/report/).")] = None,
+    device: Annotated[str, typer.Option(help="Where to evaluate: cpu, cuda or cuda:N.")] = "cpu",
+    hessian_k: Annotated[int, typer.Option(help="Hessian eigenvalues at each end of the spectrum, at every minimum "
+                                                "and MST saddle (0: none).")] = 3,
+    hessian_batch: Annotated[int, typer.Option(help="Training samples in the Hessian's fixed batch (networks).")] = 512,
+    hessian_dense_limit: Annotated[int, typer.Option(help="Up to this many parameters the whole Hessian spectrum is "
+                                                          "computed (near-zero count); Lanczos beyond.")] = 3000,
+    slices: Annotated[int, typer.Option(help="MST paths with a 2-D slice figure, highest saddle first (networks).")] = 1,
+    slice_grid: Annotated[int, typer.Option(help="Grid points per side of a network's 2-D slice.")] = 15,
+    ensemble_k: Annotated[int, typer.Option(help="Networks along each MST path in its ensemble (0: none).")] = 5,
+) -> None:
+    """Write a session's report: Table 1, paths, figures (Markdown, one-file HTML), JSON and CSV."""
+    from nebtui.report.collect import ReportError, ReportOptions, collect
+    from nebtui.report.figures import all_figures
+    from nebtui.report.writers import write_report
+    from sessions.folder import SessionError, SessionFolder
+    from sessions.home import data_home
+
+    try:
+        formats = parse_formats(format)
+    except ValueError as error:
+        fail(str(error), code=2)
+    options = ReportOptions(device=device, hessian_k=hessian_k, hessian_batch=hessian_batch,
+                            hessian_dense_limit=hessian_dense_limit, slices=slices, slice_grid=slice_grid,
+                            ensemble_k=ensemble_k)
+    if options.problems():
+        fail("; ".join(options.problems()), code=2)
+    try:
+        folder = SessionFolder.open(data_home(), session_id)
+    except SessionError as error:
+        fail(str(error))
+    target = out if out is not None else folder.results_path / "report"
+    _check_writable(target)
+    try:
+        built = collect(folder, options)
+        written = write_report(built, target, formats, all_figures)
+    except (ReportError, SessionError) as error:
+        fail(str(error))
+    except OSError as error:
+        fail(f"cannot write the report to {target} ({error.strerror or error}): give a writable --out folder", code=2)
+    for path in written:
+        if path.parent == target:
+            print(path)
+    figures = [p for p in written if p.parent != target]
+    if figures:
+        print(f"{figures[0].parent} ({len(figures)} figures)")
+    sys.stdout.flush()

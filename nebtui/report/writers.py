@@ -1,0 +1,293 @@
+"""The report's files: JSON (the whole result), CSV (one file per table),
+Markdown (with PNG files beside it) and one self-contained HTML file."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+FORMATS = ("html", "md", "json", "csv")
+SIGNIFICANT = 10  # digits kept of every float in the JSON and CSV files
+
+
+def fixed(value: float) -> float | None:
+    """A float rounded to SIGNIFICANT digits (None for NaN and infinities)."""
+    if not math.isfinite(value):
+        return None
+    return float(f"{value:.{SIGNIFICANT}g}")
+
+
+def _tidy(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return fixed(value)
+    if isinstance(value, dict):
+        return {str(k): _tidy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_tidy(v) for v in value]
+    raise TypeError(f"cannot write {type(value).__name__} to the JSON report")
+
+
+def json_text(document: dict[str, Any]) -> str:
+    """The document as JSON: sorted keys, floats to SIGNIFICANT digits: the same result gives the same bytes."""
+    return json.dumps(_tidy(document), sort_keys=True, indent=1, allow_nan=False) + "\n"
+
+
+# --- tables -----------------------------------------------------------------------
+
+TABLE1_COLUMNS = ("train_loss_minima", "train_loss_saddles", "factor", "test_loss_minima", "test_loss_saddles",
+                  "test_error_minima", "test_error_saddles", "test_error_difference")
+
+
+def tables(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Table name -> rows (dicts with the same keys)."""
+    minima = [
+        {"id": m["id"], "name": m["name"], "train_loss": m["train"]["loss"], "train_error": m["train"]["error"],
+         "test_loss": m["test"]["loss"] if m["test"] else None, "test_error": m["test"]["error"] if m["test"] else None,
+         "bn_recalibrated": m["train"]["bn_recalibrated"]}
+        for m in document["minima"]
+    ]
+    paths = []
+    for p in document["paths"]:
+        row: dict[str, Any] = {"a": p["a"], "b": p["b"], "in_mst": p["in_mst"], "pivots": p["pivots"]}
+        for name in ("saddle", "linear_saddle"):
+            s = p[name]
+            row[f"{name}_position"] = s["position"]
+            row[f"{name}_train_loss"], row[f"{name}_train_error"] = s["train"]["loss"], s["train"]["error"]
+            row[f"{name}_test_loss"] = s["test"]["loss"] if s["test"] else None
+            row[f"{name}_test_error"] = s["test"]["error"] if s["test"] else None
+        row["bn_recalibrated"] = p["saddle"]["train"]["bn_recalibrated"]
+        row["seconds"] = p["seconds"]
+        paths.append(row)
+    profiles = []
+    for p in document["paths"]:
+        for curve, source in (("path", p["profile"]), ("linear", p["linear"])):
+            for split in ("train", "test"):
+                if source[split] is None:
+                    continue
+                for position, loss in zip(source["positions"], source[split]["losses"]):
+                    profiles.append({"a": p["a"], "b": p["b"], "curve": curve, "restart": None, "cycle": None,
+                                     "split": split, "bn_recalibrated": source[split]["bn_recalibrated"],
+                                     "position": position, "loss": loss})
+        for h in p["history"]:
+            for position, loss in zip(h["positions"], h["losses"]):
+                profiles.append({"a": p["a"], "b": p["b"], "curve": "cycle", "restart": h["restart"],
+                                 "cycle": h["cycle"], "split": "train", "bn_recalibrated": h["bn_recalibrated"],
+                                 "position": position, "loss": loss})
+    table1 = [{**{k: document["table1"][k] for k in TABLE1_COLUMNS}, "minima": document["table1"]["minima"],
+               "saddles": document["table1"]["saddles"], "bn_recalibrated": document["table1"]["bn_recalibrated"]}]
+    out = {"minima": minima, "paths": paths, "profiles": profiles, "table1": table1}
+    if document["hessian"] is not None:
+        out["hessian"] = [
+            {"kind": h["kind"], "id": h["id"], "pair": "" if h["pair"] is None else "{}-{}".format(*h["pair"]),
+             "largest": " ".join(f"{v:.6g}" for v in h["largest"]),
+             "smallest": " ".join(f"{v:.6g}" for v in h["smallest"]),
+             "near_zero": h["near_zero"], "negative": h["negative"], "method": h["method"]}
+            for h in document["hessian"]["points"]
+        ]
+    if document["ensembles"]:
+        out["ensembles"] = [
+            {"a": e["pair"][0], "b": e["pair"][1], "members": e["members"], "path": e["path"], "start": e["start"],
+             "end": e["end"], "pair_ensemble": e["pair_ensemble"], "split": e["split"],
+             "bn_recalibrated": e["bn_recalibrated"]}
+            for e in document["ensembles"]
+        ]
+    return out
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    stream = io.StringIO()
+    writer = csv.DictWriter(stream, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else fixed(v) if isinstance(v, float) else v) for k, v in row.items()})
+    return stream.getvalue()
+
+
+# --- the Table 1 row and the text -------------------------------------------------
+
+
+def _number(value: float | None, digits: int = 3, percent: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.1f}" if percent else f"{value:.{digits}g}"
+
+
+def table1_cells(document: dict[str, Any]) -> list[str]:
+    t = document["table1"]
+    return [
+        _number(t["train_loss_minima"]), _number(t["train_loss_saddles"]),
+        "-" if t["factor"] is None else f"{t['factor']:.2g}",
+        _number(t["test_loss_minima"]), _number(t["test_loss_saddles"]),
+        _number(t["test_error_minima"], percent=True), _number(t["test_error_saddles"], percent=True),
+        _number(t["test_error_difference"], percent=True),
+    ]
+
+
+TABLE1_HEADER = ["train: minima", "train: saddles", "factor", "test: minima", "test: saddles",
+                 "test error %: minima", "test error %: saddles", "difference"]
+
+
+def _label(document: dict[str, Any]) -> str:
+    s = document["session"]
+    return s["problem"] + (f" on {s['data']}" if s["data"] else "")
+
+
+def _facts(document: dict[str, Any]) -> list[str]:
+    s, t, timing = document["session"], document["table1"], document["timing"]
+    word = "energy" if s["kind"] == "surface" else "loss"
+    facts = [
+        f"Session {s['id']} ({s['lifecycle']}): {s['problem']}, {s['parameters']} parameters, "
+        f"schedule {s['schedule']} ({s['cycles']} cycles), {s['pairs_finished']} finished paths.",
+        f"Means over {t['minima']} minima and {t['saddles']} MST saddles; train and test {word} on the full sets"
+        + (", BatchNorm statistics recalibrated at every point." if s["bn_recalibrated"] else "."),
+        f"Devices: {', '.join(timing['devices']) or 'unknown'}; "
+        + (f"{timing['seconds']:.1f} s from the first to the last logged event." if timing["seconds"] is not None else ""),
+    ]
+    if s["lifecycle"] != "finished":
+        facts.append("The session has not finished: this reports the paths finished so far.")
+    return facts
+
+
+def _path_rows(document: dict[str, Any]) -> list[list[str]]:
+    return [
+        [f"{p['a']} - {p['b']}", "yes" if p["in_mst"] else "", str(p["pivots"]),
+         _number(p["saddle"]["train"]["loss"], 4), _number(p["linear_saddle"]["train"]["loss"], 4),
+         _number(p["saddle"]["test"]["loss"], 4) if p["saddle"]["test"] else "-",
+         _number(p["saddle"]["test"]["error"], percent=True) if p["saddle"]["test"] else "-",
+         "-" if p["seconds"] is None else f"{p['seconds']:.1f}"]
+        for p in document["paths"]
+    ]
+
+
+PATH_HEADER = ["pair", "MST", "pivots", "saddle train", "linear saddle train", "saddle test", "saddle test error %",
+               "seconds"]
+ENSEMBLE_HEADER = ["pair", "members", "path ensemble %", "minimum a %", "minimum b %", "two-model ensemble %"]
+HESSIAN_HEADER = ["point", "largest", "smallest", "negative", "near zero", "method"]
+
+
+def _ensemble_rows(document: dict[str, Any]) -> list[list[str]]:
+    return [[f"{e['pair'][0]} - {e['pair'][1]}", str(e["members"])]
+            + [_number(e[k], percent=True) for k in ("path", "start", "end", "pair_ensemble")]
+            for e in document["ensembles"]]
+
+
+def _hessian_rows(document: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for h in document["hessian"]["points"] if document["hessian"] else []:
+        name = f"minimum {h['id']}" if h["kind"] == "minimum" else "saddle {}-{}".format(*h["pair"])
+        rows.append([name, ", ".join(f"{v:.4g}" for v in h["largest"]), ", ".join(f"{v:.4g}" for v in h["smallest"]),
+                     "-" if h["negative"] is None else str(h["negative"]),
+                     "-" if h["near_zero"] is None else str(h["near_zero"]), h["method"]])
+    return rows
+
+
+def _hessian_note(document: dict[str, Any]) -> str:
+    h = document["hessian"]
+    if h is None:
+        return "No Hessian (asked with --hessian-k 0)."
+    batch = h["batch"]
+    where = f" on a fixed batch of {batch['samples']} training samples" if batch["samples"] else ""
+    return (f"Hessian{where}: the {h['k']} largest and smallest eigenvalues (more with --hessian-k; the whole "
+            f"spectrum up to --hessian-dense-limit parameters, Lanczos beyond). Near zero: {h['near_zero_rule']}.")
+
+
+def markdown(document: dict[str, Any], figures: dict[str, tuple[str, bytes]], folder: str = "figures") -> str:
+    lines = [f"# nebtui report: {_label(document)}", ""]
+    lines += [f"- {fact}" for fact in _facts(document)] + [""]
+    lines += ["## Table 1", "", _md_table(["", *TABLE1_HEADER], [[_label(document), *table1_cells(document)]]), ""]
+    lines += ["## Paths", "", _md_table(PATH_HEADER, _path_rows(document)), ""]
+    if document["ensembles"]:
+        lines += ["## Path ensembles (test accuracy)", "", _md_table(ENSEMBLE_HEADER, _ensemble_rows(document)), ""]
+    lines += ["## Curvature", "", _hessian_note(document), ""]
+    if document["hessian"]:
+        lines += [_md_table(HESSIAN_HEADER, _hessian_rows(document)), ""]
+    lines += ["## Figures", ""]
+    for name, (caption, _) in figures.items():
+        lines += [f"![{caption}]({folder}/{name})", "", f"*{caption}*", ""]
+    return "\n".join(lines)
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}
+th{background:#eee}th.group{text-align:center}td:first-child{text-align:left}
+figure{margin:1.5em 0}img{max-width:100%}figcaption{font-size:90%;color:#555}"""
+
+
+def html_text(document: dict[str, Any], figures: dict[str, tuple[str, bytes]]) -> str:
+    """One self-contained page: the figures are embedded as base64 data URLs."""
+    e = html.escape
+    t1 = "".join(f"<td>{e(c)}</td>" for c in table1_cells(document))
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>nebtui report: {e(_label(document))}</title><style>{STYLE}</style></head><body>",
+        f"<h1>nebtui report: {e(_label(document))}</h1>",
+        "<ul>" + "".join(f"<li>{e(f)}</li>" for f in _facts(document)) + "</ul>",
+        "<h2>Table 1</h2><table>",
+        '<tr><th></th><th class="group" colspan="3">train loss</th><th class="group" colspan="2">test loss</th>'
+        '<th class="group" colspan="3">test error %</th></tr>',
+        "<tr><th></th><th>minima</th><th>saddles</th><th>factor</th><th>minima</th><th>saddles</th>"
+        "<th>minima</th><th>saddles</th><th>difference</th></tr>",
+        f"<tr><td>{e(_label(document))}</td>{t1}</tr></table>",
+        "<h2>Paths</h2>", _html_table(PATH_HEADER, _path_rows(document)),
+    ]
+    if document["ensembles"]:
+        parts += ["<h2>Path ensembles (test accuracy)</h2>", _html_table(ENSEMBLE_HEADER, _ensemble_rows(document))]
+    parts += ["<h2>Curvature</h2>", f"<p>{e(_hessian_note(document))}</p>"]
+    if document["hessian"]:
+        parts.append(_html_table(HESSIAN_HEADER, _hessian_rows(document)))
+    parts.append("<h2>Figures</h2>")
+    for name, (caption, png) in figures.items():
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(f'<figure><img alt="{e(name)}" src="data:image/png;base64,{data}">'
+                     f"<figcaption>{e(caption)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    e = html.escape
+    head = "<tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def write_report(report: Any, out: Path, formats: list[str], figures_of: Callable[[Any], dict]) -> list[Path]:
+    """Write the asked formats into ``out``; returns the files written."""
+    from sessions.folder import write_atomic
+
+    written: list[Path] = []
+
+    def put(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, data, durable=False)
+        written.append(path)
+
+    document = report.document
+    if "json" in formats:
+        put(out / "report.json", json_text(document).encode())
+    if "csv" in formats:
+        for name, rows in tables(document).items():
+            put(out / f"{name}.csv", csv_text(rows).encode())
+    if "md" in formats or "html" in formats:
+        figures = figures_of(report)
+        if "md" in formats:
+            for name, (_, png) in figures.items():
+                put(out / "figures" / name, png)
+            put(out / "report.md", markdown(document, figures).encode())
+        if "html" in formats:
+            put(out / "report.html", html_text(document, figures).encode())
+    return written
