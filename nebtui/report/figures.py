@@ -191,6 +191,7 @@ def hessian_figure(document: dict[str, Any]) -> bytes:
     """Extreme eigenvalues at minima and saddles, and the curvature along each MST path's tangent."""
     hessian = document["hessian"]
     figure = Figure(figsize=(12.8, 4.2))
+    figure.subplots_adjust(wspace=0.35)
     left = figure.add_subplot(1, 2, 1)
     labels = []
     for x, point in enumerate(hessian["points"]):
