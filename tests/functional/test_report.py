@@ -1,0 +1,230 @@
+"""nebtui report on real sessions made with the CLI (Mueller-Brown and a digits
+network): every format, the schema, Table 1 against values recomputed here from
+the paths' states and the energy, the ensemble, byte-identical JSON, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from nebtui.report.schema import validate
+
+NEBTUI = str(Path(sys.executable).with_name("nebtui"))
+DIGITS_REPORT = ("--hessian-dense-limit", "500", "--slice-grid", "7")  # Lanczos, a small slice: fast
+
+
+def run(home: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NEBTUI_HOME": str(home), "OMP_WAIT_POLICY": "PASSIVE"}
+    return subprocess.run([NEBTUI, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """One data home with a finished Mueller-Brown session and a finished digits session."""
+    home = tmp_path_factory.mktemp("report-home")
+    done = run(home, "demo", "muller-brown", "--scale", "0.2", "--headless", "--session", "mb")
+    assert done.returncode == 0, done.stderr
+    minima = home / "minima"
+    done = run(home, "train", "--model", "mlp", "--data", "digits", "--count", "3", "--out", str(minima), "--scale", "0.3")
+    assert done.returncode == 0, done.stderr
+    done = run(home, "explore", str(minima), "--scale", "0.02", "--headless", "--strategy", "vmap", "--session", "dg")
+    assert done.returncode == 0, done.stderr
+    return home
+
+
+@pytest.fixture(scope="module")
+def reports(home):
+    """Both sessions reported in every format into the default folder."""
+    for session, extra in (("mb", ()), ("dg", DIGITS_REPORT)):
+        done = run(home, "report", session, *extra)
+        assert done.returncode == 0, done.stderr
+    return {s: home / s / "results" / "report" for s in ("mb", "dg")}
+
+
+def document(reports, session):
+    return json.loads((reports[session] / "report.json").read_text())
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("session", ["mb", "dg"])
+def test_every_format_is_written(reports, session):
+    folder = reports[session]
+    for name in ("report.json", "report.md", "report.html", "minima.csv", "paths.csv", "profiles.csv", "table1.csv"):
+        assert (folder / name).stat().st_size > 0, name
+    markdown = (folder / "report.md").read_text()
+    linked = re.findall(r"\]\((figures/[^)]+\.png)\)", markdown)
+    assert linked and all((folder / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for link in linked)
+    page = (folder / "report.html").read_text()
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert len(sources) == len(linked) and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "http" not in page.replace("http-equiv", "")  # readable offline: nothing fetched
+    paths_csv = (folder / "paths.csv").read_text().splitlines()
+    assert paths_csv[0].startswith("a,b,in_mst,pivots,saddle_position") and len(paths_csv) == 1 + 3
+    expected = {"mb": {"surface.png", "mst.png", "disconnectivity.png", "hessian.png"},
+                "dg": {"slice-1-2.png", "first-passage.png", "hessian.png", "mst.png"}}[session]
+    assert expected <= {Path(link).name for link in linked}
+
+
+def test_json_validates_against_its_schema(reports):
+    for session in ("mb", "dg"):
+        assert validate(document(reports, session)) == []
+    broken = document(reports, "mb")
+    broken["table1"]["train_loss_minima"] = "low"
+    del broken["paths"][0]["saddle"]
+    broken["surprise"] = 1
+    problems = validate(broken)
+    assert "$.table1.train_loss_minima: expected number, got str" in problems
+    assert "$.paths[0]: missing 'saddle'" in problems
+    assert "$: unexpected 'surprise'" in problems
+
+
+def _connections(home, session):
+    from engine.autoneb import Connection
+    from engine.schedule import schedule_from_dict
+    from sessions.config import SessionConfig
+    from sessions.folder import SessionFolder
+    from sessions.problem import build
+    from sessions.statepack import unpack_state
+
+    folder = SessionFolder.open(home, session)
+    config = SessionConfig.from_dict(folder.config())
+    built = build(config, "cpu")
+    schedule = schedule_from_dict(config.schedule)
+    results = {}
+    for path in (folder.results_path / "paths").glob("*.safetensors"):
+        connection = Connection.from_state(built.energy, schedule, unpack_state(path.read_bytes()))
+        results[connection.pair] = connection.result
+    # the MST as the session announced it in its log, not as the report computes it
+    log = [json.loads(line) for line in folder.events_path.read_text().splitlines()]
+    mst = [(int(a), int(b)) for a, b, _ in next(e for e in log if e["kind"] == "session_finished")["mst"]]
+    return config, built, results, mst
+
+
+def test_mueller_brown_table1_and_saddles_match_the_surface(home, reports):
+    from engine.energy.surfaces import MuellerBrown
+
+    _, built, results, mst = _connections(home, "mb")
+    surface = MuellerBrown()
+    data = document(reports, "mb")
+    minima = [float(v) for v in surface.potential(built.minima)]
+    saddles = [float(surface.potential(results[p].saddle_point.unsqueeze(0))[0]) for p in mst]
+    table = data["table1"]
+    assert table["train_loss_minima"] == pytest.approx(sum(minima) / 3, rel=1e-9)
+    assert table["train_loss_saddles"] == pytest.approx(sum(saddles) / 2, rel=1e-9)
+    assert table["test_loss_minima"] is None and table["factor"] is None  # a surface has no test set
+    assert sorted(saddles) == pytest.approx([-72.2489, -40.6648], abs=0.1)
+    assert [(e["a"], e["b"]) for e in data["mst"]] == mst
+    saddle = next(p for p in data["paths"] if (p["a"], p["b"]) == mst[0])["saddle"]
+    assert saddle["point"] == pytest.approx(results[mst[0]].saddle_point.tolist(), abs=1e-9)
+    assert saddle["test"] is None and saddle["train"]["split"] == "train"
+    # the surface's picture: grid values are the surface's
+    picture = data["slices"][0]
+    j, i = 17, 40
+    point = torch.tensor([[picture["xs"][i], picture["ys"][j]]], dtype=torch.float64)
+    assert picture["losses"][j][i] == pytest.approx(float(surface.potential(point)[0]), rel=1e-9)
+    # Hessian at the saddles: one negative eigenvalue each, none at the minima
+    negatives = {h["kind"]: set() for h in data["hessian"]["points"]}
+    for h in data["hessian"]["points"]:
+        negatives[h["kind"]].add(h["negative"])
+    assert negatives == {"minimum": {0}, "saddle": {1}}
+
+
+def test_digits_table1_matches_values_recomputed_from_the_states(home, reports):
+    from sessions.problem import load_data
+
+    config, built, results, mst = _connections(home, "dg")
+    data = load_data(config.problem, "cpu")
+    energy = built.energy
+
+    def mean(points, split, which):
+        loss, error = energy.metrics(points, *data[split])
+        return float((loss if which == "loss" else error).double().mean())
+
+    saddles = torch.stack([results[p].saddle_point for p in mst])
+    table = document(reports, "dg")["table1"]
+    expected = {
+        "train_loss_minima": mean(built.minima, "train", "loss"),
+        "train_loss_saddles": mean(saddles, "train", "loss"),
+        "test_loss_minima": mean(built.minima, "test", "loss"),
+        "test_loss_saddles": mean(saddles, "test", "loss"),
+        "test_error_minima": mean(built.minima, "test", "error"),
+        "test_error_saddles": mean(saddles, "test", "error"),
+    }
+    for key, value in expected.items():
+        assert table[key] == pytest.approx(value, rel=1e-6), key
+    assert table["factor"] == pytest.approx(expected["train_loss_saddles"] / expected["train_loss_minima"], rel=1e-6)
+    assert table["test_error_difference"] == pytest.approx(
+        expected["test_error_saddles"] - expected["test_error_minima"], abs=1e-9)
+    # the path's saddle is far below the linear segment's (the paper's claim), and below ln 10
+    for path in document(reports, "dg")["paths"]:
+        assert path["saddle"]["train"]["loss"] < path["linear_saddle"]["train"]["loss"]
+        assert path["saddle"]["train"]["loss"] < 0.1 * 2.302585
+    table_row = (reports["dg"] / "table1.csv").read_text().splitlines()
+    assert table_row[0].startswith("train_loss_minima,train_loss_saddles,factor")
+    assert float(table_row[1].split(",")[0]) == pytest.approx(expected["train_loss_minima"], rel=1e-6)
+
+
+def test_digits_ensemble_matches_softmax_averages_made_here(home, reports):
+    from engine.band import points_at
+    from engine.energy.network import ParameterLayout
+    from sessions.problem import build_model, load_data
+
+    config, _, results, mst = _connections(home, "dg")
+    x, y = load_data(config.problem, "cpu")["test"]
+    model = build_model(config.problem).eval()
+    layout = ParameterLayout.from_module(model)
+    ensembles = {tuple(e["pair"]): e for e in document(reports, "dg")["ensembles"]}
+    assert set(ensembles) == set(mst)
+    pair = mst[0]
+    members = points_at(results[pair].pivots, torch.linspace(0, 1, 5, dtype=torch.float64))
+
+    def softmax(theta):
+        layout.load_into(model, theta)
+        with torch.no_grad():
+            return torch.softmax(model(x).double(), dim=1)
+
+    probabilities = [softmax(theta) for theta in members]
+    accuracy = lambda p: float((p.argmax(dim=1) == y).double().mean())  # noqa: E731
+    found = ensembles[pair]
+    assert found["split"] == "test" and found["members"] == 5
+    assert found["path"] == pytest.approx(accuracy(torch.stack(probabilities).mean(dim=0)), abs=1e-9)
+    assert found["start"] == pytest.approx(accuracy(probabilities[0]), abs=1e-9)
+    assert found["pair_ensemble"] == pytest.approx(accuracy((probabilities[0] + probabilities[-1]) / 2), abs=1e-9)
+    assert found["path"] > 0.9  # digits minima reach about 97 %
+
+
+@pytest.mark.timeout(600)
+def test_a_second_report_is_byte_identical(home, reports, tmp_path):
+    for session, extra in (("mb", ()), ("dg", DIGITS_REPORT)):
+        done = run(home, "report", session, "--format", "json", "--out", str(tmp_path / session), *extra)
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / session / "report.json").read_bytes() == (reports[session] / "report.json").read_bytes()
+        assert sorted(p.name for p in (tmp_path / session).iterdir()) == ["report.json"]
+
+
+def test_errors_are_one_clear_line(home, reports, tmp_path):
+    from sessions.folder import SessionFolder
+
+    config = json.loads((home / "mb" / "config.json").read_text())
+    SessionFolder.create(home, "empty", config, [])
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    cases = [
+        (("report", "nowhere"), "no session 'nowhere'", 1),
+        (("report", "empty"), "session empty has no finished path yet", 1),
+        (("report", "mb", "--out", str(blocker / "inside")), "cannot write the report to", 2),
+        (("report", "mb", "--format", "pdf"), "unknown format 'pdf'", 2),
+        (("report", "mb", "--ensemble-k", "1"), "--ensemble-k must be 0", 2),
+    ]
+    for args, message, code in cases:
+        done = run(home, *args)
+        assert done.returncode == code, (args, done.stderr)
+        assert message in done.stderr and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
