@@ -12,12 +12,12 @@ from nebtui.demo import demo
 from nebtui.explore import explore
 from nebtui.report import report
 from nebtui.sessions_cmd import app as sessions_app
+from nebtui.sessions_cmd import pick_session
 from nebtui.train import train
 
 app = typer.Typer(
     name="nebtui",
     help="Connect trained networks by low-loss paths with AutoNEB, live in the terminal.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -29,9 +29,12 @@ app.command(no_args_is_help=True)(report)
 app.add_typer(sessions_app, name="sessions")
 
 
-@app.callback()
-def callback() -> None:
-    """nebtui: minimum energy paths between minima (Draxler et al. 2018)."""
+@app.callback(invoke_without_command=True)
+def callback(ctx: typer.Context) -> None:
+    """nebtui: minimum energy paths between minima (Draxler et al. 2018). Alone, on a
+    terminal: pick a session and follow it live."""
+    if ctx.invoked_subcommand is None:
+        pick_session(ctx)
 
 
 def main() -> None:

@@ -40,8 +40,6 @@ def demo(
     from sessions.folder import SessionError
 
     printer = ProgressPrinter(stream=sys.stdout, enabled=not as_json)
-    if not headless and not as_json:
-        printer.note("the live app is not built yet: printing progress lines")
     surface = name in SURFACE_DEMOS
     chosen = schedule_for(schedule or ("surface" if surface else "paper"), surface=surface,
                           scale=scale if surface or schedule else scale * 0.05, climb=climb, printer=printer)
@@ -57,7 +55,8 @@ def demo(
                                checkpoint_interval=checkpoint_every, strategy=strategy)
     except SessionError as error:
         fail(str(error), code=2)
-    run_session(config, manifest, hint=name, session=session, detach=detach, as_json=as_json, printer=printer)
+    run_session(config, manifest, hint=name, session=session, detach=detach, as_json=as_json, printer=printer,
+                headless=headless)
 
 
 def _digits_minima(printer: ProgressPrinter, seed: int) -> list[dict[str, Any]]:

@@ -46,8 +46,6 @@ def explore(
     from nebtui.train import read_sidecars
 
     printer = ProgressPrinter(stream=sys.stdout)
-    if not headless:
-        printer.note("the live app is not built yet: printing progress lines")
     try:
         files = find_minima(minima)
         model_args = _parse_args(model_arg or [])
@@ -79,7 +77,7 @@ def explore(
     except SessionError as error:
         fail(str(error), code=2)
     run_session(config, manifest, hint=minima.absolute().name or "minima", session=session, detach=detach,
-                as_json=False, printer=printer)
+                as_json=False, printer=printer, headless=headless)
 
 
 def _parse_args(pairs: list[str]) -> dict[str, object]:

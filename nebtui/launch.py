@@ -55,8 +55,10 @@ def run_session(
     detach: bool,
     as_json: bool,
     printer: ProgressPrinter,
+    headless: bool = False,
 ) -> None:
-    """Create the session, start its runner, then follow it (unless detached)."""
+    """Create the session, start its runner (before any app runs), then follow it:
+    in the app on a terminal, as progress lines otherwise (unless detached)."""
     from sessions.folder import SessionError, SessionFolder
     from sessions.home import data_home
     from sessions.launch import start_runner
@@ -71,7 +73,23 @@ def run_session(
     if detach:
         printer.line(f"detached: follow it with nebtui sessions attach {folder.id}")
         return
+    if use_app(headless, as_json):
+        open_app(folder)
+        return
     finish_following(folder, printer, as_json=as_json)
+
+
+def use_app(headless: bool, as_json: bool) -> bool:
+    """The live app, unless asked for plain output or not on a terminal (batch jobs, pipes)."""
+    return not headless and not as_json and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def open_app(folder: Any) -> None:
+    """Follow the session in the app; leaving it (q) leaves the run going."""
+    from nebtui.app import run_app
+
+    run_app(folder)
+    print(f"detached from session {folder.id}: nebtui sessions attach {folder.id} | nebtui sessions show {folder.id}")
 
 
 def finish_following(folder: Any, printer: ProgressPrinter, *, as_json: bool) -> None:

@@ -13,7 +13,32 @@ import typer
 from nebtui.errors import fail
 from nebtui.progress import ProgressPrinter
 
-app = typer.Typer(help="Sessions under the data home (NEBTUI_HOME).", no_args_is_help=True, rich_markup_mode=None)
+app = typer.Typer(help="Sessions under the data home (NEBTUI_HOME).", rich_markup_mode=None)
+
+
+@app.callback(invoke_without_command=True)
+def sessions_callback(ctx: typer.Context) -> None:
+    """Alone, on a terminal: pick a session in the app and follow it."""
+    if ctx.invoked_subcommand is None:
+        pick_session(ctx)
+
+
+def pick_session(ctx: typer.Context) -> None:
+    """The session list app on a terminal; the help text elsewhere."""
+    from nebtui.launch import use_app
+    from sessions.folder import SessionError
+    from sessions.home import data_home
+
+    if not use_app(False, False):
+        print(ctx.get_help())
+        return
+    try:
+        home = data_home()
+    except SessionError as error:
+        fail(str(error))
+    from nebtui.app import pick_and_run
+
+    pick_and_run(home)
 
 SessionId = Annotated[str, typer.Argument(help="Session name (see nebtui sessions list).", show_default=False)]
 AsJson = Annotated[bool, typer.Option("--json", help="One JSON document instead of text.")]
@@ -78,11 +103,18 @@ def show(session_id: SessionId, as_json: AsJson = False) -> None:
 
 
 @app.command()
-def attach(session_id: SessionId, as_json: AsJson = False) -> None:
-    """Replay the session's history, then follow it live (Ctrl-C detaches; the run goes on)."""
-    from nebtui.launch import finish_following
+def attach(
+    session_id: SessionId,
+    as_json: AsJson = False,
+    headless: Annotated[bool, typer.Option("--headless", help="Plain progress lines instead of the app.")] = False,
+) -> None:
+    """Replay the session's history, then follow it live (q or Ctrl-C detaches; the run goes on)."""
+    from nebtui.launch import finish_following, open_app, use_app
 
     folder = _open(session_id)
+    if use_app(headless, as_json):
+        open_app(folder)
+        return
     finish_following(folder, ProgressPrinter(sys.stdout, enabled=not as_json), as_json=as_json)
 
 

@@ -31,7 +31,25 @@ def build_app(folder: SessionFolder) -> SessionApp:
         schedule=config.get("schedule"),
         status_probe=FolderStatus(folder),
         pairs_total=pairs_total,
+        exporter=lambda: export_report(folder),
     )
+
+
+def export_report(folder: SessionFolder, timeout: float = 1800.0) -> str:
+    """Write the session's report with `nebtui report` in a child process (the app's
+    event loop never waits on it); returns the report folder, raises with its last line."""
+    import subprocess
+    import sys
+
+    out = folder.results_path / "report"
+    done = subprocess.run(
+        [sys.executable, "-m", "nebtui.report", folder.id, "--out", str(out)],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+    )
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        raise RuntimeError(lines[-1] if lines else f"nebtui report exited with {done.returncode}")
+    return str(out)
 
 
 def run_app(folder: SessionFolder) -> None:

@@ -35,7 +35,7 @@ REDRAW_HZ = 4.0  # most redraws per second
 CHUNK = 2000  # events per message: a long replay never holds the event loop for long
 NARROW = (120, 36)  # below this width or height the panes become tabs
 PANES = ("energy", "schedule", "mst", "log")
-EXPORT_NOTE = "report export comes with the report command"
+EXPORT_NOTE = "no report exporter here: run nebtui report ID"
 
 # control action -> the statuses in which it means something
 CONTROL_ACTIONS = {
@@ -85,8 +85,11 @@ class SessionApp(App[None]):
         status_probe: Callable[[], tuple[str, int | None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         pairs_total: int | None = None,
+        exporter: Callable[[], str] | None = None,
     ) -> None:
         super().__init__()
+        self.exporter = exporter  # writes a report, returns where (blocking: run on a worker thread)
+        self.exporting = False
         self.source = source
         self.control = control
         self.session_id = session_id
@@ -317,8 +320,37 @@ class SessionApp(App[None]):
         self._show_pane(names[(index + step) % len(names)])
 
     def action_export(self) -> None:
-        self.notify(EXPORT_NOTE, title="export")
-        self.model.note(f"export: {EXPORT_NOTE}")
+        if self.exporter is None:
+            self.notify(EXPORT_NOTE, title="export")
+            self.model.note(f"export: {EXPORT_NOTE}")
+            self._request_redraw()
+            return
+        if self.exporting:
+            self.notify("a report is being written already", title="export")
+            return
+        self.exporting = True
+        self.model.note("export: writing the report (the run goes on)")
+        self._request_redraw()
+        self._export()
+
+    @work(thread=True, group="export", exclusive=True, exit_on_error=False, name="export")
+    def _export(self) -> None:
+        assert self.exporter is not None
+        try:
+            where = self.exporter()
+        except Exception as error:  # noqa: BLE001 - shown as one line
+            self.call_from_thread(self._exported, None, str(error) or type(error).__name__)
+        else:
+            self.call_from_thread(self._exported, where, None)
+
+    def _exported(self, where: str | None, error: str | None) -> None:
+        self.exporting = False
+        if error is not None:
+            self.model.note(f"export failed: {error}", "error")
+            self.notify(f"export failed: {error}", severity="error")
+        else:
+            self.model.note(f"export: report written to {where}")
+            self.notify(f"report written to {where}", title="export")
         self._request_redraw()
 
     def action_detach(self) -> None:

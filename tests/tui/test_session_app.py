@@ -205,11 +205,38 @@ async def test_palette_offers_the_actions_that_mean_something_now():
 
 
 @app_test
-async def test_export_says_it_comes_later_and_q_detaches():
+async def test_export_writes_a_report_off_the_event_loop_and_says_where():
+    calls = []
+
+    def exporter():
+        calls.append("export")
+        return "/reports/test-session"
+
+    app = SessionApp(FakeSource(running_events()), None, session_id="test-session", schedule=SCHEDULE,
+                     clock=lambda: 0.0, pairs_total=3, exporter=exporter)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("e")
+        await wait_until(pilot, lambda: "export: report written to /reports/test-session" in text(app, LogPane),
+                         what="the export result")
+        assert calls == ["export"]
+
+    def failing():
+        raise RuntimeError("nothing finished yet")
+
+    app = SessionApp(FakeSource(running_events()), None, session_id="test-session", schedule=SCHEDULE,
+                     clock=lambda: 0.0, pairs_total=3, exporter=failing)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("e")
+        await wait_until(pilot, lambda: "export failed: nothing finished yet" in text(app, LogPane),
+                         what="the export error")
+
+
+@app_test
+async def test_export_without_an_exporter_says_how_and_q_detaches():
     app = make_app(running_events())
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("e")
-        await wait_until(pilot, lambda: "export: report export comes with the report command" in text(app, LogPane),
+        await wait_until(pilot, lambda: "export: no report exporter here: run nebtui report ID" in text(app, LogPane),
                          what="the export note")
         await pilot.press("q")
         await wait_until(pilot, lambda: not app.is_running, what="the app to exit")
