@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -60,36 +59,29 @@ def demo(
 
 
 def _digits_minima(printer: ProgressPrinter, seed: int) -> list[dict[str, Any]]:
-    """Four MLP minima on digits, trained once and kept under the data home."""
+    """Four MLP minima on digits, trained once (as `nebtui train` does, sidecars
+    included) and kept under the data home."""
+    from engine.train import RECIPES
+    from nebtui.train import train_one
+    from sessions.config import Problem
     from sessions.folder import SessionError
     from sessions.home import data_home
     from sessions.minima import manifest_entry
+    from sessions.problem import load_data, model_arguments
 
     try:
         folder = data_home() / ".demo-minima" / f"digits-mlp-seed{seed}"
     except SessionError as error:
         fail(str(error))
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"minimum-{i}.safetensors" for i in range(DIGITS_MINIMA)]
-    for i, path in enumerate(paths):
-        if not path.exists():
-            printer.line(f"training minimum {i + 1}/{DIGITS_MINIMA} of the digits MLP")
-            _train_digits_minimum(path, seed * 100 + i)
-    return [manifest_entry(p) for p in paths]
-
-
-def _train_digits_minimum(path: Path, seed: int) -> None:
-    import torch
-    from safetensors.torch import save_file
-
-    from engine.data import digits
-    from engine.models import mlp
-    from engine.train import train
-
-    torch.manual_seed(seed)
-    model = mlp()
-    data = digits()
-    train(model, data.train.inputs, data.train.targets, seed=seed)
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    tmp.replace(path)
+    problem = Problem(kind="network", model="mlp", data="digits")
+    stems = [folder / f"minimum-{i:02d}" for i in range(DIGITS_MINIMA)]
+    missing = [s for s in stems if not (s.with_suffix(".json").exists() and s.with_suffix(".safetensors").exists())]
+    if missing:
+        dataset = load_data(problem, "cpu")
+        arguments = model_arguments(problem)
+        for stem in missing:
+            i = stems.index(stem)
+            train_one(problem, arguments, dataset, RECIPES["digits"], seed * 100 + i, stem,
+                      label=f"minimum {i + 1}/{DIGITS_MINIMA} of the digits MLP", device="cpu", quiet=True)
+    return [manifest_entry(s.with_suffix(".safetensors")) for s in stems]

@@ -79,6 +79,19 @@ def run_session(
     finish_following(folder, printer, as_json=as_json)
 
 
+def table1_row(folder: Any) -> dict[str, Any] | None:
+    """The paper's Table 1 row of a finished network session (train and test loss and
+    error at the minima and the MST saddles), without the report's costlier analyses."""
+    from nebtui.report.collect import ReportError, ReportOptions, collect
+
+    try:
+        report = collect(folder, ReportOptions(hessian_k=0, slices=0, ensemble_k=0))
+    except ReportError as error:
+        print(f"nebtui: no Table 1 row: {error}", file=sys.stderr)
+        return None
+    return report.document["table1"]
+
+
 def use_app(headless: bool, as_json: bool) -> bool:
     """The live app, unless asked for plain output or not on a terminal (batch jobs, pipes)."""
     return not headless and not as_json and sys.stdin.isatty() and sys.stdout.isatty()
@@ -103,10 +116,13 @@ def finish_following(folder: Any, printer: ProgressPrinter, *, as_json: bool) ->
         result = read_result(folder)
         if result is None:
             fail(f"session {folder.id} finished but its result file is missing: see {folder.results_path}")
+        table1 = table1_row(folder) if folder.config().get("problem", {}).get("kind") == "network" else None
         if as_json:
-            print(json.dumps(result))
+            print(json.dumps({**result, "table1": table1} if table1 is not None else result))
         else:
             printer.summary(result)
+            if table1 is not None:
+                printer.table1(table1)
         return
     if view.lifecycle == "stopped":
         printer.line(f"session {folder.id} stopped: continue it with nebtui sessions resume {folder.id}")

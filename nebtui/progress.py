@@ -91,3 +91,20 @@ class ProgressPrinter:
         for edge in result["mst"]:
             a, b = edge["a"], edge["b"]
             self.line(f"  {a} - {b}  saddle {edge['saddle_energy']:10.4f}   linear segment {linear[(a, b)]:10.4f}")
+
+    def table1(self, row: dict[str, Any]) -> None:
+        """The paper's Table 1 row: means over the minima and over the MST saddles."""
+
+        def number(value: float | None, percent: bool = False) -> str:
+            if value is None:
+                return "-"
+            return f"{100 * value:.2f} %" if percent else f"{value:.4f}"
+
+        self.line("Table 1 (means over minima and MST saddles)    minima    saddles")
+        self.line(f"  train loss                                  {number(row['train_loss_minima']):>8}   "
+                  f"{number(row['train_loss_saddles']):>8}   factor {row['factor'] or 0:.2g}")
+        self.line(f"  test loss                                   {number(row['test_loss_minima']):>8}   "
+                  f"{number(row['test_loss_saddles']):>8}")
+        self.line(f"  test error                                  {number(row['test_error_minima'], True):>8}   "
+                  f"{number(row['test_error_saddles'], True):>8}   "
+                  f"difference {number(row['test_error_difference'], True)}")

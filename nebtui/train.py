@@ -84,7 +84,7 @@ def _recipe(model: str, name: str | None) -> Any:
 
 
 def train_one(problem: Any, arguments: dict, dataset: dict, recipe: Any, seed: int, stem: Path, *,
-              label: str, device: str) -> dict[str, Any]:
+              label: str, device: str, quiet: bool = False) -> dict[str, Any]:
     """Train one minimum and write its weights and sidecar (the sidecar last: it marks the minimum done)."""
     import torch
     from safetensors.torch import save_file
@@ -101,6 +101,8 @@ def train_one(problem: Any, arguments: dict, dataset: dict, recipe: Any, seed: i
     started = time.monotonic()
 
     def progress(step: int, loss: float, lr: float) -> None:
+        if quiet:
+            return
         rate = step * min(recipe.batch_size, train_x.shape[0]) / max(time.monotonic() - started, 1e-9)
         print(f"{label}: step {step}/{recipe.steps} loss {loss:.4f} lr {lr:g} ({rate:,.0f} samples/s)", flush=True)
 

@@ -228,6 +228,11 @@ class SessionApp(App[None]):
 
     # ---- redrawing (rate-limited)
 
+    @property
+    def redraw_pending(self) -> bool:
+        """A redraw is scheduled and has not run yet (tests wait for the screen to settle)."""
+        return self._redraw_timer is not None
+
     def _request_redraw(self) -> None:
         if self._redraw_timer is not None:
             return

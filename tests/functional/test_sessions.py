@@ -195,14 +195,15 @@ def network(tmp_path_factory) -> tuple[Path, Path]:
 
     from engine.data import digits
     from engine.models import mlp
-    from engine.train import train
+    from engine.train import Recipe, train
 
     folder = tmp_path_factory.mktemp("minima")
     data = digits()
     for i in range(3):
         torch.manual_seed(i)
         model = mlp()
-        train(model, data.train.inputs, data.train.targets, steps=30, batch_size=64, lr=0.1, seed=i)
+        train(model, data.train.inputs, data.train.targets, recipe=Recipe("tiny", steps=30, batch_size=64, lr=0.1),
+              seed=i)
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(folder / f"m{i}.safetensors"))
     schedule = tmp_path_factory.mktemp("schedule") / "tiny.toml"
     schedule.write_text(NETWORK_SCHEDULE)

@@ -26,10 +26,20 @@ def test_session_screens(snap_compare, state, size):
     count = len(STATES[state]())
 
     async def settle(pilot) -> None:
-        deadline = time.monotonic() + 10
-        while app.model.view.events < count or not app.status_line.plain:
-            assert time.monotonic() < deadline, "the events were not applied within 10 s"
+        """Every event applied, the status probed, and no redraw due for half a second
+        (a fixed pause was not enough on a loaded machine)."""
+        deadline = time.monotonic() + 20
+        quiet_since = None
+        while True:
+            now = time.monotonic()
+            if app.model.view.events >= count and app.status_line.plain and not app.redraw_pending:
+                quiet_since = quiet_since or now
+                if now - quiet_since >= 0.5:
+                    break
+            else:
+                quiet_since = None
+            assert now < deadline, "the screen did not settle within 20 s"
             await pilot.pause(0.05)
-        await pilot.pause(0.4)  # one redraw period
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=settle)
