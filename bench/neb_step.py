@@ -90,7 +90,8 @@ def train_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batc
     return times
 
 
-def bench_one(name: str, make, x, y, n_pivots: int, steps: int, auto_steps: int, rounds: int, batch: int) -> dict:
+def bench_one(name: str, make, x, y, n_pivots: int, steps: int, auto_steps: int, rounds: int, batch: int,
+              speed: dict | None = None) -> dict:
     torch.manual_seed(0)
     a, b = make(), make()
     layout = ParameterLayout.from_module(a)
@@ -99,7 +100,7 @@ def bench_one(name: str, make, x, y, n_pivots: int, steps: int, auto_steps: int,
     pivots = pivots.to(x.device)
 
     # evaluation (the band's linear profile at set-up) is not what is timed: keep it small
-    small = {"eval_inputs": x[:64], "eval_targets": y[:64], "calibration_size": 64}
+    small = {"eval_inputs": x[:64], "eval_targets": y[:64], "calibration_size": 64, **(speed or {})}
     energies = {s: NetworkEnergy(a, x, y, batch_size=batch, strategy=s, **small) for s in ("loop", "vmap", "auto")}
     bands = {s: Band(energies[s], pivots[0], pivots[-1], n_pivots, batch) for s in energies}
     model = make().to(x.device)
@@ -144,6 +145,10 @@ def main() -> None:
     parser.add_argument("--nets", default="mlp,cnn", help="comma-separated: mlp, cnn (digits), resnet20 (CIFAR-shaped "
                         "random images; e.g. --nets resnet20 --pivots 16 --batch 512 on a GPU)")
     parser.add_argument("--batch", type=int, default=BATCH, help="minibatch per pivot")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast in the NEB steps")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last image batches")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the per-pivot loss (loop)")
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -164,8 +169,10 @@ def main() -> None:
     unknown = [n for n in chosen if n not in available]
     if unknown:
         parser.error(f"unknown nets {unknown}: use {', '.join(available)}")
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    speed = {"precision": "bf16" if args.bf16 else "fp32", "channels_last": args.channels_last, "compile": args.compile}
     results = [
-        bench_one(name, make, inputs, targets, n, steps, auto_steps, rounds, args.batch)
+        bench_one(name, make, inputs, targets, n, steps, auto_steps, rounds, args.batch, speed)
         for name, make, inputs, targets in (available[c] for c in chosen)
         for n in args.pivots
     ]
@@ -179,6 +186,7 @@ def main() -> None:
                 "torch": torch.__version__,
                 "python": platform.python_version(),
                 "batch_per_pivot": args.batch,
+                "speed_options": {**speed, "cudnn_benchmark": args.cudnn_benchmark},
                 "auto_steps": auto_steps,
                 "results": results,
             }

@@ -31,6 +31,10 @@ def demo(
     star: options.Star = False,
     checkpoint_every: options.CheckpointEvery = 60.0,
     strategy: Annotated[str, typer.Option(help="Pivot evaluation of the digits demo: auto (timed), loop or vmap.")] = "auto",
+    bf16: options.Bf16 = False,
+    channels_last: options.ChannelsLast = False,
+    compile: options.Compile = False,
+    cudnn_benchmark: options.CudnnBenchmark = False,
 ) -> None:
     """Explore the minima of a demo problem in a session and print the MST."""
     if name not in DEMOS:
@@ -51,7 +55,9 @@ def demo(
     landscape = {"variant": "star"} if star else {}
     try:
         config = SessionConfig(problem, chosen, device=device, seed=seed, landscape=landscape,
-                               checkpoint_interval=checkpoint_every, strategy=strategy)
+                               checkpoint_interval=checkpoint_every, strategy=strategy,
+                               precision="bf16" if bf16 else "fp32", channels_last=channels_last, compile=compile,
+                               cudnn_benchmark=cudnn_benchmark)
     except SessionError as error:
         fail(str(error), code=2)
     run_session(config, manifest, hint=name, session=session, detach=detach, as_json=as_json, printer=printer,

@@ -35,6 +35,10 @@ def explore(
     star: options.Star = False,
     checkpoint_every: options.CheckpointEvery = 60.0,
     strategy: Annotated[str, typer.Option(help="Pivot evaluation: auto (timed), loop or vmap.")] = "auto",
+    bf16: options.Bf16 = False,
+    channels_last: options.ChannelsLast = False,
+    compile: options.Compile = False,
+    cudnn_benchmark: options.CudnnBenchmark = False,
     download: Annotated[bool, typer.Option("--download", help="Fetch CIFAR into its folder first.")] = False,
 ) -> None:
     """Explore the minima in a folder: AutoNEB paths and their minimum spanning tree."""
@@ -70,7 +74,9 @@ def explore(
         chosen = schedule_for(schedule or "paper", surface=False, scale=scale, climb=climb, printer=printer,
                               model=model)
         config = SessionConfig(problem, chosen, device=device, seed=seed, landscape={"variant": "star"} if star else {},
-                               checkpoint_interval=checkpoint_every, strategy=strategy)
+                               checkpoint_interval=checkpoint_every, strategy=strategy,
+                               precision="bf16" if bf16 else "fp32", channels_last=channels_last, compile=compile,
+                               cudnn_benchmark=cudnn_benchmark)
         from sessions.runner import resolve_devices
 
         resolve_devices(device)

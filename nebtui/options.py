@@ -21,3 +21,8 @@ Scale = Annotated[float, typer.Option(help="Multiply every cycle's steps by this
 Json = Annotated[bool, typer.Option("--json", help="Print only the final result, as one JSON object.")]
 Star = Annotated[bool, typer.Option("--star", help="Only connect the lowest minimum to all others (the paper's DenseNet runs).")]
 CheckpointEvery = Annotated[float, typer.Option(help="Seconds between checkpoints (and at every cycle's end).")]
+Strategy = Annotated[str, typer.Option(help="Pivot evaluation: auto (timed), loop or vmap.")]
+Bf16 = Annotated[bool, typer.Option("--bf16", help="bf16 autocast of the network's forward passes (GPUs).")]
+ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="Channels-last image batches (GPUs).")]
+Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the per-pivot loss (loop strategy).")]
+CudnnBenchmark = Annotated[bool, typer.Option("--cudnn-benchmark", help="Let cuDNN pick its fastest kernels.")]

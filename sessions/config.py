@@ -51,6 +51,11 @@ class SessionConfig:
     landscape: dict[str, Any] = field(default_factory=dict)  # Landscape options: variant, stop, tolerance, ...
     checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL
     strategy: str = "auto"  # network energy: auto | loop | vmap
+    # GPU speed options of the network energy (each also runs on the CPU)
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    channels_last: bool = False
+    compile: bool = False  # torch.compile of the per-pivot loss
+    cudnn_benchmark: bool = False
 
     def __post_init__(self) -> None:
         found = self.problem.problems()
@@ -59,6 +64,8 @@ class SessionConfig:
             found.append(f"checkpoint interval must be a positive number of seconds, got {self.checkpoint_interval!r}")
         if self.strategy not in ("auto", "loop", "vmap"):
             found.append(f"unknown strategy {self.strategy!r}: use auto, loop or vmap")
+        if self.precision not in ("fp32", "bf16"):
+            found.append(f"unknown precision {self.precision!r}: use fp32 or bf16")
         if found:
             raise SessionError("; ".join(found))
 

@@ -159,6 +159,8 @@ def build(config: SessionConfig, device: str = "cpu") -> Built:
 
     from engine.energy.network import NetworkEnergy, ParameterLayout
 
+    if device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = config.cudnn_benchmark
     model = build_model(problem)
     layout = ParameterLayout.from_module(model)
     vectors, names = [], []
@@ -175,5 +177,6 @@ def build(config: SessionConfig, device: str = "cpu") -> Built:
     energy = NetworkEnergy(
         model, train_x, train_y, problem.loss, strategy=config.strategy, device=device,
         prepare=data["prepare"], augment=data["augment"],
+        precision=config.precision, channels_last=config.channels_last, compile=config.compile,
     )
     return Built(energy, torch.stack(vectors).to(device), names)

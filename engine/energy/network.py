@@ -10,11 +10,12 @@ training data, never interpolated.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,7 @@ LossFn = Callable[[Tensor, Tensor], Tensor]  # (outputs, targets) -> scalar mean
 Loss = Union[str, LossFn]
 
 STRATEGIES = ("auto", "vmap", "loop")
+PRECISIONS = ("fp32", "bf16")
 # The order of the auto strategy's trial calls: a warm-up each, then three timed calls
 # each, interleaved; the fastest timed call of each counts (the least disturbed by
 # whatever else the machine is doing).
@@ -191,6 +193,9 @@ class NetworkEnergy:
         device: torch.device | str | None = None,
         prepare: Callable[[Tensor], Tensor] | None = None,
         augment: Callable[[Tensor, torch.Generator | None], Tensor] | None = None,
+        precision: str = "fp32",
+        channels_last: bool = False,
+        compile: bool = False,
     ):
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}: use one of {STRATEGIES}")
@@ -217,6 +222,14 @@ class NetworkEnergy:
         # step's generator, so a resumed run replays it).
         self.prepare = prepare or (lambda x: x)
         self.augment = augment
+        # Speed options for GPUs (all off by default; all also run on the CPU):
+        # bf16 autocast of the forward passes, channels-last image batches, and
+        # torch.compile of the per-pivot loss (the loop strategy's unit of work).
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}: use one of {PRECISIONS}")
+        self.precision = precision
+        self.channels_last = channels_last
+        self.compiled = compile
 
         # Evaluation copy: keeps BatchNorm buffers, recalibrated per point.
         self._eval_model = copy.deepcopy(model).to(self.device).eval()
@@ -249,6 +262,11 @@ class NetworkEnergy:
         self._pivots_loss = vmap(self._pivot_loss)
         self._chunks: dict[int, int] = {}  # batch size -> pivots per vmap call
 
+        if compile:
+            self._looped_loss = torch.compile(self._pivot_loss, dynamic=False)
+        else:
+            self._looped_loss = self._pivot_loss
+
         self.strategy_used: str | None = None if strategy == "auto" else strategy
         self._trial_calls = 0
         self._seconds_per_pivot: dict[str, float] = {}
@@ -264,9 +282,21 @@ class NetworkEnergy:
         x = self.prepare(x)
         return x.view(n_pivots, batch, *x.shape[1:])
 
+    def _autocast(self) -> Any:
+        """bf16 autocast of a forward pass when asked for, else nothing."""
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _layout_batch(self, x: Tensor) -> Tensor:
+        if self.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
     def _pivot_loss(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
-        outputs = functional_call(self._step_model, self.layout.unflatten(theta), (x,))
-        return self._loss_fn(outputs, y)
+        with self._autocast():
+            outputs = functional_call(self._step_model, self.layout.unflatten(theta), (x,))
+        return self._loss_fn(outputs.float(), y)
 
     def batch_indices(
         self, n_pivots: int, batch_size: int, generator: torch.Generator | None = None
@@ -316,7 +346,7 @@ class NetworkEnergy:
         with torch.enable_grad():
             for i in range(thetas.shape[0]):
                 theta = thetas[i].detach().requires_grad_(True)
-                loss = self._pivot_loss(theta, inputs[i], targets[i])
+                loss = self._looped_loss(theta, self._layout_batch(inputs[i]), targets[i])
                 (grads[i],) = torch.autograd.grad(loss, theta)
                 losses[i] = loss.detach()
         return losses, grads
@@ -422,7 +452,8 @@ class NetworkEnergy:
             with torch.no_grad():
                 for s in range(0, n, self.eval_batch_size):
                     x, y = inputs[s : s + self.eval_batch_size], targets[s : s + self.eval_batch_size]
-                    outputs = self._eval_model(self.prepare(x))
+                    with self._autocast():
+                        outputs = self._eval_model(self._layout_batch(self.prepare(x))).float()
                     loss_sum += self._loss_fn(outputs, y).double() * x.shape[0]
                     if self._error_count is not None:
                         error_sum += self._error_count(outputs, y)
@@ -447,7 +478,8 @@ class NetworkEnergy:
             n_batches = -(-self._calibration.shape[0] // self.eval_batch_size)
             with torch.no_grad():
                 for batch in self._calibration.tensor_split(n_batches):
-                    self._eval_model(self.prepare(batch))  # training data, not augmented
+                    with self._autocast():
+                        self._eval_model(self._layout_batch(self.prepare(batch)))  # training data, not augmented
         finally:
             for bn, momentum in zip(self._batchnorms, momenta):
                 bn.momentum = momentum

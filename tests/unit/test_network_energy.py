@@ -352,3 +352,42 @@ def test_raw_images_are_prepared_everywhere_and_augmented_only_in_steps():
     # evaluation sees prepared, never augmented, data
     by_hand = NetworkEnergy(net, normalise(images), labels, batch_size=8)
     torch.testing.assert_close(energies["vmap"].evaluate(theta[None]), by_hand.evaluate(theta[None]))
+
+
+def test_speed_options_keep_the_numbers(digits):
+    """bf16 autocast, channels-last batches and torch.compile change how, not what:
+    the same losses and gradients (bf16 to its precision), on the CPU as on a GPU."""
+    x, y = digits
+    net = cnn_net()
+    theta = ParameterLayout.from_module(net).flatten(net)
+    pivots = near(theta, 3)
+    images = x.view(-1, 1, 8, 8)
+
+    def run(**options):
+        energy = NetworkEnergy(net, images, y, batch_size=32, strategy="loop", **options)
+        return energy(pivots, torch.Generator().manual_seed(4)), energy.evaluate(pivots[:1])
+
+    (losses, grads), evaluated = run()
+    (cl_losses, cl_grads), cl_evaluated = run(channels_last=True)
+    torch.testing.assert_close(cl_losses, losses, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(cl_grads, grads, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(cl_evaluated, evaluated, rtol=1e-5, atol=1e-6)
+    (bf_losses, bf_grads), bf_evaluated = run(precision="bf16")
+    torch.testing.assert_close(bf_losses, losses, rtol=0.05, atol=0.02)
+    assert torch.nn.functional.cosine_similarity(bf_grads, grads, dim=1).min() > 0.95
+    torch.testing.assert_close(bf_evaluated, evaluated, rtol=0.05, atol=0.02)
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        NetworkEnergy(net, images, y, precision="fp8")
+
+
+@pytest.mark.timeout(180)
+def test_compiled_per_pivot_loss_gives_the_same_numbers(digits):
+    x, y = digits
+    net = mlp_net()
+    pivots = near(ParameterLayout.from_module(net).flatten(net), 3)
+    plain = NetworkEnergy(net, x, y, batch_size=32, strategy="loop")
+    compiled = NetworkEnergy(net, x, y, batch_size=32, strategy="loop", compile=True)
+    expected = plain(pivots, torch.Generator().manual_seed(2))
+    got = compiled(pivots, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(got[0], expected[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got[1], expected[1], rtol=1e-4, atol=1e-6)
