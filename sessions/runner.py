@@ -124,10 +124,13 @@ class Runner:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             self.folder.beat()
             threading.Thread(target=self._beat, args=(stop_beating,), name="heartbeat", daemon=True).start()
-            built = build(self.config, "cpu")
+            devices = resolve_devices(self.config.device)
+            # A new session evaluates its minima once (full training set, BatchNorm
+            # recalibrated): on the first GPU when there is one, not on the CPU, where
+            # ten ResNet-20 minima would take minutes before any worker starts.
+            built = build(self.config, devices[0] if devices[0].startswith("cuda") else "cpu")
             self.energy = built.energy
             resumed = self._load_or_start(built)
-            devices = resolve_devices(self.config.device)
             self.pool = self.pool_override or LocalPool(devices, self.config.to_dict(), self.config.checkpoint_interval)
             control = ControlServer(self.folder.control_socket_path, self._on_command).start()
             self.emit(
