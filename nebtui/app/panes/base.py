@@ -47,7 +47,12 @@ class Pane(Widget, can_focus=True):
     def render(self) -> Text:
         key = (self.model.version, self.content_size, self.render_key())
         if self._cache is None or self._cache[0] != key:
-            text = self.draw(self.content_size.width, self.content_size.height)
+            width = self.content_size.width
+            text = self.draw(width, self.content_size.height)
+            lines = text.split("\n", allow_blank=True)
+            for line in lines:  # never wrapped: a line wider than the pane ends in an ellipsis
+                line.truncate(width, overflow="ellipsis")
+            text = Text("\n").join(lines)
             text.no_wrap, text.overflow = True, "ellipsis"
             self._cache = (key, text)
         return self._cache[1]

@@ -14,7 +14,7 @@ from textual.binding import Binding
 
 from nebtui.app.model import CycleProfile, PairTrace
 from nebtui.app.panes.base import Pane
-from nebtui.app.textplot import Plot, tick
+from nebtui.app.chart import Chart, tick
 
 FADED_CYCLES = 3  # earlier cycles drawn faded behind the selected one
 EPS_SHARE = 1e-3  # eps of the log scale, as a share of the range shown
@@ -100,8 +100,9 @@ class EnergyPane(Pane):
         else:
             linear = None  # far above the path: it stays in the header only
         transform, y_range, y_format = self._scale(low, high)
-        plot = Plot(width, height, (0.0, 1.0), y_range, x_labels=("0 (minimum %d)" % trace.pair[0],
-                    "arc length (minimum %d) 1" % trace.pair[1]), y_format=y_format)
+        a, b = trace.pair
+        plot = Chart(width, height, (0.0, 1.0), y_range, x_label=f"arc length: minimum {a} → minimum {b}",
+                     x_ticks=((0.0, "0"), (0.5, "0.5"), (1.0, "1")), y_format=y_format)
         if linear is not None:
             plot.hline(transform(linear), "╌", "magenta", note="linear saddle")
         for old in faded:

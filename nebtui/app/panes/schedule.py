@@ -10,7 +10,7 @@ from rich.text import Text
 
 from nebtui.app.model import CycleRow
 from nebtui.app.panes.base import Pane, clock_text
-from nebtui.app.textplot import Plot
+from nebtui.app.chart import Chart
 
 
 def phases(rows: list[CycleRow]) -> list[tuple[int, int, CycleRow]]:
@@ -91,9 +91,9 @@ class SchedulePane(Pane):
         low, high = min(lrs), max(lrs)
         if high - low < 1e-9:
             low, high = low - 0.5, high + 0.5
-        plot = Plot(width, height, (0.0, edges[-1]), (low, high), x_labels=("step 0", f"lr (log) · {int(edges[-1])}"),
-                    y_format=lambda y: f"{10 ** y:.2g}")
-        plot.steps(edges, lrs, "─", "cyan")
+        plot = Chart(width, height, (0.0, edges[-1]), (low, high), x_label="step (lr on a log scale)",
+                     x_ticks=((0.0, "0"), (edges[-1], str(int(edges[-1])))), y_format=lambda y: f"{10 ** y:.2g}")
+        plot.steps(edges, lrs, "cyan")
         trace = self.model.shown_pair()
         if trace is not None and not trace.finished:
             plot.vline(self.model.steps_done(trace), "┃", "bold yellow")
