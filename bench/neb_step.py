@@ -74,16 +74,21 @@ class Band:
         return times
 
 
-def train_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, steps: int) -> list[float]:
+def train_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, steps: int,
+                  micro_batch: int | None = None) -> list[float]:
+    """Seconds per training step at ``batch``; with ``micro_batch`` the step's
+    gradient is accumulated over micro-batches (for batches that do not fit)."""
     model.train()
     optimiser = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     generator, times = torch.Generator().manual_seed(0), []
+    micro = micro_batch or batch
     for _ in range(steps):
         start = time.perf_counter()
         rows = torch.randint(0, x.shape[0], (batch,), generator=generator).to(x.device)
-        loss = torch.nn.functional.cross_entropy(model(x[rows]), y[rows])
         optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+        for part in rows.split(micro):
+            loss = torch.nn.functional.cross_entropy(model(x[part]), y[part]) * (part.numel() / batch)
+            loss.backward()
         optimiser.step()
         _sync(x.device)
         times.append(time.perf_counter() - start)
@@ -91,7 +96,7 @@ def train_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batc
 
 
 def bench_one(name: str, make, x, y, n_pivots: int, steps: int, auto_steps: int, rounds: int, batch: int,
-              speed: dict | None = None) -> dict:
+              speed: dict | None = None, train_micro_batch: int | None = None) -> dict:
     torch.manual_seed(0)
     a, b = make(), make()
     layout = ParameterLayout.from_module(a)
@@ -106,12 +111,12 @@ def bench_one(name: str, make, x, y, n_pivots: int, steps: int, auto_steps: int,
     model = make().to(x.device)
     for s in ("loop", "vmap"):  # warm-up of the fixed strategies
         bands[s].seconds(2)
-    train_seconds(model, x, y, n_pivots * batch, 2)
+    train_seconds(model, x, y, n_pivots * batch, 2, train_micro_batch)
     samples: dict[str, list[float]] = {"loop": [], "vmap": [], "auto": [], "train": []}
     for _ in range(rounds):  # interleaved, so that machine noise hits all alike
         for s in energies:
             samples[s] += bands[s].seconds(steps)
-        samples["train"] += train_seconds(model, x, y, n_pivots * batch, steps)
+        samples["train"] += train_seconds(model, x, y, n_pivots * batch, steps, train_micro_batch)
     med = {k: statistics.median(v) for k, v in samples.items()}
     # auto over a run of auto_steps steps: its trial phase (the first TRIAL_CALLS
     # calls, warm-ups included) as measured, the remaining steps at its median step time.
@@ -149,10 +154,18 @@ def main() -> None:
     parser.add_argument("--channels-last", action="store_true", help="channels-last image batches")
     parser.add_argument("--compile", action="store_true", help="torch.compile the per-pivot loss (loop)")
     parser.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per round (default 5 quick, 10 full)")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3 quick, 5 full)")
+    parser.add_argument("--train-micro-batch", type=int, default=None,
+                        help="accumulate the training step's gradient over micro-batches of this size (for a "
+                        "N x batch training step that does not fit in memory; the time is then the sum)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     steps, rounds, auto_steps = (5, 3, 100) if args.quick else (10, 5, 100)
+    steps, rounds = args.steps or steps, args.rounds or rounds
+    if steps * rounds < TRIAL_CALLS + 1:
+        parser.error(f"steps x rounds must exceed auto's {TRIAL_CALLS} trial calls, got {steps} x {rounds}")
     device = torch.device(args.device)
 
     digits = data.digits().train
@@ -172,7 +185,7 @@ def main() -> None:
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     speed = {"precision": "bf16" if args.bf16 else "fp32", "channels_last": args.channels_last, "compile": args.compile}
     results = [
-        bench_one(name, make, inputs, targets, n, steps, auto_steps, rounds, args.batch, speed)
+        bench_one(name, make, inputs, targets, n, steps, auto_steps, rounds, args.batch, speed, args.train_micro_batch)
         for name, make, inputs, targets in (available[c] for c in chosen)
         for n in args.pivots
     ]
@@ -187,6 +200,8 @@ def main() -> None:
                 "python": platform.python_version(),
                 "batch_per_pivot": args.batch,
                 "speed_options": {**speed, "cudnn_benchmark": args.cudnn_benchmark},
+                "steps_x_rounds": [steps, rounds],
+                "train_micro_batch": args.train_micro_batch,
                 "auto_steps": auto_steps,
                 "results": results,
             }
