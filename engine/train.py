@@ -87,6 +87,34 @@ class TrainingResult:
 
 
 Progress = Callable[[int, float, float], None]  # (step, loss, lr)
+Checkpoint = Callable[[dict], None]  # receives training_state(...) between steps
+
+
+def training_state(model: nn.Module, optimiser: torch.optim.Optimizer, generator: torch.Generator, order: Tensor,
+                   position: int, step: int, history: list[float]) -> dict:
+    """Everything a run needs to continue bit for bit from between two steps:
+    {"tensors": name -> CPU tensor (safetensors-ready), "meta": JSON-able}."""
+    tensors = {f"model.{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    slots = {id(p): i for i, p in enumerate(model.parameters())}
+    for parameter, state in optimiser.state.items():
+        buffer = state.get("momentum_buffer")
+        if buffer is not None:
+            tensors[f"momentum.{slots[id(parameter)]}"] = buffer.detach().cpu().clone()
+    tensors["rng"] = generator.get_state()
+    tensors["order"] = order.cpu().clone()
+    return {"tensors": tensors, "meta": {"step": step, "position": position, "history": list(history)}}
+
+
+def _restore(state: dict, model: nn.Module, optimiser: torch.optim.Optimizer,
+             generator: torch.Generator) -> tuple[Tensor, int, int, list[float]]:
+    tensors, meta = state["tensors"], state["meta"]
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    for i, parameter in enumerate(model.parameters()):
+        buffer = tensors.get(f"momentum.{i}")
+        if buffer is not None:
+            optimiser.state[parameter]["momentum_buffer"] = buffer.to(parameter.device, parameter.dtype).clone()
+    generator.set_state(tensors["rng"])
+    return tensors["order"].clone(), int(meta["position"]), int(meta["step"]), [float(v) for v in meta["history"]]
 
 
 def train(
@@ -101,10 +129,18 @@ def train(
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
     progress: Progress | None = None,
     every: int = 100,
+    resume: dict | None = None,
+    checkpoint: Checkpoint | None = None,
+    checkpoint_due: Callable[[int], bool] | None = None,
 ) -> TrainingResult:
     """Train ``model`` in place from its current weights; returns its flat parameters.
     Minibatches are drawn with replacement across steps (a fresh permutation
-    per epoch), on the data's device; ``augment`` runs there too."""
+    per epoch), on the data's device; ``augment`` runs there too.
+
+    ``checkpoint`` is called with ``training_state(...)`` after each step for
+    which ``checkpoint_due(steps done)`` is true; ``resume`` (such a state, the
+    same recipe and seed) continues that run: the result is the one an
+    uninterrupted run gives, bit for bit."""
     loss_fn, _ = loss_function(loss)
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.SGD(
@@ -114,9 +150,11 @@ def train(
     model.train()
     count = inputs.shape[0]
     batch = min(recipe.batch_size, count)
-    order, position = torch.randperm(count, generator=generator), 0
-    history = []
-    for step in range(recipe.steps):
+    if resume is None:
+        order, position, first, history = torch.randperm(count, generator=generator), 0, 0, []
+    else:
+        order, position, first, history = _restore(resume, model, optimiser, generator)
+    for step in range(first, recipe.steps):
         if position + batch > count:
             order, position = torch.randperm(count, generator=generator), 0
         rows = order[position : position + batch].to(inputs.device)
@@ -136,4 +174,6 @@ def train(
         history.append(float(value.detach()))
         if progress is not None and ((step + 1) % every == 0 or step + 1 == recipe.steps):
             progress(step + 1, history[-1], lr)
+        if checkpoint is not None and step + 1 < recipe.steps and (checkpoint_due is None or checkpoint_due(step + 1)):
+            checkpoint(training_state(model, optimiser, generator, order, position, step + 1, history))
     return TrainingResult(ParameterLayout.from_module(model).flatten(model), history)

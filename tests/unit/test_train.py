@@ -42,3 +42,42 @@ def test_recipes_follow_the_papers():
 def test_bad_recipe_fields_are_named():
     with pytest.raises(ValueError, match="recipe x: steps must be a positive integer, got 0; lr must be a positive"):
         Recipe("x", steps=0, batch_size=1, lr=-1.0)
+
+
+def test_a_run_resumed_from_any_checkpoint_ends_bit_for_bit_where_an_uninterrupted_one_does():
+    """BN buffers, momentum, the epoch order, the augmentation's generator and the
+    lr schedule all carry over; the state survives safetensors and JSON."""
+    import json
+
+    from safetensors.torch import load, save
+
+    from engine.models import small_cnn
+
+    data = digits()
+    x, y = data.train.inputs.view(-1, 1, 8, 8), data.train.targets
+    recipe = Recipe(name="t", steps=40, batch_size=500, lr=0.05, milestones=(0.5,), weight_decay=1e-4)
+
+    def flip(batch, generator):  # an augmentation that draws from the run's generator
+        mask = torch.rand(batch.shape[0], generator=generator) < 0.5
+        return torch.where(mask.view(-1, 1, 1, 1).to(batch.device), batch.flip(-1), batch)
+
+    def fresh():
+        torch.manual_seed(5)
+        return small_cnn(width=4, batchnorm=True)
+
+    saved: dict[int, tuple[bytes, str]] = {}
+
+    def keep(state):
+        saved[state["meta"]["step"]] = (save(state["tensors"]), json.dumps(state["meta"]))
+
+    whole = train(fresh(), x, y, recipe=recipe, seed=2, augment=flip, checkpoint=keep,
+                  checkpoint_due=lambda done: done % 7 == 0)
+    assert sorted(saved) == [7, 14, 21, 28, 35]  # 3 epochs of 3 batches: epoch boundaries fall in between
+    for step in (14, 21, 35):
+        tensors, meta = saved[step]
+        resumed = train(fresh(), x, y, recipe=recipe, seed=2, augment=flip,
+                        resume={"tensors": load(tensors), "meta": json.loads(meta)})
+        assert torch.equal(resumed.parameters, whole.parameters)
+        assert resumed.losses == whole.losses
+    cut_short = train(fresh(), x, y, recipe=recipe, seed=2, augment=flip)
+    assert torch.equal(cut_short.parameters, whole.parameters)  # checkpointing changes nothing
