@@ -84,6 +84,7 @@ def default_recipe(model_name: str) -> Recipe:
 class TrainingResult:
     parameters: Tensor  # (D,) flat, the minimum
     losses: list[float] = field(default_factory=list)  # minibatch loss per step
+    finished: bool = True  # False: stopped early by ``stop`` (after a last checkpoint)
 
 
 Progress = Callable[[int, float, float], None]  # (step, loss, lr)
@@ -132,6 +133,7 @@ def train(
     resume: dict | None = None,
     checkpoint: Checkpoint | None = None,
     checkpoint_due: Callable[[int], bool] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> TrainingResult:
     """Train ``model`` in place from its current weights; returns its flat parameters.
     Minibatches are drawn with replacement across steps (a fresh permutation
@@ -140,7 +142,8 @@ def train(
     ``checkpoint`` is called with ``training_state(...)`` after each step for
     which ``checkpoint_due(steps done)`` is true; ``resume`` (such a state, the
     same recipe and seed) continues that run: the result is the one an
-    uninterrupted run gives, bit for bit."""
+    uninterrupted run gives, bit for bit. ``stop`` is asked after every step;
+    when it says yes the run checkpoints and returns unfinished."""
     loss_fn, _ = loss_function(loss)
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.SGD(
@@ -174,6 +177,11 @@ def train(
         history.append(float(value.detach()))
         if progress is not None and ((step + 1) % every == 0 or step + 1 == recipe.steps):
             progress(step + 1, history[-1], lr)
-        if checkpoint is not None and step + 1 < recipe.steps and (checkpoint_due is None or checkpoint_due(step + 1)):
+        if step + 1 == recipe.steps:
+            break
+        stopping = stop is not None and stop()
+        if checkpoint is not None and (stopping or checkpoint_due is None or checkpoint_due(step + 1)):
             checkpoint(training_state(model, optimiser, generator, order, position, step + 1, history))
+        if stopping:
+            return TrainingResult(ParameterLayout.from_module(model).flatten(model), history, finished=False)
     return TrainingResult(ParameterLayout.from_module(model).flatten(model), history)

@@ -1,20 +1,27 @@
 """``nebtui train``: train minima from distinct seeds, one safetensors file and
-one JSON sidecar per minimum; a minimum whose files exist is not trained again,
-so a killed run continues where it stopped."""
+one JSON sidecar per minimum; a minimum whose files exist is not trained again.
+
+While a minimum trains, its whole training state (weights, BN buffers,
+momentum, epoch order, generator) is saved every ``--checkpoint-every``
+seconds, and on Ctrl-C or SIGTERM, to ``minimum-NN.partial.safetensors``; the
+same command continues from there and ends bit for bit where an uninterrupted
+run ends. The partial file goes once the minimum is written."""
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
 from nebtui.errors import fail
 
 SIDECAR_VERSION = 1
+PARTIAL_VERSION = 1
 CURVE_POINTS = 200  # training-loss curve kept in the sidecar, at most this many points
 
 
@@ -30,6 +37,8 @@ def train(
     scale: Annotated[float, typer.Option(help="Multiply the recipe's steps by this factor.")] = 1.0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     download: Annotated[bool, typer.Option("--download", help="Fetch CIFAR into its folder first.")] = False,
+    checkpoint_every: Annotated[float, typer.Option(help="Seconds between saves of a minimum's training state "
+                                                         "(a killed run continues from the last one).")] = 60.0,
 ) -> None:
     """Train minima from distinct random initialisations (He et al. / Huang et al. recipes)."""
     from sessions.config import Problem
@@ -39,6 +48,8 @@ def train(
         fail(f"--count must be at least 1, got {count}", code=2)
     if not scale > 0:
         fail(f"--scale must be a positive number, got {scale}", code=2)
+    if not checkpoint_every >= 0:
+        fail(f"--checkpoint-every must be a number of seconds >= 0, got {checkpoint_every}", code=2)
     try:
         problem = Problem(kind="network", model=model, data=data)
         _check_device(device)
@@ -51,13 +62,95 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
     except (SessionError, ValueError, OSError) as error:
         fail(str(error), code=2)
-    for i in range(count):
-        stem = out / f"minimum-{i:02d}"
-        if stem.with_suffix(".json").exists() and stem.with_suffix(".safetensors").exists():
-            print(f"minimum {i + 1}/{count}: {stem.name} already trained, kept")
-            continue
-        train_one(problem, arguments, dataset, chosen, seed + i, stem, label=f"minimum {i + 1}/{count}", device=device)
+    signals = _StopSignals()
+    with signals:
+        for i in range(count):
+            stem = out / f"minimum-{i:02d}"
+            if stem.with_suffix(".json").exists() and stem.with_suffix(".safetensors").exists():
+                print(f"minimum {i + 1}/{count}: {stem.name} already trained, kept")
+                continue
+            try:
+                done = train_one(problem, arguments, dataset, chosen, seed + i, stem, label=f"minimum {i + 1}/{count}",
+                                 device=device, checkpoint_every=checkpoint_every, stop=signals.received)
+            except SessionError as error:
+                fail(str(error), code=2)
+            except OSError as error:
+                fail(f"cannot write to {out} ({error.strerror or error}): free space or choose another --out", code=1)
+            if done is None:
+                print(f"nebtui: stopped; {partial_path(stem).name} keeps minimum {i + 1}'s progress: run the same "
+                      f"command to continue", file=sys.stderr)
+                raise typer.Exit(128 + signals.number)
     print(f"{count} minima in {out}: explore them with nebtui explore {out}")
+
+
+class _StopSignals:
+    """Ctrl-C and SIGTERM ask the training to stop at the next step (after saving its state)."""
+
+    def __init__(self) -> None:
+        self.number = 0
+        self._previous: dict[int, Any] = {}
+
+    def received(self) -> bool:
+        return self.number != 0
+
+    def _handle(self, number: int, frame: Any) -> None:
+        self.number = number
+
+    def __enter__(self) -> "_StopSignals":
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+def partial_path(stem: Path) -> Path:
+    from sessions.minima import PARTIAL_SUFFIX
+
+    return stem.with_name(stem.name + PARTIAL_SUFFIX)
+
+
+def _identity(problem: Any, arguments: dict, recipe: Any, seed: int) -> dict[str, Any]:
+    """What a partial state must match to be continued (in its JSON form, as it is saved)."""
+    return json.loads(json.dumps({"model": problem.model, "model_args": arguments, "data": problem.data,
+                                  "recipe": recipe.to_dict(), "seed": seed}))
+
+
+def save_partial(path: Path, state: dict, identity: dict, seconds: float) -> None:
+    from safetensors.torch import save
+
+    from sessions.folder import write_atomic
+
+    header = {"version": PARTIAL_VERSION, "identity": identity, "meta": state["meta"], "seconds": seconds}
+    tensors = {k: v.contiguous() for k, v in state["tensors"].items()}
+    write_atomic(path, save(tensors, metadata={"nebtui": json.dumps(header)}))
+
+
+def load_partial(path: Path, identity: dict) -> tuple[dict, float] | None:
+    """The saved training state at ``path`` and the seconds trained so far; None when
+    there is none. A damaged file, or one from other options, is an error (never dropped)."""
+    from safetensors import safe_open
+
+    from sessions.folder import SessionError
+
+    if not path.exists():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = json.loads((handle.metadata() or {})["nebtui"])
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        meta, saved, seconds = header["meta"], header["identity"], float(header["seconds"])
+        int(meta["step"]), int(meta["position"]), list(meta["history"])  # noqa: B018 - checks the fields
+    except Exception as error:  # noqa: BLE001 - any damage reads the same to the user
+        raise SessionError(f"{path} is damaged ({type(error).__name__}): delete it to train that minimum from the "
+                           f"start") from None
+    if saved != identity:
+        changed = sorted(k for k in identity if saved.get(k) != identity[k])
+        raise SessionError(f"{path.name} was started with another {', '.join(changed)}: rerun with the same options "
+                           f"to continue it, or delete it to start that minimum over")
+    return {"tensors": tensors, "meta": meta}, seconds
 
 
 def _check_device(device: str) -> None:
@@ -84,8 +177,10 @@ def _recipe(model: str, name: str | None) -> Any:
 
 
 def train_one(problem: Any, arguments: dict, dataset: dict, recipe: Any, seed: int, stem: Path, *,
-              label: str, device: str, quiet: bool = False) -> dict[str, Any]:
-    """Train one minimum and write its weights and sidecar (the sidecar last: it marks the minimum done)."""
+              label: str, device: str, quiet: bool = False, checkpoint_every: float = 60.0,
+              stop: Callable[[], bool] | None = None) -> dict[str, Any] | None:
+    """Train one minimum and write its weights and sidecar (the sidecar last: it marks the minimum done).
+    Continues from the minimum's partial state when there is one; returns None when ``stop`` stopped it."""
     import torch
     from safetensors.torch import save_file
 
@@ -98,17 +193,34 @@ def train_one(problem: Any, arguments: dict, dataset: dict, recipe: Any, seed: i
     net = build_model(problem).to(device)
     train_x, train_y = dataset["train"]
     test_x, test_y = dataset["test"]
+    partial, identity = partial_path(stem), _identity(problem, arguments, recipe, seed)
+    loaded = load_partial(partial, identity)
+    resume, before = loaded if loaded is not None else (None, 0.0)
+    first = 0 if resume is None else int(resume["meta"]["step"])
+    if resume is not None and not quiet:
+        print(f"{label}: continuing at step {first}/{recipe.steps} from {partial.name}", flush=True)
     started = time.monotonic()
+    last_save = [started]
 
     def progress(step: int, loss: float, lr: float) -> None:
         if quiet:
             return
-        rate = step * min(recipe.batch_size, train_x.shape[0]) / max(time.monotonic() - started, 1e-9)
+        rate = (step - first) * min(recipe.batch_size, train_x.shape[0]) / max(time.monotonic() - started, 1e-9)
         print(f"{label}: step {step}/{recipe.steps} loss {loss:.4f} lr {lr:g} ({rate:,.0f} samples/s)", flush=True)
 
+    def due(done: int) -> bool:
+        return time.monotonic() - last_save[0] >= checkpoint_every
+
+    def keep(state: dict) -> None:
+        save_partial(partial, state, identity, before + time.monotonic() - started)
+        last_save[0] = time.monotonic()
+
     result = run_recipe(net, train_x, train_y, recipe=recipe, seed=seed, prepare=dataset["prepare"],
-                        augment=dataset["augment"], progress=progress, every=max(1, recipe.steps // 20))
-    seconds = time.monotonic() - started
+                        augment=dataset["augment"], progress=progress, every=max(1, recipe.steps // 20),
+                        resume=resume, checkpoint=keep, checkpoint_due=due, stop=stop)
+    if not result.finished:
+        return None
+    seconds = before + time.monotonic() - started
     energy = NetworkEnergy(net, train_x, train_y, device=device, prepare=dataset["prepare"])
     point = result.parameters.unsqueeze(0)
     train_loss, train_error = energy.metrics(point, train_x, train_y)
@@ -128,11 +240,13 @@ def train_one(problem: Any, arguments: dict, dataset: dict, recipe: Any, seed: i
         "curve": {"every": stride, "loss": result.losses[::stride]},
         "seconds": seconds,
         "samples_per_second": recipe.steps * min(recipe.batch_size, train_x.shape[0]) / max(seconds, 1e-9),
+        "resumed_at_step": first or None,
     }
     tmp = stem.with_suffix(".tmp")
     save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp))
     tmp.replace(stem.with_suffix(".safetensors"))
     write_atomic(stem.with_suffix(".json"), (json.dumps(sidecar, indent=1) + "\n").encode())
+    partial.unlink(missing_ok=True)
     print(f"{label}: train loss {sidecar['train']['loss']:.4f} error {sidecar['train']['error']:.2%}, "
           f"test loss {sidecar['test']['loss']:.4f} error {sidecar['test']['error']:.2%}", file=sys.stdout, flush=True)
     return sidecar

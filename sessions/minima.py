@@ -10,6 +10,7 @@ from typing import Any
 from sessions.folder import SessionError
 
 SUFFIXES = (".safetensors", ".pt", ".pth")
+PARTIAL_SUFFIX = ".partial.safetensors"  # nebtui train's state of a minimum still in training
 
 
 def find_minima(folder: str | Path) -> list[Path]:
@@ -19,12 +20,21 @@ def find_minima(folder: str | Path) -> list[Path]:
         raise SessionError(f"minima folder {root} does not exist: give the folder that holds your trained networks")
     if not root.is_dir():
         raise SessionError(f"{root} is not a folder: give the folder that holds the minima files ({', '.join(SUFFIXES)})")
-    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix in SUFFIXES)
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix in SUFFIXES and not is_partial(p))
+    partial = sorted(p.name for p in root.iterdir() if is_partial(p))
+    if partial and len(files) < 2:
+        raise SessionError(f"minima folder {root} holds unfinished training ({', '.join(partial)}): finish it with "
+                           f"the nebtui train command that started it")
     if not files:
         raise SessionError(f"minima folder {root} holds no weight files ({', '.join(SUFFIXES)}): train some with nebtui train")
     if len(files) == 1:
         raise SessionError(f"minima folder {root} holds only one minimum ({files[0].name}): a path needs at least two")
     return files
+
+
+def is_partial(path: Path) -> bool:
+    """A minimum still in training (nebtui train's saved state), not a minimum."""
+    return path.name.endswith(PARTIAL_SUFFIX)
 
 
 def sha256(path: Path) -> str:

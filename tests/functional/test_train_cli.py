@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,67 @@ def test_explore_without_sidecars_asks_for_the_model(tmp_path):
     done = run("explore", str(folder))
     assert done.returncode == 2
     assert "give --model and --data" in done.stderr
+
+
+def _train_args(out: Path, *extra: str) -> list[str]:
+    return [NEBTUI, "train", "--model", "mlp", "--data", "digits", "--count", "1", "--out", str(out), "--scale", "4",
+            "--checkpoint-every", "0.2", *extra]
+
+
+def _interrupt(out: Path, how: signal.Signals) -> subprocess.CompletedProcess[str]:
+    """Start a training, wait until its state has been saved, then send ``how``."""
+    process = subprocess.Popen(_train_args(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    partial = out / "minimum-00.partial.safetensors"
+    deadline = time.monotonic() + 120
+    while not partial.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no training state was saved within 120 s"
+        time.sleep(0.05)
+    process.send_signal(how)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@pytest.mark.timeout(300)
+def test_a_killed_or_stopped_training_continues_to_the_same_minimum(tmp_path):
+    reference = subprocess.run(_train_args(tmp_path / "ref"), capture_output=True, text=True, timeout=240)
+    assert reference.returncode == 0, reference.stderr
+    expected = load_file(str(tmp_path / "ref" / "minimum-00.safetensors"))
+
+    killed = _interrupt(tmp_path / "killed", signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    stopped = _interrupt(tmp_path / "stopped", signal.SIGINT)
+    assert stopped.returncode == 130, stopped.stderr
+    assert stopped.stderr.strip().splitlines() == [
+        "nebtui: stopped; minimum-00.partial.safetensors keeps minimum 1's progress: run the same command to continue"]
+
+    # the saved state is not a minimum: explore refuses the folder instead of exploring it
+    explored = run("explore", str(tmp_path / "stopped"))
+    assert explored.returncode == 2 and "holds unfinished training (minimum-00.partial.safetensors)" in explored.stderr
+    # other options would not continue the same run: refused, and the state is kept
+    other = subprocess.run(_train_args(tmp_path / "stopped", "--seed", "7"), capture_output=True, text=True, timeout=240)
+    assert other.returncode == 2
+    assert "was started with another seed: rerun with the same options" in other.stderr  # only the seed differs
+    assert (tmp_path / "stopped" / "minimum-00.partial.safetensors").exists()
+
+    for folder in ("killed", "stopped"):
+        again = subprocess.run(_train_args(tmp_path / folder), capture_output=True, text=True, timeout=240)
+        assert again.returncode == 0, again.stderr
+        assert "minimum 1/1: continuing at step " in again.stdout
+        weights = load_file(str(tmp_path / folder / "minimum-00.safetensors"))
+        assert weights.keys() == expected.keys()
+        assert all(torch.equal(weights[k], expected[k]) for k in expected), folder
+        assert not (tmp_path / folder / "minimum-00.partial.safetensors").exists()
+        sidecar = json.loads((tmp_path / folder / "minimum-00.json").read_text())
+        assert sidecar["resumed_at_step"] > 0
+
+
+def test_a_damaged_training_state_is_named_and_kept(tmp_path):
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "minimum-00.partial.safetensors").write_bytes(b"not a safetensors file")
+    done = subprocess.run(_train_args(out), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "minimum-00.partial.safetensors is damaged" in done.stderr
+    assert "delete it to train that minimum from the start" in done.stderr
+    assert (out / "minimum-00.partial.safetensors").read_bytes() == b"not a safetensors file"

@@ -81,3 +81,26 @@ def test_a_run_resumed_from_any_checkpoint_ends_bit_for_bit_where_an_uninterrupt
         assert resumed.losses == whole.losses
     cut_short = train(fresh(), x, y, recipe=recipe, seed=2, augment=flip)
     assert torch.equal(cut_short.parameters, whole.parameters)  # checkpointing changes nothing
+
+
+def test_a_stopped_run_checkpoints_where_it_stopped_and_resumes_to_the_same_minimum():
+    data = digits()
+    recipe = RECIPES["digits"].scaled(0.05)  # 75 steps
+
+    def fresh():
+        torch.manual_seed(1)
+        return mlp()
+
+    whole = train(fresh(), data.train.inputs, data.train.targets, recipe=recipe, seed=4)
+    states, asked = [], []
+
+    def stop():
+        asked.append(1)
+        return len(asked) == 30
+
+    stopped = train(fresh(), data.train.inputs, data.train.targets, recipe=recipe, seed=4, stop=stop,
+                    checkpoint=states.append, checkpoint_due=lambda done: False)
+    assert not stopped.finished and len(stopped.losses) == 30
+    assert [s["meta"]["step"] for s in states] == [30]  # the stop's own checkpoint, none other was due
+    resumed = train(fresh(), data.train.inputs, data.train.targets, recipe=recipe, seed=4, resume=states[0])
+    assert resumed.finished and torch.equal(resumed.parameters, whole.parameters)
