@@ -24,7 +24,8 @@ class LogPane(RichLog):
     """
 
     def __init__(self, model: SessionModel, *, id: str = "log") -> None:
-        super().__init__(id=id, classes="pane", max_lines=LOG_LINES, wrap=False, markup=False, auto_scroll=True)
+        super().__init__(id=id, classes="pane", max_lines=LOG_LINES, wrap=True, markup=False, auto_scroll=True,
+                         min_width=20)  # wrap at the pane's width, not at 78 columns
         self.model = model
         self.border_title = "log"
         self.written = 0  # model.log_count when last synced
