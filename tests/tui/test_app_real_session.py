@@ -43,8 +43,8 @@ def end(folder: SessionFolder) -> None:
 
 def pane_text(app, pane) -> str:
     widget = app.query_one(pane)
-    if isinstance(widget, LogPane):
-        return "\n".join(strip.text for strip in widget.lines)
+    if isinstance(widget, LogPane):  # its lines wrap at the pane's width: read them as one run of words
+        return " ".join(" ".join(strip.text for strip in widget.lines).split())
     return widget.render().plain
 
 

@@ -21,8 +21,8 @@ def make_app(events, control=None, status=None, size_hint=None):
 
 def text(app, pane) -> str:
     widget = app.query_one(pane)
-    if isinstance(widget, LogPane):
-        return "\n".join(strip.text for strip in widget.lines)
+    if isinstance(widget, LogPane):  # its lines wrap at the pane's width: read them as one run of words
+        return " ".join(" ".join(strip.text for strip in widget.lines).split())
     if isinstance(widget, StatusLine):
         return widget.plain
     return widget.render().plain
