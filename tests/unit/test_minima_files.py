@@ -89,3 +89,13 @@ def test_folders_without_two_minima_are_refused(tmp_path, files, message):
         find_minima(tmp_path)
     with pytest.raises(SessionError, match="does not exist"):
         find_minima(tmp_path / "missing")
+
+
+def test_a_minimum_still_in_training_is_not_a_minimum(tmp_path, net):
+    weights = {k: v.contiguous() for k, v in net.state_dict().items()}
+    for name in ("minimum-00.safetensors", "minimum-01.safetensors", "minimum-02.partial.safetensors"):
+        save_file(weights, str(tmp_path / name))
+    assert [p.name for p in find_minima(tmp_path)] == ["minimum-00.safetensors", "minimum-01.safetensors"]
+    (tmp_path / "minimum-01.safetensors").unlink()
+    with pytest.raises(SessionError, match=r"holds unfinished training \(minimum-02.partial.safetensors\)"):
+        find_minima(tmp_path)
