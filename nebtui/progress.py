@@ -6,6 +6,16 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 
+def clock_text(seconds: float | None) -> str:
+    """h:mm:ss or m:ss; "-" when unknown."""
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def describe(event: dict[str, Any]) -> str | None:
     """One line for an event worth a line, else None."""
     kind = event.get("kind")

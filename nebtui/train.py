@@ -10,6 +10,7 @@ run ends. The partial file goes once the minimum is written."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -74,6 +75,9 @@ def train(
                                  device=device, checkpoint_every=checkpoint_every, stop=signals.received)
             except SessionError as error:
                 fail(str(error), code=2)
+            except BrokenPipeError:  # our output's reader went away (| head): stop quietly, as Unix tools do
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise typer.Exit(141) from None
             except OSError as error:
                 fail(f"cannot write to {out} ({error.strerror or error}): free space or choose another --out", code=1)
             if done is None:
@@ -205,8 +209,13 @@ def train_one(problem: Any, arguments: dict, dataset: dict, recipe: Any, seed: i
     def progress(step: int, loss: float, lr: float) -> None:
         if quiet:
             return
-        rate = (step - first) * min(recipe.batch_size, train_x.shape[0]) / max(time.monotonic() - started, 1e-9)
-        print(f"{label}: step {step}/{recipe.steps} loss {loss:.4f} lr {lr:g} ({rate:,.0f} samples/s)", flush=True)
+        from nebtui.progress import clock_text
+
+        seconds = max(time.monotonic() - started, 1e-9)
+        rate = (step - first) * min(recipe.batch_size, train_x.shape[0]) / seconds
+        left = (recipe.steps - step) * seconds / max(step - first, 1)
+        print(f"{label}: step {step}/{recipe.steps} loss {loss:.4f} lr {lr:g} ({rate:,.0f} samples/s, "
+              f"ETA {clock_text(left)})", flush=True)
 
     def due(done: int) -> bool:
         return time.monotonic() - last_save[0] >= checkpoint_every

@@ -28,6 +28,8 @@ def test_train_writes_minima_and_sidecars_and_resumes_by_minimum(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "minimum 1/2: minimum-00 already trained, kept" in again.stdout
     assert "minimum 2/2: step 150/150" in again.stdout
+    last = next(line for line in again.stdout.splitlines() if "minimum 2/2: step 150/150" in line)
+    assert "samples/s, ETA 0:00)" in last
     sidecars = [json.loads((out / f"minimum-0{i}.json").read_text()) for i in range(2)]
     assert [s["seed"] for s in sidecars] == [0, 1]
     for sidecar in sidecars:

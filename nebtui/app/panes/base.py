@@ -6,16 +6,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from nebtui.app.model import SessionModel
-
-
-def clock_text(seconds: float | None) -> str:
-    """h:mm:ss or m:ss; "-" when unknown."""
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+from nebtui.progress import clock_text  # noqa: F401 - the panes' clock format
 
 
 class Pane(Widget, can_focus=True):
