@@ -89,5 +89,6 @@ def _digits_minima(printer: ProgressPrinter, seed: int) -> list[dict[str, Any]]:
         for stem in missing:
             i = stems.index(stem)
             train_one(problem, arguments, dataset, RECIPES["digits"], seed * 100 + i, stem,
-                      label=f"minimum {i + 1}/{DIGITS_MINIMA} of the digits MLP", device="cpu", quiet=True)
+                      label=f"minimum {i + 1}/{DIGITS_MINIMA} of the digits MLP", device="cpu", quiet=True,
+                      say=printer.line)  # not with --json: stdout holds the result only
     return [manifest_entry(s.with_suffix(".safetensors")) for s in stems]

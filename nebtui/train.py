@@ -182,9 +182,12 @@ def _recipe(model: str, name: str | None) -> Any:
 
 def train_one(problem: Any, arguments: dict, dataset: dict, recipe: Any, seed: int, stem: Path, *,
               label: str, device: str, quiet: bool = False, checkpoint_every: float = 60.0,
-              stop: Callable[[], bool] | None = None) -> dict[str, Any] | None:
+              stop: Callable[[], bool] | None = None, say: Callable[[str], None] | None = None) -> dict[str, Any] | None:
     """Train one minimum and write its weights and sidecar (the sidecar last: it marks the minimum done).
-    Continues from the minimum's partial state when there is one; returns None when ``stop`` stopped it."""
+    Continues from the minimum's partial state when there is one; returns None when ``stop`` stopped it.
+    ``say`` prints the minimum's summary line (default: to stdout); ``quiet`` drops the progress lines."""
+    if say is None:
+        say = lambda text: print(text, flush=True)  # noqa: E731
     import torch
     from safetensors.torch import save_file
 
@@ -256,8 +259,8 @@ def train_one(problem: Any, arguments: dict, dataset: dict, recipe: Any, seed: i
     tmp.replace(stem.with_suffix(".safetensors"))
     write_atomic(stem.with_suffix(".json"), (json.dumps(sidecar, indent=1) + "\n").encode())
     partial.unlink(missing_ok=True)
-    print(f"{label}: train loss {sidecar['train']['loss']:.4f} error {sidecar['train']['error']:.2%}, "
-          f"test loss {sidecar['test']['loss']:.4f} error {sidecar['test']['error']:.2%}", file=sys.stdout, flush=True)
+    say(f"{label}: train loss {sidecar['train']['loss']:.4f} error {sidecar['train']['error']:.2%}, "
+        f"test loss {sidecar['test']['loss']:.4f} error {sidecar['test']['error']:.2%}")
     return sidecar
 
 

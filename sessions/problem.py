@@ -26,7 +26,7 @@ CLASSES = {"digits": 10, "digits-images": 10, "cifar10": 10, "cifar100": 100}
 @dataclass
 class Built:
     energy: Any  # an engine Energy
-    minima: Any  # Tensor (M, D)
+    minima: Any  # Tensor (M, D), on the CPU whatever the device: the energy moves what it evaluates
     names: list[str]  # one per minimum
 
 
@@ -179,4 +179,6 @@ def build(config: SessionConfig, device: str = "cpu") -> Built:
         prepare=data["prepare"], augment=data["augment"],
         precision=config.precision, channels_last=config.channels_last, compile=config.compile,
     )
-    return Built(energy, torch.stack(vectors).to(device), names)
+    # The minima stay on the CPU, like every state that travels between processes
+    # and every path result: runner, reports and workers never mix devices.
+    return Built(energy, torch.stack(vectors), names)

@@ -85,3 +85,20 @@ def test_diverging_band_says_what_to_do(tmp_path):
     assert done.returncode == 1
     assert "lower the learning rate" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.timeout(300)
+def test_digits_demo_trains_its_minima_once_and_json_keeps_stdout_for_the_result():
+    """The README's main job, scaled down: four digits MLP minima trained into the
+    data home (a fresh one per test), then connected; with --json stdout is the result only."""
+    done = run("demo", "digits", "--json", "--scale", "0.05", "--strategy", "vmap", timeout=280)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert len(result["minima"]) == 4 and len(result["mst"]) == 3
+    minima = max(m["energy"] for m in result["minima"])
+    assert minima < 0.05  # trained minima
+    assert all(path["saddle_energy"] < path["linear_saddle_energy"] for path in result["paths"])
+    again = run("demo", "digits", "--headless", "--scale", "0.05", "--strategy", "vmap", timeout=280)
+    assert again.returncode == 0, again.stderr
+    assert "of the digits MLP: train loss" not in again.stdout  # the minima were kept, not trained again
+    assert "session finished (all pairs), 6 pairs" in again.stdout
