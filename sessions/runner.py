@@ -14,6 +14,7 @@ is the final result.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -356,8 +357,7 @@ class Runner:
             pair, packed = tuple(message[2]), message[3]
             connection = Connection.from_state(self.energy, self.schedule, unpack_state(packed))
             if kind == "done":
-                self.paths_folder.mkdir(parents=True, exist_ok=True)
-                write_atomic(self.paths_folder / f"{_key(pair)}.safetensors", packed)
+                self._save_result(self.paths_folder / f"{_key(pair)}.safetensors", packed, f"the path of pair {pair}")
                 self.assigned.pop(pair, None)
                 self.retries.pop(pair, None)
                 self.exploration.record(connection)
@@ -405,12 +405,24 @@ class Runner:
                 self.pool.restart(worker)
         return False
 
+    def _save_result(self, path: Path, data: bytes, what: str) -> None:
+        """Write a result file; a full disk (or file size limit) fails the session in one
+        line that says how to go on: everything saved before stays as it was."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, data)
+        except OSError as error:
+            limit = " (or raise ulimit -f)" if error.errno == errno.EFBIG else ""
+            raise SessionError(
+                f"cannot save {what} to {path.parent} ({error.strerror or error}): free space{limit}, then "
+                f"nebtui sessions resume {self.folder.id} continues from the last checkpoint"
+            ) from None
+
     def _finish(self) -> None:
         result = self.exploration.finish()
         self.checkpoint("finish")
         data = result.to_dict(with_pivots=self.exploration.minima.shape[1] <= 64)
-        self.folder.results_path.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.folder.results_path / "result.json", (json.dumps(data) + "\n").encode())
+        self._save_result(self.folder.results_path / "result.json", (json.dumps(data) + "\n").encode(), "the result")
         self.status = "finished"
         self.emit(
             session_events.SessionFinished(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -88,17 +90,31 @@ def test_diverging_band_says_what_to_do(tmp_path):
 
 
 @pytest.mark.timeout(300)
-def test_digits_demo_trains_its_minima_once_and_json_keeps_stdout_for_the_result():
+def test_digits_demo_trains_its_minima_once_and_survives_a_full_disk():
     """The README's main job, scaled down: four digits MLP minima trained into the
-    data home (a fresh one per test), then connected; with --json stdout is the result only."""
+    data home (a fresh one per test), then connected; with --json stdout is the
+    result only. Then a session under a file size limit its first finished path
+    cannot be saved under (about 100 kB): one line saying how to go on, and
+    resuming without the limit finishes the session."""
     done = run("demo", "digits", "--json", "--scale", "0.05", "--strategy", "vmap", timeout=280)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert len(result["minima"]) == 4 and len(result["mst"]) == 3
-    minima = max(m["energy"] for m in result["minima"])
-    assert minima < 0.05  # trained minima
+    assert max(m["energy"] for m in result["minima"]) < 0.05  # trained minima
     assert all(path["saddle_energy"] < path["linear_saddle_energy"] for path in result["paths"])
-    again = run("demo", "digits", "--headless", "--scale", "0.05", "--strategy", "vmap", timeout=280)
-    assert again.returncode == 0, again.stderr
-    assert "of the digits MLP: train loss" not in again.stdout  # the minima were kept, not trained again
-    assert "session finished (all pairs), 6 pairs" in again.stdout
+
+    def tight() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (90_000, 90_000))  # inherited by the detached runner
+
+    full = subprocess.run([NEBTUI, "demo", "digits", "--headless", "--scale", "0.05", "--strategy", "vmap",
+                           "--session", "tight"], capture_output=True, text=True, timeout=280, preexec_fn=tight)
+    assert full.returncode != 0
+    assert "of the digits MLP: train loss" not in full.stdout  # the minima were kept, not trained again
+    assert "Traceback" not in full.stdout + full.stderr
+    assert re.search(r"session tight failed: cannot save the path of pair \(\d, \d\) to \S+/tight/results/paths "
+                     r"\(File too large\): free space \(or raise ulimit -f\), then nebtui sessions resume tight "
+                     r"continues from the last checkpoint", full.stderr), full.stderr
+    resumed = run("sessions", "resume", "tight", timeout=280)  # not a terminal: it follows in plain lines
+    assert resumed.returncode == 0, resumed.stderr
+    shown = json.loads(run("sessions", "show", "tight", "--json").stdout)
+    assert shown["status"] == "finished"
