@@ -87,7 +87,7 @@ class LocalPool:
         slot.process = self._context.Process(
             target=worker_main,
             args=(index, slot.device, self.config, self.checkpoint_interval, slot.jobs, self._up, slot.stop,
-                  slot.want_state),
+                  slot.want_state, os.getpid()),
             name=f"nebtui-worker-{index}",
             daemon=True,
         )
@@ -162,8 +162,9 @@ class LocalPool:
                     slot.process.join(timeout=2)
 
 
-def worker_main(index, device, config, interval, jobs, up, stop, want_state) -> None:  # noqa: ANN001
-    """A worker process: build the problem on ``device``, then run pair jobs."""
+def worker_main(index, device, config, interval, jobs, up, stop, want_state, runner) -> None:  # noqa: ANN001
+    """A worker process: build the problem on ``device``, then run pair jobs for the
+    runner with pid ``runner``; it exits once that runner is gone."""
     from engine.autoneb import Connection, DivergedError
     from engine.schedule import schedule_from_dict
     from sessions.config import SessionConfig
@@ -171,11 +172,13 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state) -> 
     from sessions.problem import build
     from sessions.statepack import pack_state, unpack_state
 
-    parent = os.getppid()
-
     def orphaned() -> bool:
-        """The runner is gone (kill -9 leaves no one to stop us): we were reparented."""
-        return os.getppid() != parent
+        """The runner is gone (kill -9 leaves no one to stop us): we were reparented. The
+        runner's pid comes from the runner: it may have died before this process ran a line."""
+        return os.getppid() != runner
+
+    if orphaned():
+        os._exit(0)
 
     session_config = SessionConfig.from_dict(config)
     built = build(session_config, device)
@@ -186,7 +189,7 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state) -> 
             job = jobs.get(timeout=ORPHAN_CHECK_SECONDS)
         except queue.Empty:
             if orphaned():
-                return
+                os._exit(0)  # not return: exiting would wait for our queue to be read, by no one
             continue
         if job is None:
             return

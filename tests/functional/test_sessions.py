@@ -466,6 +466,44 @@ def _tree(folder: Path) -> dict[str, bytes]:
         if folder.exists() else {}
 
 
+ORPHANING_RUNNER = """
+import os, sys
+from pathlib import Path
+from engine.schedule import load_schedule
+from sessions.config import Problem, SessionConfig
+from sessions.workers import LocalPool
+config = SessionConfig(problem=Problem(kind="surface", surface="muller-brown"), schedule=load_schedule("surface").to_dict())
+pool = LocalPool(["cpu", "cpu"], config.to_dict(), 60.0)
+pool.start()
+Path(sys.argv[1]).write_text(" ".join(str(slot.pid) for slot in pool.slots))
+os._exit(0)  # gone before its workers ran a line of their own, as under an early kill -9
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state  # a zombie has exited
+
+
+@pytest.mark.timeout(120)
+def test_workers_whose_runner_died_before_they_started_exit_by_themselves(tmp_path):
+    """Workers left behind keep their memory (and a GPU's) for ever: each must see
+    that its runner is gone, even when the runner died while they were starting."""
+    written = tmp_path / "pids"
+    done = subprocess.run([sys.executable, "-c", ORPHANING_RUNNER, str(written)], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)  # no pipe to hold open
+    assert done.returncode == 0
+    pids = [int(p) for p in written.read_text().split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 90
+    while any(_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"workers {[p for p in pids if _alive(p)]} still run 90 s after their runner died"
+        time.sleep(0.2)
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("case", MINIMA_CASES)
 def test_explore_refuses_bad_minima_in_one_line(case, nebtui_home, tmp_path):
