@@ -1,5 +1,7 @@
 """``nebtui train``: train minima from distinct seeds, one safetensors file and
 one JSON sidecar per minimum; a minimum whose files exist is not trained again.
+Several runs may share the folder (one per GPU, say): each minimum is claimed
+by one of them (a flock on .minimum-NN.lock) and the others leave it alone.
 
 While a minimum trains, its whole training state (weights, BN buffers,
 momentum, epoch order, generator) is saved every ``--checkpoint-every``
@@ -64,13 +66,22 @@ def train(
     except (SessionError, ValueError, OSError) as error:
         fail(str(error), code=2)
     signals = _StopSignals()
+    elsewhere: list[int] = []  # minima another nebtui train holds
     with signals:
         for i in range(count):
             stem = out / f"minimum-{i:02d}"
-            if stem.with_suffix(".json").exists() and stem.with_suffix(".safetensors").exists():
-                print(f"minimum {i + 1}/{count}: {stem.name} already trained, kept")
+            try:
+                claim = _claim(stem)
+            except SessionError as error:
+                fail(str(error), code=2)
+            if claim is None:
+                print(f"minimum {i + 1}/{count}: {stem.name} is being trained by {_holder(stem)}, left to it")
+                elsewhere.append(i)
                 continue
             try:
+                if _trained(stem):  # checked under the claim: another process may just have finished it
+                    print(f"minimum {i + 1}/{count}: {stem.name} already trained, kept")
+                    continue
                 done = train_one(problem, arguments, dataset, chosen, seed + i, stem, label=f"minimum {i + 1}/{count}",
                                  device=device, checkpoint_every=checkpoint_every, stop=signals.received)
             except SessionError as error:
@@ -80,11 +91,50 @@ def train(
                 raise typer.Exit(141) from None
             except OSError as error:
                 fail(f"cannot write to {out} ({error.strerror or error}): free space or choose another --out", code=1)
+            finally:
+                claim.release()
             if done is None:
                 print(f"nebtui: stopped; {partial_path(stem).name} keeps minimum {i + 1}'s progress: run the same "
                       f"command to continue", file=sys.stderr)
                 raise typer.Exit(128 + signals.number)
-    print(f"{count} minima in {out}: explore them with nebtui explore {out}")
+    elsewhere = [i for i in elsewhere if not _trained(out / f"minimum-{i:02d}")]  # some may be done by now
+    if elsewhere:
+        print(f"{count - len(elsewhere)} of {count} minima in {out}; {len(elsewhere)} still being trained by other "
+              f"processes: explore them once those finish")
+    else:
+        print(f"{count} minima in {out}: explore them with nebtui explore {out}")
+
+
+def _trained(stem: Path) -> bool:
+    return stem.with_suffix(".json").exists() and stem.with_suffix(".safetensors").exists()
+
+
+def _lock_path(stem: Path) -> Path:
+    return stem.with_name(f".{stem.name}.lock")
+
+
+def _claim(stem: Path) -> Any:
+    """An exclusive claim on one minimum (a flock, freed by the kernel if we die), or None
+    when another process holds it: several nebtui train runs (one per GPU) can share a folder."""
+    from sessions.folder import SessionError
+    from sessions.lock import LockedError, RunnerLock
+
+    lock = RunnerLock(_lock_path(stem))
+    try:
+        lock.acquire()
+    except LockedError:
+        return None
+    except SessionError:
+        raise SessionError(f"cannot claim {stem.name} in {stem.parent} (its lock file cannot be written): make the "
+                           f"folder writable or choose another --out") from None
+    return lock
+
+
+def _holder(stem: Path) -> str:
+    from sessions.lock import holder
+
+    pid = holder(_lock_path(stem))
+    return f"pid {pid}" if pid is not None else "another process"
 
 
 class _StopSignals:

@@ -133,3 +133,23 @@ def test_a_damaged_training_state_is_named_and_kept(tmp_path):
     assert "minimum-00.partial.safetensors is damaged" in done.stderr
     assert "delete it to train that minimum from the start" in done.stderr
     assert (out / "minimum-00.partial.safetensors").read_bytes() == b"not a safetensors file"
+
+
+@pytest.mark.timeout(300)
+def test_two_trainings_sharing_a_folder_split_the_minima_between_them(tmp_path):
+    """One nebtui train per GPU on one folder: each minimum is trained by exactly one of them."""
+    out = tmp_path / "shared"
+    args = [NEBTUI, "train", "--model", "mlp", "--data", "digits", "--count", "4", "--out", str(out), "--scale", "2"]
+    runs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=280) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err for _, err in outputs]
+    trained = [{i for i in range(4) if f"minimum {i + 1}/4: train loss" in stdout} for stdout, _ in outputs]
+    assert trained[0] | trained[1] == {0, 1, 2, 3}
+    assert not trained[0] & trained[1]  # none trained twice
+    for (stdout, _), mine in zip(outputs, trained):
+        for i in set(range(4)) - mine:  # the ones it left: held by the other run, or found done
+            assert (f"minimum {i + 1}/4: minimum-0{i} is being trained by pid " in stdout
+                    or f"minimum {i + 1}/4: minimum-0{i} already trained, kept" in stdout), stdout
+    seeds = sorted(json.loads((out / f"minimum-0{i}.json").read_text())["seed"] for i in range(4))
+    assert seeds == [0, 1, 2, 3]
+    assert not list(out.glob("*.partial.safetensors"))
