@@ -465,6 +465,16 @@ class NetworkEnergy:
             errors.to(points.device, points.dtype),
         )
 
+    def network_state(self, point: Tensor) -> dict[str, Tensor]:
+        """The network at ``point`` (D,) as a state dict on the CPU, what the model's
+        ``load_state_dict`` takes: its parameters, and BatchNorm statistics recomputed
+        for this point on the calibration data (as every evaluation does)."""
+        self._check_points(point.unsqueeze(0), "point")
+        self.layout.load_into(self._eval_model, point.detach().to(self.device, self.dtype))
+        if self._batchnorms:
+            self._recalibrate()
+        return {name: value.detach().cpu().clone() for name, value in self._eval_model.state_dict().items()}
+
     def _recalibrate(self) -> None:
         """BatchNorm statistics of the current parameters: the exact average of
         the batch statistics over the calibration data (momentum None)."""

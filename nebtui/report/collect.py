@@ -32,6 +32,7 @@ class ReportOptions:
     slice_grid: int = 15  # grid points per side of a network's slice
     surface_grid: int = 81  # grid points per side of a surface's picture
     ensemble_k: int = 5  # networks along each MST path in its ensemble; 0: none
+    saddle_weights: bool = False  # the MST saddles' networks as state dicts (networks)
 
     def problems(self) -> list[str]:
         found = []
@@ -53,6 +54,7 @@ class Report:
     document: dict[str, Any]
     curves: dict[int, list[float]] = field(default_factory=dict)  # minimum -> training-loss curve (sidecar)
     curve_every: dict[int, int] = field(default_factory=dict)
+    weights: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)  # name -> (state, about)
 
 
 def _metric(loss: float | None, error: float | None, split: str, bn: bool) -> dict[str, Any]:
@@ -380,6 +382,14 @@ def collect(folder: Any, options: ReportOptions) -> Report:
         "ensembles": _ensembles(evaluator, results, mst, options),
     }
     report.document = document
+    if options.saddle_weights and network:
+        for a, b, _ in mst:
+            train, test = saddle_metrics[(a, b)]
+            report.weights[f"saddle-{a}-{b}"] = (built.energy.network_state(results[(a, b)].saddle_point), {
+                "session": folder.id, "pair": [a, b], "saddle_position": results[(a, b)].saddle_position,
+                "model": config.problem.model, "model_args": config.problem.model_args, "data": config.problem.data,
+                "train": train, "test": test, "bn_recalibrated": evaluator.bn,
+            })
     return report
 
 

@@ -13,7 +13,9 @@ import typer
 
 from nebtui.errors import fail
 
-FORMATS = ("html", "md", "json", "csv")
+FORMATS = ("html", "md", "json", "csv", "weights")
+FORMAT_HELP = ("Comma-separated: html, md, json, csv, and weights (each MST saddle's network as a safetensors "
+               "state dict, BatchNorm recalibrated, for model.load_state_dict).")
 
 
 def parse_formats(text: str) -> list[str]:
@@ -37,7 +39,7 @@ def _check_writable(out: Path) -> None:
 
 def report(
     session_id: Annotated[str, typer.Argument(help="Session name (see nebtui sessions list).", show_default=False)],
-    format: Annotated[str, typer.Option("--format", help="Comma-separated: html, md, json, csv.")] = "html,md,json,csv",
+    format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "html,md,json,csv",
     out: Annotated[Optional[Path], typer.Option(help="Folder for the report (default: the session's results/report/).")] = None,
     device: Annotated[str, typer.Option(help="Where to evaluate: cpu, cuda or cuda:N.")] = "cpu",
     hessian_k: Annotated[int, typer.Option(help="Hessian eigenvalues at each end of the spectrum, at every minimum "
@@ -62,7 +64,7 @@ def report(
         fail(str(error), code=2)
     options = ReportOptions(device=device, hessian_k=hessian_k, hessian_batch=hessian_batch,
                             hessian_dense_limit=hessian_dense_limit, slices=slices, slice_grid=slice_grid,
-                            ensemble_k=ensemble_k)
+                            ensemble_k=ensemble_k, saddle_weights="weights" in formats)
     if options.problems():
         fail("; ".join(options.problems()), code=2)
     try:
@@ -81,7 +83,11 @@ def report(
     for path in written:
         if path.parent == target:
             print(path)
-    figures = [p for p in written if p.parent != target]
-    if figures:
-        print(f"{figures[0].parent} ({len(figures)} figures)")
+    for kind in ("figures", "weights"):
+        files = [p for p in written if p.parent == target / kind]
+        if files:
+            print(f"{target / kind} ({len(files)} {kind})")
+    if "weights" in formats and not built.weights:
+        print(f"nebtui: note: session {session_id} explores a surface, not networks: there are no weights to write",
+              file=sys.stderr)
     sys.stdout.flush()

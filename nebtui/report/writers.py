@@ -290,4 +290,10 @@ def write_report(report: Any, out: Path, formats: list[str], figures_of: Callabl
             put(out / "report.md", markdown(document, figures).encode())
         if "html" in formats:
             put(out / "report.html", html_text(document, figures).encode())
+    if "weights" in formats:
+        from safetensors.torch import save
+
+        for name, (state, about) in sorted(report.weights.items()):
+            tensors = {key: value.contiguous() for key, value in state.items()}
+            put(out / "weights" / f"{name}.safetensors", save(tensors, metadata={"nebtui": json.dumps(about)}))
     return written

@@ -228,3 +228,32 @@ def test_errors_are_one_clear_line(home, reports, tmp_path):
         assert done.returncode == code, (args, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_the_mst_saddles_are_written_as_networks_that_score_what_the_report_says(home, reports, tmp_path):
+    from safetensors import safe_open
+
+    from engine.data import digits
+    from engine.models import mlp
+
+    done = run(home, "report", "dg", "--format", "weights", "--out", str(tmp_path), *DIGITS_REPORT)
+    assert done.returncode == 0, done.stderr
+    report = document(reports, "dg")
+    files = sorted((tmp_path / "weights").glob("*.safetensors"))
+    assert [f.name for f in files] == sorted(f"saddle-{e['a']}-{e['b']}.safetensors" for e in report["mst"])
+    train = digits().train
+    for file in files:
+        with safe_open(str(file), framework="pt") as handle:
+            about = json.loads(handle.metadata()["nebtui"])
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
+        path = next(p for p in report["paths"] if [p["a"], p["b"]] == about["pair"])
+        assert about["model"] == "mlp" and about["data"] == "digits" and about["train"]["split"] == "train"
+        assert about["train"]["loss"] == pytest.approx(path["saddle"]["train"]["loss"], rel=1e-6)  # the JSON rounds
+        network = mlp()
+        network.load_state_dict(state)  # strict: every parameter and buffer, nothing else
+        with torch.no_grad():
+            loss = torch.nn.functional.cross_entropy(network.eval()(train.inputs), train.targets).item()
+        assert loss == pytest.approx(path["saddle"]["train"]["loss"], rel=1e-5)
+
+    surface = run(home, "report", "mb", "--format", "weights", "--out", str(tmp_path / "mb"))
+    assert surface.returncode == 0 and "explores a surface, not networks" in surface.stderr

@@ -391,3 +391,25 @@ def test_compiled_per_pivot_loss_gives_the_same_numbers(digits):
     got = compiled(pivots, torch.Generator().manual_seed(2))
     torch.testing.assert_close(got[0], expected[0], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(got[1], expected[1], rtol=1e-4, atol=1e-6)
+
+
+def test_the_network_at_a_point_loads_into_the_model_and_scores_what_the_energy_says(digits):
+    """network_state: parameters plus BN statistics recomputed for the point, so a
+    plain model.load_state_dict + eval() gives the evaluated loss."""
+    x, y = digits
+    images = x.view(-1, 1, 8, 8)
+    a = warm_buffers(cnn_net(seed=0), images, scale=1.0)
+    b = warm_buffers(cnn_net(seed=1), images, scale=3.0)
+    layout = ParameterLayout.from_module(a)
+    mid = 0.5 * (layout.flatten(a) + layout.flatten(b))
+    energy = NetworkEnergy(a, images, y, eval_batch_size=1000)
+    state = energy.network_state(mid)
+    assert state.keys() == a.state_dict().keys() and all(v.device.type == "cpu" for v in state.values())
+    fresh = cnn_net(seed=7)
+    fresh.load_state_dict(state)
+    with torch.no_grad():
+        loaded = F.cross_entropy(fresh.eval()(images), y).item()
+    assert loaded == pytest.approx(energy.evaluate(mid[None]).item(), rel=1e-5)
+    assert torch.equal(layout.flatten(fresh), mid)
+    with pytest.raises(ValueError, match="expected point of shape"):
+        energy.network_state(mid[:-1])
