@@ -47,11 +47,15 @@ def explore(
     from sessions.minima import find_minima, flat_minimum, manifest_entry
     from sessions.problem import build_model, check_model_spec, load_data
 
-    from nebtui.train import read_sidecars
+    from nebtui.train import in_training, read_sidecars
 
     printer = ProgressPrinter(stream=sys.stdout)
     try:
         files = find_minima(minima)
+        training = in_training(Path(minima))
+        if training:
+            printer.note(f"{', '.join(training)} in {minima} still in training: left out of this session "
+                         f"(explore again once nebtui train has finished them)")
         model_args = _parse_args(model_arg or [])
         if model is None or data is None:
             known = read_sidecars(files)

@@ -130,6 +130,24 @@ def _claim(stem: Path) -> Any:
     return lock
 
 
+def in_training(folder: Path) -> list[str]:
+    """The minima of ``folder`` that a nebtui train is training now, or left half-trained:
+    a held claim or a saved training state, and no finished files yet."""
+    from sessions.lock import holder_info
+    from sessions.minima import PARTIAL_SUFFIX
+
+    stems = {p.name[1:].removesuffix(".lock") for p in folder.glob(".minimum-*.lock")}
+    stems |= {p.name.removesuffix(PARTIAL_SUFFIX) for p in folder.glob(f"*{PARTIAL_SUFFIX}")}
+    found = []
+    for name in sorted(stems):
+        stem = folder / name
+        if _trained(stem):
+            continue
+        if partial_path(stem).exists() or holder_info(_lock_path(stem)) is not None:
+            found.append(name)
+    return found
+
+
 def _holder(stem: Path) -> str:
     from sessions.lock import holder
 

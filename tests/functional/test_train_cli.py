@@ -16,6 +16,15 @@ from safetensors.torch import load_file
 NEBTUI = str(Path(sys.executable).with_name("nebtui"))
 
 
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
 def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run([NEBTUI, *args], capture_output=True, text=True, timeout=timeout)
 
@@ -39,8 +48,18 @@ def test_train_writes_minima_and_sidecars_and_resumes_by_minimum(tmp_path):
     weights = [load_file(str(out / f"minimum-0{i}.safetensors")) for i in range(2)]
     assert not torch.equal(weights[0]["0.weight"], weights[1]["0.weight"])  # distinct seeds
 
-    explored = run("explore", str(out), "--scale", "0.005", "--headless", "--strategy", "vmap")
+    # a third minimum half-trained, a fourth being trained by a live process: both left out, and said so
+    (out / "minimum-02.partial.safetensors").write_bytes(b"a saved training state")
+    holding = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out / ".minimum-03.lock")], stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        assert holding.stdout.readline().strip() == "held"
+        explored = run("explore", str(out), "--scale", "0.005", "--headless", "--strategy", "vmap")
+    finally:
+        holding.kill()
+        holding.wait(timeout=10)
     assert explored.returncode == 0, explored.stderr
+    assert f"note: minimum-02, minimum-03 in {out} still in training: left out of this session" in explored.stdout
     assert "session finished (all pairs), 1 pairs" in explored.stdout
 
 
