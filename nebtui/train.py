@@ -156,7 +156,8 @@ def _holder(stem: Path) -> str:
 
 
 class _StopSignals:
-    """Ctrl-C and SIGTERM ask the training to stop at the next step (after saving its state)."""
+    """Ctrl-C and SIGTERM ask the training to stop after the current step (saving its
+    state); a second Ctrl-C stops at once, keeping the last saved state."""
 
     def __init__(self) -> None:
         self.number = 0
@@ -166,6 +167,8 @@ class _StopSignals:
         return self.number != 0
 
     def _handle(self, number: int, frame: Any) -> None:
+        if self.number and number == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C does not wait for the step to end
         self.number = number
 
     def __enter__(self) -> "_StopSignals":
