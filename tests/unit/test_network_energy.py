@@ -203,14 +203,19 @@ def test_auto_times_both_strategies_then_keeps_one_and_resumes_with_it(digits):
 # ----- deterministic evaluation ----------------------------------------------------
 
 
-def test_evaluate_recalibrates_batchnorm_at_each_point(digits):
+def bn_midpoint(digits):
+    """Two BN nets with different running statistics, their parameter midpoint, and an energy."""
     x, y = digits
     images = x.view(-1, 1, 8, 8)
     a = warm_buffers(cnn_net(seed=0), images, scale=1.0)
     b = warm_buffers(cnn_net(seed=1), images, scale=3.0)
     layout = ParameterLayout.from_module(a)
     mid = 0.5 * (layout.flatten(a) + layout.flatten(b))
-    energy = NetworkEnergy(a, images, y, eval_batch_size=1000)
+    return images, y, a, b, layout, mid, NetworkEnergy(a, images, y, eval_batch_size=1000)
+
+
+def test_evaluate_recalibrates_batchnorm_at_each_point(digits):
+    images, y, a, b, layout, mid, energy = bn_midpoint(digits)
     (loss,) = energy.evaluate(mid[None]).tolist()
 
     # By hand: BN statistics of the midpoint from one pass over the training data.
@@ -396,13 +401,7 @@ def test_compiled_per_pivot_loss_gives_the_same_numbers(digits):
 def test_the_network_at_a_point_loads_into_the_model_and_scores_what_the_energy_says(digits):
     """network_state: parameters plus BN statistics recomputed for the point, so a
     plain model.load_state_dict + eval() gives the evaluated loss."""
-    x, y = digits
-    images = x.view(-1, 1, 8, 8)
-    a = warm_buffers(cnn_net(seed=0), images, scale=1.0)
-    b = warm_buffers(cnn_net(seed=1), images, scale=3.0)
-    layout = ParameterLayout.from_module(a)
-    mid = 0.5 * (layout.flatten(a) + layout.flatten(b))
-    energy = NetworkEnergy(a, images, y, eval_batch_size=1000)
+    images, y, a, b, layout, mid, energy = bn_midpoint(digits)
     state = energy.network_state(mid)
     assert state.keys() == a.state_dict().keys() and all(v.device.type == "cpu" for v in state.values())
     fresh = cnn_net(seed=7)
