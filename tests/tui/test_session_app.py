@@ -29,9 +29,17 @@ def text(app, pane) -> str:
 
 
 async def settled(pilot, app, events_count: int) -> None:
-    await wait_until(pilot, lambda: app.model.view.events >= events_count and app.query_one(StatusLine).plain,
-                     what=f"{events_count} events applied")
-    await pilot.pause(0.3)  # one redraw period
+    """Every event applied and drawn: the status probed, no redraw due, the log pane's
+    lines written and laid out (a fixed pause was not enough on a loaded machine)."""
+    log = app.query_one(LogPane)
+
+    def drawn() -> bool:
+        return (app.model.view.events >= events_count and bool(app.query_one(StatusLine).plain)
+                and not app.redraw_pending and log.written == app.model.log_count
+                and (log.size.width == 0 or len(log.lines) > 0))  # a hidden pane (another tab) lays nothing out
+
+    await wait_until(pilot, drawn, what=f"{events_count} events applied and drawn")
+    await pilot.pause()
 
 
 @app_test
