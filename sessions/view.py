@@ -15,8 +15,13 @@ STALE_HEARTBEAT = 10.0  # seconds without a heartbeat before a live runner count
 STATUSES = ("created", "running", "paused", "unresponsive", "stopped", "crashed", "failed", "finished")
 
 
+PAIR_EVENTS = ("cycle_started", "step_energies", "pivots_inserted", "cycle_finished")
+
+
 @dataclass
 class PairProgress:
+    """Where one pair's connection stands, from its events (PAIR_EVENTS)."""
+
     restart: int = 0
     cycle: int = 0
     cycles: int = 0
@@ -24,6 +29,18 @@ class PairProgress:
     steps: int = 0
     pivots: int = 0
     saddle_energy: float | None = None  # of the last finished cycle
+
+    def apply(self, event: dict[str, Any]) -> None:
+        kind = event.get("kind")
+        if kind == "cycle_started":
+            self.restart, self.cycle, self.cycles = event["restart"], event["cycle"], event["cycles"]
+            self.step, self.steps, self.pivots = 0, event["steps"], event["pivots"]
+        elif kind == "step_energies":
+            self.step = event["step"]
+        elif kind == "pivots_inserted":
+            self.pivots = event["pivots"]
+        elif kind == "cycle_finished":
+            self.saddle_energy = event["saddle_energy"]
 
 
 @dataclass
@@ -66,17 +83,8 @@ class SessionView:
             self.mst = {(int(a), int(b)): float(s) for a, b, s in event.get("mst", [])}
         elif kind == "worker_died":
             self.worker_deaths += 1
-        elif kind == "cycle_started" and pair is not None:
-            progress = self.pairs.setdefault(pair, PairProgress())
-            progress.restart, progress.cycle, progress.cycles = event["restart"], event["cycle"], event["cycles"]
-            progress.step, progress.steps, progress.pivots = 0, event["steps"], event["pivots"]
-        elif kind == "step_energies" and pair is not None:
-            progress = self.pairs.setdefault(pair, PairProgress())
-            progress.step = event["step"]
-        elif kind == "pivots_inserted" and pair is not None:
-            self.pairs.setdefault(pair, PairProgress()).pivots = event["pivots"]
-        elif kind == "cycle_finished" and pair is not None:
-            self.pairs.setdefault(pair, PairProgress()).saddle_energy = event["saddle_energy"]
+        elif kind in PAIR_EVENTS and pair is not None:
+            self.pairs.setdefault(pair, PairProgress()).apply(event)
         elif kind == "connection_finished" and pair is not None:
             self.pairs.pop(pair, None)
             self.saddles[pair] = event["saddle_energy"]

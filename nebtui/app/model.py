@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nebtui.progress import describe
-from sessions.view import SessionView
+from sessions.view import PairProgress, SessionView
 
 Pair = tuple[int, int]
 LOG_LINES = 500  # log lines kept for the log pane
@@ -69,19 +69,13 @@ class CycleProfile:
 
 
 @dataclass
-class PairTrace:
-    """Everything the energy pane knows about one pair's connection."""
+class PairTrace(PairProgress):
+    """Everything the energy pane knows about one pair's connection: its progress, and
+    (kept after it finishes) its cycles' profiles."""
 
-    pair: Pair
-    restart: int = 0
-    cycle: int = 0
-    cycles: int = 0
-    step: int = 0
-    steps: int = 0
-    pivots: int = 0
+    pair: Pair = field(kw_only=True)
     live_losses: list[float] | None = None  # pivot losses at the latest step of the running cycle
     profiles: list[CycleProfile] = field(default_factory=list)  # finished cycles, oldest first
-    saddle_energy: float | None = None  # of the finished connection
     linear_saddle_energy: float | None = None
     finished: bool = False
 
@@ -168,7 +162,7 @@ class SessionModel:
     def _trace(self, pair: Pair) -> PairTrace:
         trace = self.traces.get(pair)
         if trace is None:
-            trace = self.traces[pair] = PairTrace(pair)
+            trace = self.traces[pair] = PairTrace(pair=pair)
             finished = [p for p, t in self.traces.items() if t.finished]
             while len(self.traces) > TRACED_PAIRS and finished:
                 del self.traces[finished.pop(0)]
@@ -181,17 +175,17 @@ class SessionModel:
         trace = self._trace(pair)
         if event["restart"] != trace.restart:
             trace.profiles.clear()  # a new band: the old cycles belong to another path
-        trace.restart, trace.cycle, trace.cycles = event["restart"], event["cycle"], event["cycles"]
-        trace.step, trace.steps, trace.pivots = 0, event["steps"], event["pivots"]
+        trace.apply(event)
         trace.live_losses = None
         self.current = pair
 
     def _on_pivots_inserted(self, event: dict[str, Any], pair: Pair) -> None:
-        self._trace(pair).pivots = event["pivots"]
+        self._trace(pair).apply(event)
 
     def _on_step_energies(self, event: dict[str, Any], pair: Pair) -> None:
         trace = self._trace(pair)
-        trace.step, trace.live_losses = event["step"], list(event["losses"])
+        trace.apply(event)
+        trace.live_losses = list(event["losses"])
         trace.pivots = len(trace.live_losses)
         self.current = pair
         if isinstance(event.get("time"), (int, float)):
@@ -199,6 +193,7 @@ class SessionModel:
 
     def _on_cycle_finished(self, event: dict[str, Any], pair: Pair) -> None:
         trace = self._trace(pair)
+        trace.apply(event)
         profile = CycleProfile(
             restart=event["restart"], cycle=event["cycle"], positions=list(event["positions"]),
             losses=list(event["losses"]), pivot_positions=list(event["pivot_positions"]),
@@ -213,7 +208,7 @@ class SessionModel:
 
     def _on_connection_finished(self, event: dict[str, Any], pair: Pair) -> None:
         trace = self._trace(pair)
-        trace.finished, trace.saddle_energy = True, event["saddle_energy"]
+        trace.finished, trace.saddle_energy = True, event["saddle_energy"]  # now the connection's saddle
         trace.linear_saddle_energy = event["linear_saddle_energy"]
         self.attacked.pop(pair, None)
 
