@@ -91,7 +91,7 @@ def test_explore_without_sidecars_asks_for_the_model(tmp_path):
 
 
 def _train_args(out: Path, *extra: str) -> list[str]:
-    return [NEBTUI, "train", "--model", "mlp", "--data", "digits", "--count", "1", "--out", str(out), "--scale", "4",
+    return [NEBTUI, "train", "--model", "mlp", "--data", "digits", "--count", "1", "--out", str(out), "--scale", "2",
             "--checkpoint-every", "0.2", *extra]
 
 
