@@ -22,6 +22,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 
 from nebtui.errors import fail
+from nebtui.progress import clock_text
 
 SIDECAR_VERSION = 1
 PARTIAL_VERSION = 1
@@ -283,8 +284,6 @@ def train_one(problem: Any, arguments: dict, dataset: dict, recipe: Any, seed: i
     def progress(step: int, loss: float, lr: float) -> None:
         if quiet:
             return
-        from nebtui.progress import clock_text
-
         seconds = max(time.monotonic() - started, 1e-9)
         rate = (step - first) * min(recipe.batch_size, train_x.shape[0]) / seconds
         left = (recipe.steps - step) * seconds / max(step - first, 1)
