@@ -28,19 +28,19 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the product's processes run (sessions.launch)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the product's processes run (sessions.spawn)
 
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.autoneb import Connection  # noqa: E402
-from engine.data import digits  # noqa: E402
+from engine.neb.autoneb import Connection  # noqa: E402
+from engine.networks.data import digits  # noqa: E402
 from engine.energy.base import CallableEnergy  # noqa: E402
 from engine.energy.network import NetworkEnergy, ParameterLayout  # noqa: E402
-from engine.models import mlp  # noqa: E402
-from engine.schedule import load_schedule  # noqa: E402
-from engine.train import train  # noqa: E402
+from engine.networks.models import mlp  # noqa: E402
+from engine.neb.schedule import load_schedule  # noqa: E402
+from engine.networks.training import train  # noqa: E402
 from sessions.checkpoint import save_checkpoint  # noqa: E402
 from sessions.config import DEFAULT_CHECKPOINT_INTERVAL  # noqa: E402
 from sessions.statepack import pack_state, unpack_state  # noqa: E402
@@ -100,7 +100,7 @@ def resnet20_sized(interval: float, folder: Path) -> dict:
     connection = Connection(energy, schedule, start, end)
     connection.run(lambda: True)  # a band exists now, with its optimiser
     # grow the band to the reference cap, with momentum state, as late in a run
-    from engine.band import linear_path
+    from engine.neb.band import linear_path
 
     band = linear_path(start, end, pivots)
     connection._set_band(band, torch.linspace(0, 1, pivots, dtype=torch.float64))

@@ -1,7 +1,7 @@
 """Seconds per NEB step of a network energy: loop vs vmap vs auto, against training.
 
 For an MLP (64-32-10) and the small CNN (BatchNorm) on the digits, with N pivots
-at batch 128 each, one NEB step is the engine's own (engine.autoneb.Connection):
+at batch 128 each, one NEB step is the engine's own (engine.neb.autoneb.Connection):
 the energy call on all N pivots, tangents, the perpendicular loss force, one SGD
 step on the (N-2, D) interior, and the re-spacing of the string method. The reference is one plain training step of the same network at batch
 N x 128 (forward, backward, SGD step). Goal: auto / best <= 1.1 and
@@ -26,16 +26,16 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the product's processes run (sessions.launch)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the product's processes run (sessions.spawn)
 
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import data, models  # noqa: E402
-from engine.autoneb import Connection  # noqa: E402
+from engine.networks import data, models  # noqa: E402
+from engine.neb.autoneb import Connection  # noqa: E402
 from engine.energy.network import TRIAL_CALLS, NetworkEnergy, ParameterLayout  # noqa: E402
-from engine.schedule import BandOptions, Cycle, Schedule  # noqa: E402
+from engine.neb.schedule import BandOptions, Cycle, Schedule  # noqa: E402
 
 BATCH = 128
 

@@ -39,7 +39,7 @@ def callback(ctx: typer.Context) -> None:
 
 def main() -> None:
     # before anything imports torch: OpenMP threads that sleep while they wait
-    # (see sessions.launch.cpu_friendly_env)
+    # (see sessions.spawn.cpu_friendly_env)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         app()

@@ -67,7 +67,7 @@ def demo(
 def _digits_minima(printer: ProgressPrinter, seed: int) -> list[dict[str, Any]]:
     """Four MLP minima on digits, trained once (as `nebtui train` does, sidecars
     included) and kept under the data home."""
-    from engine.train import RECIPES
+    from engine.networks.training import RECIPES
     from nebtui.train import train_one
     from sessions.config import Problem
     from sessions.folder import SessionError

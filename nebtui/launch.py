@@ -16,7 +16,7 @@ def schedule_for(spec: str, *, surface: bool, scale: float, climb: bool, printer
                  model: str | None = None) -> dict[str, Any]:
     """The schedule as a dict, from a preset name or file, adjusted by the options
     (the paper's presets take the architecture's minibatch per pivot)."""
-    from engine.schedule import ScheduleError, load_schedule
+    from engine.neb.schedule import ScheduleError, load_schedule
 
     try:
         chosen = load_schedule(spec)
@@ -61,7 +61,7 @@ def run_session(
     in the app on a terminal, as progress lines otherwise (unless detached)."""
     from sessions.folder import SessionError, SessionFolder
     from sessions.home import data_home
-    from sessions.launch import start_runner
+    from sessions.spawn import start_runner
 
     try:
         home = data_home()

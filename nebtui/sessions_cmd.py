@@ -166,7 +166,7 @@ def resume(
     """Resume a paused session, or restart the runner of one whose runner is gone."""
     from nebtui.launch import finish_following
     from sessions.folder import SessionError
-    from sessions.launch import start_runner
+    from sessions.spawn import start_runner
     from sessions.view import read_view, status
 
     folder = _open(session_id)

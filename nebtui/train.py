@@ -242,7 +242,7 @@ def _check_device(device: str) -> None:
 
 
 def _recipe(model: str, name: str | None) -> Any:
-    from engine.train import RECIPES, default_recipe
+    from engine.networks.training import RECIPES, default_recipe
     from sessions.folder import SessionError
 
     if name is None:
@@ -264,7 +264,7 @@ def train_one(problem: Any, arguments: dict, dataset: dict, recipe: Any, seed: i
     from safetensors.torch import save_file
 
     from engine.energy.network import NetworkEnergy, ParameterLayout
-    from engine.train import train as run_recipe
+    from engine.networks.training import train as run_recipe
     from sessions.folder import write_atomic
     from sessions.problem import build_model
 

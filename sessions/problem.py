@@ -1,6 +1,6 @@
 """From a session's config to the energy and the minima it explores, on a device.
 
-Model specs: a zoo name (engine.models.ZOO: mlp, small_cnn, resnet20/32/44/56,
+Model specs: a zoo name (engine.networks.models.ZOO: mlp, small_cnn, resnet20/32/44/56,
 densenet40_12, densenet100_12_bc) or a user's ``package.module:factory``.
 Data specs: ``digits`` (the embedded scikit-learn digits; ``digits-images`` for
 8x8 images), ``cifar10:/path`` or ``cifar100:/path`` (torchvision's files in a
@@ -50,7 +50,7 @@ def parse_data(spec: str | None) -> DataSpec:
 
 
 def _factory(spec: str) -> Callable[..., Any]:
-    from engine.models import ZOO
+    from engine.networks.models import ZOO
 
     if spec in ZOO:
         return ZOO[spec]
@@ -104,7 +104,7 @@ def check_model_spec(problem: Problem) -> None:
 
 
 def _images(problem: Problem) -> bool:
-    from engine.models import INPUTS
+    from engine.networks.models import INPUTS
 
     data = parse_data(problem.data)
     if data.kind.startswith("cifar"):
@@ -116,7 +116,7 @@ def load_data(problem: Problem, device: str, download: bool = False) -> dict[str
     """Training and test tensors and the energy's prepare/augment for the data spec."""
     data = parse_data(problem.data)
     if data.kind.startswith("cifar"):
-        from engine.cifar import augment, load_cifar, normalise
+        from engine.networks.cifar import augment, load_cifar, normalise
 
         try:
             cifar = load_cifar(data.kind, data.root, download=download, device=device)  # type: ignore[arg-type]
@@ -134,7 +134,7 @@ def load_data(problem: Problem, device: str, download: bool = False) -> dict[str
             "prepare": prepare,
             "augment": augment,
         }
-    from engine.data import digits
+    from engine.networks.data import digits
 
     split = digits()
     images = _images(problem)

@@ -25,10 +25,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from engine.autoneb import Connection
+from engine.neb.autoneb import Connection
 from engine.events import Event
-from engine.explore import Exploration
-from engine.schedule import schedule_from_dict
+from engine.neb.exploration import Exploration
+from engine.neb.schedule import schedule_from_dict
 from sessions import events as session_events
 from sessions.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from sessions.config import SessionConfig

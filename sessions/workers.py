@@ -165,8 +165,8 @@ class LocalPool:
 def worker_main(index, device, config, interval, jobs, up, stop, want_state, runner) -> None:  # noqa: ANN001
     """A worker process: build the problem on ``device``, then run pair jobs for the
     runner with pid ``runner``; it exits once that runner is gone."""
-    from engine.autoneb import Connection, DivergedError
-    from engine.schedule import schedule_from_dict
+    from engine.neb.autoneb import Connection, DivergedError
+    from engine.neb.schedule import schedule_from_dict
     from sessions.config import SessionConfig
     from sessions.folder import SessionError
     from sessions.problem import build

@@ -9,7 +9,7 @@ import pytest
 
 # Before torch is imported anywhere: OpenMP threads that sleep while they wait.
 # Spinning threads made torch 30-100x slower on this 2-core machine whenever a
-# runner or worker process ran beside the tests (see sessions.launch).
+# runner or worker process ran beside the tests (see sessions.spawn).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 

@@ -138,7 +138,7 @@ def _times(events: list[dict[str, Any]]) -> dict[str, Any]:
 def _mst(energies: list[float], saddles: dict[tuple[int, int], float]) -> list[tuple[int, int, float]]:
     import networkx as nx
 
-    from engine.landscape import minimum_spanning_tree
+    from engine.neb.landscape import minimum_spanning_tree
 
     graph = nx.Graph()
     graph.add_nodes_from(range(len(energies)))
@@ -181,9 +181,9 @@ def collect(folder: Any, options: ReportOptions) -> Report:
 
     import torch
 
-    from engine.autoneb import Connection
-    from engine.band import dense_points, linear_path
-    from engine.schedule import schedule_from_dict
+    from engine.neb.autoneb import Connection
+    from engine.neb.band import dense_points, linear_path
+    from engine.neb.schedule import schedule_from_dict
     from sessions.config import SessionConfig
     from sessions.eventlog import read_log
     from sessions.folder import SessionError
@@ -440,7 +440,7 @@ def _slices(evaluator: _Evaluator, built: Any, results: dict, mst: list, options
     import torch
 
     from engine.analysis.slice import coordinate_plane, evaluate_slice, grid_around, plane_through
-    from engine.band import dense_points
+    from engine.neb.band import dense_points
 
     if not evaluator.network:
         (x0, x1), (y0, y1) = built.energy.window

@@ -21,7 +21,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def test_built_minima_stay_on_the_cpu_when_the_energy_is_on_the_gpu(tmp_path):
     from safetensors.torch import save_file
 
-    from engine.models import mlp
+    from engine.networks.models import mlp
     from sessions.config import Problem, SessionConfig
     from sessions.minima import manifest_entry
     from sessions.problem import build

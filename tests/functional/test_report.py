@@ -86,8 +86,8 @@ def test_json_validates_against_its_schema(reports):
 
 
 def _connections(home, session):
-    from engine.autoneb import Connection
-    from engine.schedule import schedule_from_dict
+    from engine.neb.autoneb import Connection
+    from engine.neb.schedule import schedule_from_dict
     from sessions.config import SessionConfig
     from sessions.folder import SessionFolder
     from sessions.problem import build
@@ -172,7 +172,7 @@ def test_digits_table1_matches_values_recomputed_from_the_states(home, reports):
 
 
 def test_digits_ensemble_matches_softmax_averages_made_here(home, reports):
-    from engine.band import points_at
+    from engine.neb.band import points_at
     from engine.energy.network import ParameterLayout
     from sessions.problem import build_model, load_data
 
@@ -233,8 +233,8 @@ def test_errors_are_one_clear_line(home, reports, tmp_path):
 def test_the_mst_saddles_are_written_as_networks_that_score_what_the_report_says(home, reports, tmp_path):
     from safetensors import safe_open
 
-    from engine.data import digits
-    from engine.models import mlp
+    from engine.networks.data import digits
+    from engine.networks.models import mlp
 
     done = run(home, "report", "dg", "--format", "weights", "--out", str(tmp_path), "--hessian-k", "0", "--slices", "0",
                "--ensemble-k", "0")  # only what the weights need

@@ -193,9 +193,9 @@ def network(tmp_path_factory) -> tuple[Path, Path]:
     import torch
     from safetensors.torch import save_file
 
-    from engine.data import digits
-    from engine.models import mlp
-    from engine.train import Recipe, train
+    from engine.networks.data import digits
+    from engine.networks.models import mlp
+    from engine.networks.training import Recipe, train
 
     folder = tmp_path_factory.mktemp("minima")
     data = digits()
@@ -402,7 +402,7 @@ def _save_mlp(path: Path, seed: int = 0, **kwargs: Any) -> None:
     import torch
     from safetensors.torch import save_file
 
-    from engine.models import mlp
+    from engine.networks.models import mlp
 
     torch.manual_seed(seed)
     save_file({k: v.detach().contiguous() for k, v in mlp(**kwargs).state_dict().items()}, str(path))
@@ -469,7 +469,7 @@ def _tree(folder: Path) -> dict[str, bytes]:
 ORPHANING_RUNNER = """
 import os, sys
 from pathlib import Path
-from engine.schedule import load_schedule
+from engine.neb.schedule import load_schedule
 from sessions.config import Problem, SessionConfig
 from sessions.workers import LocalPool
 config = SessionConfig(problem=Problem(kind="surface", surface="muller-brown"), schedule=load_schedule("surface").to_dict())

@@ -12,12 +12,12 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from engine import events
-from engine.band import dense_points
-from engine.autoneb import Connection, DivergedError, connect
+from engine.neb.band import dense_points
+from engine.neb.autoneb import Connection, DivergedError, connect
 from engine.energy.base import CallableEnergy
 from engine.energy.surfaces import Himmelblau, MuellerBrown, polish
-from engine.explore import Exploration
-from engine.schedule import BandOptions, Cycle, Schedule, load_schedule
+from engine.neb.exploration import Exploration
+from engine.neb.schedule import BandOptions, Cycle, Schedule, load_schedule
 
 MB = MuellerBrown()
 MINIMA = MB.minimum_positions()  # deepest, second, intermediate

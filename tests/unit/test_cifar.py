@@ -11,7 +11,7 @@ import pytest
 import torch
 from torchvision.datasets import CIFAR10, CIFAR100
 
-from engine.cifar import (
+from engine.networks.cifar import (
     MEAN_STD,
     PAD,
     CifarSplit,

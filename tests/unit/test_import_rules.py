@@ -20,7 +20,7 @@ def _modules_after(code: str) -> set[str]:
     "code",
     [
         "import engine",
-        "import engine.energy.network, engine.explore, engine.landscape, engine.schedule",
+        "import engine.energy.network, engine.neb.exploration, engine.neb.landscape, engine.neb.schedule",
         "import sessions",
     ],
 )

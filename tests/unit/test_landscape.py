@@ -20,7 +20,16 @@ from engine.events import (
     PairChosen,
     event_from_dict,
 )
-from engine.landscape import Landscape, explore
+from engine.neb.landscape import Edge, Landscape
+
+
+def run_landscape(landscape: Landscape, connect) -> list[Edge]:
+    """Run the exploration one pair at a time; ``connect(a, b)`` computes a path and
+    returns its saddle energy. Returns the final MST."""
+    while (pair := landscape.next_pair()) is not None:
+        landscape.add_path(*pair, connect(*pair))
+    return landscape.mst()
+
 
 # Mueller-Brown: minima A, B, C; the A-B path passes C, so it shares A-C's saddle.
 MB_ENERGIES = [-146.70, -108.17, -80.77]
@@ -45,7 +54,7 @@ def test_mueller_brown_by_hand():
     landscape = Landscape(MB_ENERGIES, on_event=events.append)
     table = Table(MB_SADDLES)
 
-    mst = explore(landscape, table)
+    mst = run_landscape(landscape, table)
 
     assert table.asked == [(0, 1), (0, 2), (1, 2)]
     assert mst == [(0, 2, -40.66), (1, 2, -72.25)]
@@ -85,7 +94,7 @@ def test_heavier_paths_reinsert_the_edge_then_it_is_ignored():
     landscape = Landscape(FOUR_ENERGIES, on_event=events.append)
     table = Table(FOUR_SADDLES)
 
-    mst = explore(landscape, table)
+    mst = run_landscape(landscape, table)
 
     assert table.asked == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
     assert mst == [(0, 1, 5.0), (0, 3, 3.0), (2, 3, 3.5)]
@@ -140,7 +149,7 @@ def test_star_variant_connects_the_lowest_minimum_and_stops():
     landscape = Landscape([3.0, 1.0, 0.0, 2.0], variant="star", on_event=events.append)
     assert landscape.ready_pairs() == [(0, 2), (1, 2), (2, 3)]
     table = Table({(0, 2): 5.0, (1, 2): 4.0, (2, 3): 6.0})
-    mst = explore(landscape, table)
+    mst = run_landscape(landscape, table)
     assert table.asked == [(0, 2), (1, 2), (2, 3)]
     assert mst == [(0, 2, 5.0), (1, 2, 4.0), (2, 3, 6.0)]
     assert landscape.finished_reason == "star"
@@ -161,7 +170,7 @@ def test_star_variant_connects_the_lowest_minimum_and_stops():
 def test_tolerance_stop(tolerance, relative, reason, paths):
     saddles = {(0, 1): 5.0, (0, 2): 4.5, (0, 3): 4.75, (1, 2): 8.0, (1, 3): 8.0, (2, 3): 8.0}
     landscape = Landscape(FOUR_ENERGIES, stop="tolerance", tolerance=tolerance, relative=relative)
-    explore(landscape, Table(saddles))
+    run_landscape(landscape, Table(saddles))
     assert landscape.finished_reason == reason
     assert landscape.computed == paths
 
@@ -179,7 +188,7 @@ def test_max_pairs_stops_and_limits_parallel_starts():
     assert sum(isinstance(e, LandscapeFinished) for e in events) == 1
 
     table = Table(FOUR_SADDLES)
-    explore(Landscape(FOUR_ENERGIES, max_pairs=4), table)
+    run_landscape(Landscape(FOUR_ENERGIES, max_pairs=4), table)
     assert table.asked == [(0, 1), (0, 2), (0, 3), (1, 2)]
 
 
@@ -250,7 +259,7 @@ def test_bad_paths_are_clear_errors():
 
 def test_state_round_trip_mid_exploration():
     full = Table(FOUR_SADDLES)
-    explore(Landscape(FOUR_ENERGIES), full)
+    run_landscape(Landscape(FOUR_ENERGIES), full)
 
     for stop_after in range(len(full.asked) + 1):
         landscape = Landscape(FOUR_ENERGIES)
@@ -263,7 +272,7 @@ def test_state_round_trip_mid_exploration():
         events = []
         restored = Landscape.from_state(state, on_event=events.append)
         rest = Table(FOUR_SADDLES)
-        explore(restored, rest)
+        run_landscape(restored, rest)
         assert first.asked + rest.asked == full.asked
         assert not any(isinstance(e, PairChosen) and e.pair == (rest.asked or [None])[0] for e in events)
         assert restored.finished_reason == "all_pairs"
@@ -320,7 +329,7 @@ def test_exploration_finds_the_mst_of_the_full_table(table):
     n = len(energies)
     table_connect = Table(saddles)
     events = []
-    mst = explore(Landscape(energies, on_event=events.append), table_connect)
+    mst = run_landscape(Landscape(energies, on_event=events.append), table_connect)
 
     full = nx.Graph()
     full.add_weighted_edges_from(((a, b, s) for (a, b), s in saddles.items()), weight="saddle")
@@ -343,7 +352,7 @@ def test_restored_landscape_continues_the_same_sequence_and_events(table, data):
     energies, saddles = table
     events_full = []
     full = Table(saddles)
-    explore(Landscape(energies, on_event=events_full.append), full)
+    run_landscape(Landscape(energies, on_event=events_full.append), full)
 
     stop_after = data.draw(st.integers(0, len(full.asked)))
     events = []
@@ -354,6 +363,6 @@ def test_restored_landscape_continues_the_same_sequence_and_events(table, data):
         landscape.add_path(*pair, first(*pair))
     restored = Landscape.from_state(json.loads(json.dumps(landscape.state_dict())), on_event=events.append)
     rest = Table(saddles)
-    explore(restored, rest)
+    run_landscape(restored, rest)
     assert first.asked + rest.asked == full.asked
     assert events == events_full

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from engine.energy.network import ParameterLayout
-from engine.models import mlp
+from engine.networks.models import mlp
 from sessions.folder import SessionError
 from sessions.minima import find_minima, flat_minimum, manifest_entry
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine import data, models
+from engine.networks import data, models
 from engine.energy.base import Energy
 from engine.energy.network import TRIAL_CALLS, NetworkEnergy, ParameterLayout
 
@@ -334,8 +334,8 @@ def test_recalibration_never_feeds_batchnorm_a_single_sample(digits):
 def test_raw_images_are_prepared_everywhere_and_augmented_only_in_steps():
     """CIFAR-like uint8 images: normalised for every forward, cropped and flipped
     (on the generator's draw) only for the steps' minibatches."""
-    from engine.cifar import augment, normalise
-    from engine.zoo import resnet20
+    from engine.networks.cifar import augment, normalise
+    from engine.networks.cifar_models import resnet20
 
     images = torch.randint(0, 256, (24, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     labels = torch.randint(0, 10, (24,), generator=torch.Generator().manual_seed(1))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.schedule import (
+from engine.neb.schedule import (
     BandOptions,
     Cycle,
     Schedule,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.data import digits
+from engine.networks.data import digits
 from engine.energy.network import NetworkEnergy
-from engine.models import mlp
-from engine.train import RECIPES, Recipe, default_recipe, train
+from engine.networks.models import mlp
+from engine.networks.training import RECIPES, Recipe, default_recipe, train
 
 
 def test_training_reaches_a_low_loss_and_is_reproducible():
@@ -51,7 +51,7 @@ def test_a_run_resumed_from_any_checkpoint_ends_bit_for_bit_where_an_uninterrupt
 
     from safetensors.torch import load, save
 
-    from engine.models import small_cnn
+    from engine.networks.models import small_cnn
 
     data = digits()
     x, y = data.train.inputs.view(-1, 1, 8, 8), data.train.targets

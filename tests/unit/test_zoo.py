@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, replace_all_batch_norm_modules_, vmap
 
-from engine import zoo
-from engine.models import INPUTS, ZOO
+from engine.networks import cifar_models as zoo
+from engine.networks.models import INPUTS, ZOO
 
 # Exact counts for 10 classes (trainable parameters; BatchNorm buffers excluded),
 # and the papers' rounded figures (He et al. 2016 Table 6; Huang et al. 2017 Table 2).

@@ -1,4 +1,5 @@
-"""The model zoo: small networks for demos and tests (larger ones come later).
+"""The model zoo: every network by name (``ZOO``), and the small ones for demos and
+tests; the CIFAR ResNets and DenseNets are in ``engine.networks.cifar_models``.
 
 Factories draw their initial weights from torch's global generator: seed it
 (``torch.manual_seed``) for a reproducible network.
@@ -6,7 +7,11 @@ Factories draw their initial weights from torch's global generator: seed it
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import nn
+
+from engine.networks import cifar_models
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -70,10 +75,6 @@ def xor_net(hidden: int = 2) -> nn.Sequential:
 
 # --- Registry: every network by name, each factory taking ``classes=`` ---------
 
-from collections.abc import Callable  # noqa: E402
-
-from engine import zoo  # noqa: E402
-
 
 def _mlp(classes: int = 10, **kwargs) -> nn.Module:
     """``mlp`` with ``classes`` outputs; 64 flat inputs (digits) unless ``inputs=`` says otherwise."""
@@ -88,12 +89,12 @@ def _small_cnn(classes: int = 10, **kwargs) -> nn.Module:
 ZOO: dict[str, Callable[..., nn.Module]] = {
     "mlp": _mlp,
     "small_cnn": _small_cnn,
-    "resnet20": zoo.resnet20,
-    "resnet32": zoo.resnet32,
-    "resnet44": zoo.resnet44,
-    "resnet56": zoo.resnet56,
-    "densenet40_12": zoo.densenet40_12,
-    "densenet100_12_bc": zoo.densenet100_12_bc,
+    "resnet20": cifar_models.resnet20,
+    "resnet32": cifar_models.resnet32,
+    "resnet44": cifar_models.resnet44,
+    "resnet56": cifar_models.resnet56,
+    "densenet40_12": cifar_models.densenet40_12,
+    "densenet100_12_bc": cifar_models.densenet100_12_bc,
 }
 
 # The input layout each network takes: "flat" (N, features) or "images" (N, C, H, W).

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from engine.band import dense_alphas
+from engine.neb.band import dense_alphas
 
 
 def residuals(dense_losses: Tensor, between: int) -> Tensor:

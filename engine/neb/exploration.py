@@ -16,11 +16,11 @@ import torch
 from torch import Tensor
 
 from engine import events
-from engine.autoneb import Connection, ConnectionResult, StopRequest, seed_for_pair
+from engine.neb.autoneb import Connection, ConnectionResult, StopRequest, seed_for_pair
 from engine.energy.base import Energy
 from engine.events import EventSink
-from engine.landscape import Edge, Landscape
-from engine.schedule import Schedule
+from engine.neb.landscape import Edge, Landscape
+from engine.neb.schedule import Schedule
 
 
 @dataclass
@@ -210,15 +210,3 @@ class Exploration:
 
 def _substate(tensors: dict[str, Tensor], prefix: str, meta: dict[str, Any]) -> dict[str, Any]:
     return {"tensors": {k[len(prefix) :]: t for k, t in tensors.items() if k.startswith(prefix)}, "meta": meta}
-
-
-def explore(
-    energy: Energy,
-    minima: Tensor,
-    schedule: Schedule,
-    **options: Any,
-) -> ExplorationResult:
-    """Run a whole exploration (see ``Exploration`` for the options)."""
-    result = Exploration(energy, minima, schedule, **options).run()
-    assert result is not None
-    return result

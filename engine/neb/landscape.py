@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -392,11 +392,3 @@ class Landscape:
         landscape._finished_reason = state["finished_reason"] if state["finished"] else None
         landscape.on_event = on_event or ignore
         return landscape
-
-
-def explore(landscape: Landscape, connect: Callable[[int, int], float]) -> list[Edge]:
-    """Run the exploration one pair at a time; ``connect(a, b)`` computes a path
-    and returns its saddle energy. Returns the final MST."""
-    while (pair := landscape.next_pair()) is not None:
-        landscape.add_path(*pair, connect(*pair))
-    return landscape.mst()

@@ -24,13 +24,13 @@ import torch
 from torch import Tensor
 
 from engine import events
-from engine.band import dense_fractions, dense_points, linear_path, respace
+from engine.neb.band import dense_fractions, dense_points, linear_path, respace
 from engine.energy.base import Energy
 from engine.events import EventSink
-from engine.insertion import choose_insertions, insert_pivots
-from engine.neb import neb_forces
-from engine.schedule import Cycle, Schedule
-from engine.tangent import TANGENTS
+from engine.neb.insertion import choose_insertions, insert_pivots
+from engine.neb.forces import neb_forces
+from engine.neb.schedule import Cycle, Schedule
+from engine.neb.tangent import TANGENTS
 
 StopRequest = Callable[[], bool]
 

@@ -16,7 +16,7 @@ So the `reference` preset reaches at most 2 + 3 + 13 x 2 = 31 pivots.
 TOML files: an optional top-level ``name``, a ``[band]`` table with the
 BandOptions fields and ``[[phase]]`` tables with the Cycle fields plus
 ``repeat = K`` (default 1), which expands into K identical cycles. ``spring``
-may be ``inf`` or the string ``"inf"``. Presets live in ``engine/presets/``.
+may be ``inf`` or the string ``"inf"``. Presets live in ``engine/neb/presets/``.
 
 Every bad field is reported as one line of a ScheduleError, naming where it
 is, what is wrong and what is accepted; all bad fields are reported at once.
@@ -553,8 +553,8 @@ def schedule_from_dict(d: Mapping[str, Any], source: str = "schedule", default_n
 
 
 def preset_names() -> list[str]:
-    """Names of the schedules shipped in engine/presets/."""
-    folder = importlib.resources.files("engine") / "presets"
+    """Names of the schedules shipped in engine/neb/presets/."""
+    folder = importlib.resources.files("engine.neb") / "presets"
     return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
@@ -563,7 +563,7 @@ def load_schedule(spec: str | os.PathLike[str]) -> Schedule:
     presets = preset_names()
     if isinstance(spec, str) and spec in presets:
         source = f"presets/{spec}.toml"
-        resource = importlib.resources.files("engine") / "presets" / f"{spec}.toml"
+        resource = importlib.resources.files("engine.neb") / "presets" / f"{spec}.toml"
         return _schedule_from_toml(resource.read_text(encoding="utf-8"), source, spec)
     path = Path(spec)
     if not path.exists():
