@@ -8,36 +8,49 @@ the CIFAR data set from a local folder) and ``analysis`` (curvature, slices, pat
 ensembles). ``events`` is the protocol every process and the UI speak.
 """
 
-from engine.energy.base import CallableEnergy, Energy
-from engine.energy.surfaces import Himmelblau, MuellerBrown
-from engine.neb.autoneb import Connection, ConnectionResult, DivergedError, connect
-from engine.neb.exploration import Exploration, ExplorationResult
-from engine.neb.landscape import Landscape
-from engine.neb.schedule import BandOptions, Cycle, Schedule, ScheduleError, load_schedule
+from __future__ import annotations
 
-__all__ = [
-    "BandOptions",
-    "CallableEnergy",
-    "Connection",
-    "ConnectionResult",
-    "Cycle",
-    "DivergedError",
-    "Energy",
-    "Exploration",
-    "ExplorationResult",
-    "Himmelblau",
-    "Landscape",
-    "MuellerBrown",
-    "Schedule",
-    "ScheduleError",
-    "connect",
-    "load_schedule",
-]
+import importlib
+from typing import TYPE_CHECKING
+
+# Public name -> the module that defines it. Loaded on first use, so that the
+# torch-free parts (events, schedules, the landscape) import without torch.
+_EXPORTS = {
+    "BandOptions": "engine.neb.schedule",
+    "CallableEnergy": "engine.energy.base",
+    "Connection": "engine.neb.autoneb",
+    "ConnectionResult": "engine.neb.autoneb",
+    "Cycle": "engine.neb.schedule",
+    "DivergedError": "engine.neb.autoneb",
+    "Energy": "engine.energy.base",
+    "Exploration": "engine.neb.exploration",
+    "ExplorationResult": "engine.neb.exploration",
+    "Himmelblau": "engine.energy.surfaces",
+    "Landscape": "engine.neb.landscape",
+    "MuellerBrown": "engine.energy.surfaces",
+    "NetworkEnergy": "engine.energy.network",
+    "Schedule": "engine.neb.schedule",
+    "ScheduleError": "engine.neb.schedule",
+    "connect": "engine.neb.autoneb",
+    "load_schedule": "engine.neb.schedule",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from engine.energy.base import CallableEnergy, Energy
+    from engine.energy.network import NetworkEnergy
+    from engine.energy.surfaces import Himmelblau, MuellerBrown
+    from engine.neb.autoneb import Connection, ConnectionResult, DivergedError, connect
+    from engine.neb.exploration import Exploration, ExplorationResult
+    from engine.neb.landscape import Landscape
+    from engine.neb.schedule import BandOptions, Cycle, Schedule, ScheduleError, load_schedule
 
 
-def __getattr__(name: str):  # NetworkEnergy pulls in torch.func: import it on first use
-    if name == "NetworkEnergy":
-        from engine.energy.network import NetworkEnergy
-
-        return NetworkEnergy
-    raise AttributeError(f"module 'engine' has no attribute {name!r}")
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
