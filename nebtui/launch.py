@@ -82,7 +82,7 @@ def run_session(
 def table1_row(folder: Any) -> dict[str, Any] | None:
     """The paper's Table 1 row of a finished network session (train and test loss and
     error at the minima and the MST saddles), without the report's costlier analyses."""
-    from nebtui.report.collect import ReportError, ReportOptions, collect
+    from sessions.report_data import ReportError, ReportOptions, collect
 
     try:
         report = collect(folder, ReportOptions(hessian_k=0, slices=0, ensemble_k=0))

@@ -52,7 +52,7 @@ def report(
     ensemble_k: Annotated[int, typer.Option(help="Networks along each MST path in its ensemble (0: none).")] = 5,
 ) -> None:
     """Write a session's report: Table 1, paths, figures (Markdown, one-file HTML), JSON and CSV."""
-    from nebtui.report.collect import ReportError, ReportOptions, collect
+    from sessions.report_data import ReportError, ReportOptions, collect
     from nebtui.report.figures import all_figures
     from nebtui.report.writers import write_report
     from sessions.folder import SessionError, SessionFolder
