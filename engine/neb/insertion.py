@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from engine.neb.band import dense_alphas
+from engine.neb.schedule import INSERTION_RULES, INSERTION_SCALES
 
 
 def residuals(dense_losses: Tensor, between: int) -> Tensor:
@@ -40,10 +41,6 @@ def residuals(dense_losses: Tensor, between: int) -> Tensor:
     return inner - linear
 
 
-SCALES = ("dense", "pivots")
-RULES = ("threshold", "highest")
-
-
 @dataclass(frozen=True)
 class Insertion:
     segment: int  # a new pivot goes between pivots segment and segment + 1
@@ -60,10 +57,10 @@ def choose_insertions(
     limit: int | None = None,  # at most this many
 ) -> list[Insertion]:
     """Segments to refine, best first, each at its dense point of largest residual."""
-    if scale not in SCALES:
-        raise ValueError(f"unknown insertion scale {scale!r}: use one of {', '.join(SCALES)}")
-    if rule not in RULES:
-        raise ValueError(f"unknown insertion rule {rule!r}: use one of {', '.join(RULES)}")
+    if scale not in INSERTION_SCALES:
+        raise ValueError(f"unknown insertion scale {scale!r}: use one of {', '.join(INSERTION_SCALES)}")
+    if rule not in INSERTION_RULES:
+        raise ValueError(f"unknown insertion rule {rule!r}: use one of {', '.join(INSERTION_RULES)}")
     losses = dense_losses.to(torch.float64)
     if losses.shape[0] < between + 2:
         return []

@@ -11,6 +11,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from engine.neb.schedule import TANGENT_NAMES
+
 TangentFn = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -67,8 +69,6 @@ def reference_tangent(pivots: Tensor, losses: Tensor) -> Tensor:
     return _mixed(forward, backward, losses, lower_gets_more=True)
 
 
-TANGENTS: dict[str, TangentFn] = {
-    "paper": paper_tangent,
-    "improved": improved_tangent,
-    "reference": reference_tangent,
-}
+TANGENTS: dict[str, TangentFn] = dict(
+    zip(TANGENT_NAMES, (paper_tangent, improved_tangent, reference_tangent), strict=True)
+)

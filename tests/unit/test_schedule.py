@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from engine.neb.schedule import (
+    OPTIMISER_ARGS,
+    UNSUPPORTED_OPTIMISERS,
     BandOptions,
     Cycle,
     Schedule,
@@ -83,7 +89,7 @@ def test_reference_preset_numbers() -> None:
 
 
 def test_preset_file_can_be_loaded_by_path() -> None:
-    path = Path(__file__).parents[2] / "engine" / "presets" / "paper.toml"
+    path = Path(__file__).parents[2] / "engine" / "neb" / "presets" / "paper.toml"
     assert load_schedule(path) == load_schedule("paper")
 
 
@@ -304,11 +310,37 @@ def custom_schedule() -> Schedule:
     )
 
 
-@pytest.mark.parametrize("make", [lambda: load_schedule("paper"), lambda: load_schedule("reference"), custom_schedule])
-def test_toml_round_trip(tmp_path: Path, make) -> None:
-    schedule = make()
-    path = write(tmp_path, schedule.to_toml())
-    assert load_schedule(path) == schedule
+def test_a_file_reads_as_the_schedule_built_in_python(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+name = 'odd "name"\twith escapes \u00e9'
+
+[band]
+spring = 2.5
+tangent = "improved"
+restarts = 3
+restart_noise = 0.05
+energy_every = 1
+
+[[phase]]
+repeat = 2
+steps = 7
+lr = 0.3
+optimiser = "Adam"
+optimiser_args = { betas = [0.8, 0.9], eps = 1e-7 }
+
+[[phase]]
+steps = 3
+lr = 0.01
+insert = false
+climb = true
+batch_size = 16
+
+[[phase]]
+steps = 5
+lr = 0.02
+max_insert = 0
+""")
+    assert load_schedule(path) == custom_schedule()
 
 
 @pytest.mark.parametrize("make", [lambda: load_schedule("paper"), lambda: load_schedule("reference"), custom_schedule])
@@ -384,3 +416,77 @@ def test_surface_preset_and_climbing_in_the_final_phase() -> None:
 def test_optimisers_that_cannot_step_a_band_are_refused() -> None:
     with pytest.raises(ScheduleError, match="LBFGS cannot drive a band: it re-evaluates the loss through a closure"):
         Cycle(steps=1, lr=0.1, optimiser="LBFGS")
+
+
+@pytest.mark.parametrize(
+    ("optimiser", "reason"),
+    [("Muon", "it only takes 2-D weight matrices"), ("SparseAdam", "it only takes sparse gradients")],
+)
+def test_other_optimisers_that_cannot_step_a_band_are_refused(optimiser: str, reason: str) -> None:
+    with pytest.raises(ScheduleError, match=f"^Cycle: optimiser {optimiser} cannot drive a band: {reason}"):
+        Cycle(steps=1, lr=0.1, optimiser=optimiser)
+
+
+def test_an_unknown_optimiser_without_a_near_name_lists_the_allowed_ones() -> None:
+    with pytest.raises(ScheduleError) as excinfo:
+        Cycle(steps=1, lr=0.1, optimiser="Optimizer")
+    assert str(excinfo.value).endswith("; allowed: " + ", ".join(OPTIMISER_ARGS))
+
+
+# -- the optimiser declaration agrees with torch.optim ---------------------------
+
+
+def test_declared_optimisers_and_arguments_exist_in_torch() -> None:
+    torch = pytest.importorskip("torch")
+    classes = {name for name, obj in vars(torch.optim).items()
+               if isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer) and obj is not torch.optim.Optimizer}
+    assert set(OPTIMISER_ARGS) | set(UNSUPPORTED_OPTIMISERS) == classes
+    for name, args in OPTIMISER_ARGS.items():
+        parameters = inspect.signature(getattr(torch.optim, name).__init__).parameters
+        assert set(args) <= set(parameters), name
+
+
+@pytest.mark.parametrize(
+    ("optimiser", "args", "valid"),
+    [
+        ("SGD", {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-4}, True),
+        ("SGD", {"momentum": -1.0}, False),
+        ("SGD", {"weight_decay": -1.0}, False),
+        ("SGD", {"nesterov": True}, False),  # nesterov without momentum
+        ("Adam", {"betas": [0.8, 0.9], "eps": 1e-7, "amsgrad": True}, True),
+        ("Adam", {"betas": [1.0, 0.9]}, False),
+        ("AdamW", {"eps": -1.0}, False),
+        ("Adadelta", {"rho": 1.5}, False),
+        ("RMSprop", {"alpha": -0.1}, False),
+        ("Rprop", {"etas": [0.5, 1.2], "step_sizes": [1e-6, 50]}, True),
+        ("Rprop", {"etas": [1.2, 0.5]}, False),
+        ("NAdam", {"momentum_decay": -1.0}, False),
+    ],
+)
+def test_declared_argument_values_agree_with_torch(optimiser: str, args: dict, valid: bool) -> None:
+    torch = pytest.importorskip("torch")
+    try:
+        getattr(torch.optim, optimiser)([torch.zeros(2, 2, requires_grad=True)], lr=0.1, **args)
+        torch_accepts = True
+    except ValueError:
+        torch_accepts = False
+    assert torch_accepts is valid
+    if valid:
+        Cycle(steps=1, lr=0.1, optimiser=optimiser, optimiser_args=args)
+    else:
+        with pytest.raises(ScheduleError, match=rf"^Cycle: optimiser_args rejected by torch\.optim\.{optimiser}: "):
+            Cycle(steps=1, lr=0.1, optimiser=optimiser, optimiser_args=args)
+
+
+# -- no torch ----------------------------------------------------------------------
+
+
+def test_loading_schedules_does_not_import_torch() -> None:
+    code = ("import sys, engine.neb.schedule as s\n"
+            "for name in s.preset_names(): s.load_schedule(name).with_climbing().scaled(0.5).to_dict()\n"
+            "s.Cycle(steps=1, lr=0.1, optimiser='Adam', optimiser_args={'betas': [0.8, 0.9]})\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    root = Path(__file__).parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
