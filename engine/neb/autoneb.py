@@ -106,24 +106,6 @@ class ConnectionResult:
     def linear_saddle_energy(self) -> float:
         return self.linear.saddle_energy
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-able description without the (possibly huge) parameter vectors."""
-        return {
-            "pair": list(self.pair),
-            "saddle_energy": self.saddle_energy,
-            "saddle_position": self.saddle_position,
-            "linear_saddle_energy": self.linear_saddle_energy,
-            "linear_saddle_position": self.linear.saddle_position,
-            "pivots": self.pivots.shape[0],
-            "pivot_positions": self.pivot_positions,
-            "pivot_losses": self.pivot_losses,
-            "profile": asdict(self.profile),
-            "linear": asdict(self.linear),
-            "history": [asdict(r) for r in self.history],
-            "restart_saddles": self.restart_saddles,
-            "best_restart": self.best_restart,
-        }
-
 
 @dataclass
 class _Best:
