@@ -40,8 +40,13 @@ def demo(
     if name not in DEMOS:
         fail(f"unknown demo {name!r}: choose one of {', '.join(DEMOS)}")
     from sessions.config import Problem, SessionConfig
+    from sessions.devices import parse_devices
     from sessions.folder import SessionError
 
+    try:
+        parse_devices(device)  # the runner checks that its GPUs are there
+    except SessionError as error:
+        fail(str(error), code=2)
     printer = ProgressPrinter(stream=sys.stdout, enabled=not as_json)
     surface = name in SURFACE_DEMOS
     chosen = schedule_for(schedule or ("surface" if surface else "paper"), surface=surface,
@@ -68,11 +73,11 @@ def _digits_minima(printer: ProgressPrinter, seed: int) -> list[dict[str, Any]]:
     """Four MLP minima on digits, trained once (as `nebtui train` does, sidecars
     included) and kept under the data home."""
     from engine.networks.training import RECIPES
-    from nebtui.train import train_one
     from sessions.config import Problem
     from sessions.folder import SessionError
     from sessions.home import data_home
     from sessions.minima import manifest_entry
+    from sessions.minima_folder import train_one
     from sessions.problem import load_data, model_arguments
 
     try:

@@ -43,11 +43,11 @@ def explore(
 ) -> None:
     """Explore the minima in a folder: AutoNEB paths and their minimum spanning tree."""
     from sessions.config import Problem, SessionConfig
+    from sessions.devices import parse_devices
     from sessions.folder import SessionError
     from sessions.minima import find_minima, flat_minimum, manifest_entry
+    from sessions.minima_folder import in_training, read_sidecars
     from sessions.problem import build_model, check_model_spec, load_data
-
-    from nebtui.train import in_training, read_sidecars
 
     printer = ProgressPrinter(stream=sys.stdout)
     try:
@@ -81,9 +81,7 @@ def explore(
                                checkpoint_interval=checkpoint_every, strategy=strategy,
                                precision="bf16" if bf16 else "fp32", channels_last=channels_last, compile=compile,
                                cudnn_benchmark=cudnn_benchmark)
-        from sessions.runner import resolve_devices
-
-        resolve_devices(device)
+        parse_devices(device)  # the runner checks that its GPUs are there
     except SessionError as error:
         fail(str(error), code=2)
     run_session(config, manifest, hint=minima.absolute().name or "minima", session=session, detach=detach,

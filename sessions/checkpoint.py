@@ -1,4 +1,4 @@
-"""Checkpoints: tensors + a JSON meta dict in one safetensors file, replaced atomically.
+"""Checkpoints: tensors + a JSON meta dict in one state file (sessions.statefile), replaced atomically.
 
 Saving writes a temp file in the session folder, fsyncs it, keeps the current
 checkpoint as the previous one, renames the temp file to current and fsyncs
@@ -9,18 +9,16 @@ Loading never unpickles: safetensors holds raw tensor bytes and JSON only.
 from __future__ import annotations
 
 import errno
-import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-import safetensors
-import safetensors.torch
 import torch
 
-from sessions.folder import CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, SessionError, fsync_folder
+from sessions import statefile
+from sessions.errors import SessionError
+from sessions.folder import CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE
 
 META_KEY = "nebtui.meta"
 FORMAT_KEY = "nebtui.checkpoint"
@@ -48,24 +46,6 @@ class LoadedCheckpoint:
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.tensors, self.meta))
-
-
-def _standalone(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """CPU, contiguous tensors that own their storage alone (safetensors refuses shared storage)."""
-    out: dict[str, torch.Tensor] = {}
-    seen: set[int] = set()
-    for name, tensor in tensors.items():
-        if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
-            raise TypeError(f"checkpoint entries must be str -> Tensor, got {name!r}: {type(tensor).__name__}")
-        t = tensor.detach().to("cpu").contiguous()
-        storage = t.untyped_storage()
-        whole = t.storage_offset() == 0 and t.numel() * t.element_size() == storage.nbytes()
-        if storage.data_ptr() in seen or not whole:
-            t = t.clone()
-            storage = t.untyped_storage()
-        seen.add(storage.data_ptr())
-        out[name] = t
-    return out
 
 
 def _mount_point(path: Path) -> Path:
@@ -98,31 +78,18 @@ def _write_error(folder: Path, exc: OSError) -> CheckpointError:
 def save_checkpoint(folder_path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Path:
     """Write ``tensors`` and ``meta`` as the session's current checkpoint; return its path."""
     folder = Path(folder_path)
-    try:
-        meta_json = json.dumps(dict(meta), sort_keys=True)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint meta is not JSON-able ({exc}): give plain dicts, lists, str and numbers") from None
-    data = safetensors.torch.save(_standalone(tensors), metadata={FORMAT_KEY: FORMAT_VERSION, META_KEY: meta_json})
     current, previous = folder / CHECKPOINT_FILE, folder / PREVIOUS_CHECKPOINT_FILE
-    tmp: Path | None = None
-    try:
-        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=folder)
-        tmp = Path(name)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+
+    def keep_previous() -> None:
         if current.exists():
             _keep_as_previous(current, previous, folder)
-        os.replace(tmp, current)
-        tmp = None
-        fsync_folder(folder)
+
+    try:
+        statefile.write(current, tensors, dict(meta), key=META_KEY, tags={FORMAT_KEY: FORMAT_VERSION}, sort_keys=True,
+                        temp_prefix=TEMP_PREFIX, before_replace=keep_previous)
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint {exc}: give plain dicts, lists, str and numbers") from None
     except OSError as exc:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
         raise _write_error(folder, exc) from exc
     return current
 
@@ -147,14 +114,7 @@ def _keep_as_previous(current: Path, previous: Path, folder: Path) -> None:
 
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and meta of one checkpoint file; any damage is a ValueError naming it."""
-    try:
-        data = path.read_bytes()
-        tensors = safetensors.torch.load(data)
-        header_size = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8 : 8 + header_size])
-        meta = json.loads(header["__metadata__"][META_KEY])
-    except (OSError, safetensors.SafetensorError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path.name} is unreadable ({type(exc).__name__}: {exc})") from None
+    tensors, meta, _ = statefile.read(path, key=META_KEY)
     if not isinstance(meta, dict):
         raise ValueError(f"{path.name} has no meta dict")
     return tensors, meta

@@ -1,6 +1,12 @@
 """The runner's control socket: a Unix socket (mode 0600) in the session folder
-that takes one JSON line per connection, {"command": "pause"}, and answers one
-JSON line. Commands: pause, resume, stop, checkpoint, status."""
+that takes one JSON line per connection, {"command": "pause", "expires": t},
+and answers one JSON line. Commands: pause, resume, stop, checkpoint, status.
+
+A command expires: ``expires`` (unix time) is when the client stops waiting,
+less a margin for the reply to travel. A runner that has not taken the command
+by then (stopped with SIGSTOP, or its loop busy) drops it, so a client told
+"no answer" can trust that nothing changed, even if the runner wakes up later.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,15 @@ import json
 import os
 import socket
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 COMMANDS = ("pause", "resume", "stop", "checkpoint", "status")
 _MAX_PATH = 100  # sun_path holds 108 bytes
+_REPLY_MARGIN_S = 2.0  # of a client's wait, kept for the reply to reach it (at most half the wait)
+EXPIRED = "the runner did not take the command before it expired: nothing was applied"
 
 
 class ControlError(Exception):
@@ -34,10 +43,16 @@ def _short_path(path: Path) -> Iterator[str]:
         os.close(fd)
 
 
-class ControlServer:
-    """Serves ``handler(command) -> reply dict`` on a background thread."""
+def expired(expires: float | None) -> bool:
+    """Whether a command that expires at ``expires`` (unix time; None: never) has expired."""
+    return expires is not None and time.time() > expires
 
-    def __init__(self, path: Path, handler: Callable[[str], dict[str, Any]]):
+
+class ControlServer:
+    """Serves ``handler(command, expires) -> reply dict`` on a background thread;
+    ``expires`` is the unix time after which the command must not be applied (None: never)."""
+
+    def __init__(self, path: Path, handler: Callable[[str, float | None], dict[str, Any]]):
         self.path = Path(path)
         self.handler = handler
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -72,10 +87,15 @@ class ControlServer:
                 try:
                     request = json.loads(_read_line(connection))
                     command = request.get("command") if isinstance(request, dict) else None
+                    expires = request.get("expires") if isinstance(request, dict) else None
                     if command not in COMMANDS:
                         reply: dict[str, Any] = {"ok": False, "error": f"unknown command {command!r}"}
+                    elif expires is not None and (isinstance(expires, bool) or not isinstance(expires, (int, float))):
+                        reply = {"ok": False, "error": f"bad expiry time {expires!r}"}
+                    elif expired(expires):
+                        reply = {"ok": False, "error": EXPIRED}
                     else:
-                        reply = self.handler(command)
+                        reply = self.handler(command, expires)
                 except (ValueError, OSError) as error:
                     reply = {"ok": False, "error": f"bad request: {error}"}
                 try:
@@ -108,7 +128,10 @@ def _read_line(connection: socket.socket, limit: int = 1 << 16) -> str:
 
 
 def send_command(path: Path, command: str, timeout: float = 10.0) -> dict[str, Any]:
-    """Send one command to the runner listening on ``path``; returns its reply."""
+    """Send one command to the runner listening on ``path``; returns its reply.
+
+    Waits at most ``timeout`` seconds. The command expires before that (see the
+    module's docstring): when no reply comes in time, the runner drops it."""
     path = Path(path)
     if command not in COMMANDS:
         raise ControlError(f"unknown command {command!r}: use one of {', '.join(COMMANDS)}")
@@ -116,15 +139,17 @@ def send_command(path: Path, command: str, timeout: float = 10.0) -> dict[str, A
         raise ControlError("its runner is not running (no control socket)")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.settimeout(timeout)
+        expires = time.time() + max(timeout - _REPLY_MARGIN_S, timeout / 2)
         try:
             with _short_path(path) as address:
                 client.connect(address)
-            client.sendall((json.dumps({"command": command}) + "\n").encode())
+            client.sendall((json.dumps({"command": command, "expires": expires}) + "\n").encode())
             line = _read_line(client)
         except (ConnectionRefusedError, FileNotFoundError):
             raise ControlError("its runner is not running (nobody answers on the control socket)") from None
         except TimeoutError:
-            raise ControlError(f"its runner did not answer within {timeout:g} s") from None
+            raise ControlError(f"its runner did not answer within {timeout:g} s (stopped or overloaded?): the "
+                               f"{command} command expired unapplied; try again") from None
         except OSError as error:
             raise ControlError(f"its control socket failed ({error.strerror or error})") from None
     if not line:

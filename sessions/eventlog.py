@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from sessions.folder import SessionError
+from sessions.atomic import write_all
+from sessions.errors import SessionError
 
 _TAIL_CHUNK = 64 * 1024
 
@@ -134,10 +135,8 @@ class EventLogWriter:
         seq = self._next_seq
         record = {"seq": seq, "time": time.time(), **event}
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-        view = memoryview(line)
         try:
-            while view:
-                view = view[os.write(self._fd, view) :]
+            write_all(self._fd, line)
             if self.fsync:
                 os.fsync(self._fd)
         except OSError as exc:

@@ -32,6 +32,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from sessions.atomic import fsync_folder, write_all, write_atomic
+from sessions.errors import SessionError  # also imported from here throughout nebtui/
+from sessions.lock import holder
+
 SCHEMA_VERSION = 1
 
 SESSION_FILE = "session.json"
@@ -52,10 +56,6 @@ REMOVING_PREFIX = ".removing-"
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
-
-
-class SessionError(Exception):
-    """A session problem the user can fix; the message is one line: what is wrong and what to do."""
 
 
 def nebtui_version() -> str:
@@ -114,44 +114,6 @@ class SessionInfo:
         return {"schema": self.schema, "id": self.id, "created": self.created, "nebtui_version": self.nebtui_version}
 
 
-def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Replace ``path`` by ``data`` at once: readers see the old or the new file, never half.
-
-    ``durable`` fsyncs the file and its folder so the new content survives a power loss.
-    """
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        try:
-            _write_all(fd, data)
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if durable:
-        fsync_folder(path.parent)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make renames and new names inside ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _dump_json(obj: Any, what: str) -> bytes:
     try:
         return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
@@ -201,7 +163,7 @@ class SessionFolder:
             for filename, data in files.items():
                 fd = os.open(tmp / filename, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 try:
-                    _write_all(fd, data)
+                    write_all(fd, data)
                     os.fsync(fd)
                 finally:
                     os.close(fd)
@@ -239,8 +201,6 @@ class SessionFolder:
     def remove(self) -> None:
         """Delete the session folder; refused while a runner holds it. The folder first moves
         aside, so a half-removed session is never listed."""
-        from sessions.lock import holder  # lock imports this module
-
         pid = holder(self.lock_path)
         if pid is not None:
             raise SessionError(
@@ -272,10 +232,6 @@ class SessionFolder:
     # ---- paths
 
     @property
-    def session_path(self) -> Path:
-        return self.path / SESSION_FILE
-
-    @property
     def config_path(self) -> Path:
         return self.path / CONFIG_FILE
 
@@ -286,14 +242,6 @@ class SessionFolder:
     @property
     def events_path(self) -> Path:
         return self.path / EVENTS_FILE
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.path / CHECKPOINT_FILE
-
-    @property
-    def previous_checkpoint_path(self) -> Path:
-        return self.path / PREVIOUS_CHECKPOINT_FILE
 
     @property
     def runner_log_path(self) -> Path:

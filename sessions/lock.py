@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sessions.folder import SessionError
+from sessions.errors import SessionError
 
 # A reader's probe (holder()) holds a shared flock for microseconds; acquire() retries
 # for this long before it calls the session taken, so a probe never looks like a runner.

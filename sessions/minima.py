@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from sessions.folder import SessionError
+from sessions.errors import SessionError
 
 SUFFIXES = (".safetensors", ".pt", ".pth")
 PARTIAL_SUFFIX = ".partial.safetensors"  # nebtui train's state of a minimum still in training

@@ -32,12 +32,14 @@ from engine.neb.schedule import schedule_from_dict
 from sessions import events as session_events
 from sessions.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from sessions.config import SessionConfig
-from sessions.control import ControlServer
+from sessions.control import EXPIRED, ControlServer, expired
 from sessions.eventlog import EventLogWriter
-from sessions.folder import SessionError, SessionFolder, write_atomic
+from sessions.atomic import write_atomic
+from sessions.devices import resolve_devices
+from sessions.folder import SessionError, SessionFolder
 from sessions.lock import LockedError, RunnerLock
 from sessions.problem import build
-from sessions.statepack import pack_state, unpack_state
+from sessions.statepack import pack_state, read_state, unpack_state
 from sessions.workers import LocalPool, WorkerPool
 
 MAX_RETRIES = 3  # restarts of a worker for the same pair before the session gives up
@@ -45,32 +47,6 @@ HEARTBEAT_SECONDS = 1.0
 POLL_SECONDS = 0.1
 
 Pair = tuple[int, int]
-
-
-def resolve_devices(spec: str) -> list[str]:
-    """``auto`` (every visible GPU, else the CPU), ``cpu``, or ``cuda:0,1``."""
-    spec = spec.strip()
-    if spec == "cpu":
-        return ["cpu"]
-    import torch
-
-    if spec == "auto":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        return [f"cuda:{i}" for i in range(count)] or ["cpu"]
-    if spec.startswith("cuda"):
-        _, _, numbers = spec.partition(":")
-        try:
-            indices = [int(n) for n in numbers.split(",")] if numbers else [0]
-        except ValueError:
-            raise SessionError(f"bad device {spec!r}: use auto, cpu or cuda:0,1") from None
-        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        missing = [i for i in indices if i >= available]
-        if missing:
-            raise SessionError(
-                f"device {spec!r} asks for GPU {missing[0]}, but {available} GPU(s) are visible: use --device auto or cpu"
-            )
-        return [f"cuda:{i}" for i in indices]
-    raise SessionError(f"bad device {spec!r}: use auto, cpu or cuda:0,1")
 
 
 def _key(pair: Pair) -> str:
@@ -84,7 +60,8 @@ class Runner:
         self.schedule = schedule_from_dict(self.config.schedule)
         self.pool_override = pool
         self.log: EventLogWriter | None = None
-        self.commands: list[tuple[str, threading.Event, dict[str, Any]]] = []
+        # (command, done, reply, expires): the control thread's requests, until the loop takes them
+        self.commands: list[tuple[str, threading.Event, dict[str, Any], float | None]] = []
         self.commands_lock = threading.RLock()  # re-entered by the SIGTERM handler on the main thread
         self.accepting = True  # False once the loop has ended: commands are refused at once
         self.paused = False
@@ -212,7 +189,7 @@ class Runner:
         states = {}
         if self.paths_folder.is_dir():
             for path in sorted(self.paths_folder.glob("*.safetensors")):
-                states[path.stem] = unpack_state(path.read_bytes())
+                states[path.stem] = read_state(path)
         return states
 
     def checkpoint(self, reason: str) -> None:
@@ -235,19 +212,41 @@ class Runner:
 
     # --- control ----------------------------------------------------------------
 
-    def _on_command(self, command: str) -> dict[str, Any]:
-        """Called on the control thread: hand the command to the main loop and wait for its answer."""
-        return self._request(command, wait=5.0)
+    def _on_command(self, command: str, expires: float | None) -> dict[str, Any]:
+        """Called on the control thread: hand the command to the main loop and wait for its answer
+        until the command expires (5 s without an expiry); one the loop has not taken by then is dropped."""
+        return self._request(command, wait=5.0 if expires is None else max(0.0, expires - time.time()),
+                             expires=expires)
 
-    def _request(self, command: str, wait: float = 0.0) -> dict[str, Any]:
+    def _request(self, command: str, wait: float | None = None, expires: float | None = None) -> dict[str, Any]:
+        """Queue a command for the main loop; with ``wait``, its answer (None: queue and return)."""
         done, reply = threading.Event(), {}
+        entry = (command, done, reply, expires)
         with self.commands_lock:
             if not self.accepting:
                 return self._ended_reply()
-            self.commands.append((command, done, reply))
-        if wait and not done.wait(wait):
-            return {"ok": False, "error": "the runner is busy: try again"}
+            self.commands.append(entry)
+        if wait is not None and not done.wait(wait):
+            with self.commands_lock:
+                if entry in self.commands:  # not taken by the loop: it never will be
+                    self.commands.remove(entry)
+                    return {"ok": False, "error": "the runner was busy and did not take the command in time: "
+                                                  "nothing was applied; try again"}
+            done.wait()  # taken just now: its answer comes at once
         return reply
+
+    def _take_commands(self) -> list[tuple[str, threading.Event, dict[str, Any], float | None]]:
+        """The commands to apply now; expired ones are answered and dropped (their client has given up)."""
+        with self.commands_lock:
+            pending, self.commands = self.commands, []
+        taken = []
+        for entry in pending:
+            if expired(entry[3]):
+                entry[2].update({"ok": False, "error": EXPIRED})
+                entry[1].set()
+            else:
+                taken.append(entry)
+        return taken
 
     def _ended_reply(self) -> dict[str, Any]:
         return {"ok": False, "error": f"its runner has exited (the session is {self.status}) before handling the command"}
@@ -257,14 +256,12 @@ class Runner:
         with self.commands_lock:
             self.accepting = False
             pending, self.commands = self.commands, []
-        for _, done, reply in pending:
+        for _, done, reply, _ in pending:
             reply.update(self._ended_reply())
             done.set()
 
     def _handle_commands(self) -> None:
-        with self.commands_lock:
-            pending, self.commands = self.commands, []
-        for command, done, reply in pending:
+        for command, done, reply, _ in self._take_commands():
             accepted, detail = self._apply(command)
             reply.update({"ok": True, "accepted": accepted, "detail": detail, "status": self.status})
             if command != "status":

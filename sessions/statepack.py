@@ -1,31 +1,30 @@
-"""States (tensors + JSON meta) as bytes or files in safetensors form: how
-connection states travel from workers to the runner and rest in results/."""
+"""A connection's state ({"tensors": {name: Tensor}, "meta": JSON-able}) in the
+state-file format (sessions.statefile, meta under the key ``meta``): how states
+travel between the runner and its workers, and how finished paths rest in
+results/paths/."""
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 from typing import Any
+
+from sessions import statefile
+
+META_KEY = "meta"
 
 
 def pack_state(state: dict[str, Any]) -> bytes:
-    """{"tensors": {name: Tensor}, "meta": JSON-able} -> safetensors bytes."""
-    from safetensors.torch import save
-
-    tensors = {name: t.detach().contiguous().clone() for name, t in state["tensors"].items()}
-    return save(tensors, metadata={"meta": json.dumps(state["meta"])})
+    """The state as safetensors bytes."""
+    return statefile.to_bytes(state["tensors"], state["meta"], key=META_KEY)
 
 
 def unpack_state(data: bytes) -> dict[str, Any]:
-    """The inverse of ``pack_state``; never unpickles."""
-    from safetensors.torch import load
-
-    tensors = load(data)
-    meta = _metadata(data)
-    return {"tensors": tensors, "meta": json.loads(meta["meta"])}
+    """The inverse of ``pack_state``; a damaged state is a StateFileError."""
+    tensors, meta, _ = statefile.from_bytes(data, key=META_KEY)
+    return {"tensors": tensors, "meta": meta}
 
 
-def _metadata(data: bytes) -> dict[str, str]:
-    """The safetensors header's __metadata__ (the header is 8 bytes of length + JSON)."""
-    length = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + length])
-    return header.get("__metadata__", {})
+def read_state(path: Path) -> dict[str, Any]:
+    """A state saved as a file (results/paths/A-B.safetensors)."""
+    tensors, meta, _ = statefile.read(path, key=META_KEY)
+    return {"tensors": tensors, "meta": meta}

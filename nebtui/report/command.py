@@ -41,7 +41,8 @@ def report(
     session_id: Annotated[str, typer.Argument(help="Session name (see nebtui sessions list).", show_default=False)],
     format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "html,md,json,csv",
     out: Annotated[Optional[Path], typer.Option(help="Folder for the report (default: the session's results/report/).")] = None,
-    device: Annotated[str, typer.Option(help="Where to evaluate: cpu, cuda or cuda:N.")] = "cpu",
+    device: Annotated[str, typer.Option(help="Where to evaluate: auto (the first GPU, else the CPU), cpu, cuda or "
+                                             "cuda:N.")] = "cpu",
     hessian_k: Annotated[int, typer.Option(help="Hessian eigenvalues at each end of the spectrum, at every minimum "
                                                 "and MST saddle (0: none).")] = 3,
     hessian_batch: Annotated[int, typer.Option(help="Training samples in the Hessian's fixed batch (networks).")] = 512,
@@ -55,12 +56,14 @@ def report(
     from sessions.report_data import ReportError, ReportOptions, collect
     from nebtui.report.figures import all_figures
     from nebtui.report.writers import write_report
+    from sessions.devices import resolve_device
     from sessions.folder import SessionError, SessionFolder
     from sessions.home import data_home
 
     try:
         formats = parse_formats(format)
-    except ValueError as error:
+        device = resolve_device(device)
+    except (ValueError, SessionError) as error:
         fail(str(error), code=2)
     options = ReportOptions(device=device, hessian_k=hessian_k, hessian_batch=hessian_batch,
                             hessian_dense_limit=hessian_dense_limit, slices=slices, slice_grid=slice_grid,

@@ -17,8 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from sessions import statefile
+from sessions.atomic import write_atomic
 from sessions.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from sessions.eventlog import EventLogError, EventLogReader, EventLogWriter, read_log
+from engine.events import UnknownEvent
+from sessions.eventlog import EventLogError, EventLogReader, EventLogWriter, LoggedEvent, read_log
 from sessions.folder import (
     CHECKPOINT_FILE,
     EVENTS_FILE,
@@ -32,6 +35,7 @@ from sessions.folder import (
 )
 from sessions.home import data_home
 from sessions.lock import LockedError, RunnerLock, holder, holder_info
+from sessions.statepack import pack_state, read_state, unpack_state
 
 REPO = Path(__file__).resolve().parents[3]
 MINIMUM = {"path": "minima/a.safetensors", "sha256": "ab" * 32, "parameters": 1234}
@@ -54,6 +58,13 @@ def test_session_error_is_its_own_kind():
     assert issubclass(SessionError, Exception)
     assert not issubclass(SessionError, (ValueError, OSError))
     assert issubclass(CheckpointError, SessionError) and issubclass(LockedError, SessionError)
+
+
+def test_lock_and_folder_do_not_import_each_other():
+    code = "import sys, sessions.lock; print('sessions.folder' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.stdout.strip() == "False"
 
 
 def test_data_home_from_variable_is_created_private(tmp_path):
@@ -114,15 +125,13 @@ def test_create_then_open_round_trips(tmp_path):
     assert opened.manifest() == [ManifestEntry(**MINIMUM), ManifestEntry("b.pt", "cd" * 32, 7)]
     assert opened.events_path.read_bytes() == b""
     assert opened.results_path.is_dir()
-    assert opened.session_path.name == SESSION_FILE
+    assert (opened.path / SESSION_FILE).is_file()
     names = [
-        opened.config_path, opened.manifest_path, opened.events_path, opened.checkpoint_path,
-        opened.previous_checkpoint_path, opened.runner_log_path, opened.lock_path, opened.heartbeat_path,
-        opened.control_socket_path, opened.results_path,
+        opened.config_path, opened.manifest_path, opened.events_path, opened.runner_log_path, opened.lock_path,
+        opened.heartbeat_path, opened.control_socket_path, opened.results_path,
     ]
     assert [p.name for p in names] == [
-        "config.json", "manifest.json", "events.jsonl", "checkpoint.safetensors",
-        "checkpoint.previous.safetensors", "runner.log", "lock", "heartbeat", "control.sock", "results",
+        "config.json", "manifest.json", "events.jsonl", "runner.log", "lock", "heartbeat", "control.sock", "results",
     ]
     assert all(p.parent == opened.path for p in names)
 
@@ -168,8 +177,8 @@ def test_open_missing_session_says_how_to_list(tmp_path):
 
 def test_schema_too_new_says_upgrade(tmp_path):
     folder = SessionFolder.create(tmp_path, "x", {}, [])
-    info = json.loads(folder.session_path.read_text())
-    folder.session_path.write_text(json.dumps({**info, "schema": SCHEMA_VERSION + 1}))
+    info = json.loads((folder.path / SESSION_FILE).read_text())
+    (folder.path / SESSION_FILE).write_text(json.dumps({**info, "schema": SCHEMA_VERSION + 1}))
     with pytest.raises(SessionError) as err:
         SessionFolder.open(tmp_path, "x")
     assert str(err.value) == "session x was written by a newer nebtui (schema 2, this one reads 1): upgrade nebtui"
@@ -179,7 +188,7 @@ def test_schema_too_new_says_upgrade(tmp_path):
                                      '"nebtui_version": "0"}', '{"schema": "1"}', ""])
 def test_corrupt_session_file_is_an_error(tmp_path, content):
     folder = SessionFolder.create(tmp_path, "x", {}, [])
-    folder.session_path.write_text(content)
+    (folder.path / SESSION_FILE).write_text(content)
     with pytest.raises(SessionError, match=r"session 'x' is corrupt \(session.json: .*\): remove it with nebtui sessions rm x"):
         SessionFolder.open(tmp_path, "x")
 
@@ -190,7 +199,7 @@ def test_list_sessions_by_creation_and_reports_broken_ones(tmp_path):
     (tmp_path / ".creating-d-123").mkdir()  # an interrupted create
     (tmp_path / "stray.txt").write_text("not a session")
     broken = SessionFolder.create(tmp_path, "broken", {}, [])
-    broken.session_path.write_text("{")
+    (broken.path / SESSION_FILE).write_text("{")
     errors: list[SessionError] = []
     assert [s.id for s in list_sessions(tmp_path, errors)] == ["c", "a", "b"]
     assert [str(e).split(" (")[0] for e in errors] == ["session 'broken' is corrupt"]
@@ -223,16 +232,21 @@ def test_heartbeat(tmp_path):
 # ---------------------------------------------------------------- event log
 
 
+def _event(kind: str | None = None, **fields) -> UnknownEvent:
+    """An event of any fields (the log layer does not care which kind it is)."""
+    return UnknownEvent({"kind": kind, **fields} if kind is not None else fields)
+
+
 def test_append_and_read_back(tmp_path):
     log = tmp_path / EVENTS_FILE
     with EventLogWriter(log) as writer:
-        assert [writer.append({"kind": "step", "i": i}) for i in range(3)] == [0, 1, 2]
+        assert [writer.append(_event("step", i=i)) for i in range(3)] == [0, 1, 2]
     events = read_log(log)
-    assert [(e["seq"], e["kind"], e["i"]) for e in events] == [(0, "step", 0), (1, "step", 1), (2, "step", 2)]
-    assert all(abs(e["time"] - time.time()) < 60 for e in events)
+    assert [(e.seq, e.event.kind, e.event.data["i"]) for e in events] == [(0, "step", 0), (1, "step", 1), (2, "step", 2)]
+    assert all(abs(e.time - time.time()) < 60 for e in events)
     assert log.read_bytes().count(b"\n") == 3
     with EventLogWriter(log) as writer:  # reopening continues the sequence
-        assert writer.append({"kind": "again"}) == 3
+        assert writer.append(_event("again")) == 3
     assert read_log(tmp_path / "missing.jsonl") == []
 
 
@@ -240,7 +254,7 @@ def test_reserved_fields_and_second_writer_are_refused(tmp_path):
     log = tmp_path / EVENTS_FILE
     with EventLogWriter(log) as writer:
         with pytest.raises(ValueError, match="set by the log"):
-            writer.append({"seq": 5})
+            writer.append(_event(seq=5))
         with pytest.raises(EventLogError, match="already has a writer"):
             EventLogWriter(log)
     EventLogWriter(log).close()  # free again once the first is closed
@@ -250,19 +264,19 @@ def test_torn_last_line_is_never_read_and_is_cut_by_the_next_writer(tmp_path):
     log = tmp_path / EVENTS_FILE
     with EventLogWriter(log) as writer:
         for i in range(3):
-            writer.append({"kind": "step", "i": i})
+            writer.append(_event("step", i=i))
     whole = log.read_bytes()
     _raw_append(log, b'{"seq":3,"time":1.0,"ki')  # a crash mid-write
     reader = EventLogReader(log)
-    assert [e["seq"] for e in reader.poll()] == [0, 1, 2]
+    assert [e.seq for e in reader.poll()] == [0, 1, 2]
     assert reader.skipped == 0
 
     with EventLogWriter(log) as writer:
         assert log.read_bytes() == whole
-        assert writer.append({"kind": "resumed"}) == 3
-    assert [e["seq"] for e in read_log(log)] == [0, 1, 2, 3]
+        assert writer.append(_event("resumed")) == 3
+    assert [e.seq for e in read_log(log)] == [0, 1, 2, 3]
     # The reader had seen the torn bytes; it now gets the new line, not a mix of both.
-    assert [(e["seq"], e["kind"]) for e in reader.poll()] == [(3, "resumed")]
+    assert [(e.seq, e.event.kind) for e in reader.poll()] == [(3, "resumed")]
     assert reader.skipped == 0
 
 
@@ -271,21 +285,21 @@ def test_a_log_that_is_only_a_torn_line_restarts_at_zero(tmp_path):
     log.write_bytes(b'{"seq":0,"ti')
     with EventLogWriter(log) as writer:
         assert log.read_bytes() == b""
-        assert writer.append({"kind": "first"}) == 0
+        assert writer.append(_event("first")) == 0
 
 
 def test_garbage_lines_are_skipped_and_counted(tmp_path):
     log = tmp_path / EVENTS_FILE
     with EventLogWriter(log) as writer:
-        writer.append({"kind": "a"})
+        writer.append(_event("a"))
     _raw_append(log, b'not json\n{"no_seq": 1}\n[1, 2]\n{"seq": "7"}\n\xff\xfe\n')
     with EventLogWriter(log) as writer:
-        assert writer.append({"kind": "b"}) == 1  # garbage last lines: continue after the last event
+        assert writer.append(_event("b")) == 1  # garbage last lines: continue after the last event
     _raw_append(log, b"garbage at the end\n")
     with EventLogWriter(log) as writer:
-        assert writer.append({"kind": "c"}) == 2
+        assert writer.append(_event("c")) == 2
     reader = EventLogReader(log)
-    assert [e["kind"] for e in reader.poll()] == ["a", "b", "c"]
+    assert [e.event.kind for e in reader.poll()] == ["a", "b", "c"]
     assert reader.skipped == 6
 
 
@@ -293,10 +307,10 @@ def test_gaps_and_duplicates_in_seq_are_passed_through(tmp_path):
     log = tmp_path / EVENTS_FILE
     log.write_bytes(b"".join(json.dumps({"seq": s, "time": 0.0}).encode() + b"\n" for s in [0, 1, 1, 5]))
     reader = EventLogReader(log)
-    assert [e["seq"] for e in reader.poll()] == [0, 1, 1, 5]
+    assert [e.seq for e in reader.poll()] == [0, 1, 1, 5]
     assert reader.skipped == 0
     with EventLogWriter(log) as writer:
-        assert writer.append({}) == 6
+        assert writer.append(_event()) == 6
 
 
 def test_partial_line_waits_for_its_newline(tmp_path):
@@ -309,7 +323,7 @@ def test_partial_line_waits_for_its_newline(tmp_path):
     _raw_append(log, line[10:])
     assert reader.poll() == []
     _raw_append(log, b"\n")
-    assert reader.poll() == [{"seq": 0, "time": 0.0, "kind": "x"}]
+    assert reader.poll() == [LoggedEvent(0, 0.0, UnknownEvent({"kind": "x"}))]
     assert reader.poll() == []
     assert reader.skipped == 0
 
@@ -321,16 +335,17 @@ def test_readers_follow_a_writer_process(tmp_path):
     child = _python(
         f"""
         import time
+        from engine.events import UnknownEvent
         from sessions.eventlog import EventLogWriter
         with EventLogWriter({str(log)!r}) as w:
             for i in range({count}):
-                w.append({{"kind": "step", "i": i, "energies": [0.5] * 20}})
+                w.append(UnknownEvent({{"kind": "step", "i": i, "energies": [0.5] * 20}}))
                 if i % 100 == 0:
                     time.sleep(0.01)
         """
     )
     readers = [EventLogReader(log) for _ in range(3)]
-    got: list[list[dict]] = [[] for _ in readers]
+    got: list[list[LoggedEvent]] = [[] for _ in readers]
     deadline = time.monotonic() + 50
     while any(len(g) < count for g in got) and time.monotonic() < deadline:
         for reader, g in zip(readers, got):
@@ -338,8 +353,8 @@ def test_readers_follow_a_writer_process(tmp_path):
         time.sleep(0.001)
     assert child.wait(timeout=30) == 0
     for reader, g in zip(readers, got):
-        assert [e["seq"] for e in g] == list(range(count))
-        assert [e["i"] for e in g] == list(range(count))
+        assert [e.seq for e in g] == list(range(count))
+        assert [e.event.data["i"] for e in g] == list(range(count))
         assert reader.skipped == 0
 
 
@@ -349,10 +364,11 @@ def test_kill_9_after_append_loses_nothing(tmp_path):
     child = _python(
         f"""
         import sys, time
+        from engine.events import UnknownEvent
         from sessions.eventlog import EventLogWriter
         w = EventLogWriter({str(log)!r})
         for i in range(500):
-            w.append({{"kind": "step", "i": i}})
+            w.append(UnknownEvent({{"kind": "step", "i": i}}))
         print("written", flush=True)
         time.sleep(60)
         """,
@@ -361,19 +377,19 @@ def test_kill_9_after_append_loses_nothing(tmp_path):
     assert child.stdout.readline().strip() == "written"
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=10)
-    assert [e["i"] for e in read_log(log)] == list(range(500))
+    assert [e.event.data["i"] for e in read_log(log)] == list(range(500))
     with EventLogWriter(log) as writer:  # the dead writer's flock is gone
-        assert writer.append({"kind": "after"}) == 500
+        assert writer.append(_event("after")) == 500
 
 
 def test_follow_stops_on_timeout_or_stop(tmp_path):
     log = tmp_path / EVENTS_FILE
     with EventLogWriter(log) as writer:
         for i in range(3):
-            writer.append({"i": i})
+            writer.append(_event(i=i))
         reader = EventLogReader(log)
         start = time.monotonic()
-        assert [e["i"] for e in reader.follow(timeout=0.2, interval=0.01)] == [0, 1, 2]
+        assert [e.event.data["i"] for e in reader.follow(timeout=0.2, interval=0.01)] == [0, 1, 2]
         assert 0.15 < time.monotonic() - start < 5
 
         stop = threading.Event()
@@ -381,13 +397,13 @@ def test_follow_stops_on_timeout_or_stop(tmp_path):
 
         def later() -> None:
             time.sleep(0.1)
-            writer.append({"i": 3})
+            writer.append(_event(i=3))
             time.sleep(0.1)
             stop.set()
 
         thread = threading.Thread(target=later)
         thread.start()
-        seen = [e["i"] for e in reader.follow(stop, timeout=10, interval=0.01)]
+        seen = [e.event.data["i"] for e in reader.follow(stop, timeout=10, interval=0.01)]
         thread.join()
         assert seen == [3]
 
@@ -515,6 +531,84 @@ def test_read_only_folder_keeps_the_previous_checkpoint(tmp_path):
     finally:
         tmp_path.chmod(0o700)
     assert load_checkpoint(tmp_path).meta == {"cycle": 1}
+
+
+# ---------------------------------------------------------------- atomic writes and state files
+
+
+def test_write_atomic_replaces_whole_and_leaves_no_temp_file(tmp_path):
+    target = tmp_path / "result.json"
+    write_atomic(target, b"first\n")
+    write_atomic(target, b"second\n" * 1000)
+    assert target.read_bytes() == b"second\n" * 1000
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert os.listdir(tmp_path) == ["result.json"]
+
+
+def test_write_atomic_that_fails_keeps_the_old_file(tmp_path):
+    target = tmp_path / "result.json"
+    write_atomic(target, b"old")
+
+    def refuse() -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        write_atomic(target, b"new", before_replace=refuse)
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["result.json"]
+
+
+def test_state_file_round_trips_in_bytes_and_on_disk(tmp_path):
+    tensors = _tensors(1.5)
+    meta = {"cycle": 2, "pairs": {"0-10": 1, "0-2": 2}}
+    state = unpack_state(pack_state({"tensors": tensors, "meta": meta}))
+    assert list(state["meta"]["pairs"]) == ["0-10", "0-2"]  # insertion order kept
+    statefile.write(tmp_path / "s.safetensors", tensors, meta, key="k", tags={"kind": "test"})
+    got, got_meta, header = statefile.read(tmp_path / "s.safetensors", key="k")
+    assert got_meta == meta == state["meta"] and header == {"kind": "test"}
+    for name, tensor in tensors.items():
+        assert torch.equal(got[name], tensor) and torch.equal(state["tensors"][name], tensor)
+
+
+@pytest.mark.parametrize("data", [b"", b"junk", b"\xff" * 8 + b"{}", None])
+def test_damaged_state_bytes_are_one_error(tmp_path, data):
+    if data is None:  # a pickle (torch.save) is never unpickled: it is just not a state
+        torch.save({"pivots": torch.zeros(3)}, tmp_path / "p.pt")
+        data = (tmp_path / "p.pt").read_bytes()
+    with pytest.raises(statefile.StateFileError, match="the state is unreadable"):
+        unpack_state(data)
+    with pytest.raises(ValueError, match="no 'meta' entry"):  # a plain state dict has no meta
+        unpack_state(statefile.to_bytes({"x": torch.zeros(2)}, {}, key="other"))
+
+
+def test_files_in_the_earlier_layout_still_load(tmp_path):
+    """Checkpoints and finished paths as the earlier code wrote them, built here with safetensors itself."""
+    from safetensors.torch import save, save_file
+
+    tensors = {"pivots": torch.arange(6, dtype=torch.float32).reshape(3, 2), "steps": torch.tensor([4])}
+    meta = {"cycle": 5, "running": {}}
+    save_file(tensors, str(tmp_path / CHECKPOINT_FILE),
+              metadata={"nebtui.checkpoint": "1", "nebtui.meta": json.dumps(meta, sort_keys=True)})
+    loaded = load_checkpoint(tmp_path)
+    assert loaded.source == "current" and loaded.meta == meta
+    assert torch.equal(loaded.tensors["pivots"], tensors["pivots"]) and torch.equal(loaded.tensors["steps"], tensors["steps"])
+
+    path = save(tensors, metadata={"meta": json.dumps({"pair": [0, 1], "done": True})})
+    (tmp_path / "0-1.safetensors").write_bytes(path)
+    for state in (unpack_state(path), read_state(tmp_path / "0-1.safetensors")):
+        assert state["meta"] == {"pair": [0, 1], "done": True}
+        assert torch.equal(state["tensors"]["pivots"], tensors["pivots"])
+
+
+def test_checkpoints_and_paths_are_written_in_the_same_layout(tmp_path):
+    from safetensors import safe_open
+
+    save_checkpoint(tmp_path, _tensors(1.0), {"b": 1, "a": 2})
+    with safe_open(str(tmp_path / CHECKPOINT_FILE), "pt") as opened:
+        assert opened.metadata() == {"nebtui.checkpoint": "1", "nebtui.meta": '{"a": 2, "b": 1}'}
+    (tmp_path / "0-1.safetensors").write_bytes(pack_state({"tensors": _tensors(1.0), "meta": {"b": 1, "a": 2}}))
+    with safe_open(str(tmp_path / "0-1.safetensors"), "pt") as opened:
+        assert opened.metadata() == {"meta": '{"b": 1, "a": 2}'}
 
 
 # ---------------------------------------------------------------- runner lock
