@@ -99,3 +99,67 @@ def test_a_minimum_still_in_training_is_not_a_minimum(tmp_path, net):
     (tmp_path / "minimum-01.safetensors").unlink()
     with pytest.raises(SessionError, match=r"holds unfinished training \(minimum-02.partial.safetensors\)"):
         find_minima(tmp_path)
+
+
+# ---- the minima folder nebtui train writes
+
+
+def test_a_training_state_in_the_earlier_layout_still_loads(tmp_path):
+    """minimum-NN.partial.safetensors as the earlier code wrote it, built here with safetensors itself."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from sessions.minima_folder import load_partial, partial_path, save_partial
+
+    stem = tmp_path / "minimum-00"
+    identity = {"model": "mlp", "model_args": {}, "data": "digits", "recipe": {"steps": 10}, "seed": 3}
+    meta = {"step": 4, "position": 2, "history": [1.5, 1.2]}
+    tensors = {"weights.0": torch.arange(4.0), "generator": torch.zeros(8, dtype=torch.uint8)}
+    header = {"version": 1, "identity": identity, "meta": meta, "seconds": 2.5}
+    save_file(tensors, str(partial_path(stem)), metadata={"nebtui": json.dumps(header)})
+    state, seconds = load_partial(partial_path(stem), identity)
+    assert seconds == 2.5 and state["meta"] == meta
+    assert all(torch.equal(state["tensors"][k], v) for k, v in tensors.items())
+
+    save_partial(partial_path(stem), state, identity, 3.0)  # written again: the same layout
+    from safetensors import safe_open
+
+    with safe_open(str(partial_path(stem)), "pt") as opened:
+        assert json.loads(opened.metadata()["nebtui"]) == {**header, "seconds": 3.0}
+    with pytest.raises(SessionError, match="was started with another seed: rerun with the same options"):
+        load_partial(partial_path(stem), {**identity, "seed": 4})
+    partial_path(stem).write_bytes(b"garbage")
+    with pytest.raises(SessionError, match=r"minimum-00.partial.safetensors is damaged \(StateFileError\)"):
+        load_partial(partial_path(stem), identity)
+
+
+def test_claims_and_what_is_still_in_training(tmp_path, net):
+    from sessions.minima_folder import claim, in_training, partial_path, trained, write_minimum
+
+    done, claimed, left = (tmp_path / f"minimum-0{i}" for i in range(3))
+    write_minimum(done, net.state_dict(), {"model": "mlp", "data": "digits"})
+    assert trained(done) and not trained(claimed)
+    partial_path(left).write_bytes(b"a saved state")
+    lock = claim(claimed)
+    try:
+        assert lock is not None and claim(claimed) is None  # the claim is exclusive
+        assert in_training(tmp_path) == ["minimum-01", "minimum-02"]
+    finally:
+        lock.release()
+    assert in_training(tmp_path) == ["minimum-02"]  # a released claim with no state is no training
+
+
+def test_sidecars_agree_or_are_refused(tmp_path, net):
+    from sessions.minima_folder import read_sidecars, write_minimum
+
+    stems = [tmp_path / f"minimum-0{i}" for i in range(2)]
+    for stem in stems:
+        write_minimum(stem, net.state_dict(), {"model": "mlp", "model_args": {"hidden": [8]}, "data": "digits"})
+    files = [s.with_suffix(".safetensors") for s in stems]
+    assert read_sidecars(files) == {"model": "mlp", "model_args": {"hidden": [8]}, "data": "digits"}
+    stems[1].with_suffix(".json").write_text('{"model": "small_cnn", "data": "digits"}')
+    with pytest.raises(SessionError, match=r"sidecars name different models or data \(2 kinds\)"):
+        read_sidecars(files)
+    stems[1].with_suffix(".json").unlink()
+    assert read_sidecars(files) is None
