@@ -2,7 +2,12 @@
 process and the UI. Tensors never travel in events; they go to checkpoints.
 
 Every event has a ``kind`` (its class name in snake case) and round-trips
-through ``to_dict`` / ``event_from_dict``.
+through ``to_dict`` / ``event_from_dict``. One registry holds every kind: the
+engine's below and the session's (``sessions.lifecycle``) once imported.
+
+A dict whose kind is not registered (written by a newer version), or whose
+fields do not fit its class, comes back as an ``UnknownEvent`` that keeps the
+dict as it was: readers skip it, nothing fails on it.
 """
 
 from __future__ import annotations
@@ -25,11 +30,14 @@ def _snake(name: str) -> str:
 @dataclass(frozen=True)
 class Event:
     kind: ClassVar[str] = "event"
+    _field_names: ClassVar[tuple[str, ...] | None] = None  # filled on first use (after @dataclass ran)
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.kind = _snake(cls.__name__)
-        _REGISTRY[cls.kind] = cls
+        cls._field_names = None
+        if register:
+            cls.kind = _snake(cls.__name__)
+            _REGISTRY[cls.kind] = cls
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
@@ -38,20 +46,42 @@ class Event:
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
+    @classmethod
+    def _from_fields(cls, data: dict[str, Any]) -> "Event":
+        names = cls._field_names
+        if names is None:
+            names = cls._field_names = tuple(f.name for f in dataclasses.fields(cls))
+        kwargs = {name: data[name] for name in names if name in data}
+        pair = kwargs.get("pair")
+        if pair is not None:
+            kwargs["pair"] = tuple(pair)
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class UnknownEvent(Event, register=False):
+    """An event this version cannot read: its dict, kept as written."""
+
+    data: dict[str, Any]
+
+    @property  # type: ignore[override]
+    def kind(self) -> str:  # type: ignore[override]
+        return str(self.data.get("kind"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.data)
+
 
 def event_from_dict(data: dict[str, Any]) -> Event:
-    """Rebuild an event from ``Event.to_dict`` output (e.g. a JSON log line)."""
-    data = dict(data)
-    kind = data.pop("kind", None)
-    cls = _REGISTRY.get(kind)  # type: ignore[arg-type]
-    if cls is None:
-        raise ValueError(f"unknown event kind {kind!r}")
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            value = data[f.name]
-            kwargs[f.name] = tuple(value) if f.name == "pair" and value is not None else value
-    return cls(**kwargs)
+    """The event of ``Event.to_dict`` output (e.g. a JSON log line; other keys are
+    ignored); an ``UnknownEvent`` when its kind or its fields do not fit."""
+    cls = _REGISTRY.get(data.get("kind"))  # type: ignore[arg-type]
+    if cls is not None:
+        try:
+            return cls._from_fields(data)
+        except (TypeError, ValueError):  # a field missing, or a pair that is not a pair
+            pass
+    return UnknownEvent(dict(data))
 
 
 EventSink = Callable[[Event], None]

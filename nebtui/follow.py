@@ -21,18 +21,20 @@ def follow(folder: SessionFolder, printer: ProgressPrinter, poll: float = 0.1) -
     returns the replayed view. Ctrl-C (KeyboardInterrupt) passes to the caller."""
     view = SessionView()
     with EventLogReader(folder.events_path) as reader:
+
+        def catch_up() -> None:
+            for entry in reader.poll():
+                view.apply(entry)
+                printer(entry.event)
+
         last_check = 0.0
         while True:
-            for event in reader.poll():
-                view.apply(event)
-                printer(event)
+            catch_up()
             now = time.monotonic()
             if view.lifecycle in ENDED or now - last_check > 1.0:
                 last_check = now
                 if holder(folder.lock_path) is None:
-                    for event in reader.poll():  # what the runner wrote just before it left
-                        view.apply(event)
-                        printer(event)
+                    catch_up()  # what the runner wrote just before it left
                     return view
             time.sleep(poll)
 

@@ -1,9 +1,31 @@
-"""Plain progress lines from event dicts, for --headless runs, batch jobs and
+"""Plain progress lines from events, for --headless runs, batch jobs and
 `sessions attach` without the app."""
 
 from __future__ import annotations
 
 from typing import Any, TextIO
+
+from engine.events import (
+    ConnectionFinished,
+    CycleFinished,
+    EdgeIgnored,
+    Event,
+    LandscapeFinished,
+    MSTEdgeAdded,
+    MSTEdgeReplaced,
+    PairChosen,
+)
+from sessions.lifecycle import (
+    CheckpointFailed,
+    ControlReceived,
+    RunnerStarted,
+    SessionFailed,
+    SessionFinished,
+    SessionPaused,
+    SessionResumed,
+    SessionStopped,
+    WorkerDied,
+)
 
 
 def clock_text(seconds: float | None) -> str:
@@ -16,61 +38,53 @@ def clock_text(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def describe(event: dict[str, Any]) -> str | None:
+def describe(event: Event) -> str | None:
     """One line for an event worth a line, else None."""
-    kind = event.get("kind")
-    e = event
-    pair = tuple(e["pair"]) if isinstance(e.get("pair"), list) else None
-    if kind == "pair_chosen":
-        why = "initial tree" if e["reason"] == "initial" else f"to replace MST edge {tuple(e['attacked_edge'])}"
-        return f"pair {pair}: chosen ({why})"
-    if kind == "cycle_finished":
-        return (
-            f"pair {pair} restart {e['restart'] + 1} cycle {e['cycle']}: "
-            f"{len(e['pivot_losses'])} pivots, saddle {e['saddle_energy']:.4f} at {e['saddle_position']:.3f}"
-        )
-    if kind == "connection_finished":
-        return (
-            f"pair {pair}: saddle {e['saddle_energy']:.4f} "
-            f"(linear segment {e['linear_saddle_energy']:.4f}), {e['pivots']} pivots"
-        )
-    if kind == "mst_edge_added":
-        return f"MST: edge ({e['a']}, {e['b']}) added, saddle {e['saddle_energy']:.4f}"
-    if kind == "mst_edge_replaced":
-        return (
-            f"MST: edge {tuple(e['removed'])} ({e['removed_energy']:.4f}) replaced by "
-            f"{tuple(e['added'])} ({e['added_energy']:.4f})"
-        )
-    if kind == "edge_ignored":
-        return f"MST: edge ({e['a']}, {e['b']}) kept: every pair across it is known"
-    if kind == "landscape_finished":
-        return f"landscape: finished ({e['reason'].replace('_', ' ')})"
-    if kind == "runner_started":
-        how = "resumed from its checkpoint" if e["resumed"] else "started"
-        return f"runner {e['pid']} {how} on {', '.join(e['devices'])}"
-    if kind == "worker_died":
-        then = f"restarting in {e['restart_in']:g} s" if e["restart_in"] is not None else "giving up"
-        on = f" on pair {tuple(e['pair'])}" if e.get("pair") else ""
-        return f"worker {e['worker']} (pid {e['pid']}) died{on}: {e['reason']}; {then}"
-    if kind == "control_received":
-        return f"control: {e['command']}: {e['detail']}"
-    if kind == "session_paused":
-        return "session paused"
-    if kind == "session_resumed":
-        return "session resumed"
-    if kind == "checkpoint_failed":
-        return f"checkpoint FAILED: {e['message']}"
-    if kind == "session_stopped":
-        return f"session stopped after {e['pairs_done']} pairs"
-    if kind == "session_failed":
-        return f"session FAILED: {e['message']}"
-    if kind == "session_finished":
-        return f"session finished ({e['reason'].replace('_', ' ')}), {e['pairs_done']} pairs"
+    match event:
+        case PairChosen(pair=pair, reason=reason, attacked_edge=edge):
+            why = "initial tree" if reason == "initial" else f"to replace MST edge {tuple(edge or ())}"
+            return f"pair {pair}: chosen ({why})"
+        case CycleFinished() as e:
+            return (f"pair {e.pair} restart {e.restart + 1} cycle {e.cycle}: "
+                    f"{len(e.pivot_losses)} pivots, saddle {e.saddle_energy:.4f} at {e.saddle_position:.3f}")
+        case ConnectionFinished() as e:
+            return (f"pair {e.pair}: saddle {e.saddle_energy:.4f} "
+                    f"(linear segment {e.linear_saddle_energy:.4f}), {e.pivots} pivots")
+        case MSTEdgeAdded(a=a, b=b, saddle_energy=saddle):
+            return f"MST: edge ({a}, {b}) added, saddle {saddle:.4f}"
+        case MSTEdgeReplaced() as e:
+            return (f"MST: edge {tuple(e.removed)} ({e.removed_energy:.4f}) replaced by "
+                    f"{tuple(e.added)} ({e.added_energy:.4f})")
+        case EdgeIgnored(a=a, b=b):
+            return f"MST: edge ({a}, {b}) kept: every pair across it is known"
+        case LandscapeFinished(reason=reason):
+            return f"landscape: finished ({reason.replace('_', ' ')})"
+        case RunnerStarted() as e:
+            how = "resumed from its checkpoint" if e.resumed else "started"
+            return f"runner {e.pid} {how} on {', '.join(e.devices)}"
+        case WorkerDied() as e:
+            then = f"restarting in {e.restart_in:g} s" if e.restart_in is not None else "giving up"
+            on = f" on pair {tuple(e.pair)}" if e.pair else ""
+            return f"worker {e.worker} (pid {e.pid}) died{on}: {e.reason}; {then}"
+        case ControlReceived(command=command, detail=detail):
+            return f"control: {command}: {detail}"
+        case SessionPaused():
+            return "session paused"
+        case SessionResumed():
+            return "session resumed"
+        case CheckpointFailed(message=message):
+            return f"checkpoint FAILED: {message}"
+        case SessionStopped(pairs_done=done):
+            return f"session stopped after {done} pairs"
+        case SessionFailed(message=message):
+            return f"session FAILED: {message}"
+        case SessionFinished(reason=reason, pairs_done=done):
+            return f"session finished ({reason.replace('_', ' ')}), {done} pairs"
     return None
 
 
 class ProgressPrinter:
-    """Prints one line per meaningful event dict."""
+    """Prints one line per meaningful event."""
 
     def __init__(self, stream: TextIO, enabled: bool = True):
         self.stream = stream
@@ -83,7 +97,7 @@ class ProgressPrinter:
     def note(self, text: str) -> None:
         self.line(f"note: {text}")
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Event) -> None:
         text = describe(event)
         if text is not None:
             self.line(text)

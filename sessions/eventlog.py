@@ -1,5 +1,11 @@
 """The append-only event log: one JSON object per line, ``{"seq": n, "time": t, ...event fields}``.
 
+Events go in and come out typed: the writer appends an ``Event`` (``to_dict``
+plus the log's own ``seq`` and ``time``); readers return ``LoggedEvent`` records,
+the event rebuilt by ``engine.events.event_from_dict`` (engine and session
+kinds, one registry) together with its ``seq`` and ``time``. A kind this
+version does not know is kept as an ``UnknownEvent`` with its fields as written.
+
 One writer (the runner) appends; any number of readers replay and follow it.
 Each event is one ``os.write`` of a whole line, so what a killed writer had
 appended is already in the kernel's hands; a line cut short by a crash (no
@@ -16,17 +22,38 @@ import json
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from engine.events import Event, UnknownEvent, event_from_dict
+from sessions import lifecycle  # noqa: F401 - registers the session's event kinds
 from sessions.atomic import write_all
 from sessions.errors import SessionError
 
 _TAIL_CHUNK = 64 * 1024
+_LOG_FIELDS = ("seq", "time")
 
 
 class EventLogError(SessionError):
     """The event log cannot be written."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """One line of the log: the event, and the fields the log adds to it."""
+
+    seq: int  # 0, 1, 2, ... in the order written (a crash and resume continue it)
+    time: float | None  # the writer's clock (time.time()) when it appended the event; None if the line has none
+    event: Event
+
+
+def _logged(record: dict[str, Any]) -> LoggedEvent:
+    event = event_from_dict(record)
+    if type(event) is UnknownEvent:  # keep what the event wrote, not what the log added
+        event = UnknownEvent({k: v for k, v in record.items() if k not in _LOG_FIELDS})
+    stamp = record.get("time")
+    return LoggedEvent(record["seq"], stamp if type(stamp) is float or type(stamp) is int else None, event)
 
 
 def _parse_line(line: bytes | str) -> dict[str, Any] | None:
@@ -40,22 +67,22 @@ def _parse_line(line: bytes | str) -> dict[str, Any] | None:
     return event
 
 
-def _parse_lines(data: bytes) -> tuple[list[dict[str, Any]], int]:
+def _parse_lines(data: bytes) -> tuple[list[LoggedEvent], int]:
     """(events, number of lines that are not events) in complete lines ``data`` (no final newline)."""
     try:  # decoding once is faster than per line; a bad byte anywhere sends us line by line
         lines: list[bytes] | list[str] = data.decode("utf-8").split("\n")
     except UnicodeDecodeError:
         lines = data.split(b"\n")
     events = []
-    # Building many small dicts triggers the cyclic GC again and again; none of them
+    # Building many small objects triggers the cyclic GC again and again; none of them
     # can be cyclic garbage, so pausing it makes a long replay about a third faster.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         for line in lines:
-            event = _parse_line(line)
-            if event is not None:
-                events.append(event)
+            record = _parse_line(line)
+            if record is not None:
+                events.append(_logged(record))
     finally:
         if was_enabled:
             gc.enable()
@@ -125,15 +152,16 @@ class EventLogWriter:
     def next_seq(self) -> int:
         return self._next_seq
 
-    def append(self, event: dict[str, Any]) -> int:
+    def append(self, event: Event) -> int:
         """Write one event as one line and return its seq."""
         if self._fd < 0:
             raise EventLogError(f"event log {self.path} is closed")
-        clash = {"seq", "time"} & event.keys()
+        fields = event.to_dict()
+        clash = set(_LOG_FIELDS) & fields.keys()
         if clash:
             raise ValueError(f"event fields {sorted(clash)} are set by the log: rename them")
         seq = self._next_seq
-        record = {"seq": seq, "time": time.time(), **event}
+        record = {"seq": seq, "time": time.time(), **fields}
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         try:
             write_all(self._fd, line)
@@ -177,7 +205,7 @@ class EventLogReader:
         self._inode: tuple[int, int] | None = None
         self._line_start = 0  # offset of the first byte not yet returned as part of a complete line
 
-    def poll(self) -> list[dict[str, Any]]:
+    def poll(self) -> list[LoggedEvent]:
         """The complete events written since the last call (possibly none)."""
         if not self._reopen_if_replaced():
             return []
@@ -201,7 +229,7 @@ class EventLogReader:
         stop: threading.Event | Callable[[], bool] | None = None,
         timeout: float | None = None,
         interval: float = 0.05,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[LoggedEvent]:
         """Yield events as they arrive, until ``stop`` is set / returns True, or ``timeout``
         seconds pass without a new event (None: no timeout). Polls every ``interval`` seconds."""
         is_set = stop.is_set if isinstance(stop, threading.Event) else (stop or (lambda: False))
@@ -248,7 +276,7 @@ class EventLogReader:
         return True
 
 
-def read_log(path: Path) -> list[dict[str, Any]]:
+def read_log(path: Path) -> list[LoggedEvent]:
     """Every complete event in the log (a missing log is empty)."""
     with EventLogReader(path) as reader:
         return reader.poll()

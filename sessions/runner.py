@@ -29,7 +29,7 @@ from engine.neb.autoneb import Connection
 from engine.events import Event
 from engine.neb.exploration import Exploration
 from engine.neb.schedule import schedule_from_dict
-from sessions import events as session_events
+from sessions import lifecycle as session_events
 from sessions.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from sessions.config import SessionConfig
 from sessions.control import EXPIRED, ControlServer, expired
@@ -38,6 +38,7 @@ from sessions.atomic import write_atomic
 from sessions.devices import resolve_devices
 from sessions.folder import SessionError, SessionFolder
 from sessions.lock import LockedError, RunnerLock
+from sessions.messages import JobDone, JobFailed, JobStopped, StateSaved, WorkerEvent, WorkerMessage, WorkerReady
 from sessions.problem import build
 from sessions.statepack import pack_state, read_state, unpack_state
 from sessions.workers import LocalPool, WorkerPool
@@ -77,9 +78,6 @@ class Runner:
     # --- events ---------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
-        self.emit_dict(event.to_dict())
-
-    def emit_dict(self, event: dict[str, Any]) -> None:
         assert self.log is not None
         self.log.append(event)
 
@@ -343,39 +341,37 @@ class Runner:
             self.pool.submit(worker, pair, pack_state(self.exploration.running[pair].state_dict()))
             self.assigned[pair] = worker
 
-    def _handle(self, message: tuple[Any, ...]) -> None:
-        kind, worker = message[0], message[1]
-        if kind == "ready":
-            _, _, pid, device = message
-            self.emit(session_events.WorkerStarted(worker=worker, device=device, pid=pid))
-        elif kind == "event":
-            self.emit_dict(message[2])
-        elif kind in ("state", "stopped", "done"):
-            pair, packed = tuple(message[2]), message[3]
-            connection = Connection.from_state(self.energy, self.schedule, unpack_state(packed))
-            if kind == "done":
+    def _handle(self, message: WorkerMessage) -> None:
+        match message:
+            case WorkerReady(worker=worker, pid=pid, device=device):
+                self.emit(session_events.WorkerStarted(worker=worker, device=device, pid=pid))
+            case WorkerEvent(event=event):
+                self.emit(event)
+            case JobDone(pair=pair, packed=packed):
+                connection = Connection.from_state(self.energy, self.schedule, unpack_state(packed))
                 self._save_result(self.paths_folder / f"{_key(pair)}.safetensors", packed, f"the path of pair {pair}")
                 self.assigned.pop(pair, None)
                 self.retries.pop(pair, None)
                 self.exploration.record(connection)
                 self.checkpoint("pair")
-                return
-            self.exploration.running[pair] = connection
-            if kind == "stopped":
+            case JobStopped(pair=pair, packed=packed):
+                self.exploration.running[pair] = Connection.from_state(self.energy, self.schedule, unpack_state(packed))
                 self.assigned.pop(pair, None)
-            else:
-                self.checkpoint(message[4])
-        elif kind == "failed":
-            self.failures[worker] = message[3]
-            if message[4]:
-                self.fatal = message[3]
+            case StateSaved(pair=pair, packed=packed, reason=reason):
+                self.exploration.running[pair] = Connection.from_state(self.energy, self.schedule, unpack_state(packed))
+                self.checkpoint(reason)
+            case JobFailed(worker=worker, message=text, fatal=fatal):
+                self.failures[worker] = text
+                if fatal:
+                    self.fatal = text
 
     def _check_workers(self) -> bool:
         """Restart dead workers (with backoff); True when the session must give up."""
         assert self.pool is not None
         now = time.monotonic()
-        for worker, pid, reason, pair in self.pool.dead():
-            reason = self.failures.pop(worker, reason)
+        for exited in self.pool.dead():
+            worker, pid, pair = exited.worker, exited.pid, exited.pair
+            reason = self.failures.pop(worker, exited.reason)
             if self.fatal is not None:
                 self.emit(session_events.WorkerDied(worker=worker, pid=pid, reason=reason,
                                                     pair=list(pair) if pair else None, restart_in=None))

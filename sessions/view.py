@@ -8,101 +8,169 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.events import (
+    ConnectionFinished,
+    CycleFinished,
+    CycleStarted,
+    MSTEdgeAdded,
+    MSTEdgeReplaced,
+    PairChosen,
+    PivotsInserted,
+    StepEnergies,
+)
+from sessions.eventlog import LoggedEvent, read_log
 from sessions.folder import SessionFolder
+from sessions.lifecycle import (
+    RunnerStarted,
+    SessionFailed,
+    SessionFinished,
+    SessionPaused,
+    SessionResumed,
+    SessionStopped,
+    WorkerDied,
+    WorkerStarted,
+)
 from sessions.lock import holder
 
 STALE_HEARTBEAT = 10.0  # seconds without a heartbeat before a live runner counts as unresponsive
 STATUSES = ("created", "running", "paused", "unresponsive", "stopped", "crashed", "failed", "finished")
 
 
-PAIR_EVENTS = ("cycle_started", "step_energies", "pivots_inserted", "cycle_finished")
+Pair = tuple[int, int]
+PROFILED_FINISHED = 12  # finished pairs whose cycle profiles are kept (the oldest lose theirs)
 
 
 @dataclass
 class PairProgress:
-    """Where one pair's connection stands, from its events (PAIR_EVENTS)."""
+    """Where one pair's connection stands, from its events."""
 
+    pair: Pair
     restart: int = 0
-    cycle: int = 0
+    cycle: int = 0  # 1-based; 0 before the first cycle
     cycles: int = 0
     step: int = 0
     steps: int = 0
     pivots: int = 0
-    saddle_energy: float | None = None  # of the last finished cycle
-
-    def apply(self, event: dict[str, Any]) -> None:
-        kind = event.get("kind")
-        if kind == "cycle_started":
-            self.restart, self.cycle, self.cycles = event["restart"], event["cycle"], event["cycles"]
-            self.step, self.steps, self.pivots = 0, event["steps"], event["pivots"]
-        elif kind == "step_energies":
-            self.step = event["step"]
-        elif kind == "pivots_inserted":
-            self.pivots = event["pivots"]
-        elif kind == "cycle_finished":
-            self.saddle_energy = event["saddle_energy"]
+    saddle_energy: float | None = None  # of the last finished cycle; once finished, the connection's
+    linear_saddle_energy: float | None = None
+    live_losses: list[float] | None = None  # pivot losses at the latest step of the running cycle
+    profiles: list[CycleFinished] = field(default_factory=list)  # the current restart's cycles, oldest first
+    finished: bool = False
+    started_at: float | None = None  # time of its first cycle
+    finished_at: float | None = None  # time its connection finished
 
 
 @dataclass
 class SessionView:
-    """A reducer over event dicts: ``apply`` each event in log order."""
+    """The one reducer of a session's events: ``apply`` each ``LoggedEvent`` in log
+    order. Events of unknown kinds count as events and change nothing else."""
 
     events: int = 0
     lifecycle: str = "created"  # the last lifecycle event: running | paused | stopped | failed | finished
     error: str | None = None
-    devices: list[str] = field(default_factory=list)
-    started: float | None = None  # time of the first event
-    last_time: float | None = None
-    pairs: dict[tuple[int, int], PairProgress] = field(default_factory=dict)  # in flight
-    saddles: dict[tuple[int, int], float] = field(default_factory=dict)  # finished pairs
-    linear: dict[tuple[int, int], float] = field(default_factory=dict)
-    mst: dict[tuple[int, int], float] = field(default_factory=dict)
+    devices: list[str] = field(default_factory=list)  # of the latest runner
+    devices_used: list[str] = field(default_factory=list)  # every runner's and worker's, first use first
+    started: float | None = None  # time of the earliest event
+    last_time: float | None = None  # time of the latest event
+    progress: dict[Pair, PairProgress] = field(default_factory=dict)  # every pair with events, first seen first
+    current: Pair | None = None  # the pair of the latest cycle start or step
+    attacked: dict[Pair, tuple[int, int] | None] = field(default_factory=dict)  # chosen, not finished -> MST edge
+    minima: dict[int, float] = field(default_factory=dict)  # minimum -> its energy (the ends of its profiles)
+    saddles: dict[Pair, float] = field(default_factory=dict)  # finished pairs
+    linear: dict[Pair, float] = field(default_factory=dict)
+    mst: dict[Pair, float] = field(default_factory=dict)
     finished_reason: str | None = None
     worker_deaths: int = 0
+    _profiled: list[Pair] = field(default_factory=list, repr=False)  # finished pairs with profiles, oldest first
 
-    def apply(self, event: dict[str, Any]) -> None:
+    @property
+    def running(self) -> dict[Pair, PairProgress]:
+        """The pairs in flight (with events, not finished), by pair."""
+        return {pair: p for pair, p in sorted(self.progress.items()) if not p.finished}
+
+    def pair_seconds(self) -> dict[Pair, float]:
+        """Seconds from each finished pair's first cycle to its end, from the log's times."""
+        return {pair: p.finished_at - p.started_at for pair, p in self.progress.items()
+                if p.started_at is not None and p.finished_at is not None}
+
+    def _pair(self, pair: Pair) -> PairProgress:
+        progress = self.progress.get(pair)
+        if progress is None:
+            progress = self.progress[pair] = PairProgress(pair)
+        return progress
+
+    def apply(self, entry: LoggedEvent) -> None:
         self.events += 1
-        kind = event.get("kind")
-        stamp = event.get("time")
-        if isinstance(stamp, (int, float)):
-            self.started = stamp if self.started is None else self.started
-            self.last_time = stamp
-        pair = tuple(event["pair"]) if isinstance(event.get("pair"), list) else None
-        if kind == "runner_started":
-            self.lifecycle, self.error, self.devices = "running", None, list(event.get("devices", []))
-        elif kind == "session_paused":
-            self.lifecycle = "paused"
-        elif kind == "session_resumed":
-            self.lifecycle = "running"
-        elif kind == "session_stopped":
-            self.lifecycle = "stopped"
-        elif kind == "session_failed":
-            self.lifecycle, self.error = "failed", event.get("message")
-        elif kind == "session_finished":
-            self.lifecycle, self.finished_reason = "finished", event.get("reason")
-            self.mst = {(int(a), int(b)): float(s) for a, b, s in event.get("mst", [])}
-        elif kind == "worker_died":
-            self.worker_deaths += 1
-        elif kind in PAIR_EVENTS and pair is not None:
-            self.pairs.setdefault(pair, PairProgress()).apply(event)
-        elif kind == "connection_finished" and pair is not None:
-            self.pairs.pop(pair, None)
-            self.saddles[pair] = event["saddle_energy"]
-            self.linear[pair] = event["linear_saddle_energy"]
-        elif kind == "mst_edge_added":
-            self.mst[(event["a"], event["b"])] = event["saddle_energy"]
-        elif kind == "mst_edge_replaced":
-            self.mst.pop(tuple(event["removed"]), None)  # type: ignore[arg-type]
-            added = event["added"]
-            self.mst[(added[0], added[1])] = event["added_energy"]
+        stamp = entry.time
+        if stamp is not None:
+            if self.started is None or stamp < self.started:
+                self.started = stamp
+            if self.last_time is None or stamp > self.last_time:
+                self.last_time = stamp
+        match entry.event:
+            case StepEnergies(pair=pair, step=step, losses=losses):
+                progress = self._pair(pair)
+                progress.step, progress.live_losses, progress.pivots = step, losses, len(losses)
+                self.current = pair
+            case CycleStarted(pair=pair) as event:
+                progress = self._pair(pair)
+                if event.restart != progress.restart:
+                    progress.profiles.clear()  # a new band: the old cycles belong to another path
+                progress.restart, progress.cycle, progress.cycles = event.restart, event.cycle, event.cycles
+                progress.step, progress.steps, progress.pivots = 0, event.steps, event.pivots
+                progress.live_losses = None
+                if progress.started_at is None:
+                    progress.started_at = stamp
+                self.current = pair
+            case PivotsInserted(pair=pair, pivots=pivots):
+                self._pair(pair).pivots = pivots
+            case CycleFinished(pair=pair) as event:
+                progress = self._pair(pair)
+                progress.saddle_energy, progress.step, progress.live_losses = event.saddle_energy, progress.steps, None
+                progress.profiles.append(event)
+                if event.pivot_losses:
+                    self.minima[pair[0]], self.minima[pair[1]] = event.pivot_losses[0], event.pivot_losses[-1]
+            case ConnectionFinished(pair=pair) as event:
+                progress = self._pair(pair)
+                progress.finished, progress.finished_at = True, stamp
+                progress.saddle_energy = self.saddles[pair] = event.saddle_energy
+                progress.linear_saddle_energy = self.linear[pair] = event.linear_saddle_energy
+                self.attacked.pop(pair, None)
+                self._profiled.append(pair)
+                if len(self._profiled) > PROFILED_FINISHED:
+                    self.progress[self._profiled.pop(0)].profiles = []
+            case PairChosen(pair=pair, attacked_edge=edge):
+                self.attacked[pair] = (edge[0], edge[1]) if edge else None
+            case MSTEdgeAdded(a=a, b=b, saddle_energy=saddle):
+                self.mst[(a, b)] = saddle
+            case MSTEdgeReplaced(removed=removed, added=added, added_energy=saddle):
+                self.mst.pop((removed[0], removed[1]), None)
+                self.mst[(added[0], added[1])] = saddle
+            case RunnerStarted(devices=devices):
+                self.lifecycle, self.error, self.devices = "running", None, list(devices)
+                self.devices_used += [d for d in devices if d not in self.devices_used]
+            case WorkerStarted(device=device):
+                if device not in self.devices_used:
+                    self.devices_used.append(device)
+            case WorkerDied():
+                self.worker_deaths += 1
+            case SessionPaused():
+                self.lifecycle = "paused"
+            case SessionResumed():
+                self.lifecycle = "running"
+            case SessionStopped():
+                self.lifecycle = "stopped"
+            case SessionFailed(message=message):
+                self.lifecycle, self.error = "failed", message
+            case SessionFinished(reason=reason, mst=mst):
+                self.lifecycle, self.finished_reason = "finished", reason
+                self.mst = {(int(a), int(b)): float(s) for a, b, s in mst}
 
 
 def read_view(folder: SessionFolder) -> SessionView:
-    from sessions.eventlog import read_log
-
     view = SessionView()
-    for event in read_log(folder.events_path):
-        view.apply(event)
+    for entry in read_log(folder.events_path):
+        view.apply(entry)
     return view
 
 
@@ -131,7 +199,7 @@ def summary(folder: SessionFolder, view: SessionView | None = None) -> dict[str,
         "muller-brown": 3, "himmelblau": 4}.get(problem.get("surface"), 0)
     variant = config.get("landscape", {}).get("variant", "mst")
     total = minima - 1 if variant == "star" else minima * (minima - 1) // 2
-    current = sorted(view.pairs.items())
+    current = list(view.running.items())
     return {
         "id": folder.id,
         "status": state,

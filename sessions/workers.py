@@ -6,14 +6,8 @@ messages that come up, notice and restart dead workers. ``LocalPool`` runs one
 process per device (spawn context); another pool (e.g. on Ray) can take its
 place without touching the runner.
 
-Messages up, as tuples:
-    ("ready", worker, pid, device)
-    ("event", worker, event dict)
-    ("state", worker, pair, packed state, reason)   reason: cycle | interval | request
-    ("stopped", worker, pair, packed state)        a stop request honoured
-    ("done", worker, pair, packed state)           the connection finished
-    ("failed", worker, pair, message, fatal)       the job raised; the worker exits. fatal: the
-                                                   same job would fail again (e.g. a diverging band)
+The messages up are the dataclasses of ``sessions.messages``, which documents
+the protocol.
 """
 
 from __future__ import annotations
@@ -26,7 +20,18 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-Pair = tuple[int, int]
+from sessions.messages import (
+    JobDone,
+    JobFailed,
+    JobStopped,
+    Pair,
+    StateSaved,
+    WorkerEvent,
+    WorkerExited,
+    WorkerMessage,
+    WorkerReady,
+)
+
 ORPHAN_CHECK_SECONDS = 1.0  # how often an idle worker looks whether its runner still lives
 
 
@@ -38,8 +43,8 @@ class WorkerPool(Protocol):
     def submit(self, worker: int, pair: Pair, packed: bytes) -> None: ...
     def request_stop(self, worker: int) -> None: ...
     def request_state(self, worker: int) -> None: ...
-    def poll(self, timeout: float) -> list[tuple[Any, ...]]: ...
-    def dead(self) -> list[tuple[int, int, str, Pair | None]]: ...
+    def poll(self, timeout: float) -> list[WorkerMessage]: ...
+    def dead(self) -> list[WorkerExited]: ...
     def restart(self, worker: int) -> None: ...
     def job(self, worker: int) -> Pair | None: ...
     def close(self) -> None: ...
@@ -113,8 +118,8 @@ class LocalPool:
     def request_state(self, worker: int) -> None:
         self.slots[worker].want_state.set()
 
-    def poll(self, timeout: float) -> list[tuple[Any, ...]]:
-        messages = []
+    def poll(self, timeout: float) -> list[WorkerMessage]:
+        messages: list[WorkerMessage] = []
         try:
             messages.append(self._up.get(timeout=timeout))
             while True:
@@ -122,25 +127,25 @@ class LocalPool:
         except queue.Empty:
             pass
         for message in messages:
-            kind, worker = message[0], message[1]
-            slot = self.slots[worker]
-            if kind == "ready":
-                slot.ready = True
-            elif kind in ("stopped", "done"):
-                slot.pair = None
-            elif kind == "failed":
-                slot.ready = False  # it is on its way out; dead() will report the pair it held
+            slot = self.slots[message.worker]
+            match message:
+                case WorkerReady():
+                    slot.ready = True
+                case JobStopped() | JobDone():
+                    slot.pair = None
+                case JobFailed():
+                    slot.ready = False  # it is on its way out; dead() will report the pair it held
         return messages
 
-    def dead(self) -> list[tuple[int, int, str, Pair | None]]:
-        """Workers that died since the last call: (worker, pid, reason, pair it held)."""
+    def dead(self) -> list[WorkerExited]:
+        """Workers that died since the last call, with the pair each held."""
         found = []
         for index, slot in enumerate(self.slots):
             if slot.process is not None and not slot.process.is_alive() and not slot.announced_dead:
                 slot.announced_dead = True
                 code = slot.process.exitcode
                 reason = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-                found.append((index, slot.pid, reason, slot.pair))
+                found.append(WorkerExited(index, slot.pid, reason, slot.pair))
         return found
 
     def restart(self, worker: int) -> None:
@@ -183,7 +188,7 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state, run
     session_config = SessionConfig.from_dict(config)
     built = build(session_config, device)
     schedule = schedule_from_dict(session_config.schedule)
-    up.put(("ready", index, os.getpid(), device))
+    up.put(WorkerReady(index, os.getpid(), device))
     while True:
         try:
             job = jobs.get(timeout=ORPHAN_CHECK_SECONDS)
@@ -195,7 +200,7 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state, run
             return
         pair, packed = job
         try:
-            send = lambda event: up.put(("event", index, event.to_dict()))  # noqa: E731
+            send = lambda event: up.put(WorkerEvent(index, event))  # noqa: E731
             connection = Connection.from_state(built.energy, schedule, unpack_state(packed), on_event=send)
             marks = {"time": time.monotonic(), "cycle": (connection.restart, connection.cycle)}
 
@@ -215,16 +220,16 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state, run
                 elif now - marks["time"] >= interval:
                     reason = "interval"
                 if reason is not None:
-                    up.put(("state", index, pair, pack_state(connection.state_dict()), reason))
+                    up.put(StateSaved(index, pair, pack_state(connection.state_dict()), reason))
                     marks["time"], marks["cycle"] = now, position
                 return False
 
             result = connection.run(should_stop)
-            kind = "stopped" if result is None else "done"
-            up.put((kind, index, pair, pack_state(connection.state_dict())))
+            finished = JobStopped if result is None else JobDone
+            up.put(finished(index, pair, pack_state(connection.state_dict())))
         except Exception as error:  # noqa: BLE001 - reported to the runner, which restarts the worker
             fatal = isinstance(error, (DivergedError, ValueError, SessionError))
             last = str(error) if fatal else traceback.format_exception_only(type(error), error)[-1].strip()
-            up.put(("failed", index, pair, last, fatal))
+            up.put(JobFailed(index, pair, last, fatal))
             time.sleep(0.2)  # let the queue's feeder thread flush
             os._exit(3)

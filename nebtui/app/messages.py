@@ -7,12 +7,14 @@ from typing import Any
 
 from textual.message import Message
 
+from sessions.eventlog import LoggedEvent
+
 
 @dataclass
 class EventsRead(Message):
     """New events from the source, in log order."""
 
-    events: list[dict[str, Any]]
+    events: list[LoggedEvent]
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from sessions.control import ControlError, send_command
-from sessions.eventlog import EventLogReader
+from sessions.eventlog import EventLogReader, LoggedEvent
 from sessions.folder import SessionFolder
 from sessions.view import SessionView, status
 
@@ -15,7 +15,7 @@ CONTROL_TIMEOUT = 5.0  # seconds to wait for the runner's answer
 
 
 class EventSource(Protocol):
-    def poll(self) -> list[dict[str, Any]]:
+    def poll(self) -> list[LoggedEvent]:
         """The events written since the last call; never blocks."""
 
 
@@ -53,8 +53,8 @@ class FolderStatus:
         return state, pid
 
     def _catch_up(self) -> None:
-        for event in self.reader.poll():
-            self.view.apply(event)
+        for entry in self.reader.poll():
+            self.view.apply(entry)
 
     def close(self) -> None:
         self.reader.close()

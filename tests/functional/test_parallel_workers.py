@@ -51,7 +51,7 @@ def test_two_workers_run_the_initial_pairs_at_once_and_agree_with_one(nebtui_hom
                           env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
     assert done.returncode == 0, done.stderr
 
-    log = read_log(two.events_path)
+    log = [e.event.to_dict() for e in read_log(two.events_path)]
     workers = {e["worker"] for e in log if e["kind"] == "worker_started"}
     assert workers == {0, 1}
     first_finish = next(i for i, e in enumerate(log) if e["kind"] == "connection_finished")

@@ -73,7 +73,7 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: f
 
 
 def events(home: Path, session: str) -> list[dict[str, Any]]:
-    return read_log(home / session / "events.jsonl")
+    return [{"seq": e.seq, "time": e.time, **e.event.to_dict()} for e in read_log(home / session / "events.jsonl")]
 
 
 def runner_pid(home: Path, session: str) -> int | None:
@@ -283,7 +283,8 @@ from sessions.eventlog import EventLogReader
 from sessions.lock import holder
 folder = sys.argv[1]
 with EventLogReader(folder + "/events.jsonl") as reader:
-    for event in reader.follow(stop=lambda: False, interval=0.02):
+    for entry in reader.follow(stop=lambda: False, interval=0.02):
+        event = {"seq": entry.seq, "time": entry.time, **entry.event.to_dict()}
         print(json.dumps(event), flush=True)
         if event["kind"] in ("session_finished", "session_failed", "session_stopped"):
             break

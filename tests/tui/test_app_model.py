@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from tui_fakes import SCHEDULE, finished_events, running_events
+from tui_fakes import SCHEDULE, Events, finished_events, running_events
 
+from engine.events import StepEnergies, UnknownEvent
 from nebtui.app.model import SessionModel, schedule_cycles
+from sessions.lifecycle import WorkerDied
 
 
 def test_schedule_phases_expand_to_cycles():
@@ -14,13 +16,17 @@ def test_schedule_phases_expand_to_cycles():
     assert schedule_cycles(None) == [] and schedule_cycles({"phase": [{"lr": 1}]}) == []
 
 
-def test_mst_is_rooted_at_the_lowest_minimum_and_the_highest_edge_is_known():
+def test_mst_is_rooted_at_the_lowest_minimum_and_attacked_edges_come_from_the_events():
     model = SessionModel(SCHEDULE, pairs_total=3)
-    model.apply_all(finished_events())
+    events = finished_events()
+    replace = next(i for i, e in enumerate(events) if getattr(e.event, "reason", None) == "replace")
+    model.apply_all(events[: replace + 1])
+    assert model.attacked_edges() == {(0, 1)}  # as the engine said when it chose (1, 2)
+    model.apply_all(events[replace + 1:])
+    assert model.attacked_edges() == set()  # (1, 2) finished
     assert model.minima == {0: -10.0, 1: -8.0, 2: -6.0}
     s02, s12 = model.view.mst[(0, 2)], model.view.mst[(1, 2)]
     assert model.mst_tree() == [(0, 0, -1, None), (1, 2, 0, s02), (2, 1, 2, s12)]
-    assert model.highest_edge() == ((0, 2), s02) and s02 > s12
 
 
 def test_step_rate_and_eta_from_event_times():
@@ -35,10 +41,23 @@ def test_step_rate_and_eta_from_event_times():
 
 def test_errors_are_marked_in_the_log():
     model = SessionModel()
-    model.apply({"seq": 0, "time": 1.0, "kind": "worker_died", "worker": 0, "pid": 9, "reason": "signal 9",
-                 "pair": [0, 1], "restart_in": 2.0})
-    model.apply({"seq": 1, "time": 2.0, "kind": "step_energies", "pair": [0, 1], "restart": 0, "cycle": 1,
-                 "step": 10, "losses": [0.0, 1.0, 0.0]})
+    e = Events()
+    e.add(WorkerDied(worker=0, pid=9, reason="signal 9", pair=[0, 1], restart_in=2.0))
+    e.add(StepEnergies(pair=(0, 1), restart=0, cycle=1, step=10, losses=[0.0, 1.0, 0.0]))
+    model.apply_all(e.events)
     assert [(line.level, line.text) for line in model.log] == [
         ("error", "worker 0 (pid 9) died on pair (0, 1): signal 9; restarting in 2 s")]
-    assert model.current == (0, 1) and model.shown_pair().live_losses == [0.0, 1.0, 0.0]
+    assert model.view.current == (0, 1) and model.shown_pair().live_losses == [0.0, 1.0, 0.0]
+
+
+def test_events_of_unknown_kinds_are_counted_and_skipped():
+    model = SessionModel(SCHEDULE, pairs_total=3)
+    e = Events()
+    e.events = running_events()
+    e.add(UnknownEvent({"kind": "pivots_frozen", "pair": [0, 2], "count": 3}))
+    model.apply_all(e.events)
+    reference = SessionModel(SCHEDULE, pairs_total=3)
+    reference.apply_all(running_events())
+    assert model.view.events == reference.view.events + 1
+    assert [line.text for line in model.log] == [line.text for line in reference.log]
+    assert model.shown_pair() == reference.shown_pair()

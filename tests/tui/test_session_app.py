@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tui_fakes import (SCHEDULE, app_test, FakeControl, FakeSource, FixedStatus, finished_events, paused_events,
-                       running_events, wait_until)
+from tui_fakes import (SCHEDULE, app_test, Events, FakeControl, FakeSource, FixedStatus, finished_events,
+                       paused_events, running_events, wait_until)
 
+from engine.events import CycleFinished, EdgeIgnored, MSTEdgeAdded, PairChosen
 from nebtui.app import SessionApp
 from nebtui.app.panes import EnergyPane, LogPane, MSTPane, SchedulePane, StatusLine
 from nebtui.app.screens import ConfirmStop
@@ -52,8 +53,8 @@ async def test_running_session_panes_show_the_values():
         assert "pair (0, 2)" in str(app.query_one(EnergyPane).border_title)
         assert "cycle 2/3 step 10/20 · 7 pivots" in energy
         # the latest finished cycle of (0, 2) is cycle 1: its saddle is in the header
-        cycle1 = next(e for e in events if e["kind"] == "cycle_finished" and e["pair"] == [0, 2])
-        assert f"latest cycle 1: saddle {cycle1['saddle_energy']:.4f} at {cycle1['saddle_position']:.3f}" in energy
+        cycle1 = next(e.event for e in events if isinstance(e.event, CycleFinished) and e.event.pair == (0, 2))
+        assert f"latest cycle 1: saddle {cycle1.saddle_energy:.4f} at {cycle1.saddle_position:.3f}" in energy
         assert "o" in energy and "▲" in energy and "+" in energy  # pivots, saddle, the latest step's pivots
 
         schedule = text(app, SchedulePane)
@@ -66,10 +67,10 @@ async def test_running_session_panes_show_the_values():
         assert "elapsed 0:" in schedule
 
         mst = text(app, MSTPane)
-        s01 = next(e for e in events if e["kind"] == "mst_edge_added")["saddle_energy"]
+        s01 = next(e.event for e in events if isinstance(e.event, MSTEdgeAdded)).saddle_energy
         assert "minima 3 · pairs done 1/3" in mst
-        assert "computing (0, 2)" in mst
-        assert f"highest MST edge (0, 1) saddle {s01:.4f}: attacked next" in mst
+        assert "computing (0, 2)\n" in mst  # an initial pair: it attacks no edge
+        assert "attacked" not in mst  # the app predicts no choice of the engine
         assert f"minimum 0 (E -10.0000)\n└─ saddle {s01:.4f} ─ minimum 1 (E -8.0000)" in mst
 
         log = text(app, LogPane)
@@ -79,6 +80,26 @@ async def test_running_session_panes_show_the_values():
         status = text(app, StatusLine)
         assert status.startswith("● RUNNING  test-session  cpu  pair (0, 2)  7 pivots  elapsed")
         assert "read-only" in status
+
+
+@app_test
+async def test_the_attacked_edge_is_the_one_the_engine_chose():
+    """The engine passed over the highest edge (0, 1) and attacked (0, 2): the pane shows its
+    choice, from the events, whatever order the app would have put the edges in."""
+    e = Events()
+    e.events = [entry for entry in finished_events() if not isinstance(entry.event, PairChosen)]
+    e.events = e.events[: next(i for i, x in enumerate(e.events) if getattr(x.event, "pair", None) == (1, 2))]
+    e.add(EdgeIgnored(a=0, b=1, saddle_energy=-1.0))
+    e.add(PairChosen(pair=(1, 2), reason="replace", attacked_edge=[0, 2]))
+    e.connection((1, 2), stop_after=(1, 10))
+    app = make_app(e.events)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settled(pilot, app, len(e.events))
+        mst = text(app, MSTPane)
+        assert "computing (1, 2) (may replace edge (0, 2))" in mst
+        marked = [line for line in mst.splitlines() if "◀ attacked" in line]
+        assert len(marked) == 1 and "minimum 2" in marked[0]  # the edge 0 - 2
+        assert "MST: edge (0, 1) kept: every pair across it is known" in text(app, LogPane)
 
 
 @app_test

@@ -1,4 +1,4 @@
-"""Fakes for the app tests: event lists of a small three-minimum session with
+"""Fakes for the app tests: logged events of a small three-minimum session with
 fixed times, a source fed in steps, a control that records, a fixed status."""
 
 from __future__ import annotations
@@ -10,6 +10,28 @@ import time
 from typing import Any, Callable
 
 import pytest
+
+from engine.events import (
+    ConnectionFinished,
+    CycleFinished,
+    CycleStarted,
+    Event,
+    LandscapeFinished,
+    MSTEdgeAdded,
+    MSTEdgeReplaced,
+    PairChosen,
+    PivotsInserted,
+    StepEnergies,
+)
+from sessions.eventlog import LoggedEvent
+from sessions.lifecycle import (
+    CheckpointWritten,
+    ControlReceived,
+    RunnerStarted,
+    SessionFinished,
+    SessionPaused,
+    WorkerStarted,
+)
 
 SCHEDULE = {
     "name": "test",
@@ -35,98 +57,94 @@ def profile(pair: tuple[int, int], height: float, points: int) -> tuple[list[flo
 
 
 class Events:
-    """Builds event dicts with seq and fixed times (0.5 s apart)."""
+    """Logs events with seq and fixed times (0.5 s apart), as the runner's log would."""
 
     def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
+        self.events: list[LoggedEvent] = []
 
-    def add(self, kind: str, **fields: Any) -> None:
+    def add(self, event: Event) -> Event:
         seq = len(self.events)
-        self.events.append({"seq": seq, "time": 1_000.0 + 0.5 * seq, "kind": kind, **fields})
+        self.events.append(LoggedEvent(seq, 1_000.0 + 0.5 * seq, event))
+        return event
 
-    def connection(self, pair: tuple[int, int], cycles: int = 3, stop_after: tuple[int, int] | None = None) -> bool:
-        """A connection's events; stops after (cycle, step) if given. True when it finished."""
+    def connection(self, pair: tuple[int, int], cycles: int = 3, stop_after: tuple[int, int] | None = None) -> float | None:
+        """A connection's events; stops after (cycle, step) if given. Its saddle when it finished."""
         final = SADDLES[pair] - (MINIMA[pair[0]] + MINIMA[pair[1]]) / 2
         pivots = 5
         for cycle in range(1, cycles + 1):
             lr = 0.01 if cycle <= 2 else 0.001
             if cycle > 1:
                 pivots += 2
-                self.add("pivots_inserted", pair=list(pair), restart=0, cycle=cycle, positions=[0.3, 0.7], pivots=pivots)
-            self.add("cycle_started", pair=list(pair), restart=0, cycle=cycle, cycles=cycles, steps=20, lr=lr,
-                     optimiser="SGD", batch_size=None, insert=True, climb=False, pivots=pivots)
+                self.add(PivotsInserted(pair=pair, restart=0, cycle=cycle, positions=[0.3, 0.7], pivots=pivots))
+            self.add(CycleStarted(pair=pair, restart=0, cycle=cycle, cycles=cycles, steps=20, lr=lr, optimiser="SGD",
+                                  batch_size=None, insert=True, climb=False, pivots=pivots))
             height = final + (cycles - cycle) * 1.0  # the saddle comes down cycle by cycle
             for step in (10, 20):
                 _, losses = profile(pair, height + 0.5 * (20 - step) / 10, pivots)
-                self.add("step_energies", pair=list(pair), restart=0, cycle=cycle, step=step, losses=losses)
+                self.add(StepEnergies(pair=pair, restart=0, cycle=cycle, step=step, losses=losses))
                 if stop_after == (cycle, step):
-                    return False
+                    return None
             xs, dense = profile(pair, height, 4 * (pivots - 1) + 1)
             px, pl = profile(pair, height, pivots)
             top = max(range(len(dense)), key=dense.__getitem__)
-            self.add("cycle_finished", pair=list(pair), restart=0, cycle=cycle, positions=xs, losses=dense,
-                     pivot_positions=px, pivot_losses=pl, saddle_energy=dense[top], saddle_position=xs[top])
-        saddle = self.events[-1]["saddle_energy"]
-        self.add("connection_finished", pair=list(pair), saddle_energy=saddle,
-                 saddle_position=self.events[-1]["saddle_position"], linear_saddle_energy=LINEAR[pair],
-                 pivots=pivots, cycles=cycles, restarts=1)
-        return True
+            last = self.add(CycleFinished(pair=pair, restart=0, cycle=cycle, positions=xs, losses=dense,
+                                          pivot_positions=px, pivot_losses=pl, saddle_energy=dense[top],
+                                          saddle_position=xs[top]))
+        self.add(ConnectionFinished(pair=pair, saddle_energy=last.saddle_energy, saddle_position=last.saddle_position,
+                                    linear_saddle_energy=LINEAR[pair], pivots=pivots, cycles=cycles, restarts=1))
+        return last.saddle_energy
 
 
-def running_events() -> list[dict[str, Any]]:
+def running_events() -> list[LoggedEvent]:
     """Pair (0, 1) done and in the MST; pair (0, 2) in cycle 2 at step 10."""
     e = Events()
-    e.add("runner_started", pid=4242, devices=["cpu"], resumed=False, pairs_done=0)
-    e.add("worker_started", worker=0, device="cpu", pid=4243)
-    e.add("pair_chosen", pair=[0, 1], reason="initial", attacked_edge=None)
-    e.add("pair_chosen", pair=[0, 2], reason="initial", attacked_edge=None)
-    e.connection((0, 1))
-    e.add("mst_edge_added", a=0, b=1, saddle_energy=e.events[-1]["saddle_energy"])
+    e.add(RunnerStarted(pid=4242, devices=["cpu"], resumed=False, pairs_done=0))
+    e.add(WorkerStarted(worker=0, device="cpu", pid=4243))
+    e.add(PairChosen(pair=(0, 1), reason="initial", attacked_edge=None))
+    e.add(PairChosen(pair=(0, 2), reason="initial", attacked_edge=None))
+    s01 = e.connection((0, 1))
+    e.add(MSTEdgeAdded(a=0, b=1, saddle_energy=s01))
     e.connection((0, 2), stop_after=(2, 10))
     return e.events
 
 
-def paused_events() -> list[dict[str, Any]]:
-    events = running_events()
+def paused_events() -> list[LoggedEvent]:
     e = Events()
-    e.events = events
-    e.add("control_received", command="pause", accepted=True, detail="pausing at the next step boundary")
-    e.add("checkpoint_written", reason="pause", seconds=0.01, size=1000, running=[[0, 2]])
-    e.add("session_paused", running=[[0, 2]])
+    e.events = running_events()
+    e.add(ControlReceived(command="pause", accepted=True, detail="pausing at the next step boundary"))
+    e.add(CheckpointWritten(reason="pause", seconds=0.01, size=1000, running=[[0, 2]]))
+    e.add(SessionPaused(running=[[0, 2]]))
     return e.events
 
 
-def finished_events() -> list[dict[str, Any]]:
+def finished_events() -> list[LoggedEvent]:
     e = Events()
-    e.add("runner_started", pid=4242, devices=["cpu"], resumed=False, pairs_done=0)
-    e.add("pair_chosen", pair=[0, 1], reason="initial", attacked_edge=None)
-    e.add("pair_chosen", pair=[0, 2], reason="initial", attacked_edge=None)
-    e.connection((0, 1))
-    s01 = e.events[-1]["saddle_energy"]
-    e.add("mst_edge_added", a=0, b=1, saddle_energy=s01)
-    e.connection((0, 2))
-    s02 = e.events[-1]["saddle_energy"]
-    e.add("mst_edge_added", a=0, b=2, saddle_energy=s02)
-    e.add("pair_chosen", pair=[1, 2], reason="replace", attacked_edge=[0, 1])
-    e.connection((1, 2))
-    s12 = e.events[-1]["saddle_energy"]
-    e.add("mst_edge_replaced", removed=[0, 1], removed_energy=s01, added=[1, 2], added_energy=s12)
+    e.add(RunnerStarted(pid=4242, devices=["cpu"], resumed=False, pairs_done=0))
+    e.add(PairChosen(pair=(0, 1), reason="initial", attacked_edge=None))
+    e.add(PairChosen(pair=(0, 2), reason="initial", attacked_edge=None))
+    s01 = e.connection((0, 1))
+    e.add(MSTEdgeAdded(a=0, b=1, saddle_energy=s01))
+    s02 = e.connection((0, 2))
+    e.add(MSTEdgeAdded(a=0, b=2, saddle_energy=s02))
+    e.add(PairChosen(pair=(1, 2), reason="replace", attacked_edge=[0, 1]))
+    s12 = e.connection((1, 2))
+    e.add(MSTEdgeReplaced(removed=[0, 1], removed_energy=s01, added=[1, 2], added_energy=s12))
     mst = [[0, 2, s02], [1, 2, s12]]
-    e.add("landscape_finished", reason="all_pairs", mst=mst)
-    e.add("session_finished", reason="all_pairs", pairs_done=3, mst=mst)
+    e.add(LandscapeFinished(reason="all_pairs", mst=mst))
+    e.add(SessionFinished(reason="all_pairs", pairs_done=3, mst=mst))
     return e.events
 
 
 class FakeSource:
     """Hands out the events given to ``feed``; poll never blocks."""
 
-    def __init__(self, events: list[dict[str, Any]] | None = None) -> None:
-        self.pending: list[dict[str, Any]] = list(events or [])
+    def __init__(self, events: list[LoggedEvent] | None = None) -> None:
+        self.pending: list[LoggedEvent] = list(events or [])
 
-    def feed(self, events: list[dict[str, Any]]) -> None:
+    def feed(self, events: list[LoggedEvent]) -> None:
         self.pending.extend(events)
 
-    def poll(self) -> list[dict[str, Any]]:
+    def poll(self) -> list[LoggedEvent]:
         out, self.pending = self.pending, []
         return out
 

@@ -12,9 +12,10 @@ import math
 from rich.text import Text
 from textual.binding import Binding
 
-from nebtui.app.model import CycleProfile, PairTrace
-from nebtui.app.panes.base import Pane
+from engine.events import CycleFinished
 from nebtui.app.chart import Chart, tick
+from nebtui.app.panes.base import Pane
+from sessions.view import PairProgress
 
 FADED_CYCLES = 3  # earlier cycles drawn faded behind the selected one
 EPS_SHARE = 1e-3  # eps of the log scale, as a share of the range shown
@@ -64,14 +65,14 @@ class EnergyPane(Pane):
         plot = self._plot(trace, profile, width, height - header.plain.count("\n") - 1)
         return Text("\n").join([header, plot]) if plot is not None else header
 
-    def _profile(self, trace: PairTrace) -> CycleProfile | None:
+    def _profile(self, trace: PairProgress) -> CycleFinished | None:
         if not trace.profiles:
             return None
         if self.selected is None or self.selected >= len(trace.profiles):
             return trace.profiles[-1]
         return trace.profiles[self.selected]
 
-    def _header(self, trace: PairTrace, profile: CycleProfile | None) -> Text:
+    def _header(self, trace: PairProgress, profile: CycleFinished | None) -> Text:
         scale = "log10(loss - min + eps)" if self.log_scale else "linear"
         state = "finished" if trace.finished else f"cycle {trace.cycle}/{trace.cycles} step {trace.step}/{trace.steps}"
         first = f"restart {trace.restart + 1} · {state} · {trace.pivots} pivots · scale {scale} · [ ] cycles"
@@ -83,7 +84,7 @@ class EnergyPane(Pane):
             parts.append(f"linear segment saddle {trace.linear_saddle_energy:.4f}")
         return Text(first + ("\n" + " · ".join(parts) if parts else ""), no_wrap=True, overflow="ellipsis")
 
-    def _plot(self, trace: PairTrace, profile: CycleProfile | None, width: int, height: int) -> Text | None:
+    def _plot(self, trace: PairProgress, profile: CycleFinished | None, width: int, height: int) -> Text | None:
         faded = [p for p in trace.profiles if p is not profile and (profile is None or p.cycle < profile.cycle)]
         faded = faded[-FADED_CYCLES:]
         live = trace.live_losses if self.selected is None else None
@@ -126,7 +127,7 @@ class EnergyPane(Pane):
 
         return transform, (transform(low), transform(high)), (lambda y: "+" + tick(10 ** y - eps))
 
-    def _live_positions(self, trace: PairTrace, profile: CycleProfile | None, live: list[float] | None) -> list[float]:
+    def _live_positions(self, trace: PairProgress, profile: CycleFinished | None, live: list[float] | None) -> list[float]:
         """Where the latest step's pivots sit: equally spaced under "equal" spacing, else
         at the last finished cycle's pivot positions when their number still matches."""
         if not live or len(live) < 2:

@@ -1,7 +1,8 @@
 """The landscape: the minima, the minimum spanning tree of saddle energies
 rooted at the lowest minimum (each edge labelled with its saddle), the pairs
-being computed, pairs done / total, and the highest MST edge (the one the
-algorithm attacks next)."""
+being computed, pairs done / total, and the MST edges under attack: those the
+engine chose the pairs in flight to replace (PairChosen.attacked_edge). The
+pane lays out what the events say; it decides nothing the algorithm decides."""
 
 from __future__ import annotations
 
@@ -19,22 +20,17 @@ class MSTPane(Pane):
         view = model.view
         total = "?" if model.pairs_total is None else str(model.pairs_total)
         lines = [Text(f"minima {len(model.minima) or '?'} · pairs done {len(view.saddles)}/{total}", no_wrap=True)]
-        for pair in sorted(view.pairs):
-            attacked = model.attacked.get(pair)
-            why = f" (may replace edge {tuple(attacked)})" if attacked else ""
+        for pair in view.running:
+            attacked = view.attacked.get(pair)
+            why = f" (may replace edge {attacked})" if attacked else ""
             lines.append(Text(f"computing {pair}{why}", style="bold", no_wrap=True, overflow="ellipsis"))
-        highest = model.highest_edge()
-        if highest is not None and view.lifecycle != "finished":
-            (a, b), saddle = highest
-            lines.append(Text(f"highest MST edge ({a}, {b}) saddle {saddle:.4f}: attacked next",
-                              no_wrap=True, overflow="ellipsis"))
-        elif view.lifecycle == "finished":
+        if view.lifecycle == "finished":
             lines.append(Text(f"finished ({(view.finished_reason or '').replace('_', ' ')})", no_wrap=True))
         lines.append(Text("tree of saddle energies (root: lowest minimum)", style="dim", no_wrap=True))
-        lines += self._tree(highest[0] if highest and view.lifecycle != "finished" else None)
+        lines += self._tree(model.attacked_edges())
         return Text("\n").join(lines)
 
-    def _tree(self, highest: tuple[int, int] | None) -> list[Text]:
+    def _tree(self, attacked: set[tuple[int, int]]) -> list[Text]:
         rows = self.model.mst_tree()
         if not rows:
             return [Text("  (no minima known yet)", style="dim")]
@@ -56,7 +52,7 @@ class MSTPane(Pane):
             for i, (child, saddle) in enumerate(kids):
                 last = i == len(kids) - 1
                 edge = tuple(sorted((node, child)))
-                mark = "  ◀ highest" if edge == highest else ""
+                mark = "  ◀ attacked" if edge in attacked else ""
                 line = Text(no_wrap=True, overflow="ellipsis")
                 line.append(prefix + ("└─ " if last else "├─ "), style="dim")
                 line.append(f"saddle {saddle:.4f} ", style="bold" if mark else "")
