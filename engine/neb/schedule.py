@@ -210,8 +210,6 @@ def _lines(cls: type[BaseModel], error: ValidationError, values: Mapping[str, An
             what = str(detail["ctx"]["error"])
         elif choices:
             what = "one of " + ", ".join(repr(c) for c in choices)
-        elif field.annotation is bool:
-            what = "true or false"
         else:
             what = field.description or ""
         if detail["type"] == "missing":
@@ -232,10 +230,10 @@ class Cycle(_Fields):
         default_factory=dict, description="a table of keyword arguments")
     batch_size: int | None = Field(  # minibatch per pivot (networks); None = energy's default
         None, ge=1, description="an integer >= 1")
-    insert: bool = True  # before this cycle's steps: insert pivots by the residual rule
+    insert: _Flag = True  # before this cycle's steps: insert pivots by the residual rule
     max_insert: int | None = Field(  # at most this many new pivots this cycle (None = no cap)
         None, ge=0, description="an integer >= 0")
-    climb: bool = False  # climbing image on during this cycle
+    climb: _Flag = False  # climbing image on during this cycle
 
     @classmethod
     def _more_problems(cls, values: Mapping[str, Any]) -> list[str]:
@@ -260,7 +258,7 @@ class BandOptions(_Fields):
         9, ge=1, description="an integer >= 1")
     weight_decay: float = Field(  # added to the gradient before the projection
         0.0, ge=0, allow_inf_nan=False, description="a finite number >= 0")
-    reset_optimiser: bool = True  # new optimiser each cycle (else momentum carried over)
+    reset_optimiser: _Flag = True  # new optimiser each cycle (else momentum carried over)
     select: Literal[SELECTS] = "last"  # result path: "last" cycle or the cycle with the "lowest" saddle
     restarts: int = Field(1, ge=1, description="an integer >= 1")  # independent bands, best kept
     restart_noise: float = Field(  # start-path noise of restarts 2.., relative to |end - start|
