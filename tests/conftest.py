@@ -1,9 +1,17 @@
 """Every test gets its own data home, so sessions never leak between tests or
-into the user's real one."""
+into the user's real one.
+
+Finished sessions are expensive (a runner, its workers, training for the
+digits), so each kind is made once per test run with the real CLI, in a data
+home of its own: ``mb_session`` (Mueller-Brown) and ``digits_session`` (over
+``digits_minima``). Tests only read them; a test that changes a session (reports
+into it, resumes or removes it) works on a copy in its own data home
+(cli_runs.copy_session)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -12,9 +20,46 @@ import pytest
 # runner or worker process ran beside the tests (see sessions.spawn).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from cli_runs import DIGITS_SCHEDULE, DIGITS_TRAIN_ARGS, MB_ARGS, digits_args, nebtui  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
 def nebtui_home(tmp_path, monkeypatch):
     home = tmp_path / "nebtui-home"
     monkeypatch.setenv("NEBTUI_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def mb_session(tmp_path_factory) -> Path:
+    """The folder of a finished Mueller-Brown session (cli_runs.MB_ARGS). Read only."""
+    home = tmp_path_factory.mktemp("mb-home")
+    done = nebtui(home, *MB_ARGS, "--headless", "--session", "mb")
+    assert done.returncode == 0, done.stderr
+    assert "session finished (all pairs), 3 pairs" in done.stdout
+    return home / "mb"
+
+
+@pytest.fixture(scope="session")
+def digits_minima(tmp_path_factory) -> Path:
+    """A folder of three digits MLP minima and their sidecars (cli_runs.DIGITS_TRAIN_ARGS). Read only."""
+    minima = tmp_path_factory.mktemp("digits-minima") / "minima"
+    done = nebtui(None, *DIGITS_TRAIN_ARGS, "--out", str(minima))
+    assert done.returncode == 0, done.stderr
+    return minima
+
+
+@pytest.fixture(scope="session")
+def digits_schedule(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("schedule") / "tiny.toml"
+    path.write_text(DIGITS_SCHEDULE)
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_session(tmp_path_factory, digits_minima, digits_schedule) -> Path:
+    """The folder of a finished session over ``digits_minima`` (cli_runs.digits_args). Read only."""
+    home = tmp_path_factory.mktemp("digits-home")
+    done = nebtui(home, *digits_args(digits_minima, digits_schedule), "--headless", "--session", "dg")
+    assert done.returncode == 0, done.stderr
+    return home / "dg"
