@@ -1,4 +1,5 @@
-"""The demo command as a user runs it: a real subprocess of the installed script."""
+"""The demo command as a user runs it: the installed script in a real process for whole
+demos, the command line in this process for what it refuses."""
 
 from __future__ import annotations
 
@@ -6,12 +7,9 @@ import json
 import re
 import resource
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-NEBTUI = str(Path(sys.executable).with_name("nebtui"))
+from cli_runs import NEBTUI, in_process
 
 
 def run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -48,7 +46,7 @@ def test_json_demo_with_climbing_image_reaches_both_saddles():
 
 
 def test_paper_schedule_is_rescaled_for_the_surface():
-    done = run("demo", "muller-brown", "--headless", "--schedule", "paper", "--scale", "0.02")
+    done = in_process("demo", "muller-brown", "--headless", "--schedule", "paper", "--scale", "0.02")
     assert done.returncode == 0, done.stderr
     assert "note: lr scaled by 0.003" in done.stdout
     assert "session finished" in done.stdout
@@ -64,7 +62,7 @@ def test_paper_schedule_is_rescaled_for_the_surface():
     ],
 )
 def test_bad_input_is_one_clear_line(args, message, code):
-    done = run(*args)
+    done = in_process(*args)
     assert done.returncode == code
     assert message in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
@@ -73,7 +71,7 @@ def test_bad_input_is_one_clear_line(args, message, code):
 def test_bad_schedule_file_names_every_bad_field(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[band]\ninitial_pivots = 0\n\n[[phase]]\nsteps = -5\nlr = 0.1\noptimiser = 'SDG'\n")
-    done = run("demo", "muller-brown", "--schedule", str(bad))
+    done = in_process("demo", "muller-brown", "--schedule", str(bad))
     assert done.returncode == 2
     assert "initial_pivots" in done.stderr and "steps must be a positive integer, got -5" in done.stderr
     assert "did you mean 'SGD'" in done.stderr
@@ -83,12 +81,13 @@ def test_bad_schedule_file_names_every_bad_field(tmp_path):
 def test_diverging_band_says_what_to_do(tmp_path):
     hot = tmp_path / "hot.toml"
     hot.write_text("[[phase]]\nsteps = 20\nlr = 1.0\n")
-    done = run("demo", "muller-brown", "--schedule", str(hot))
+    done = in_process("demo", "muller-brown", "--schedule", str(hot))
     assert done.returncode == 1
     assert "lower the learning rate" in done.stderr
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_digits_demo_trains_its_minima_once_and_survives_a_full_disk():
     """The README's main job, scaled down: four digits MLP minima trained into the
