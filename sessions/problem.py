@@ -28,6 +28,8 @@ class Built:
     energy: Any  # an engine Energy
     minima: Any  # Tensor (M, D), on the CPU whatever the device: the energy moves what it evaluates
     names: list[str]  # one per minimum
+    model: Any = None  # networks: the model as built (its parameters are not the minima's)
+    data: dict[str, Any] | None = None  # networks: what load_data gave (train, test, prepare, augment)
 
 
 @dataclass(frozen=True)
@@ -181,4 +183,4 @@ def build(config: SessionConfig, device: str = "cpu") -> Built:
     )
     # The minima stay on the CPU, like every state that travels between processes
     # and every path result: runner, reports and workers never mix devices.
-    return Built(energy, torch.stack(vectors), names)
+    return Built(energy, torch.stack(vectors), names, model, data)

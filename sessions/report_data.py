@@ -69,19 +69,17 @@ def _mean(values: list[float | None]) -> float | None:
 class _Evaluator:
     """Train and test metrics of points, for a surface or a network."""
 
-    def __init__(self, config: Any, built: Any, device: str):
+    def __init__(self, config: Any, built: Any):
         self.network = config.problem.kind == "network"
         self.energy = built.energy
         self.bn = False
         if self.network:
             import torch
 
-            from sessions.problem import build_model, load_data
-
-            data = load_data(config.problem, device)
+            data = built.data  # loaded once, by build, for the energy and for these metrics
             self.train, self.test = data["train"], data["test"]
             self.prepare = data["prepare"]
-            self.model = build_model(config.problem)
+            self.model = built.model
             self.bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
             self.classification = config.problem.loss == "cross_entropy"
 
@@ -136,6 +134,7 @@ def _times(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _mst(energies: list[float], saddles: dict[tuple[int, int], float]) -> list[tuple[int, int, float]]:
+    """The MST of the finished paths, as the session's landscape builds it: (a, b, saddle), sorted."""
     import networkx as nx
 
     from engine.neb.landscape import minimum_spanning_tree
@@ -146,24 +145,17 @@ def _mst(energies: list[float], saddles: dict[tuple[int, int], float]) -> list[t
     return [(a, b, s) for (a, b), s in sorted(minimum_spanning_tree(graph, energies).items())]
 
 
-def ultrametric_bounds(count: int, mst: list[tuple[int, int, float]]) -> list[list[float | None]]:
-    """B(a, b): the highest saddle on the MST path between a and b (None: not connected yet; 0 on the diagonal)."""
-    neighbours: dict[int, list[tuple[int, float]]] = {i: [] for i in range(count)}
-    for a, b, s in mst:
-        neighbours[a].append((b, s))
-        neighbours[b].append((a, s))
+def _bounds(count: int, mst: list[tuple[int, int, float]]) -> list[list[float | None]]:
+    """B(a, b), the landscape's ultrametric bound (None: not connected yet; 0 on the diagonal)."""
+    from engine.neb.landscape import tree_bound
+
+    tree = {(a, b): s for a, b, s in mst}
     bounds: list[list[float | None]] = [[None] * count for _ in range(count)]
-    for source in range(count):
-        highest: dict[int, float] = {source: -math.inf}
-        todo = [source]
-        while todo:
-            here = todo.pop()
-            for there, s in neighbours[here]:
-                if there not in highest:
-                    highest[there] = max(highest[here], s)
-                    todo.append(there)
-        for target, value in highest.items():
-            bounds[source][target] = 0.0 if target == source else value
+    for a in range(count):
+        bounds[a][a] = 0.0
+        for b in range(a + 1, count):
+            value = tree_bound(tree, a, b)
+            bounds[a][b] = bounds[b][a] = None if value == math.inf else value
     return bounds
 
 
@@ -207,7 +199,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
     view = SessionView()
     for event in events:
         view.apply(event)
-    evaluator = _Evaluator(config, built, options.device)
+    evaluator = _Evaluator(config, built)
     network = evaluator.network
     between = schedule.band.dense_points
 
@@ -367,7 +359,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
         "minima": minima_rows,
         "paths": path_rows,
         "mst": [{"a": a, "b": b, "saddle_energy": s} for a, b, s in mst],
-        "bounds": ultrametric_bounds(count, mst),
+        "bounds": _bounds(count, mst),
         "table1": table,
         "first_passage": first,
         "timing": {k: v for k, v in timing.items()},

@@ -92,6 +92,18 @@ def minimum_spanning_tree(graph: nx.Graph, energies: Sequence[float]) -> dict[Pa
     return {_pair(u, v): graph.edges[u, v]["saddle"] for u, v in tree.edges}
 
 
+def tree_bound(tree: dict[Pair, float], a: int, b: int) -> float:
+    """The highest saddle on the tree path between two different minima a and b
+    (inf if the tree does not connect them): the ultrametric bound B(a, b)."""
+    graph = nx.Graph()
+    graph.add_nodes_from((a, b))
+    graph.add_edges_from((u, v, {"saddle": s}) for (u, v), s in tree.items())
+    if not nx.has_path(graph, a, b):
+        return math.inf
+    path = nx.shortest_path(graph, a, b)
+    return max(graph.edges[u, v]["saddle"] for u, v in zip(path, path[1:]))
+
+
 def tree_side(tree: dict[Pair, float], edge: Pair) -> set[int]:
     """The minima on ``edge[0]``'s side when ``edge`` is removed from the tree."""
     neighbours: dict[int, list[int]] = {}
@@ -202,13 +214,7 @@ class Landscape:
         a, b = self._check_id(a), self._check_id(b)
         if a == b:
             return self.energies[a]
-        tree = nx.Graph()
-        tree.add_nodes_from(range(len(self)))
-        tree.add_weighted_edges_from(((u, v, s) for (u, v), s in self._tree.items()), weight="saddle")
-        if not nx.has_path(tree, a, b):
-            return math.inf
-        path = nx.shortest_path(tree, a, b)
-        return max(tree.edges[u, v]["saddle"] for u, v in zip(path, path[1:]))
+        return tree_bound(self._tree, a, b)
 
     # --- Energy landscape exploration ------------------------------------------
 
