@@ -1,38 +1,87 @@
 """Imports flow one way (nebtui -> sessions -> engine); the core never pulls in
-the terminal UI stack, and the CLI starts without torch."""
+the terminal UI stack, and the CLI starts without torch.
+
+Every module of engine/ and sessions/ is imported, not only the packages: a
+module that nothing imports at package level (sessions/runner.py, say) would
+otherwise hide a wrong import. One fresh interpreter imports them one by one,
+engine's first, and records what each one brought into sys.modules.
+"""
 
 from __future__ import annotations
 
 import json
+import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
+UI = ("textual", "rich", "nebtui")
+
+
+def modules_of(package: str) -> list[str]:
+    """Every module under ``package``, found on disk without importing anything."""
+    found = [package]
+    for info in pkgutil.iter_modules([str(ROOT / package.replace(".", "/"))]):
+        name = f"{package}.{info.name}"
+        found.extend(modules_of(name) if info.ispkg else [name])
+    return found
+
+
+ENGINE = modules_of("engine")
+SESSIONS = modules_of("sessions")
+
+_IMPORT_EACH = """
+import importlib, json, sys
+brought = {}
+for name in json.loads(sys.argv[1]):
+    before = set(sys.modules)
+    importlib.import_module(name)
+    brought[name] = sorted(set(sys.modules) - before)
+print(json.dumps(brought))
+"""
+
+
+def _run(code: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def brought() -> dict[str, list[str]]:
+    """{module: the modules its import added}, engine's modules before any of sessions'."""
+    return json.loads(_run(_IMPORT_EACH, json.dumps(ENGINE + SESSIONS)))
+
+
+def _tops(names: list[str]) -> set[str]:
+    return {name.split(".")[0] for name in names}
+
+
+@pytest.mark.parametrize("module", ENGINE)
+def test_engine_modules_import_neither_the_ui_nor_sessions(module, brought):
+    # engine's modules come first, so a sessions module loaded here was loaded by this one
+    assert not _tops(brought[module]) & {*UI, "sessions"}, brought[module]
+
+
+@pytest.mark.parametrize("module", SESSIONS)
+def test_sessions_modules_import_no_ui(module, brought):
+    assert not _tops(brought[module]) & set(UI), brought[module]
+
 
 def _modules_after(code: str) -> set[str]:
-    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
-    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+    return set(json.loads(_run(f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))")))
 
 
-@pytest.mark.parametrize(
-    "code",
-    [
-        "import engine",
-        "import engine.energy.network, engine.neb.exploration, engine.neb.landscape, engine.neb.schedule",
-        "import sessions",
-    ],
-)
-def test_core_imports_no_ui(code):
-    loaded = _modules_after(code)
-    assert not {m for m in loaded if m.split(".")[0] in ("textual", "rich", "nebtui")}
-    if code.startswith("import engine"):
-        assert "sessions" not in loaded
+# what `nebtui --help` and `nebtui sessions list/show/attach` load: all without torch
+TORCH_FREE_CLI = ["nebtui.cli", "nebtui.sessions_cmd", "nebtui.follow", "nebtui.progress", "nebtui.launch",
+                  "nebtui.options", "nebtui.errors"]
 
 
-def test_cli_starts_without_torch():
-    loaded = _modules_after("import nebtui.cli")
+def test_cli_modules_import_without_torch():
+    loaded = _modules_after("\n".join(f"import {name}" for name in TORCH_FREE_CLI))
     assert "torch" not in loaded
 
 
