@@ -23,9 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.events import CycleStarted, MSTEdgeAdded, PairChosen, StepEnergies  # noqa: E402
 from nebtui.app import build_app  # noqa: E402
 from sessions.eventlog import EventLogWriter  # noqa: E402
 from sessions.folder import SessionFolder  # noqa: E402
+from sessions.lifecycle import RunnerStarted  # noqa: E402
 
 SCHEDULE = {"name": "bench", "band": {"restarts": 1}, "phase": [
     {"repeat": 4, "steps": 100, "lr": 0.01, "optimiser": "SGD", "optimiser_args": {}, "batch_size": None,
@@ -34,13 +36,12 @@ SCHEDULE = {"name": "bench", "band": {"restarts": 1}, "phase": [
 
 def history(writer: EventLogWriter) -> None:
     """A session part way through its first pair."""
-    writer.append({"kind": "runner_started", "pid": 1, "devices": ["cpu"], "resumed": False, "pairs_done": 0})
-    writer.append({"kind": "pair_chosen", "pair": [0, 1], "reason": "initial", "attacked_edge": None})
-    writer.append({"kind": "cycle_started", "pair": [0, 1], "restart": 0, "cycle": 1, "cycles": 4, "steps": 100,
-                   "lr": 0.01, "optimiser": "SGD", "batch_size": None, "insert": True, "climb": False, "pivots": 5})
+    writer.append(RunnerStarted(pid=1, devices=["cpu"], resumed=False, pairs_done=0))
+    writer.append(PairChosen(pair=(0, 1), reason="initial", attacked_edge=None))
+    writer.append(CycleStarted(pair=(0, 1), restart=0, cycle=1, cycles=4, steps=100, lr=0.01, optimiser="SGD",
+                               batch_size=None, insert=True, climb=False, pivots=5))
     for step in range(10, 60, 10):
-        writer.append({"kind": "step_energies", "pair": [0, 1], "restart": 0, "cycle": 1, "step": step,
-                       "losses": [0.0, 1.0, 2.0 - step / 100, 1.0, 0.5]})
+        writer.append(StepEnergies(pair=(0, 1), restart=0, cycle=1, step=step, losses=[0.0, 1.0, 2.0 - step / 100, 1.0, 0.5]))
 
 
 def log_lines(app) -> list[str]:
@@ -60,7 +61,7 @@ async def measure(folder: SessionFolder, writer: EventLogWriter, trials: int, id
             await pilot.pause(0.3)  # events arrive spread out, as from a real run
             energy = 1000.0 + trial
             start = time.perf_counter()
-            writer.append({"kind": "mst_edge_added", "a": 0, "b": 1, "saddle_energy": energy})
+            writer.append(MSTEdgeAdded(a=0, b=1, saddle_energy=energy))
             wanted = f"saddle {energy:.4f}"
             deadline = time.monotonic() + 5
             while not any(wanted in line for line in log_lines(app)[-3:]):

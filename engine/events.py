@@ -46,17 +46,6 @@ class Event:
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
-    @classmethod
-    def _from_fields(cls, data: dict[str, Any]) -> "Event":
-        names = cls._field_names
-        if names is None:
-            names = cls._field_names = tuple(f.name for f in dataclasses.fields(cls))
-        kwargs = {name: data[name] for name in names if name in data}
-        pair = kwargs.get("pair")
-        if pair is not None:
-            kwargs["pair"] = tuple(pair)
-        return cls(**kwargs)
-
 
 @dataclass(frozen=True)
 class UnknownEvent(Event, register=False):
@@ -66,7 +55,8 @@ class UnknownEvent(Event, register=False):
 
     @property  # type: ignore[override]
     def kind(self) -> str:  # type: ignore[override]
-        return str(self.data.get("kind"))
+        kind = self.data.get("kind")
+        return kind if isinstance(kind, str) else ""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.data)
@@ -77,9 +67,16 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     ignored); an ``UnknownEvent`` when its kind or its fields do not fit."""
     cls = _REGISTRY.get(data.get("kind"))  # type: ignore[arg-type]
     if cls is not None:
+        names = cls._field_names
+        if names is None:
+            names = cls._field_names = tuple(f.name for f in dataclasses.fields(cls))
         try:
-            return cls._from_fields(data)
-        except (TypeError, ValueError):  # a field missing, or a pair that is not a pair
+            kwargs = {name: data[name] for name in names if name in data}
+            pair = kwargs.get("pair")
+            if pair is not None:
+                kwargs["pair"] = tuple(pair)
+            return cls(**kwargs)
+        except TypeError:  # a field missing, or a pair that is no list
             pass
     return UnknownEvent(dict(data))
 
