@@ -7,66 +7,43 @@ from typing import Annotated, Any
 
 import typer
 
-from nebtui import options
 from nebtui.errors import fail
-from nebtui.launch import run_session, schedule_for
+from nebtui.launch import run_session, schedule_for, session_config
+from nebtui.options import RunOptions, with_run_options
 from nebtui.progress import ProgressPrinter
 
 SURFACE_DEMOS = ("muller-brown", "himmelblau")
 DEMOS = (*SURFACE_DEMOS, "digits")
 DIGITS_MINIMA = 4
+DIGITS_STEPS = 0.05  # the digits demo runs the paper's schedule at this fraction of its steps (unless --schedule)
 
 
+@with_run_options()
 def demo(
     name: Annotated[str, typer.Argument(help=f"Which demo: {', '.join(DEMOS)}.", show_default=False)],
-    schedule: options.Schedule = None,
-    device: options.Device = "auto",
-    session: options.Session = None,
-    seed: options.Seed = 0,
-    detach: options.Detach = False,
-    headless: options.Headless = False,
-    as_json: options.Json = False,
-    climb: options.Climb = False,
-    scale: options.Scale = 1.0,
-    star: options.Star = False,
-    checkpoint_every: options.CheckpointEvery = 60.0,
-    strategy: Annotated[str, typer.Option(help="Pivot evaluation of the digits demo: auto (timed), loop or vmap.")] = "auto",
-    bf16: options.Bf16 = False,
-    channels_last: options.ChannelsLast = False,
-    compile: options.Compile = False,
-    cudnn_benchmark: options.CudnnBenchmark = False,
+    run: RunOptions = RunOptions(),
 ) -> None:
     """Explore the minima of a demo problem in a session and print the MST."""
     if name not in DEMOS:
         fail(f"unknown demo {name!r}: choose one of {', '.join(DEMOS)}")
-    from sessions.config import Problem, SessionConfig
+    from sessions.config import Problem
     from sessions.devices import parse_devices
     from sessions.folder import SessionError
 
     try:
-        parse_devices(device)  # the runner checks that its GPUs are there
+        parse_devices(run.device)  # the runner checks that its GPUs are there
     except SessionError as error:
         fail(str(error), code=2)
-    printer = ProgressPrinter(stream=sys.stdout, enabled=not as_json)
+    printer = ProgressPrinter(stream=sys.stdout, enabled=not run.as_json)
     surface = name in SURFACE_DEMOS
-    chosen = schedule_for(schedule or ("surface" if surface else "paper"), surface=surface,
-                          scale=scale if surface or schedule else scale * 0.05, climb=climb, printer=printer)
+    chosen = schedule_for(run, surface=surface, printer=printer, preset_scale=1.0 if surface else DIGITS_STEPS)
     manifest: list[dict[str, Any]] = []
     if surface:
         problem = Problem(kind="surface", surface=name)
     else:
-        manifest = _digits_minima(printer, seed)
+        manifest = _digits_minima(printer, run.seed)
         problem = Problem(kind="network", model="mlp", data="digits", minima=manifest)
-    landscape = {"variant": "star"} if star else {}
-    try:
-        config = SessionConfig(problem, chosen, device=device, seed=seed, landscape=landscape,
-                               checkpoint_interval=checkpoint_every, strategy=strategy,
-                               precision="bf16" if bf16 else "fp32", channels_last=channels_last, compile=compile,
-                               cudnn_benchmark=cudnn_benchmark)
-    except SessionError as error:
-        fail(str(error), code=2)
-    run_session(config, manifest, hint=name, session=session, detach=detach, as_json=as_json, printer=printer,
-                headless=headless)
+    run_session(session_config(run, problem, chosen), manifest, run, hint=name, printer=printer)
 
 
 def _digits_minima(printer: ProgressPrinter, seed: int) -> list[dict[str, Any]]:

@@ -8,12 +8,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from nebtui import options
 from nebtui.errors import fail
-from nebtui.launch import run_session, schedule_for
+from nebtui.launch import run_session, schedule_for, session_config
+from nebtui.options import RunOptions, with_run_options
 from nebtui.progress import ProgressPrinter
 
 
+@with_run_options(json=False)
 def explore(
     minima: Annotated[Path, typer.Argument(help="Folder of minima: .safetensors, or .pt/.pth state_dicts.",
                                            show_default=False)],
@@ -24,25 +25,11 @@ def explore(
                                                      "cifar100:/path. Default: the sidecars' data.")] = None,
     model_arg: Annotated[Optional[list[str]], typer.Option(help="Factory keyword argument KEY=VALUE (repeatable; "
                                                                  "values are read as Python literals).")] = None,
-    schedule: options.Schedule = None,
-    device: options.Device = "auto",
-    session: options.Session = None,
-    seed: options.Seed = 0,
-    detach: options.Detach = False,
-    headless: options.Headless = False,
-    climb: options.Climb = False,
-    scale: options.Scale = 1.0,
-    star: options.Star = False,
-    checkpoint_every: options.CheckpointEvery = 60.0,
-    strategy: Annotated[str, typer.Option(help="Pivot evaluation: auto (timed), loop or vmap.")] = "auto",
-    bf16: options.Bf16 = False,
-    channels_last: options.ChannelsLast = False,
-    compile: options.Compile = False,
-    cudnn_benchmark: options.CudnnBenchmark = False,
+    run: RunOptions = RunOptions(),
     download: Annotated[bool, typer.Option("--download", help="Fetch CIFAR into its folder first.")] = False,
 ) -> None:
     """Explore the minima in a folder: AutoNEB paths and their minimum spanning tree."""
-    from sessions.config import Problem, SessionConfig
+    from sessions.config import Problem
     from sessions.devices import parse_devices
     from sessions.folder import SessionError
     from sessions.minima import find_minima, flat_minimum, manifest_entry
@@ -75,17 +62,12 @@ def explore(
             flat_minimum(path, layout)  # refuses misshapen, NaN, or unsafe files now, not in the runner
         manifest = [manifest_entry(path, layout.dim) for path in files]
         problem = Problem(kind="network", model=model, model_args=problem.model_args, data=data, minima=manifest)
-        chosen = schedule_for(schedule or "paper", surface=False, scale=scale, climb=climb, printer=printer,
-                              model=model)
-        config = SessionConfig(problem, chosen, device=device, seed=seed, landscape={"variant": "star"} if star else {},
-                               checkpoint_interval=checkpoint_every, strategy=strategy,
-                               precision="bf16" if bf16 else "fp32", channels_last=channels_last, compile=compile,
-                               cudnn_benchmark=cudnn_benchmark)
-        parse_devices(device)  # the runner checks that its GPUs are there
+        chosen = schedule_for(run, surface=False, printer=printer, model=model)
+        config = session_config(run, problem, chosen)
+        parse_devices(run.device)  # the runner checks that its GPUs are there
     except SessionError as error:
         fail(str(error), code=2)
-    run_session(config, manifest, hint=minima.absolute().name or "minima", session=session, detach=detach,
-                as_json=False, printer=printer, headless=headless)
+    run_session(config, manifest, run, hint=minima.absolute().name or "minima", printer=printer)
 
 
 def _parse_args(pairs: list[str]) -> dict[str, object]:

@@ -9,15 +9,20 @@ from typing import Any
 
 from nebtui.errors import fail
 from nebtui.follow import follow, read_result
+from nebtui.options import RunOptions
 from nebtui.progress import ProgressPrinter
 
 
-def schedule_for(spec: str, *, surface: bool, scale: float, climb: bool, printer: ProgressPrinter,
-                 model: str | None = None) -> dict[str, Any]:
-    """The schedule as a dict, from a preset name or file, adjusted by the options
-    (the paper's presets take the architecture's minibatch per pivot)."""
+def schedule_for(run: RunOptions, *, surface: bool, printer: ProgressPrinter, model: str | None = None,
+                 preset_scale: float = 1.0) -> dict[str, Any]:
+    """The schedule the options name as a dict (default: the surface preset for a
+    surface, paper for networks), adjusted by them; the paper's presets take the
+    architecture's minibatch per pivot. A default preset runs ``preset_scale`` of
+    its steps (times --scale)."""
     from engine.neb.schedule import ScheduleError, load_schedule
 
+    spec = run.schedule or ("surface" if surface else "paper")
+    scale = run.scale if run.schedule else run.scale * preset_scale
     try:
         chosen = load_schedule(spec)
         if surface and spec in ("paper", "reference"):
@@ -29,11 +34,27 @@ def schedule_for(spec: str, *, surface: bool, scale: float, climb: bool, printer
             chosen = chosen.for_architecture(model)
         if scale != 1.0:
             chosen = chosen.scaled(scale)
-        if climb:
+        if run.climb:
             chosen = chosen.with_climbing()
     except ScheduleError as error:
         fail(str(error), code=2)
     return chosen.to_dict()
+
+
+def session_config(run: RunOptions, problem: Any, schedule: dict[str, Any]) -> Any:
+    """The session's config (its config.json) from the shared options; a bad value
+    fails with one line and exit code 2."""
+    from sessions.config import SessionConfig
+    from sessions.folder import SessionError
+
+    try:
+        return SessionConfig(problem, schedule, device=run.device, seed=run.seed,
+                             landscape={"variant": "star"} if run.star else {},
+                             checkpoint_interval=run.checkpoint_every, strategy=run.strategy,
+                             precision="bf16" if run.bf16 else "fp32", channels_last=run.channels_last,
+                             compile=run.compile, cudnn_benchmark=run.cudnn_benchmark)
+    except SessionError as error:
+        fail(str(error), code=2)
 
 
 def unique_name(home: Any, hint: str) -> str:
@@ -46,17 +67,8 @@ def unique_name(home: Any, hint: str) -> str:
     return name
 
 
-def run_session(
-    config: Any,
-    manifest: list[dict[str, Any]],
-    *,
-    hint: str,
-    session: str | None,
-    detach: bool,
-    as_json: bool,
-    printer: ProgressPrinter,
-    headless: bool = False,
-) -> None:
+def run_session(config: Any, manifest: list[dict[str, Any]], run: RunOptions, *, hint: str,
+                printer: ProgressPrinter) -> None:
     """Create the session, start its runner (before any app runs), then follow it:
     in the app on a terminal, as progress lines otherwise (unless detached)."""
     from sessions.folder import SessionError, SessionFolder
@@ -65,18 +77,18 @@ def run_session(
 
     try:
         home = data_home()
-        folder = SessionFolder.create(home, session or unique_name(home, hint), config.to_dict(), manifest)
+        folder = SessionFolder.create(home, run.session or unique_name(home, hint), config.to_dict(), manifest)
         pid = start_runner(folder)
     except SessionError as error:
         fail(str(error))
     printer.line(f"session {folder.id}: runner pid {pid}, folder {folder.path}")
-    if detach:
+    if run.detach:
         printer.line(f"detached: follow it with nebtui sessions attach {folder.id}")
         return
-    if use_app(headless, as_json):
+    if use_app(run.headless, run.as_json):
         open_app(folder)
         return
-    finish_following(folder, printer, as_json=as_json)
+    finish_following(folder, printer, as_json=run.as_json)
 
 
 def table1_row(folder: Any) -> dict[str, Any] | None:

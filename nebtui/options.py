@@ -1,28 +1,71 @@
-"""Options shared by `explore` and `demo` (Annotated Typer parameters)."""
+"""The options `explore` and `demo` share, declared once (`RunOptions`), and the
+decorator that hands them to Typer one by one and to the command as one object."""
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+import functools
+import inspect
+import typing
+from dataclasses import dataclass, fields
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-Schedule = Annotated[
-    Optional[str],
-    typer.Option(help="AutoNEB schedule: paper, reference, surface, or a TOML file. "
-                 "Default: paper for networks, surface for surfaces (presets are rescaled to a surface's lr)."),
-]
-Device = Annotated[str, typer.Option(help="auto (every GPU, else the CPU), cpu, or cuda:0,1.")]
-Session = Annotated[Optional[str], typer.Option(help="Session name (default: the problem and the time).")]
-Seed = Annotated[int, typer.Option(help="Random seed.")]
-Detach = Annotated[bool, typer.Option("--detach", help="Start the session and return at once.")]
-Headless = Annotated[bool, typer.Option("--headless", help="Plain progress lines instead of the app.")]
-Climb = Annotated[bool, typer.Option("--climb", help="Climbing image in the final phase of the schedule.")]
-Scale = Annotated[float, typer.Option(help="Multiply every cycle's steps by this factor.")]
-Json = Annotated[bool, typer.Option("--json", help="Print only the final result, as one JSON object.")]
-Star = Annotated[bool, typer.Option("--star", help="Only connect the lowest minimum to all others (the paper's DenseNet runs).")]
-CheckpointEvery = Annotated[float, typer.Option(help="Seconds between checkpoints (and at every cycle's end).")]
-Strategy = Annotated[str, typer.Option(help="Pivot evaluation: auto (timed), loop or vmap.")]
-Bf16 = Annotated[bool, typer.Option("--bf16", help="bf16 autocast of the network's forward passes (GPUs).")]
-ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="Channels-last image batches (GPUs).")]
-Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the per-pivot loss (loop strategy).")]
-CudnnBenchmark = Annotated[bool, typer.Option("--cudnn-benchmark", help="Let cuDNN pick its fastest kernels.")]
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a session is made and run. Each field is one command-line option."""
+
+    schedule: Annotated[
+        Optional[str],
+        typer.Option(help="AutoNEB schedule: paper, reference, surface, or a TOML file. "
+                     "Default: paper for networks, surface for surfaces (presets are rescaled to a surface's lr)."),
+    ] = None
+    device: Annotated[str, typer.Option(help="auto (every GPU, else the CPU), cpu, or cuda:0,1.")] = "auto"
+    session: Annotated[Optional[str], typer.Option(help="Session name (default: the problem and the time).")] = None
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0
+    detach: Annotated[bool, typer.Option("--detach", help="Start the session and return at once.")] = False
+    headless: Annotated[bool, typer.Option("--headless", help="Plain progress lines instead of the app.")] = False
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the final result, as one JSON object.")] = False
+    climb: Annotated[bool, typer.Option("--climb", help="Climbing image in the final phase of the schedule.")] = False
+    scale: Annotated[float, typer.Option(help="Multiply every cycle's steps by this factor.")] = 1.0
+    star: Annotated[bool, typer.Option(
+        "--star", help="Only connect the lowest minimum to all others (the paper's DenseNet runs).")] = False
+    checkpoint_every: Annotated[float, typer.Option(
+        help="Seconds between checkpoints (and at every cycle's end).")] = 60.0
+    strategy: Annotated[str, typer.Option(help="Pivot evaluation: auto (timed), loop or vmap.")] = "auto"
+    bf16: Annotated[bool, typer.Option("--bf16", help="bf16 autocast of the network's forward passes (GPUs).")] = False
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="Channels-last image batches (GPUs).")] = False
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the per-pivot loss (loop strategy).")] = False
+    cudnn_benchmark: Annotated[bool, typer.Option(
+        "--cudnn-benchmark", help="Let cuDNN pick its fastest kernels.")] = False
+
+
+def with_run_options(*, json: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command the shared options: it declares ``run: RunOptions`` where they
+    belong in its help; Typer sees one option per field there (``--json`` only if
+    ``json``), and the command gets them back as one RunOptions."""
+    hints = typing.get_type_hints(RunOptions, include_extras=True)
+    shared = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
+        for f in fields(RunOptions)
+        if json or f.name != "as_json"
+    ]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        own = list(inspect.signature(command, eval_str=True).parameters.values())
+        at = [p.name for p in own].index("run")
+        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[:at] + own[at + 1:]]
+        parameters[at:at] = shared
+        names = [p.name for p in shared]
+
+        @functools.wraps(command)
+        def with_options(**values: Any) -> Any:
+            run = RunOptions(**{name: values.pop(name) for name in names})
+            return command(**values, run=run)
+
+        with_options.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        with_options.__annotations__ = {p.name: p.annotation for p in parameters}
+        return with_options
+
+    return decorate
