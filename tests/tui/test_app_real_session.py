@@ -54,8 +54,8 @@ async def test_pause_resume_stop_on_a_real_session_then_attach_replays(nebtui_ho
     try:
         app = build_app(folder)
         async with app.run_test(size=(160, 48)) as pilot:
-            await wait_until(pilot, lambda: app.status == "running" and app.model.view.devices, timeout=30,
-                             what="the runner to run")
+            await wait_until(pilot, lambda: app.status == "running" and app.model.shown_pair() is not None,
+                             timeout=60, what="the runner to run its first steps")
             await pilot.press("p")
             await wait_until(pilot, lambda: app.status == "paused", timeout=30, what="the session to pause")
             assert app.check_action("resume", ()) is True and app.check_action("pause", ()) is None
