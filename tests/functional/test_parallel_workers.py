@@ -1,5 +1,6 @@
 """Several devices: the runner hands independent pairs (the initial star) to several
-workers at once, and the result is the same as with one worker."""
+workers at once, and the result is the same as with one worker (the shared
+Mueller-Brown session)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
@@ -15,7 +15,6 @@ from safetensors.torch import load_file
 from sessions.eventlog import read_log
 from sessions.folder import SessionFolder
 
-NEBTUI = str(Path(sys.executable).with_name("nebtui"))
 pytestmark = pytest.mark.timeout(300)
 
 RUN_WITH_TWO_WORKERS = """
@@ -40,11 +39,9 @@ sys.exit(Runner(folder, pool=AllReady(["cpu", "cpu"], config, 60.0)).main())
 """
 
 
-def test_two_workers_run_the_initial_pairs_at_once_and_agree_with_one(nebtui_home):
-    one = subprocess.run([NEBTUI, "demo", "muller-brown", "--headless", "--scale", "0.3", "--session", "one",
-                          "--device", "cpu"], capture_output=True, text=True, timeout=240)
-    assert one.returncode == 0, one.stderr
-    reference = SessionFolder.open(nebtui_home, "one")
+def test_two_workers_run_the_initial_pairs_at_once_and_agree_with_one(nebtui_home, mb_session):
+    reference = SessionFolder.open(mb_session.parent, mb_session.name)
+    nebtui_home.mkdir()
     two = SessionFolder.create(nebtui_home, "two", reference.config(), [])
     done = subprocess.run([sys.executable, "-c", RUN_WITH_TWO_WORKERS, str(nebtui_home), "two"],
                           capture_output=True, text=True, timeout=240,
