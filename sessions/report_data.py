@@ -104,35 +104,6 @@ class _Evaluator:
         return [float(v) for v in losses]
 
 
-def _times(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Devices and timing, from the log's own time stamps only."""
-    stamps = [e["time"] for e in events if isinstance(e.get("time"), (int, float))]
-    devices: list[str] = []
-    pairs: dict[str, dict[str, float]] = {}
-    for e in events:
-        if e.get("kind") == "runner_started":
-            devices += [d for d in e.get("devices", []) if d not in devices]
-        if e.get("kind") == "worker_started" and e.get("device") not in devices:
-            devices.append(e["device"])
-        pair = e.get("pair")
-        if isinstance(pair, list) and isinstance(e.get("time"), (int, float)):
-            key = f"{pair[0]}-{pair[1]}"
-            if e.get("kind") == "cycle_started":
-                pairs.setdefault(key, {}).setdefault("started", e["time"])
-            if e.get("kind") == "connection_finished":
-                pairs.setdefault(key, {})["finished"] = e["time"]
-    return {
-        "devices": devices,
-        "started": min(stamps) if stamps else None,
-        "last_event": max(stamps) if stamps else None,
-        "seconds": (max(stamps) - min(stamps)) if stamps else None,
-        "pairs": {
-            key: {**span, "seconds": span["finished"] - span["started"]}
-            for key, span in pairs.items() if "started" in span and "finished" in span
-        },
-    }
-
-
 def _mst(energies: list[float], saddles: dict[tuple[int, int], float]) -> list[tuple[int, int, float]]:
     """The MST of the finished paths, as the session's landscape builds it: (a, b, saddle), sorted."""
     import networkx as nx
@@ -177,11 +148,10 @@ def collect(folder: Any, options: ReportOptions) -> Report:
     from engine.neb.band import dense_points, linear_path
     from engine.neb.schedule import schedule_from_dict
     from sessions.config import SessionConfig
-    from sessions.eventlog import read_log
     from sessions.folder import SessionError
     from sessions.problem import build
     from sessions.statepack import unpack_state
-    from sessions.view import SessionView
+    from sessions.view import read_view
 
     files = sorted((folder.results_path / "paths").glob("*.safetensors"))
     if not files:
@@ -195,10 +165,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
         built = build(config, options.device)
     except (SessionError, ValueError) as error:
         raise ReportError(str(error)) from None
-    events = read_log(folder.events_path)
-    view = SessionView()
-    for event in events:
-        view.apply(event)
+    view = read_view(folder)
     evaluator = _Evaluator(config, built)
     network = evaluator.network
     between = schedule.band.dense_points
@@ -299,7 +266,14 @@ def collect(folder: Any, options: ReportOptions) -> Report:
             "seconds": None,
         })
 
-    timing = _times(events)
+    timing = {  # devices and times, from the log's own time stamps only
+        "devices": view.devices_used,
+        "started": view.started,
+        "last_event": view.last_time,
+        "seconds": view.last_time - view.started if view.started is not None and view.last_time is not None else None,
+        "pairs": {f"{a}-{b}": {"started": start, "finished": end, "seconds": end - start}
+                  for (a, b), (start, end) in view.pair_times().items()},
+    }
     for row in path_rows:
         span = timing["pairs"].get(f"{row['a']}-{row['b']}")
         row["seconds"] = span["seconds"] if span else None

@@ -88,9 +88,9 @@ class SessionView:
         """The pairs in flight (with events, not finished), by pair."""
         return {pair: p for pair, p in sorted(self.progress.items()) if not p.finished}
 
-    def pair_seconds(self) -> dict[Pair, float]:
-        """Seconds from each finished pair's first cycle to its end, from the log's times."""
-        return {pair: p.finished_at - p.started_at for pair, p in self.progress.items()
+    def pair_times(self) -> dict[Pair, tuple[float, float]]:
+        """(start of its first cycle, its end) of each finished pair, in the log's times."""
+        return {pair: (p.started_at, p.finished_at) for pair, p in self.progress.items()
                 if p.started_at is not None and p.finished_at is not None}
 
     def _pair(self, pair: Pair) -> PairProgress:

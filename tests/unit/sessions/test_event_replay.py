@@ -65,7 +65,8 @@ def test_a_log_written_before_replays_into_the_same_summary(tmp_path):
     view = read_view(folder)
     assert view.lifecycle == "paused" and view.attacked == {(1, 2): (0, 1)}
     assert view.started == 1000.0 and view.last_time == 1009.0
-    assert view.pair_seconds() == {(0, 1): 1.5, (0, 2): 0.5}
+    assert view.pair_times() == {(0, 1): (1001.5, 1003.0), (0, 2): (1004.5, 1005.0)}
+    assert view.devices_used == ["cpu"]
 
 
 def test_unknown_kinds_are_kept_as_written_and_change_nothing(tmp_path):
