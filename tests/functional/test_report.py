@@ -5,43 +5,30 @@ the paths' states and the energy, the ensemble, byte-identical JSON, errors."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from cli_runs import copy_session, in_process, nebtui
 
-NEBTUI = str(Path(sys.executable).with_name("nebtui"))
 DIGITS_REPORT = ("--hessian-dense-limit", "500", "--slice-grid", "7")  # Lanczos, a small slice: fast
 
 
-def run(home: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NEBTUI_HOME": str(home), "OMP_WAIT_POLICY": "PASSIVE"}
-    return subprocess.run([NEBTUI, *args], capture_output=True, text=True, timeout=timeout, env=env)
-
-
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    """One data home with a finished Mueller-Brown session and a finished digits session."""
+def home(tmp_path_factory, mb_session, digits_session):
+    """A data home with copies of the shared finished sessions: mb (Mueller-Brown) and dg (digits)."""
     home = tmp_path_factory.mktemp("report-home")
-    done = run(home, "demo", "muller-brown", "--scale", "0.2", "--headless", "--session", "mb")
-    assert done.returncode == 0, done.stderr
-    minima = home / "minima"
-    done = run(home, "train", "--model", "mlp", "--data", "digits", "--count", "3", "--out", str(minima), "--scale", "0.3")
-    assert done.returncode == 0, done.stderr
-    done = run(home, "explore", str(minima), "--scale", "0.02", "--headless", "--strategy", "vmap", "--session", "dg")
-    assert done.returncode == 0, done.stderr
+    copy_session(mb_session, home, "mb")
+    copy_session(digits_session, home, "dg")
     return home
 
 
 @pytest.fixture(scope="module")
 def reports(home):
-    """Both sessions reported in every format into the default folder."""
+    """Both sessions reported in every format into the default folder, by the installed script."""
     for session, extra in (("mb", ()), ("dg", DIGITS_REPORT)):
-        done = run(home, "report", session, *extra)
+        done = nebtui(home, "report", session, *extra)
         assert done.returncode == 0, done.stderr
     return {s: home / s / "results" / "report" for s in ("mb", "dg")}
 
@@ -237,7 +224,7 @@ def test_digits_ensemble_matches_softmax_averages_made_here(home, reports):
 @pytest.mark.timeout(600)
 def test_a_second_report_is_byte_identical(home, reports, tmp_path):
     for session, extra in (("mb", ()), ("dg", DIGITS_REPORT)):
-        done = run(home, "report", session, "--format", "json", "--out", str(tmp_path / session), *extra)
+        done = in_process("report", session, "--format", "json", "--out", str(tmp_path / session), *extra, home=home)
         assert done.returncode == 0, done.stderr
         assert (tmp_path / session / "report.json").read_bytes() == (reports[session] / "report.json").read_bytes()
         assert sorted(p.name for p in (tmp_path / session).iterdir()) == ["report.json"]
@@ -258,7 +245,7 @@ def test_errors_are_one_clear_line(home, reports, tmp_path):
         (("report", "mb", "--ensemble-k", "1"), "--ensemble-k must be 0", 2),
     ]
     for args, message, code in cases:
-        done = run(home, *args)
+        done = in_process(*args, home=home)
         assert done.returncode == code, (args, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
@@ -270,8 +257,8 @@ def test_the_mst_saddles_are_written_as_networks_that_score_what_the_report_says
     from engine.networks.data import digits
     from engine.networks.models import mlp
 
-    done = run(home, "report", "dg", "--format", "weights", "--out", str(tmp_path), "--hessian-k", "0", "--slices", "0",
-               "--ensemble-k", "0")  # only what the weights need
+    done = in_process("report", "dg", "--format", "weights", "--out", str(tmp_path), "--hessian-k", "0", "--slices", "0",
+                      "--ensemble-k", "0", home=home)  # only what the weights need
     assert done.returncode == 0, done.stderr
     report = document(reports, "dg")
     files = sorted((tmp_path / "weights").glob("*.safetensors"))
@@ -290,5 +277,5 @@ def test_the_mst_saddles_are_written_as_networks_that_score_what_the_report_says
             loss = torch.nn.functional.cross_entropy(network.eval()(train.inputs), train.targets).item()
         assert loss == pytest.approx(path["saddle"]["train"]["loss"], rel=1e-5)
 
-    surface = run(home, "report", "mb", "--format", "weights", "--out", str(tmp_path / "mb"))
+    surface = in_process("report", "mb", "--format", "weights", "--out", str(tmp_path / "mb"), home=home)
     assert surface.returncode == 0 and "explores a surface, not networks" in surface.stderr
