@@ -18,58 +18,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from cli_runs import MB_ARGS, assert_one_clear_line, digits_args, in_process, nebtui, wait_until
+from cli_runs import NEBTUI as NEBTUI_SCRIPT
 
 from sessions.eventlog import read_log
 from sessions.lock import holder
-
-NEBTUI = str(Path(sys.executable).with_name("nebtui"))
-MB_SCALE = "0.6"  # Mueller-Brown: about 3 s of work on an idle core, 3 pairs
-CHECKPOINT_EVERY = "0.2"
-NETWORK_SCHEDULE = """name = "tiny"
-[band]
-initial_pivots = 3
-max_pivots = 12
-[[phase]]
-repeat = 3
-steps = 30
-lr = 0.1
-optimiser = "SGD"
-optimiser_args = { momentum = 0.9 }
-batch_size = 128
-insert = true
-[[phase]]
-repeat = 2
-steps = 30
-lr = 0.01
-optimiser = "SGD"
-optimiser_args = { momentum = 0.9 }
-batch_size = 128
-insert = false
-"""
 
 
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def nebtui(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([NEBTUI, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "NEBTUI_HOME": str(home)})
-
-
 def spawn(home: Path, *args: str, **popen: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen([NEBTUI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    return subprocess.Popen([NEBTUI_SCRIPT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "NEBTUI_HOME": str(home)}, **popen)
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout:g} s")
-        time.sleep(every)
 
 
 def events(home: Path, session: str) -> list[dict[str, Any]]:
@@ -90,7 +51,7 @@ def alive(pid: int) -> bool:
 
 
 def show(home: Path, session: str) -> dict[str, Any]:
-    done = nebtui(home, "sessions", "show", session, "--json")
+    done = in_process("sessions", "show", session, "--json", home=home)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -105,9 +66,12 @@ def wait_ended(home: Path, session: str, timeout: float) -> list[dict[str, Any]]
     return events(home, session)
 
 
-def start_mb(home: Path, session: str, scale: str = MB_SCALE) -> int:
-    done = nebtui(home, "demo", "muller-brown", "--detach", "--device", "cpu", "--scale", scale,
-                  "--checkpoint-every", CHECKPOINT_EVERY, "--session", session)
+def start_mb(home: Path, session: str, scale: str | None = None) -> int:
+    """A detached Mueller-Brown runner: the shared session's command (cli_runs.MB_ARGS), or
+    another ``scale``. Returns its pid."""
+    args = MB_ARGS if scale is None else (*MB_ARGS[:MB_ARGS.index("--scale") + 1], scale,
+                                          *MB_ARGS[MB_ARGS.index("--scale") + 2:])
+    done = nebtui(home, *args, "--detach", "--session", session)
     assert done.returncode == 0, done.stderr
     pid = runner_pid(home, session)
     assert pid is not None
@@ -115,9 +79,8 @@ def start_mb(home: Path, session: str, scale: str = MB_SCALE) -> int:
 
 
 def start_network(home: Path, minima: Path, schedule: Path, session: str) -> None:
-    done = nebtui(home, "explore", str(minima), "--model", "mlp", "--data", "digits", "--schedule", str(schedule),
-                  "--strategy", "loop", "--device", "cpu", "--checkpoint-every", CHECKPOINT_EVERY,
-                  "--session", session, "--detach", "--headless")
+    """A detached runner of the shared digits session's command (cli_runs.digits_args)."""
+    done = nebtui(home, *digits_args(minima, schedule), "--session", session, "--detach", "--headless")
     assert done.returncode == 0, done.stderr
 
 
@@ -151,14 +114,21 @@ def assert_same_results(folder: Path, reference: Path) -> None:
 def kill_and_resume(home: Path, session: str, rng: random.Random, most_events: int, kills: int,
                     between: Callable[[int], None] = lambda kill: None) -> list[float]:
     """Kill -9 the runner ``kills`` times, each after a random number of new events
-    (0: as soon as it holds the lock), and resume it detached. Returns the resume times."""
+    (0: as soon as it holds the lock), and resume it detached. The last kill waits for a
+    checkpoint first, so the last runner continues from one. Returns the resume times."""
     resume_seconds = []
     for kill in range(kills):
         pid = wait_until(lambda: runner_pid(home, session), 30, "runner holding the lock")
         seen = len(events(home, session))
         wanted = rng.randint(0, most_events) if kill else 0
-        wait_until(lambda: len(events(home, session)) >= seen + wanted or runner_pid(home, session) is None,
-                   60, f"{wanted} new events")
+        last = kill == kills - 1
+
+        def ready() -> bool:
+            log = events(home, session)
+            return runner_pid(home, session) is None or (
+                len(log) >= seen + wanted and (not last or any(e["kind"] == "checkpoint_written" for e in log)))
+
+        wait_until(ready, 60, f"{wanted} new events" + (" and a checkpoint" if last else ""))
         assert runner_pid(home, session) == pid, "the session ended before it could be killed: make it longer"
         workers = worker_pids(events(home, session))
         os.kill(pid, signal.SIGKILL)
@@ -174,53 +144,18 @@ def kill_and_resume(home: Path, session: str, rng: random.Random, most_events: i
     return resume_seconds
 
 
-# --- fixtures ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def mb_reference(tmp_path_factory) -> Path:
-    """An uninterrupted Mueller-Brown session."""
-    home = tmp_path_factory.mktemp("mb-reference")
-    start_mb(home, "reference")
-    log = wait_ended(home, "reference", 120)
-    assert log[-1]["kind"] == "session_finished"
-    return home / "reference"
-
-
-@pytest.fixture(scope="module")
-def network(tmp_path_factory) -> tuple[Path, Path]:
-    """(folder of three briefly trained MLP minima on digits, a short schedule file)."""
-    import torch
-    from safetensors.torch import save_file
-
-    from engine.networks.data import digits
-    from engine.networks.models import mlp
-    from engine.networks.training import Recipe, train
-
-    folder = tmp_path_factory.mktemp("minima")
-    data = digits()
-    for i in range(3):
-        torch.manual_seed(i)
-        model = mlp()
-        train(model, data.train.inputs, data.train.targets, recipe=Recipe("tiny", steps=30, batch_size=64, lr=0.1),
-              seed=i)
-        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(folder / f"m{i}.safetensors"))
-    schedule = tmp_path_factory.mktemp("schedule") / "tiny.toml"
-    schedule.write_text(NETWORK_SCHEDULE)
-    return folder, schedule
-
-
 # --- 1. kill -9 the runner, resume: the same result bit for bit -----------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(150)
-def test_runner_killed_again_and_again_resumes_to_the_same_mueller_brown_result(nebtui_home, mb_reference):
+def test_runner_killed_again_and_again_resumes_to_the_same_mueller_brown_result(nebtui_home, mb_session):
     rng = random.Random(1)
     start_mb(nebtui_home, "killed")
 
     def between(kill: int) -> None:
         if kill == 0:  # a control command to a dead runner says so and how to go on
-            done = nebtui(nebtui_home, "sessions", "pause", "killed")
+            done = in_process("sessions", "pause", "killed")
             assert done.returncode == 1 and "Traceback" not in done.stderr
             assert done.stderr.strip() == ("nebtui: session killed: its runner is not running (nobody answers on the "
                                            "control socket); to continue it: nebtui sessions resume killed")
@@ -235,26 +170,25 @@ def test_runner_killed_again_and_again_resumes_to_the_same_mueller_brown_result(
     resumes = kill_and_resume(nebtui_home, "killed", rng, most_events=120, kills=4, between=between)
     log = wait_ended(nebtui_home, "killed", 120)
     assert log[-1]["kind"] == "session_finished"
+    # (how many runners got to log their start depends on timing: a kill may come first)
     starts = [e for e in log if e["kind"] == "runner_started"]
-    assert len(starts) == 5 and starts[-1]["resumed"]  # resumed: from a checkpoint (the first kills may precede one)
+    assert starts[-1]["resumed"]  # the last runner continued from a checkpoint
     assert [e["seq"] for e in log] == list(range(len(log)))  # the torn line was cut, seq goes on
-    assert_same_results(nebtui_home / "killed", mb_reference)
+    assert_same_results(nebtui_home / "killed", mb_session)
     assert show(nebtui_home, "killed")["status"] == "finished"
     print(f"resume --detach took {', '.join(f'{s:.2f}' for s in resumes)} s")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(170)
-def test_runner_killed_again_and_again_resumes_to_the_same_network_result(nebtui_home, network, tmp_path):
-    minima, schedule = network
-    reference_home = tmp_path / "reference-home"
-    start_network(reference_home, minima, schedule, "reference")
-    start_network(nebtui_home, minima, schedule, "killed")
+def test_runner_killed_again_and_again_resumes_to_the_same_network_result(nebtui_home, digits_minima,
+                                                                          digits_schedule, digits_session):
+    start_network(nebtui_home, digits_minima, digits_schedule, "killed")
     kill_and_resume(nebtui_home, "killed", random.Random(2), most_events=15, kills=3)
-    assert wait_ended(reference_home, "reference", 120)[-1]["kind"] == "session_finished"
     log = wait_ended(nebtui_home, "killed", 120)
     assert log[-1]["kind"] == "session_finished"
-    assert sum(e["kind"] == "runner_started" for e in log) == 4
-    assert_same_results(nebtui_home / "killed", reference_home / "reference")
+    assert [e for e in log if e["kind"] == "runner_started"][-1]["resumed"]
+    assert_same_results(nebtui_home / "killed", digits_session)
 
 
 # --- 2. a hang-up of the launching terminal leaves the runner running -----------------------------------
@@ -319,19 +253,20 @@ def test_two_viewers_see_every_event_in_order_and_exit_at_the_end(nebtui_home):
 STEP_KINDS = ("step_energies", "cycle_started", "cycle_finished", "pivots_inserted", "connection_finished")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(150)
 def test_pause_resume_stop_and_resume_round_trip(nebtui_home):
     home = nebtui_home
     pid = start_mb(home, "ctl", scale="2")
     wait_until(lambda: any(e["kind"] == "step_energies" for e in events(home, "ctl")), 60, "first steps")
 
-    done = nebtui(home, "sessions", "pause", "ctl")
+    done = in_process("sessions", "pause", "ctl")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "session ctl: pausing at the next step boundary"
     wait_until(lambda: show(home, "ctl")["status"] == "paused", 30, "status paused")
     paused_at = len(events(home, "ctl"))
     assert any(e["kind"] == "checkpoint_written" and e["reason"] == "pause" for e in events(home, "ctl"))
-    again = nebtui(home, "sessions", "pause", "ctl")
+    again = in_process("sessions", "pause", "ctl")
     assert again.returncode == 1 and "already paused" in again.stderr
     watch_until = time.monotonic() + 1.5  # a window of observation: nothing may move
     while time.monotonic() < watch_until:
@@ -340,22 +275,22 @@ def test_pause_resume_stop_and_resume_round_trip(nebtui_home):
     assert show(home, "ctl")["status"] == "paused"
 
     # while it lives: its name is taken, resume and rm are refused, and nothing is disturbed
-    done = nebtui(home, "demo", "muller-brown", "--detach", "--session", "ctl")
+    done = in_process("demo", "muller-brown", "--detach", "--session", "ctl")
     assert_one_clear_line(done, "session 'ctl' already exists: choose another --session name")
-    done = nebtui(home, "sessions", "rm", "ctl")
+    done = in_process("sessions", "rm", "ctl")
     assert_one_clear_line(done, f"session ctl is being run by pid {pid}")
     assert runner_pid(home, "ctl") == pid
 
-    done = nebtui(home, "sessions", "resume", "ctl")
+    done = in_process("sessions", "resume", "ctl")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "session ctl: resumed"
     wait_until(lambda: [e for e in events(home, "ctl")[paused_at:] if e["kind"] == "step_energies"], 30,
                "steps after resume")
     assert show(home, "ctl")["status"] == "running"
-    done = nebtui(home, "sessions", "resume", "ctl", "--detach")
+    done = in_process("sessions", "resume", "ctl", "--detach")
     assert_one_clear_line(done, "session ctl (running): resume refused: not paused")
 
-    done = nebtui(home, "sessions", "stop", "ctl")
+    done = in_process("sessions", "stop", "ctl")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "session ctl: stopping at the next step boundary"
     log = wait_ended(home, "ctl", 30)
@@ -365,7 +300,7 @@ def test_pause_resume_stop_and_resume_round_trip(nebtui_home):
     received = [(e["command"], e["accepted"]) for e in log if e["kind"] == "control_received"]
     assert received == [("pause", True), ("pause", False), ("resume", True), ("resume", False), ("stop", True)]
 
-    dead = nebtui(home, "sessions", "stop", "ctl")
+    dead = in_process("sessions", "stop", "ctl")
     assert dead.returncode == 1 and "not running" in dead.stderr and "nebtui sessions resume ctl" in dead.stderr
     done = nebtui(home, "sessions", "resume", "ctl", "--detach")
     assert done.returncode == 0, done.stderr
@@ -378,7 +313,7 @@ def test_pause_resume_stop_and_resume_round_trip(nebtui_home):
 
 
 @pytest.mark.timeout(120)
-def test_worker_killed_mid_cycle_is_restarted_and_the_result_is_unchanged(nebtui_home, mb_reference):
+def test_worker_killed_mid_cycle_is_restarted_and_the_result_is_unchanged(nebtui_home, mb_session):
     home = nebtui_home
     runner = start_mb(home, "wk")
     wait_until(lambda: sum(e["kind"] == "step_energies" for e in events(home, "wk")) >= 40, 60, "40 step events")
@@ -393,7 +328,7 @@ def test_worker_killed_mid_cycle_is_restarted_and_the_result_is_unchanged(nebtui
     assert sum(e["kind"] == "runner_started" for e in log) == 1  # the same runner throughout
     assert all(e["pid"] == runner for e in log if e["kind"] == "runner_started")
     assert show(home, "wk")["worker_deaths"] == 1
-    assert_same_results(home / "wk", mb_reference)
+    assert_same_results(home / "wk", mb_session)
 
 
 # --- 6. bad input: one clear line, a non-zero exit, nothing lost ---------------------------------------------
@@ -454,14 +389,6 @@ MINIMA_CASES = {
 }
 
 
-def assert_one_clear_line(done: subprocess.CompletedProcess[str], message: str) -> None:
-    assert done.returncode != 0
-    assert "Traceback" not in done.stderr + done.stdout
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("nebtui: "), done.stderr
-    assert message in lines[0], lines[0]
-
-
 def _tree(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()} \
         if folder.exists() else {}
@@ -510,8 +437,7 @@ def test_workers_whose_runner_died_before_they_started_exit_by_themselves(tmp_pa
 def test_explore_refuses_bad_minima_in_one_line(case, nebtui_home, tmp_path):
     folder = _minima_case(case, tmp_path / "minima")
     before = _tree(folder)
-    done = nebtui(nebtui_home, "explore", str(folder), "--model", "mlp", "--data", "digits", "--scale", "0.01",
-                  "--detach")
+    done = in_process("explore", str(folder), "--model", "mlp", "--data", "digits", "--scale", "0.01", "--detach")
     assert_one_clear_line(done, MINIMA_CASES[case])
     assert _tree(folder) == before  # the user's files untouched
     assert not [p for p in nebtui_home.iterdir() if not p.name.startswith(".")] if nebtui_home.exists() else True
@@ -529,7 +455,7 @@ def test_explore_refuses_unknown_model_or_data_in_one_line(flag, value, message,
     _save_mlp(folder / "a.safetensors", seed=0)
     _save_mlp(folder / "b.safetensors", seed=1)
     args = {"--model": "mlp", "--data": "digits", flag: value}
-    done = nebtui(nebtui_home, "explore", str(folder), *[x for kv in args.items() for x in kv], "--detach")
+    done = in_process("explore", str(folder), *[x for kv in args.items() for x in kv], "--detach")
     assert_one_clear_line(done, message)
 
 
@@ -538,7 +464,7 @@ def test_a_data_home_that_is_a_file_is_refused(tmp_path):
     home = tmp_path / "a-file"
     home.write_text("not a folder\n")
     for args in (("demo", "muller-brown", "--detach"), ("sessions", "list")):
-        done = nebtui(home, *args)
+        done = in_process(*args, home=home)
         assert_one_clear_line(done, f"data home {home} (from NEBTUI_HOME) is not a folder")
     assert home.read_text() == "not a folder\n"
 
@@ -555,10 +481,10 @@ def test_a_session_of_a_newer_schema_is_refused_not_touched(nebtui_home):
     before = _tree(folder.path)
     for args in (("show", "future"), ("show", "future", "--json"), ("attach", "future"),
                  ("resume", "future", "--detach")):
-        done = nebtui(nebtui_home, "sessions", *args)
+        done = in_process("sessions", *args)
         assert_one_clear_line(done, "session future was written by a newer nebtui (schema 99, this one reads 1): "
                                     "upgrade nebtui")
-    listed = nebtui(nebtui_home, "sessions", "list", "--json")
+    listed = in_process("sessions", "list", "--json")
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
     assert "newer nebtui" in listed.stderr
     assert _tree(folder.path) == before
