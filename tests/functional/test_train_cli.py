@@ -1,4 +1,6 @@
-"""`nebtui train` as a user runs it, and `explore` on its output without options."""
+"""`nebtui train` as a user runs it, and `explore` on its output without options.
+Trainings run in real processes (signals, locks between processes, progress lines);
+what is refused is asked of the command line in this process."""
 
 from __future__ import annotations
 
@@ -11,9 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_runs import NEBTUI, in_process
 from safetensors.torch import load_file
-
-NEBTUI = str(Path(sys.executable).with_name("nebtui"))
 
 
 HOLD_LOCK = """
@@ -74,7 +75,7 @@ def test_train_writes_minima_and_sidecars_and_resumes_by_minimum(tmp_path):
     ],
 )
 def test_bad_options_are_one_clear_line(tmp_path, args, message):
-    done = run("train", *args, "--out", str(tmp_path / "m"))
+    done = in_process("train", *args, "--out", str(tmp_path / "m"))
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
@@ -85,7 +86,7 @@ def test_explore_without_sidecars_asks_for_the_model(tmp_path):
     folder.mkdir()
     for i in range(2):
         torch.save({"w": torch.zeros(1)}, folder / f"m{i}.pt")
-    done = run("explore", str(folder))
+    done = in_process("explore", str(folder))
     assert done.returncode == 2
     assert "give --model and --data" in done.stderr
 
@@ -109,6 +110,7 @@ def _interrupt(out: Path, how: signal.Signals) -> subprocess.CompletedProcess[st
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_killed_or_stopped_training_continues_to_the_same_minimum(tmp_path):
     reference = subprocess.run(_train_args(tmp_path / "ref"), capture_output=True, text=True, timeout=240)
@@ -123,10 +125,10 @@ def test_a_killed_or_stopped_training_continues_to_the_same_minimum(tmp_path):
         "nebtui: stopped; minimum-00.partial.safetensors keeps minimum 1's progress: run the same command to continue"]
 
     # the saved state is not a minimum: explore refuses the folder instead of exploring it
-    explored = run("explore", str(tmp_path / "stopped"))
+    explored = in_process("explore", str(tmp_path / "stopped"))
     assert explored.returncode == 2 and "holds unfinished training (minimum-00.partial.safetensors)" in explored.stderr
     # other options would not continue the same run: refused, and the state is kept
-    other = subprocess.run(_train_args(tmp_path / "stopped", "--seed", "7"), capture_output=True, text=True, timeout=240)
+    other = in_process(*_train_args(tmp_path / "stopped", "--seed", "7")[1:])
     assert other.returncode == 2
     assert "was started with another seed: rerun with the same options" in other.stderr  # only the seed differs
     assert (tmp_path / "stopped" / "minimum-00.partial.safetensors").exists()
@@ -147,7 +149,7 @@ def test_a_damaged_training_state_is_named_and_kept(tmp_path):
     out = tmp_path / "m"
     out.mkdir()
     (out / "minimum-00.partial.safetensors").write_bytes(b"not a safetensors file")
-    done = subprocess.run(_train_args(out), capture_output=True, text=True, timeout=240)
+    done = in_process(*_train_args(out)[1:])
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "minimum-00.partial.safetensors is damaged" in done.stderr
     assert "delete it to train that minimum from the start" in done.stderr
