@@ -29,6 +29,7 @@ def test_headless_demo_prints_progress_and_the_mst():
     assert saddles[1] == pytest.approx(-40.66, abs=1.0)
 
 
+@pytest.mark.slow
 def test_json_demo_with_climbing_image_reaches_both_saddles():
     done = run("demo", "muller-brown", "--json", "--climb", "--seed", "1")
     assert done.returncode == 0, done.stderr
