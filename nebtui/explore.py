@@ -14,7 +14,7 @@ from nebtui.options import RunOptions, with_run_options
 from nebtui.progress import ProgressPrinter
 
 
-@with_run_options(json=False)
+@with_run_options()
 def explore(
     minima: Annotated[Path, typer.Argument(help="Folder of minima: .safetensors, or .pt/.pth state_dicts.",
                                            show_default=False)],
@@ -36,7 +36,7 @@ def explore(
     from sessions.minima_folder import in_training, read_sidecars
     from sessions.problem import build_model, check_model_spec, load_data
 
-    printer = ProgressPrinter(stream=sys.stdout)
+    printer = ProgressPrinter(stream=sys.stdout, enabled=not run.as_json)
     try:
         files = find_minima(minima)
         training = in_training(Path(minima))

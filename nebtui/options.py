@@ -41,15 +41,14 @@ class RunOptions:
         "--cudnn-benchmark", help="Let cuDNN pick its fastest kernels.")] = False
 
 
-def with_run_options(*, json: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def with_run_options() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command the shared options: it declares ``run: RunOptions`` where they
-    belong in its help; Typer sees one option per field there (``--json`` only if
-    ``json``), and the command gets them back as one RunOptions."""
+    belong in its help; Typer sees one option per field there, and the command gets
+    them back as one RunOptions."""
     hints = typing.get_type_hints(RunOptions, include_extras=True)
     shared = [
         inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
         for f in fields(RunOptions)
-        if json or f.name != "as_json"
     ]
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
