@@ -7,7 +7,11 @@ process per device (spawn context); another pool (e.g. on Ray) can take its
 place without touching the runner.
 
 The messages up are the dataclasses of ``sessions.messages``, which documents
-the protocol.
+the protocol. Each worker sends them on a pipe of its own, written by that
+worker alone: a worker killed in the middle of a message can neither leave a
+lock held that another worker needs, nor leave half a message in a channel that
+others share. The runner reads a dead worker's pipe to its end before it
+reports the death, so nothing the worker sent is lost.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import queue
 import time
 import traceback
+from multiprocessing.connection import wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,6 +38,7 @@ from sessions.messages import (
 )
 
 ORPHAN_CHECK_SECONDS = 1.0  # how often an idle worker looks whether its runner still lives
+DRAIN_SECONDS = 5.0  # a dead worker whose pipe never ends (should not happen) is reported after this
 
 
 class WorkerPool(Protocol):
@@ -57,15 +63,17 @@ class _Slot:
     jobs: Any = None
     stop: Any = None
     want_state: Any = None
+    up: Any = None  # the reading end of the worker's pipe; None once it has ended
     pair: Pair | None = None
     ready: bool = False
     announced_dead: bool = False
+    dead_since: float | None = None
     pid: int = 0
 
 
 @dataclass
 class LocalPool:
-    """One worker process per device, over multiprocessing queues (spawn)."""
+    """One worker process per device (spawn): jobs down a queue, messages up a pipe each."""
 
     devices: list[str]
     config: dict[str, Any]
@@ -74,7 +82,6 @@ class LocalPool:
 
     def __post_init__(self) -> None:
         self._context = multiprocessing.get_context("spawn")
-        self._up = self._context.Queue()
         self.slots = [_Slot(device) for device in self.devices]
 
     def start(self) -> None:
@@ -89,14 +96,17 @@ class LocalPool:
         slot.pair = None
         slot.ready = False
         slot.announced_dead = False
+        slot.dead_since = None
+        slot.up, writer = self._context.Pipe(duplex=False)
         slot.process = self._context.Process(
             target=worker_main,
-            args=(index, slot.device, self.config, self.checkpoint_interval, slot.jobs, self._up, slot.stop,
+            args=(index, slot.device, self.config, self.checkpoint_interval, slot.jobs, writer, slot.stop,
                   slot.want_state, os.getpid()),
             name=f"nebtui-worker-{index}",
             daemon=True,
         )
         slot.process.start()
+        writer.close()  # the worker holds the only writing end: its death ends the pipe
         slot.pid = slot.process.pid
 
     def idle(self) -> list[int]:
@@ -119,13 +129,22 @@ class LocalPool:
         self.slots[worker].want_state.set()
 
     def poll(self, timeout: float) -> list[WorkerMessage]:
+        """The messages that came up within ``timeout`` seconds, each worker's in the order it sent them."""
+        pipes = {slot.up: index for index, slot in enumerate(self.slots) if slot.up is not None}
+        if not pipes:
+            time.sleep(timeout)
+            return []
         messages: list[WorkerMessage] = []
-        try:
-            messages.append(self._up.get(timeout=timeout))
-            while True:
-                messages.append(self._up.get_nowait())
-        except queue.Empty:
-            pass
+        for pipe in wait(list(pipes), timeout):
+            slot = self.slots[pipes[pipe]]
+            try:
+                while True:
+                    messages.append(pipe.recv())
+                    if not pipe.poll():
+                        break
+            except (EOFError, OSError):  # the worker is gone; a message it was writing ends here
+                pipe.close()
+                slot.up = None
         for message in messages:
             slot = self.slots[message.worker]
             match message:
@@ -138,20 +157,28 @@ class LocalPool:
         return messages
 
     def dead(self) -> list[WorkerExited]:
-        """Workers that died since the last call, with the pair each held."""
+        """Workers that died since the last call, with the pair each held: once what they
+        sent has been read (their pipe ended)."""
         found = []
+        now = time.monotonic()
         for index, slot in enumerate(self.slots):
-            if slot.process is not None and not slot.process.is_alive() and not slot.announced_dead:
-                slot.announced_dead = True
-                code = slot.process.exitcode
-                reason = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-                found.append(WorkerExited(index, slot.pid, reason, slot.pair))
+            if slot.process is None or slot.process.is_alive() or slot.announced_dead:
+                continue
+            slot.dead_since = slot.dead_since or now
+            if slot.up is not None and now - slot.dead_since < DRAIN_SECONDS:
+                continue  # poll() reads the rest of its pipe first
+            slot.announced_dead = True
+            code = slot.process.exitcode
+            reason = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            found.append(WorkerExited(index, slot.pid, reason, slot.pair))
         return found
 
     def restart(self, worker: int) -> None:
-        old = self.slots[worker].process
-        if old is not None:
-            old.join(timeout=1)
+        slot = self.slots[worker]
+        if slot.process is not None:
+            slot.process.join(timeout=1)
+        if slot.up is not None:
+            slot.up.close()
         self._spawn(worker)
 
     def close(self) -> None:
@@ -165,6 +192,9 @@ class LocalPool:
                 if slot.process.is_alive():
                     slot.process.kill()
                     slot.process.join(timeout=2)
+            if slot.up is not None:
+                slot.up.close()
+                slot.up = None
 
 
 def worker_main(index, device, config, interval, jobs, up, stop, want_state, runner) -> None:  # noqa: ANN001
@@ -182,26 +212,32 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state, run
         runner's pid comes from the runner: it may have died before this process ran a line."""
         return os.getppid() != runner
 
+    def send(message: WorkerMessage) -> None:
+        try:
+            up.send(message)
+        except OSError:  # the runner is gone (a broken pipe): nobody will read what we do
+            os._exit(0)
+
     if orphaned():
         os._exit(0)
 
     session_config = SessionConfig.from_dict(config)
     built = build(session_config, device)
     schedule = schedule_from_dict(session_config.schedule)
-    up.put(WorkerReady(index, os.getpid(), device))
+    send(WorkerReady(index, os.getpid(), device))
     while True:
         try:
             job = jobs.get(timeout=ORPHAN_CHECK_SECONDS)
         except queue.Empty:
             if orphaned():
-                os._exit(0)  # not return: exiting would wait for our queue to be read, by no one
+                os._exit(0)  # not return: the runner is gone, and nothing of ours needs an orderly exit
             continue
         if job is None:
             return
         pair, packed = job
         try:
-            send = lambda event: up.put(WorkerEvent(index, event))  # noqa: E731
-            connection = Connection.from_state(built.energy, schedule, unpack_state(packed), on_event=send)
+            connection = Connection.from_state(built.energy, schedule, unpack_state(packed),
+                                               on_event=lambda event: send(WorkerEvent(index, event)))
             marks = {"time": time.monotonic(), "cycle": (connection.restart, connection.cycle)}
 
             def should_stop() -> bool:
@@ -220,16 +256,15 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state, run
                 elif now - marks["time"] >= interval:
                     reason = "interval"
                 if reason is not None:
-                    up.put(StateSaved(index, pair, pack_state(connection.state_dict()), reason))
+                    send(StateSaved(index, pair, pack_state(connection.state_dict()), reason))
                     marks["time"], marks["cycle"] = now, position
                 return False
 
             result = connection.run(should_stop)
             finished = JobStopped if result is None else JobDone
-            up.put(finished(index, pair, pack_state(connection.state_dict())))
+            send(finished(index, pair, pack_state(connection.state_dict())))
         except Exception as error:  # noqa: BLE001 - reported to the runner, which restarts the worker
             fatal = isinstance(error, (DivergedError, ValueError, SessionError))
             last = str(error) if fatal else traceback.format_exception_only(type(error), error)[-1].strip()
-            up.put(JobFailed(index, pair, last, fatal))
-            time.sleep(0.2)  # let the queue's feeder thread flush
+            send(JobFailed(index, pair, last, fatal))  # whole before send returns
             os._exit(3)
