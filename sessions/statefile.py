@@ -12,13 +12,10 @@ states). Reading goes through safetensors' own parser and never unpickles.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
-from sessions.atomic import write_all, write_atomic
+from sessions.atomic import write_atomic
 
 
 class StateFileError(ValueError):
@@ -81,9 +78,22 @@ def read(path: Path, *, key: str) -> tuple[dict[str, Any], Any, dict[str, str]]:
 
 
 def from_bytes(data: bytes, *, key: str) -> tuple[dict[str, Any], Any, dict[str, str]]:
-    """``read`` for a state held in memory (as ``to_bytes`` made it)."""
-    with _as_file(data) as path:
-        return _read(path, "the state", key)
+    """``read`` for a state held in memory (as ``to_bytes`` made it). safetensors
+    loads and checks the tensors; the metadata comes from the same header (the
+    format: 8 bytes of little-endian length, then that many bytes of JSON)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        tensors = load(data)
+        length = int.from_bytes(data[:8], "little")
+        header = dict(json.loads(data[8 : 8 + length]).get("__metadata__") or {})
+        meta = json.loads(header.pop(key))
+    except KeyError:
+        raise StateFileError(f"the state is unreadable (no {key!r} entry in its header)") from None
+    except (SafetensorError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
+        raise StateFileError(f"the state is unreadable ({type(exc).__name__}: {exc})") from None
+    return tensors, meta, header
 
 
 def _read(path: str, label: str, key: str) -> tuple[dict[str, Any], Any, dict[str, str]]:
@@ -99,21 +109,3 @@ def _read(path: str, label: str, key: str) -> tuple[dict[str, Any], Any, dict[st
     except (OSError, SafetensorError, ValueError, TypeError, RuntimeError) as exc:
         raise StateFileError(f"{label} is unreadable ({type(exc).__name__}: {exc})") from None
     return tensors, meta, header
-
-
-@contextmanager
-def _as_file(data: bytes) -> Iterator[str]:
-    """A path through which safetensors can open ``data``: an anonymous in-memory
-    file where the system has them (Linux), else a temp file."""
-    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
-        fd = os.memfd_create("nebtui-state", os.MFD_CLOEXEC)
-        try:
-            write_all(fd, data)
-            yield f"/proc/self/fd/{fd}"
-        finally:
-            os.close(fd)
-        return
-    with tempfile.NamedTemporaryFile(prefix="nebtui-state-", suffix=".safetensors") as file:
-        file.write(data)
-        file.flush()
-        yield file.name

@@ -570,6 +570,22 @@ def test_state_file_round_trips_in_bytes_and_on_disk(tmp_path):
         assert torch.equal(got[name], tensor) and torch.equal(state["tensors"][name], tensor)
 
 
+def test_state_bytes_are_read_without_writing_a_file():
+    """A runner under a file size limit (a full disk) still reads the states its workers send:
+    unpacking a 400 kB state writes nothing, so a 64 kB limit cannot stop it."""
+    script = textwrap.dedent("""
+        import resource, torch
+        from sessions.statepack import pack_state, unpack_state
+        data = pack_state({"tensors": {"pivots": torch.arange(100_000.0)}, "meta": {"cycle": 3}})
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65_536, 65_536))
+        state = unpack_state(data)
+        assert state["meta"] == {"cycle": 3} and state["tensors"]["pivots"][-1] == 99_999.0
+        print("read")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "read", done.stderr
+
+
 @pytest.mark.parametrize("data", [b"", b"junk", b"\xff" * 8 + b"{}", None])
 def test_damaged_state_bytes_are_one_error(tmp_path, data):
     if data is None:  # a pickle (torch.save) is never unpickled: it is just not a state
