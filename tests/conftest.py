@@ -10,6 +10,7 @@ into it, resumes or removes it) works on a copy in its own data home
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -58,8 +59,14 @@ def digits_schedule(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def digits_session(tmp_path_factory, digits_minima, digits_schedule) -> Path:
-    """The folder of a finished session over ``digits_minima`` (cli_runs.digits_args). Read only."""
+    """The folder of a finished session over ``digits_minima`` (cli_runs.digits_args). Read only.
+    Made with ``explore --json``: stdout holds the session's result (and its Table 1 row), nothing else."""
     home = tmp_path_factory.mktemp("digits-home")
-    done = nebtui(home, *digits_args(digits_minima, digits_schedule), "--headless", "--session", "dg")
+    done = nebtui(home, *digits_args(digits_minima, digits_schedule), "--json", "--session", "dg")
     assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    table1 = result.pop("table1")  # a network session's JSON adds the paper's Table 1 row
+    assert table1["train_loss_saddles"] > table1["train_loss_minima"] > 0
+    assert result == json.loads((home / "dg" / "results" / "result.json").read_text())
+    assert len(result["minima"]) == 3 and len(result["mst"]) == 2
     return home / "dg"
