@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from nebtui.errors import fail
+from nebtui.failure import fail
 from nebtui.launch import run_session, schedule_for, session_config
 from nebtui.options import RunOptions, with_run_options
 from nebtui.progress import ProgressPrinter

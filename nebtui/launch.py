@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from nebtui.errors import fail
+from nebtui.failure import fail
 from nebtui.follow import follow, read_result
 from nebtui.options import RunOptions
 from nebtui.progress import ProgressPrinter

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from nebtui.errors import fail
+from nebtui.failure import fail
 from nebtui.progress import ProgressPrinter
 
 app = typer.Typer(help="Sessions under the data home (NEBTUI_HOME).", rich_markup_mode=None)

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from nebtui.errors import fail
+from nebtui.failure import fail
 from nebtui.progress import clock_text
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from nebtui.errors import fail
+from nebtui.failure import fail
 
 FORMATS = ("html", "md", "json", "csv", "weights")
 FORMAT_HELP = ("Comma-separated: html, md, json, csv, and weights (each MST saddle's network as a safetensors "
