@@ -77,7 +77,7 @@ def _modules_after(code: str) -> set[str]:
 
 # what `nebtui --help` and `nebtui sessions list/show/attach` load: all without torch
 TORCH_FREE_CLI = ["nebtui.cli", "nebtui.sessions_cmd", "nebtui.follow", "nebtui.progress", "nebtui.launch",
-                  "nebtui.options", "nebtui.errors"]
+                  "nebtui.options", "nebtui.failure"]
 
 
 def test_cli_modules_import_without_torch():
