@@ -10,6 +10,11 @@ On disk, besides the event log: ``checkpoint.safetensors`` holds the landscape
 and the state of every connection in flight; each finished connection's state
 is written once to ``results/paths/A-B.safetensors``; ``results/result.json``
 is the final result.
+
+The runner starts its workers first, before it imports torch and the engine's
+numerics itself: the workers' imports and its own then run side by side, and
+on a CPU session (devices known without torch) the first step comes seconds
+sooner. Everything that needs torch is imported where it is used.
 """
 
 from __future__ import annotations
@@ -23,25 +28,25 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.neb.autoneb import Connection
 from engine.events import Event
-from engine.neb.exploration import Exploration
 from engine.neb.schedule import schedule_from_dict
 from sessions import lifecycle as session_events
-from sessions.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sessions.atomic import write_atomic
 from sessions.config import SessionConfig
 from sessions.control import EXPIRED, ControlServer, expired
+from sessions.devices import parse_devices, resolve_devices
 from sessions.eventlog import EventLogWriter
-from sessions.atomic import write_atomic
-from sessions.devices import resolve_devices
 from sessions.folder import SessionError, SessionFolder
 from sessions.lock import LockedError, RunnerLock
 from sessions.messages import JobDone, JobFailed, JobStopped, StateSaved, WorkerEvent, WorkerMessage, WorkerReady
 from sessions.problem import build
 from sessions.statepack import pack_state, read_state, unpack_state
 from sessions.workers import LocalPool, WorkerPool
+
+if TYPE_CHECKING:
+    from engine.neb.autoneb import Connection
 
 MAX_RETRIES = 3  # restarts of a worker for the same pair before the session gives up
 HEARTBEAT_SECONDS = 1.0
@@ -100,21 +105,23 @@ class Runner:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             self.folder.beat()
             threading.Thread(target=self._beat, args=(stop_beating,), name="heartbeat", daemon=True).start()
-            devices = resolve_devices(self.config.device)
+            # "cpu" needs no torch to resolve; GPUs are counted (and checked) by torch.
+            cpu = parse_devices(self.config.device).kind == "cpu"
+            devices = ["cpu"] if cpu else resolve_devices(self.config.device)
+            self.pool = self.pool_override or LocalPool(devices, self.config.to_dict(), self.config.checkpoint_interval)
+            self.pool.start()  # the workers import torch and build their problem while we do the same
             # A new session evaluates its minima once (full training set, BatchNorm
             # recalibrated): on the first GPU when there is one, not on the CPU, where
             # ten ResNet-20 minima would take minutes before any worker starts.
             built = build(self.config, devices[0] if devices[0].startswith("cuda") else "cpu")
             self.energy = built.energy
             resumed = self._load_or_start(built)
-            self.pool = self.pool_override or LocalPool(devices, self.config.to_dict(), self.config.checkpoint_interval)
             control = ControlServer(self.folder.control_socket_path, self._on_command).start()
             self.emit(
                 session_events.RunnerStarted(
                     pid=os.getpid(), devices=devices, resumed=resumed, pairs_done=len(self.exploration.paths)
                 )
             )
-            self.pool.start()
             return self._loop()
         except SessionError as error:
             self._fail(str(error))
@@ -156,6 +163,9 @@ class Runner:
 
     def _load_or_start(self, built: Any) -> bool:
         """The exploration from the last checkpoint (plus finished paths), or a new one."""
+        from engine.neb.exploration import Exploration
+        from sessions.checkpoint import load_checkpoint
+
         loaded = load_checkpoint(self.folder.path)
         finished = self._finished_states()
         if loaded is None:
@@ -180,7 +190,7 @@ class Runner:
                 built.energy, self.schedule, {"tensors": tensors, "meta": meta}, on_event=self.emit
             )
         for key in sorted(late):
-            self.exploration.record(Connection.from_state(built.energy, self.schedule, late[key]))
+            self.exploration.record(self._connection(late[key]))
         return loaded is not None
 
     def _finished_states(self) -> dict[str, dict[str, Any]]:
@@ -195,8 +205,10 @@ class Runner:
         state = self.exploration.state_dict(finished=False)
         state["meta"]["finished"] = [_key(p) for p in sorted(self.exploration.paths)]
         try:
+            from sessions.checkpoint import save_checkpoint
+
             path = save_checkpoint(self.folder.path, state["tensors"], state["meta"])
-        except CheckpointError as error:
+        except SessionError as error:  # a CheckpointError: it says what could not be written
             self.emit(session_events.CheckpointFailed(message=str(error)))
             return
         self.emit(
@@ -348,22 +360,28 @@ class Runner:
             case WorkerEvent(event=event):
                 self.emit(event)
             case JobDone(pair=pair, packed=packed):
-                connection = Connection.from_state(self.energy, self.schedule, unpack_state(packed))
+                connection = self._connection(unpack_state(packed))
                 self._save_result(self.paths_folder / f"{_key(pair)}.safetensors", packed, f"the path of pair {pair}")
                 self.assigned.pop(pair, None)
                 self.retries.pop(pair, None)
                 self.exploration.record(connection)
                 self.checkpoint("pair")
             case JobStopped(pair=pair, packed=packed):
-                self.exploration.running[pair] = Connection.from_state(self.energy, self.schedule, unpack_state(packed))
+                self.exploration.running[pair] = self._connection(unpack_state(packed))
                 self.assigned.pop(pair, None)
             case StateSaved(pair=pair, packed=packed, reason=reason):
-                self.exploration.running[pair] = Connection.from_state(self.energy, self.schedule, unpack_state(packed))
+                self.exploration.running[pair] = self._connection(unpack_state(packed))
                 self.checkpoint(reason)
             case JobFailed(worker=worker, message=text, fatal=fatal):
                 self.failures[worker] = text
                 if fatal:
                     self.fatal = text
+
+    def _connection(self, state: dict[str, Any]) -> Connection:
+        """A connection of this session rebuilt from its state."""
+        from engine.neb.autoneb import Connection
+
+        return Connection.from_state(self.energy, self.schedule, state)
 
     def _check_workers(self) -> bool:
         """Restart dead workers (with backoff); True when the session must give up."""

@@ -182,9 +182,14 @@ class LocalPool:
         self._spawn(worker)
 
     def close(self) -> None:
+        """Workers that are up exit when told; one still starting (the runner failed before it
+        was ready) holds nothing and is not waited for."""
         for slot in self.slots:
             if slot.process is not None and slot.process.is_alive():
-                slot.jobs.put(None)
+                if slot.ready:
+                    slot.jobs.put(None)
+                else:
+                    slot.process.kill()
         deadline = time.monotonic() + 5
         for slot in self.slots:
             if slot.process is not None:
