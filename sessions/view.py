@@ -184,8 +184,8 @@ def status(folder: SessionFolder, view: SessionView) -> tuple[str, int | None]:
         return ("paused" if view.lifecycle == "paused" else "running"), pid
     if view.lifecycle in ("finished", "stopped", "failed"):
         return view.lifecycle, None
-    if view.lifecycle == "created" and view.events == 0:
-        return "created", None
+    if view.lifecycle == "created" and view.events == 0 and folder.heartbeat_age() is None:
+        return "created", None  # no runner ever ran (one that beat and died before its first event crashed)
     return "crashed", None
 
 

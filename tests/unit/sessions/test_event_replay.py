@@ -117,3 +117,10 @@ def test_the_writer_writes_the_lines_it_always_wrote(tmp_path):
     assert [fields(line) for line in log.read_text().splitlines()] == [fields(old[i]) for i in (0, 2, 4, 5)]
     assert [e.event for e in read_log(log)] == events
     assert all(isinstance(e, LoggedEvent) for e in read_log(log))
+
+
+def test_a_runner_that_beat_and_died_before_its_first_event_left_a_crashed_session(tmp_path):
+    folder = SessionFolder.create(tmp_path, "early", {"problem": {"kind": "surface", "surface": "muller-brown"}}, [])
+    assert summary(folder)["status"] == "created"  # no runner has run
+    folder.beat()  # a runner took the lock and beat, then died (no lock held now, no event written)
+    assert summary(folder)["status"] == "crashed"
