@@ -81,31 +81,38 @@ def from_bytes(data: bytes, *, key: str) -> tuple[dict[str, Any], Any, dict[str,
     """``read`` for a state held in memory (as ``to_bytes`` made it). safetensors
     loads and checks the tensors; the metadata comes from the same header (the
     format: 8 bytes of little-endian length, then that many bytes of JSON)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
 
-    try:
-        tensors = load(data)
+    def load() -> tuple[dict[str, Any], dict[str, str]]:
+        from safetensors.torch import load as load_bytes
+
+        tensors = load_bytes(data)
         length = int.from_bytes(data[:8], "little")
-        header = dict(json.loads(data[8 : 8 + length]).get("__metadata__") or {})
-        meta = json.loads(header.pop(key))
-    except KeyError:
-        raise StateFileError(f"the state is unreadable (no {key!r} entry in its header)") from None
-    except (SafetensorError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
-        raise StateFileError(f"the state is unreadable ({type(exc).__name__}: {exc})") from None
-    return tensors, meta, header
+        return tensors, json.loads(data[8 : 8 + length]).get("__metadata__") or {}
+
+    return _unpack(load, "the state", key)
 
 
 def _read(path: str, label: str, key: str) -> tuple[dict[str, Any], Any, dict[str, str]]:
-    from safetensors import SafetensorError, safe_open
+    def load() -> tuple[dict[str, Any], dict[str, str]]:
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as opened:
+            return {name: opened.get_tensor(name) for name in opened.keys()}, opened.metadata() or {}
+
+    return _unpack(load, label, key)
+
+
+def _unpack(load: Callable[[], tuple[dict[str, Any], dict[str, str]]], label: str,
+            key: str) -> tuple[dict[str, Any], Any, dict[str, str]]:
+    """(tensors, meta, the header's other entries) from ``load``; any damage is one StateFileError."""
+    from safetensors import SafetensorError
 
     try:
-        with safe_open(path, framework="pt") as opened:
-            header = dict(opened.metadata() or {})
-            tensors = {name: opened.get_tensor(name) for name in opened.keys()}
+        tensors, metadata = load()
+        header = dict(metadata)
         meta = json.loads(header.pop(key))
     except KeyError:
         raise StateFileError(f"{label} is unreadable (no {key!r} entry in its header)") from None
-    except (OSError, SafetensorError, ValueError, TypeError, RuntimeError) as exc:
+    except (OSError, SafetensorError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
         raise StateFileError(f"{label} is unreadable ({type(exc).__name__}: {exc})") from None
     return tensors, meta, header
