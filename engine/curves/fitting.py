@@ -1,0 +1,329 @@
+"""Curve fitting between two minima (Garipov et al. 2018): the bend theta of a
+quadratic Bezier curve or a one-bend polygonal chain, trained to minimise
+
+    l(theta) = E_{t ~ U(0, 1)} [ L(phi_theta(t)) ]
+
+Each step draws ``points`` values of t (stratified: one uniform draw in each of
+``points`` equal parts of [0, 1], an unbiased estimate of the same mean with
+less variance), evaluates the loss and its gradient at phi(t_i) on one random
+minibatch each (the same batched Energy call and per-pivot batches as AutoNEB's
+band), and moves the bend along the mean of b(t_i) grad L(phi(t_i)) (plus weight
+decay on the bend). theta starts at (w1 + w2) / 2, the straight line.
+
+A ``CurveFit`` is a resumable object like ``engine.neb.autoneb.Connection``:
+``run()`` honours a stop request at any step boundary, ``state_dict()`` holds
+everything, ``CurveFit.from_state`` continues bit for bit. It speaks the same
+events (a cycle is a stretch of steps ending with an evaluation of the curve)
+and its result is a ``ConnectionResult``: the curve evaluated at ``eval_points``
+evenly spaced t (BatchNorm statistics recomputed at every point by the energy),
+its saddle, the straight segment's profile, plus the bend and the cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from engine import events
+from engine.curves.schedule import CurveSchedule
+from engine.curves.shapes import coefficients, curve_points
+from engine.energy.base import Energy
+from engine.events import EventSink
+from engine.neb.autoneb import ConnectionResult, CycleRecord, DivergedError, Profile, StopRequest
+from engine.neb.band import arc_fractions, linear_path
+
+
+@dataclass
+class CurveResult(ConnectionResult):
+    """A fitted curve, readable as any connection's result (pivots: the curve at
+    the evaluation values of t), plus what only a curve has."""
+
+    kind: str  # "bezier" | "polychain"
+    bend: Tensor  # (D,), theta
+    t: list[float]  # the curve parameter of each pivot
+    steps: int
+    gradient_evaluations: int  # the cost: one minibatch gradient per point per step
+
+
+def stratified_t(count: int, generator: torch.Generator) -> Tensor:
+    """``count`` values of t in [0, 1], one uniform draw in each of ``count`` equal parts: (count,)."""
+    return (torch.arange(count, dtype=torch.float64) + torch.rand(count, generator=generator, dtype=torch.float64)) / count
+
+
+class CurveFit:
+    """A Bezier curve or a polygonal chain between ``start`` and ``end`` ((D,) each)."""
+
+    def __init__(
+        self,
+        energy: Energy,
+        schedule: CurveSchedule,
+        start: Tensor,
+        end: Tensor,
+        *,
+        pair: tuple[int, int] = (0, 1),
+        seed: int = 0,
+        bend: Tensor | None = None,
+        on_event: EventSink = events.ignore,
+    ):
+        for name, point in (("start", start), ("end", end), ("bend", bend)):
+            if point is None:
+                continue
+            if point.dim() != 1 or point.shape[0] != energy.dim:
+                raise ValueError(f"{name} must be a flat vector of {energy.dim} entries, got shape {tuple(point.shape)}")
+            if not bool(torch.isfinite(point).all()):
+                raise ValueError(f"{name} holds NaN or infinite entries")
+        self.energy = energy
+        self.schedule = schedule
+        self.kind = schedule.kind
+        self.start = start.detach().clone()
+        self.end = end.detach().clone()
+        self.pair = (int(pair[0]), int(pair[1]))
+        self.seed = seed
+        self.on_event = on_event
+        self.generator = torch.Generator()
+        self.generator.manual_seed(seed)
+        initial = (self.start + self.end) / 2 if bend is None else bend.detach().clone().to(self.start.dtype)
+        self.bend = torch.nn.Parameter(initial)  # (D,), theta
+        optimiser_class = getattr(torch.optim, schedule.optimiser)
+        self.optimiser = optimiser_class([self.bend], lr=schedule.lr, **schedule.optimiser_args)
+        self._ends = schedule.cycle_ends()
+        # where the run stands
+        self.step = 0
+        self.cycle = 0  # index of the current cycle
+        self.cycle_started = False
+        self.finished = False
+        self.linear: Profile | None = None
+        self.history: list[CycleRecord] = []
+        self.result: CurveResult | None = None
+
+    # --- running --------------------------------------------------------------
+
+    def run(self, should_stop: StopRequest | None = None) -> CurveResult | None:
+        """Run to the end, or until ``should_stop()`` is true at a step boundary
+        (then return None; ``state_dict()`` holds where it stands)."""
+        if self.finished:
+            return self.result
+        if self.linear is None:
+            self.linear = self._profile(linear_path(self.start, self.end, self.schedule.eval_points))[0]
+        while self.step < self.schedule.steps:
+            if not self.cycle_started:
+                self._begin_cycle()
+            if should_stop is not None and should_stop():
+                return None
+            self._train_step()
+            if self.step == self._ends[self.cycle]:
+                self._end_cycle()
+        return self._finish(announce=True)
+
+    def _t_eval(self) -> Tensor:
+        return torch.linspace(0.0, 1.0, self.schedule.eval_points, dtype=torch.float64)
+
+    def points(self, t: Tensor) -> Tensor:
+        """The current curve at ``t`` (M,): (M, D)."""
+        return curve_points(self.kind, self.start, self.bend.detach(), self.end, t)
+
+    def _profile(self, points: Tensor) -> tuple[Profile, Tensor]:
+        losses = self.energy.evaluate(points).detach().to(torch.float64).cpu()
+        positions = arc_fractions(points)
+        return Profile(positions.tolist(), losses.tolist()), losses
+
+    def _begin_cycle(self) -> None:
+        first = self._ends[self.cycle - 1] if self.cycle > 0 else 0
+        self.cycle_started = True
+        self.on_event(
+            events.CycleStarted(
+                pair=self.pair,
+                restart=0,
+                cycle=self.cycle + 1,
+                cycles=self.schedule.cycles,
+                steps=self._ends[self.cycle] - first,
+                lr=self.schedule.lr_at(self.step),
+                optimiser=self.schedule.optimiser,
+                batch_size=self.schedule.batch_size,
+                insert=False,
+                climb=False,
+                pivots=self.schedule.points,
+            )
+        )
+
+    def _train_step(self) -> None:
+        schedule = self.schedule
+        for group in self.optimiser.param_groups:
+            group["lr"] = schedule.lr_at(self.step)
+        t = stratified_t(schedule.points, self.generator)  # (n,)
+        points = self.points(t)  # (n, D)
+        losses, grads = self.energy(points, generator=self.generator, batch_size=schedule.batch_size)
+        if not bool(torch.isfinite(losses).all()):
+            raise DivergedError(
+                f"the curve diverged (loss {losses.max().item()}) at step {self.step + 1} of pair {self.pair}: "
+                f"lower the learning rate (it is {schedule.lr})"
+            )
+        _, weight, _ = coefficients(self.kind, t)  # d phi / d theta: (n,)
+        gradient = (weight.to(grads.dtype).unsqueeze(1) * grads).mean(dim=0)  # (D,)
+        if schedule.weight_decay:
+            gradient = gradient + schedule.weight_decay * self.bend.detach()
+        self.bend.grad = gradient.to(self.bend.dtype)
+        self.optimiser.step()
+        self.step += 1
+        first = self._ends[self.cycle - 1] if self.cycle > 0 else 0
+        in_cycle = self.step - first
+        if in_cycle % schedule.energy_every == 0 or self.step == self._ends[self.cycle]:
+            self.on_event(
+                events.StepEnergies(
+                    pair=self.pair,
+                    restart=0,
+                    cycle=self.cycle + 1,
+                    step=in_cycle,
+                    losses=[float(v) for v in losses],  # in order of t
+                )
+            )
+
+    def _end_cycle(self) -> None:
+        profile, _ = self._profile(self.points(self._t_eval()))
+        record = CycleRecord(
+            restart=0,
+            cycle=self.cycle + 1,
+            pivots=self.schedule.eval_points,
+            saddle_energy=profile.saddle_energy,
+            saddle_position=profile.saddle_position,
+            profile=profile,
+            pivot_positions=profile.positions,
+            pivot_losses=profile.losses,
+        )
+        self.history.append(record)
+        self.on_event(
+            events.CycleFinished(
+                pair=self.pair,
+                restart=0,
+                cycle=self.cycle + 1,
+                positions=profile.positions,
+                losses=profile.losses,
+                pivot_positions=record.pivot_positions,
+                pivot_losses=record.pivot_losses,
+                saddle_energy=record.saddle_energy,
+                saddle_position=record.saddle_position,
+            )
+        )
+        self.cycle += 1
+        self.cycle_started = False
+
+    def _finish(self, announce: bool) -> CurveResult:
+        assert self.linear is not None and self.history
+        t = self._t_eval()
+        pivots = self.points(t)  # (M, D)
+        profile = self.history[-1].profile
+        self.result = CurveResult(
+            pair=self.pair,
+            pivots=pivots,
+            pivot_positions=profile.positions,
+            pivot_losses=profile.losses,
+            profile=profile,
+            saddle_point=pivots[profile.saddle_index].clone(),
+            linear=self.linear,
+            history=self.history,
+            restart_saddles=[profile.saddle_energy],
+            best_restart=0,
+            kind=self.kind,
+            bend=self.bend.detach().clone(),
+            t=t.tolist(),
+            steps=self.schedule.steps,
+            gradient_evaluations=self.schedule.gradient_evaluations,
+        )
+        self.finished = True
+        if announce:
+            self.on_event(
+                events.ConnectionFinished(
+                    pair=self.pair,
+                    saddle_energy=self.result.saddle_energy,
+                    saddle_position=self.result.saddle_position,
+                    linear_saddle_energy=self.result.linear_saddle_energy,
+                    pivots=pivots.shape[0],
+                    cycles=self.schedule.cycles,
+                    restarts=1,
+                )
+            )
+        return self.result
+
+    # --- state ----------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue: {"tensors": {name: Tensor}, "meta": JSON-able}."""
+        tensors: dict[str, Tensor] = {
+            "start": self.start,
+            "end": self.end,
+            "bend": self.bend.detach(),
+            "rng": self.generator.get_state(),
+        }
+        state = self.optimiser.state.get(self.bend, {})
+        for key, value in state.items():
+            if isinstance(value, Tensor):
+                tensors[f"optimiser.{key}"] = value
+        meta: dict[str, Any] = {
+            "method": self.kind,
+            "pair": list(self.pair),
+            "seed": self.seed,
+            "schedule": self.schedule.to_dict(),
+            "step": self.step,
+            "cycle": self.cycle,
+            "cycle_started": self.cycle_started,
+            "finished": self.finished,
+            "linear": asdict(self.linear) if self.linear is not None else None,
+            "history": [asdict(r) for r in self.history],
+            "energy": self.energy.state_dict() if hasattr(self.energy, "state_dict") else None,
+            "optimiser": {
+                "scalars": {k: v for k, v in state.items() if not isinstance(v, Tensor)},
+                "tensors": [k for k, v in state.items() if isinstance(v, Tensor)],
+            },
+        }
+        return {"tensors": {k: v.detach().clone() for k, v in tensors.items()}, "meta": meta}
+
+    @classmethod
+    def from_state(
+        cls,
+        energy: Energy,
+        schedule: CurveSchedule,
+        state: dict[str, Any],
+        *,
+        on_event: EventSink = events.ignore,
+    ) -> "CurveFit":
+        """Rebuild a curve fit from ``state_dict()``; ``run()`` then continues it."""
+        tensors, meta = state["tensors"], state["meta"]
+        if meta["schedule"] != schedule.to_dict():
+            raise ValueError("the saved curve ran a different schedule: resume it with the schedule it was started with")
+        self = cls(energy, schedule, tensors["start"], tensors["end"], pair=tuple(meta["pair"]), seed=meta["seed"],
+                   bend=tensors["bend"], on_event=on_event)
+        self.generator.set_state(tensors["rng"])
+        self.step, self.cycle = meta["step"], meta["cycle"]
+        self.cycle_started, self.finished = meta["cycle_started"], meta["finished"]
+        self.linear = Profile(**meta["linear"]) if meta["linear"] is not None else None
+        self.history = [CycleRecord.from_dict(r) for r in meta["history"]]
+        if meta.get("energy") is not None and hasattr(energy, "load_state_dict"):
+            energy.load_state_dict(meta["energy"])
+        saved = meta["optimiser"]
+        if saved["tensors"] or saved["scalars"]:
+            param_state: dict[str, Any] = dict(saved["scalars"])
+            for key in saved["tensors"]:
+                param_state[key] = tensors[f"optimiser.{key}"].clone()
+            self.optimiser.state[self.bend] = param_state
+        if self.finished:
+            self._finish(announce=False)
+        return self
+
+
+def fit_curve(
+    energy: Energy,
+    start: Tensor,
+    end: Tensor,
+    schedule: CurveSchedule,
+    *,
+    pair: tuple[int, int] = (0, 1),
+    seed: int = 0,
+    on_event: EventSink = events.ignore,
+) -> CurveResult:
+    """Train a curve's bend between two minima to the end of the schedule."""
+    result = CurveFit(energy, schedule, start, end, pair=pair, seed=seed, on_event=on_event).run()
+    assert result is not None
+    return result
