@@ -23,17 +23,18 @@ from torch import Tensor, nn
 from torch.func import functional_call, replace_all_batch_norm_modules_, vmap
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from engine.energy.batched import BatchedNetwork, BatchedUnsupported, pivot_losses
+from engine.energy.threads import intra_op_threads
+
 LossFn = Callable[[Tensor, Tensor], Tensor]  # (outputs, targets) -> scalar mean
 Loss = Union[str, LossFn]
 
-STRATEGIES = ("auto", "vmap", "loop")
+STRATEGIES = ("auto", "batched", "vmap", "loop")
 PRECISIONS = ("fp32", "bf16")
-# The order of the auto strategy's trial calls: a warm-up each, then three timed calls
-# each, interleaved; the fastest timed call of each counts (the least disturbed by
-# whatever else the machine is doing).
-_TRIAL = ("vmap", "loop") * 4
-_TIMED_TRIALS = tuple(range(2, 8))
-TRIAL_CALLS = len(_TRIAL)  # calls before "auto" has chosen
+# The auto strategy's trial: every contender (a strategy at a thread count) once as a
+# warm-up, then TIMED_ROUNDS timed calls each, interleaved; the fastest timed call
+# of each counts (the least disturbed by whatever else the machine is doing).
+TIMED_ROUNDS = 2
 
 
 @dataclass(frozen=True)
@@ -152,13 +153,26 @@ class NetworkEnergy:
     samples (drawn without replacement; the whole set if it is not larger),
     BatchNorm on that minibatch's statistics, dropout off.
 
-    ``strategy``: "vmap" = one forward over the pivot axis under torch.func.vmap
-    (functional_call) and one autograd backward through it
-    (``chunk_size`` pivots at a time); "loop" = one pivot after the other; "auto" =
-    a warm-up call of each, then three timed calls of each, interleaved; the
-    strategy with the fastest timed call per pivot is kept
-    (``strategy_used``; saved by ``state_dict``). All give the same numbers to
-    float tolerance.
+    ``strategy``: "batched" = every pivot's network written out as one batched
+    network (``engine.energy.batched``: Linear as a batched matmul, Conv2d as a
+    grouped convolution, BatchNorm and pooling with the pivot axis folded into
+    the channels), for models made of layers with such a form
+    (``batched_available``; ``batched_unsupported`` says why not);
+    "vmap" = one forward over the pivot axis under torch.func.vmap
+    (functional_call); both with one autograd backward (``chunk_size`` pivots at
+    a time); "loop" = one pivot after the other. "auto" = a trial of every
+    contender, a warm-up call each and then TIMED_ROUNDS timed calls each,
+    interleaved, where a contender is an available strategy at a thread count
+    (on the CPU: one thread and the cap, see below); the contender with the
+    fastest timed call per pivot is kept (``strategy_used``, ``threads_used``;
+    saved by ``state_dict``). All give the same numbers to float tolerance.
+
+    ``threads`` (CPU only): the most intra-op threads this energy may use, the
+    worker's share of the cores (default: torch's thread count when built).
+    "auto" measures one thread against the cap; a fixed strategy runs at the
+    cap. Calls run at ``threads_used`` and restore torch's count afterwards;
+    ``Connection`` runs its whole step at the energy's ``threads_used``. How
+    this shares the cores among several workers: ``engine.energy.threads``.
 
     ``chunk_size=None`` picks the chunk from free memory (CUDA free memory, or
     available RAM on CPU): one pivot's cost is probed once per batch size as the
@@ -196,12 +210,15 @@ class NetworkEnergy:
         precision: str = "fp32",
         channels_last: bool = False,
         compile: bool = False,
+        threads: int | None = None,
     ):
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}: use one of {STRATEGIES}")
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be a positive integer or None, got {threads}")
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size}")
         _check_data(inputs, targets, "inputs", "targets")
@@ -260,16 +277,51 @@ class NetworkEnergy:
 
         # (thetas (c, D), x (c, B, ...), y (c, B)) -> losses (c,): one batched forward.
         self._pivots_loss = vmap(self._pivot_loss)
-        self._chunks: dict[int, int] = {}  # batch size -> pivots per vmap call
+        self._chunks: dict[int, int] = {}  # batch size -> pivots per batched call
+        flat_inputs = self.prepare(self.inputs[:1]).dim() == 2
+        try:
+            self._direct: BatchedNetwork | None = BatchedNetwork(
+                self._step_model, self.layout.names, self.layout.shapes, flat_inputs
+            )
+            self.batched_unsupported: str | None = None
+        except BatchedUnsupported as e:
+            self._direct, self.batched_unsupported = None, str(e)
+        if strategy == "batched" and self._direct is None:
+            raise ValueError(
+                f"strategy 'batched' does not cover this model ({self.batched_unsupported}): "
+                "use 'auto', 'vmap' or 'loop'"
+            )
+        self._direct_losses = pivot_losses(loss)
 
         if compile:
             self._looped_loss = torch.compile(self._pivot_loss, dynamic=False)
         else:
             self._looped_loss = self._pivot_loss
 
+        cap = threads if threads is not None else torch.get_num_threads()
+        self.threads = cap if self.device.type == "cpu" else None
         self.strategy_used: str | None = None if strategy == "auto" else strategy
+        self.threads_used: int | None = None if strategy == "auto" else self.threads
+        self.contenders = self._trial_contenders()
         self._trial_calls = 0
         self._seconds_per_pivot: dict[str, float] = {}
+
+    @property
+    def batched_available(self) -> bool:
+        return self._direct is not None
+
+    def _trial_contenders(self) -> tuple[tuple[str, int | None], ...]:
+        """(strategy, threads) pairs the auto strategy measures (empty when fixed)."""
+        if self.strategy != "auto":
+            return ()
+        strategies = (("batched",) if self._direct is not None else ()) + ("vmap", "loop")
+        counts = (1, self.threads) if self.threads is not None and self.threads > 1 else (self.threads,)
+        return tuple((s, t) for t in counts for s in strategies)
+
+    @property
+    def trial_length(self) -> int:
+        """Calls before "auto" has chosen (0 for a fixed strategy)."""
+        return len(self.contenders) * (1 + TIMED_ROUNDS)
 
     # ----- the energy during NEB steps -------------------------------------------
 
@@ -330,14 +382,18 @@ class NetworkEnergy:
 
         inputs = self._step_inputs(index, generator)  # (N, B, ...)
         targets = self.targets[index]  # (N, B)
-        strategy = self.strategy_used or _TRIAL[self._trial_calls]
-        start = time.perf_counter()
-        if strategy == "vmap":
-            losses, grads = self._batched(thetas, inputs, targets)
+        if self.strategy_used is not None:
+            strategy, threads = self.strategy_used, self.threads_used
         else:
-            losses, grads = self._looped(thetas, inputs, targets)
-        if self.strategy_used is None:
-            self._trial_done(strategy, (time.perf_counter() - start) / n_pivots)
+            strategy, threads = self.contenders[self._trial_calls % len(self.contenders)]
+        with intra_op_threads(threads):
+            start = time.perf_counter()
+            if strategy == "loop":
+                losses, grads = self._looped(thetas, inputs, targets)
+            else:
+                losses, grads = self._batched(thetas, inputs, targets, direct=strategy == "batched")
+            if self.strategy_used is None:
+                self._trial_done(strategy, threads, (time.perf_counter() - start) / n_pivots)
         return losses.to(pivots.device, pivots.dtype), grads.to(pivots.device, pivots.dtype)
 
     def _looped(self, thetas: Tensor, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
@@ -351,16 +407,28 @@ class NetworkEnergy:
                 losses[i] = loss.detach()
         return losses, grads
 
-    def _batched(self, thetas: Tensor, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        """vmap forward over the pivot axis, then one ordinary backward pass: the
-        rows are independent, so the gradient of the summed losses is each
-        pivot's own gradient (measured faster than vmap of torch.func.grad)."""
+    def _direct_loss(self, thetas: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        """The batched network's losses (c,) of pivots (c, D) on their batches (c, B, ...)."""
+        assert self._direct is not None
+        memory_format = torch.channels_last if self.channels_last else None
+        with self._autocast():
+            outputs = self._direct(thetas, x, memory_format)  # (c, B, ...)
+        return self._direct_losses(outputs.float(), y)
+
+    def _batched(
+        self, thetas: Tensor, inputs: Tensor, targets: Tensor, direct: bool = False
+    ) -> tuple[Tensor, Tensor]:
+        """All pivots in one forward (the batched network, or vmap over the pivot
+        axis), then one ordinary backward pass: the rows are independent, so the
+        gradient of the summed losses is each pivot's own gradient (measured
+        faster than vmap of torch.func.grad)."""
         chunk = self.chunk_size or self._auto_chunk_size(inputs.shape[1])
+        forward = self._direct_loss if direct else self._pivots_loss
         parts = []
         with torch.enable_grad():
             for s in range(0, thetas.shape[0], chunk):
                 theta = thetas[s : s + chunk].detach().requires_grad_(True)  # (c, D)
-                losses = self._pivots_loss(theta, inputs[s : s + chunk], targets[s : s + chunk])  # (c,)
+                losses = forward(theta, inputs[s : s + chunk], targets[s : s + chunk])  # (c,)
                 (grads,) = torch.autograd.grad(losses.sum(), theta)  # (c, D)
                 parts.append((losses.detach(), grads))
         if len(parts) == 1:
@@ -371,14 +439,17 @@ class NetworkEnergy:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _trial_done(self, strategy: str, seconds_per_pivot: float) -> None:
+    def _trial_done(self, strategy: str, threads: int | None, seconds_per_pivot: float) -> None:
         self._sync()
-        if self._trial_calls in _TIMED_TRIALS:
-            best = self._seconds_per_pivot.get(strategy, seconds_per_pivot)
-            self._seconds_per_pivot[strategy] = min(best, seconds_per_pivot)
+        if self._trial_calls >= len(self.contenders):  # past the warm-up round
+            key = _contender_key(strategy, threads)
+            best = self._seconds_per_pivot.get(key, seconds_per_pivot)
+            self._seconds_per_pivot[key] = min(best, seconds_per_pivot)
         self._trial_calls += 1
-        if self._trial_calls == len(_TRIAL):
-            self.strategy_used = min(self._seconds_per_pivot, key=self._seconds_per_pivot.get)
+        if self._trial_calls == self.trial_length:
+            self.strategy_used, self.threads_used = min(
+                self.contenders, key=lambda c: self._seconds_per_pivot[_contender_key(*c)]
+            )
 
     def _auto_chunk_size(self, batch_size: int) -> int:
         """Pivots per vmap call, chosen once per batch size (cached: reading the
@@ -407,25 +478,47 @@ class NetworkEnergy:
         return max(1, saved + batch + 3 * theta.numel() * theta.element_size())
 
     def state_dict(self) -> dict:
-        """The strategy choice (and the auto trial so far), for bit-identical resumption."""
+        """The strategy and thread choice (and the auto trial so far), for
+        bit-identical resumption."""
         return {
             "strategy": self.strategy_used,
+            "threads": self.threads_used,
+            "contenders": [_contender_key(*c) for c in self.contenders],
             "trial_calls": self._trial_calls,
             "seconds_per_pivot": dict(self._seconds_per_pivot),
         }
 
     def load_state_dict(self, state: dict) -> None:
         used = state.get("strategy")
-        if used not in (None, "vmap", "loop"):
-            raise ValueError(f"unknown strategy {used!r} in the state: expected 'vmap', 'loop' or None")
+        if used not in (None, "batched", "vmap", "loop"):
+            raise ValueError(
+                f"unknown strategy {used!r} in the state: expected 'batched', 'vmap', 'loop' or None"
+            )
         if self.strategy != "auto" and used != self.strategy:
             raise ValueError(
                 f"the state was saved with strategy {used!r} but this energy uses "
                 f"{self.strategy!r}: build it with strategy='auto' to resume"
             )
+        if used == "batched" and self._direct is None:
+            raise ValueError(
+                f"the state was saved with strategy 'batched', which does not cover this model "
+                f"({self.batched_unsupported})"
+            )
         self.strategy_used = used
-        self._trial_calls = int(state.get("trial_calls", 0)) if used is None else len(_TRIAL)
-        self._seconds_per_pivot = dict(state.get("seconds_per_pivot", {}))
+        if used is not None:
+            # A state from before the thread choice ran at the cap.
+            threads = state.get("threads", self.threads)
+            self.threads_used = None if threads is None or self.threads is None else min(int(threads), self.threads)
+            self._trial_calls = self.trial_length
+            self._seconds_per_pivot = dict(state.get("seconds_per_pivot", {}))
+        elif state.get("contenders") == [_contender_key(*c) for c in self.contenders]:
+            self.threads_used = None
+            self._trial_calls = int(state.get("trial_calls", 0))
+            self._seconds_per_pivot = dict(state.get("seconds_per_pivot", {}))
+        else:  # a trial over other contenders (another cap, an older version): start it again
+            self.threads_used = None
+            self._trial_calls = 0
+            self._seconds_per_pivot = {}
 
     # ----- deterministic evaluation -----------------------------------------------
 
@@ -502,6 +595,11 @@ class NetworkEnergy:
                 f"expected {what} of shape (N, {self.dim}) (one flat parameter vector "
                 f"per row), got {shape}"
             )
+
+
+def _contender_key(strategy: str, threads: int | None) -> str:
+    """"batched@1", "loop@2", "vmap" (no thread count off the CPU): a JSON-safe key."""
+    return strategy if threads is None else f"{strategy}@{threads}"
 
 
 def _check_data(inputs: Tensor, targets: Tensor, inputs_name: str, targets_name: str) -> None:

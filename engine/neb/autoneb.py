@@ -26,6 +26,7 @@ from torch import Tensor
 from engine import events
 from engine.neb.band import dense_fractions, dense_points, linear_path, respace
 from engine.energy.base import Energy
+from engine.energy.threads import intra_op_threads
 from engine.events import EventSink
 from engine.neb.insertion import choose_insertions, insert_pivots
 from engine.neb.forces import neb_forces
@@ -210,7 +211,10 @@ class Connection:
                 while self.step < cycle.steps:
                     if should_stop is not None and should_stop():
                         return None
-                    self._neb_step(cycle)
+                    # The whole step (band arithmetic too) at the energy's measured thread
+                    # count, where it has one (engine.energy.threads).
+                    with intra_op_threads(getattr(self.energy, "threads_used", None)):
+                        self._neb_step(cycle)
                 self._end_cycle(cycle)
             self._end_restart()
         return self._finish(announce=True)

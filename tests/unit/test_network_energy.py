@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from engine.networks import data, models
 from engine.energy.base import Energy
-from engine.energy.network import TRIAL_CALLS, NetworkEnergy, ParameterLayout
+from engine.energy.network import NetworkEnergy, ParameterLayout
 
 
 @pytest.fixture(scope="module")
@@ -85,14 +85,15 @@ def test_layout_rejects_other_architectures_and_shapes():
 
 
 @pytest.mark.parametrize("kind", sorted(NETS))
-def test_vmap_and_loop_agree(digits, kind):
+@pytest.mark.parametrize("strategy", ["vmap", "batched"])
+def test_batched_strategies_and_loop_agree(digits, kind, strategy):
     make, shape = NETS[kind]
     x, y = digits
     net = make()
     pivots = near(ParameterLayout.from_module(net).flatten(net), 5)
     results = []
-    for strategy in ("vmap", "loop"):
-        energy = NetworkEnergy(net, shape(x), y, batch_size=32, strategy=strategy)
+    for name in (strategy, "loop"):
+        energy = NetworkEnergy(net, shape(x), y, batch_size=32, strategy=name)
         results.append(energy(pivots, torch.Generator().manual_seed(7)))
     (l_v, g_v), (l_l, g_l) = results
     assert l_v.shape == (5,) and g_v.shape == pivots.shape
@@ -101,7 +102,7 @@ def test_vmap_and_loop_agree(digits, kind):
 
 
 @pytest.mark.parametrize("kind", sorted(NETS))
-@pytest.mark.parametrize("strategy", ["vmap", "loop"])
+@pytest.mark.parametrize("strategy", ["batched", "vmap", "loop"])
 def test_gradients_equal_autograd_on_each_pivots_own_batch(digits, kind, strategy):
     make, shape = NETS[kind]
     x, y = digits
@@ -165,33 +166,38 @@ def test_chunking_gives_the_same_numbers(digits):
     net = cnn_net()
     pivots = near(ParameterLayout.from_module(net).flatten(net), 5)
     results = []
-    for chunk in (None, 1, 2, 5):
-        energy = NetworkEnergy(net, x.view(-1, 1, 8, 8), y, batch_size=16, strategy="vmap", chunk_size=chunk)
-        results.append(energy(pivots, torch.Generator().manual_seed(2)))
+    for strategy in ("vmap", "batched"):
+        for chunk in (None, 1, 2, 5):
+            energy = NetworkEnergy(net, x.view(-1, 1, 8, 8), y, batch_size=16, strategy=strategy, chunk_size=chunk)
+            results.append(energy(pivots, torch.Generator().manual_seed(2)))
     for losses, grads in results[1:]:
         torch.testing.assert_close(losses, results[0][0], rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(grads, results[0][1], rtol=1e-4, atol=1e-6)
     assert 1 <= energy._auto_chunk_size(16)
 
 
-def test_auto_times_both_strategies_then_keeps_one_and_resumes_with_it(digits):
+def test_auto_times_every_contender_then_keeps_one_and_resumes_with_it(digits):
     x, y = digits
     net = mlp_net()
     pivots = near(ParameterLayout.from_module(net).flatten(net), 4)
-    auto = NetworkEnergy(net, x, y, batch_size=16)
+    auto = NetworkEnergy(net, x, y, batch_size=16, threads=2)
     loop = NetworkEnergy(net, x, y, batch_size=16, strategy="loop")
     assert isinstance(auto, Energy) and auto.strategy_used is None
-    for call in range(TRIAL_CALLS):  # warm-ups and timed calls of each: real results
+    # every strategy at one thread and at the cap
+    assert set(auto.contenders) == {(s, t) for s in ("batched", "vmap", "loop") for t in (1, 2)}
+    threads_before = torch.get_num_threads()
+    for call in range(auto.trial_length):  # warm-ups and timed calls of each: real results
         losses, _ = auto(pivots, torch.Generator().manual_seed(call))
         expected, _ = loop(pivots, torch.Generator().manual_seed(call))
         torch.testing.assert_close(losses, expected, rtol=1e-5, atol=1e-6)
-    assert auto.strategy_used in ("vmap", "loop")
+        assert torch.get_num_threads() == threads_before  # each call restores torch's count
+    assert (auto.strategy_used, auto.threads_used) in auto.contenders
     state = auto.state_dict()
-    assert state["strategy"] == auto.strategy_used
+    assert state["strategy"] == auto.strategy_used and state["threads"] == auto.threads_used
 
-    resumed = NetworkEnergy(net, x, y, batch_size=16)
+    resumed = NetworkEnergy(net, x, y, batch_size=16, threads=2)
     resumed.load_state_dict(state)
-    assert resumed.strategy_used == auto.strategy_used
+    assert (resumed.strategy_used, resumed.threads_used) == (auto.strategy_used, auto.threads_used)
     a = auto(pivots, torch.Generator().manual_seed(9))
     b = resumed(pivots, torch.Generator().manual_seed(9))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])

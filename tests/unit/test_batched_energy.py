@@ -1,0 +1,162 @@
+"""The batched strategy: every pivot's network written out as one batched network."""
+
+import pytest
+import torch
+from torch import nn
+
+from engine.energy.network import NetworkEnergy, ParameterLayout
+from engine.networks import data, models
+
+
+@pytest.fixture(scope="module")
+def digits():
+    split = data.digits().train
+    return split.inputs[:200], split.targets[:200]  # (200, 64), (200,)
+
+
+def pivots_near(net, n, scale=0.05, seed=1):
+    theta = ParameterLayout.from_module(net).flatten(net)
+    g = torch.Generator().manual_seed(seed)
+    return theta + scale * torch.randn(n, theta.numel(), generator=g)  # (n, D)
+
+
+def both(net, x, y, pivots, batch, **options):
+    """(losses, grads) of the batched strategy and of the loop, on the same per-pivot batches."""
+    out = []
+    for strategy in ("batched", "loop"):
+        energy = NetworkEnergy(net, x, y, batch_size=batch, strategy=strategy, **options)
+        out.append(energy(pivots, torch.Generator().manual_seed(11)))
+    return out, energy
+
+
+def seeded(make):
+    torch.manual_seed(0)
+    return make()
+
+
+CASES = {
+    # name: (factory, input shape per sample, layout)
+    "digits_mlp": (lambda: models.mlp(64, (32,), 10), (64,), "rows"),
+    "mlp_batchnorm_tanh": (lambda: models.mlp(64, (16, 8), 10, activation="tanh", batchnorm=True), (64,), "rows"),
+    "small_cnn_bn": (lambda: models.small_cnn(width=4, batchnorm=True), (1, 8, 8), "channels"),
+    "small_cnn": (lambda: models.small_cnn(width=4, batchnorm=False), (1, 8, 8), "channels"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_batched_gradients_equal_the_loops_on_each_pivots_own_batch(digits, name):
+    make, shape, layout = CASES[name]
+    x, y = digits
+    net = seeded(make)
+    pivots = pivots_near(net, 4)
+    ((losses, grads), (l_loop, g_loop)), energy = both(net, x.view(-1, *shape), y, pivots, 24)
+    assert energy.batched_available
+    assert NetworkEnergy(net, x.view(-1, *shape), y, strategy="batched")._direct.layout == layout
+    torch.testing.assert_close(losses, l_loop, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads, g_loop, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["resnet20", "densenet40_12"])
+def test_batched_covers_the_cifar_zoo(name):
+    """Residual blocks with zero-padding shortcuts and dense layers' concatenations
+    stay per pivot (small images and few pivots: the same layers, quickly)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(48, 3, 8, 8, generator=g)
+    y = torch.randint(0, 10, (48,), generator=g)
+    net = seeded(models.ZOO[name])
+    pivots = pivots_near(net, 2, scale=0.01)
+    ((losses, grads), (l_loop, g_loop)), _ = both(net, x, y, pivots, 16)
+    torch.testing.assert_close(losses, l_loop, rtol=1e-5, atol=1e-5)
+    # BatchNorm over few values amplifies float32 rounding: compare against the gradient's scale.
+    scale = g_loop.abs().max(dim=1, keepdim=True).values
+    assert ((grads - g_loop).abs() / scale).max() < 1e-3
+
+
+def test_batched_keeps_the_numbers_under_the_speed_options_and_other_losses(digits):
+    x, y = digits
+    images = x.view(-1, 1, 8, 8)
+    net = seeded(lambda: models.small_cnn(width=4, batchnorm=True))
+    pivots = pivots_near(net, 3)
+    ((cl, cl_g), (loop, loop_g)), _ = both(net, images, y, pivots, 16, channels_last=True)
+    torch.testing.assert_close(cl, loop, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(cl_g, loop_g, rtol=1e-4, atol=1e-6)
+    ((bf, bf_g), _), _ = both(net, images, y, pivots, 16, precision="bf16")
+    torch.testing.assert_close(bf, loop, rtol=0.05, atol=0.02)
+    assert torch.nn.functional.cosine_similarity(bf_g, loop_g, dim=1).min() > 0.95
+
+    # regression and a callable loss (mapped over the pivots)
+    mlp = seeded(lambda: models.mlp(64, (8,), 1))
+    pivots = pivots_near(mlp, 3)
+    target = y.float() / 10
+    for loss in ("mse", lambda out, t: ((out.squeeze(1) - t) ** 2).mean()):
+        ((l_b, g_b), (l_l, g_l)), _ = both(mlp, x, target, pivots, 16, loss=loss)
+        torch.testing.assert_close(l_b, l_l, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(g_b, g_l, rtol=1e-4, atol=1e-6)
+    binary = (y % 2).float()
+    ((l_b, g_b), (l_l, g_l)), _ = both(mlp, x, binary, pivots, 16, loss="bce")
+    torch.testing.assert_close(l_b, l_l, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g_b, g_l, rtol=1e-4, atol=1e-6)
+
+
+class _Doubled(nn.Sequential):
+    """A Sequential whose forward is its own: the batched form cannot know it."""
+
+    def forward(self, x):
+        return 2 * super().forward(x)
+
+
+@pytest.mark.parametrize(
+    "make, why",
+    [
+        (lambda: nn.Sequential(nn.Linear(64, 8), nn.LayerNorm(8), nn.Linear(8, 10)), "LayerNorm"),
+        (lambda: _Doubled(nn.Linear(64, 10)), "_Doubled"),
+    ],
+)
+def test_other_layers_fall_back_to_vmap_and_the_loop(digits, make, why):
+    x, y = digits
+    net = seeded(make)
+    auto = NetworkEnergy(net, x, y, batch_size=16, threads=1)
+    assert not auto.batched_available and why in auto.batched_unsupported
+    assert {s for s, _t in auto.contenders} == {"vmap", "loop"}
+    with pytest.raises(ValueError, match=f"strategy 'batched' does not cover this model.*{why}"):
+        NetworkEnergy(net, x, y, strategy="batched")
+    pivots = pivots_near(net, 2)
+    for _ in range(auto.trial_length):
+        auto(pivots)
+    assert auto.strategy_used in ("vmap", "loop") and auto.threads_used == 1
+
+
+def test_a_fixed_strategy_runs_at_the_cap_and_restores_torchs_thread_count(digits):
+    x, y = digits
+    net = seeded(lambda: models.mlp(64, (8,), 10))
+    before = torch.get_num_threads()
+    seen = []
+
+    def loss(out, t):  # notes the thread count the energy's call runs at
+        seen.append(torch.get_num_threads())
+        return torch.nn.functional.cross_entropy(out, t)
+
+    energy = NetworkEnergy(net, x, y, loss, batch_size=16, strategy="batched", threads=1)
+    assert energy.contenders == () and energy.threads_used == 1
+    energy(pivots_near(net, 2))
+    assert seen and set(seen) == {1} and torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        NetworkEnergy(net, x, y, threads=0)
+
+
+def test_a_trial_resumes_where_it_stood_and_a_choice_from_before_the_thread_choice_loads(digits):
+    x, y = digits
+    net = seeded(lambda: models.mlp(64, (8,), 10))
+    pivots = pivots_near(net, 2)
+    first = NetworkEnergy(net, x, y, batch_size=16, threads=2)
+    for _ in range(3):
+        first(pivots)
+    resumed = NetworkEnergy(net, x, y, batch_size=16, threads=2)
+    resumed.load_state_dict(first.state_dict())
+    assert resumed._trial_calls == 3 and resumed.strategy_used is None
+    other_cap = NetworkEnergy(net, x, y, batch_size=16, threads=1)
+    other_cap.load_state_dict(first.state_dict())  # other contenders: the trial starts again
+    assert other_cap._trial_calls == 0
+    old = NetworkEnergy(net, x, y, batch_size=16, threads=2)
+    old.load_state_dict({"strategy": "vmap", "trial_calls": 8, "seconds_per_pivot": {"vmap": 1.0, "loop": 2.0}})
+    assert (old.strategy_used, old.threads_used) == ("vmap", 2)
