@@ -295,7 +295,7 @@ class _Analysis:
             rank = module.weight.dim()
             return self._layer(name, module, x, module.in_channels, module.out_channels, rank=rank)
         if isinstance(module, _BatchNorm):
-            self._check_size(name, x, module.num_features)
+            self._check_size(name, x, module.num_features, flat_ok=True)
             for entry in ("weight", "bias", "running_mean", "running_var"):
                 if getattr(module, entry, None) is not None:
                     self._attach(f"{name}.{entry}", 0, x)
