@@ -1,29 +1,39 @@
-"""Seconds per NEB step of a network energy: loop vs vmap vs auto, against training.
+"""Where a NEB step's time goes, and what it costs against one training step.
 
-For an MLP (64-32-10) and the small CNN (BatchNorm) on the digits, with N pivots
-at batch 128 each, one NEB step is the engine's own (engine.neb.autoneb.Connection):
-the energy call on all N pivots, tangents, the perpendicular loss force, one SGD
-step on the (N-2, D) interior, and the re-spacing of the string method. The reference is one plain training step of the same network at batch
-N x 128 (forward, backward, SGD step). Goal: auto / best <= 1.1 and
-auto / training step <= 1.1.
+For the digits MLP (64-32-10) and the small CNN with BatchNorm, N pivots at
+batch B each (default 16 x 128), one full NEB step is the engine's own
+(engine.neb.autoneb.Connection, the string method: energy call on all N pivots,
+tangents, perpendicular loss force, one SGD step with momentum on the interior,
+re-spacing). Each strategy (batched, vmap, loop) runs at each intra-op thread
+count (1 and the cap, the energy's own ``threads``); the reference is one plain
+training step of the same network at batch N x B (forward, backward, SGD
+step) at each thread count. All contenders are interleaved in rounds of
+``steps`` steps (the machine is shared) and reported as medians; each is
+compared at its own best thread count.
 
-"auto" is a fresh energy: its trial phase (the first four calls: a warm-up and
-a timed call of each strategy) as measured, plus 96 steps at its median step
-time after the trial, divided by 100. Steps of loop, vmap, auto and training
-are interleaved in rounds and reported as medians (the machine is shared).
+The breakdown of a step, from timers around the engine's own functions:
+draws (each pivot's batch indices), inputs (gathering the batches), forward,
+backward (the rest of the energy's batched or looped evaluation), tangents,
+forces (projection, springs, climbing image), optimiser, respacing, and rest
+(the step's remaining work: divergence check, events, the rest of the energy call).
 
-Prints one JSON line.  python bench/neb_step.py [--quick]
+"before" = the best of vmap and loop, "after" = batched; ratios are full NEB
+step / training step at N x B, each at its best thread count.
+
+Prints a table per net, then one JSON line.   python bench/neb_step.py [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
 import statistics
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the product's processes run (sessions.spawn)
@@ -32,22 +42,55 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.networks import data, models  # noqa: E402
-from engine.neb.autoneb import Connection  # noqa: E402
-from engine.energy.network import TRIAL_CALLS, NetworkEnergy, ParameterLayout  # noqa: E402
+import engine.neb.autoneb as autoneb  # noqa: E402
+from engine.energy.network import NetworkEnergy, ParameterLayout  # noqa: E402
+from engine.energy.threads import intra_op_threads  # noqa: E402
 from engine.neb.schedule import BandOptions, Cycle, Schedule  # noqa: E402
+from engine.networks import data, models  # noqa: E402
 
 BATCH = 128
+PARTS = ("draws", "inputs", "forward", "backward", "tangents", "forces", "optimiser", "respacing", "rest")
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+class Clock:
+    """Seconds spent in named parts during the current step (synchronised on CUDA)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.parts: dict[str, float] = defaultdict(float)
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def timed(self, part: str, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            self.sync()
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.sync()
+                self.parts[part] += time.perf_counter() - start
+
+        return wrapper
+
+
+CLOCK: Clock | None = None  # the band being timed now (bands run one after the other)
+
+
+def _forces(*args, **kwargs):
+    assert CLOCK is not None
+    return CLOCK.timed("forces", _engine_forces)(*args, **kwargs)
+
+
+_engine_forces = autoneb.neb_forces
+autoneb.neb_forces = _forces  # the engine's forces, timed
 
 
 class Band:
-    """The engine's own band: a Connection whose stop callback, called before
-    every step, times the steps (energy, tangents, forces, optimiser, re-spacing)."""
+    """The engine's own band, with timers around the parts of its step."""
 
     def __init__(self, energy: NetworkEnergy, start: torch.Tensor, end: torch.Tensor, n_pivots: int, batch: int):
         schedule = Schedule(
@@ -55,23 +98,44 @@ class Band:
             band=BandOptions(initial_pivots=n_pivots - 2, max_pivots=n_pivots),
         )
         self.energy = energy
-        self.connection = Connection(energy, schedule, start, end)
+        self.clock = Clock(energy.device)
+        self.connection = autoneb.Connection(energy, schedule, start, end)
         self.connection.run(lambda: True)  # the linear profile and the first cycle's set-up, untimed
+        clock, c = self.clock, self.connection
+        energy.batch_indices = clock.timed("draws", energy.batch_indices)
+        energy._step_inputs = clock.timed("inputs", energy._step_inputs)
+        energy._direct_loss = clock.timed("forward", energy._direct_loss)
+        energy._pivots_loss = clock.timed("forward", energy._pivots_loss)
+        energy._looped_loss = clock.timed("forward", energy._looped_loss)
+        energy._batched = clock.timed("evaluation", energy._batched)
+        energy._looped = clock.timed("evaluation", energy._looped)
+        c.tangent = clock.timed("tangents", c.tangent)
+        c.optimiser.step = clock.timed("optimiser", c.optimiser.step)
+        c._respace = clock.timed("respacing", c._respace)
 
-    def seconds(self, steps: int) -> list[float]:
-        times: list[float] = []
+    def steps(self, count: int) -> list[dict[str, float]]:
+        """Run ``count`` steps; each step's seconds per part and in all ("step")."""
+        global CLOCK
+        CLOCK = self.clock
+        out: list[dict[str, float]] = []
         last: list[float] = []
 
         def should_stop() -> bool:
-            _sync(self.energy.device)
+            self.clock.sync()
             now = time.perf_counter()
             if last:
-                times.append(now - last[0])
+                parts = dict(self.clock.parts)
+                evaluation = parts.pop("evaluation", 0.0)
+                parts["backward"] = evaluation - parts.get("forward", 0.0)
+                parts["step"] = now - last[0]
+                parts["rest"] = parts["step"] - sum(parts.get(p, 0.0) for p in PARTS if p != "rest")
+                out.append(parts)
+            self.clock.parts.clear()
             last[:] = [now]
-            return len(times) >= steps
+            return len(out) >= count
 
         self.connection.run(should_stop)
-        return times
+        return out
 
 
 def train_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, steps: int,
@@ -90,63 +154,96 @@ def train_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batc
             loss = torch.nn.functional.cross_entropy(model(x[part]), y[part]) * (part.numel() / batch)
             loss.backward()
         optimiser.step()
-        _sync(x.device)
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
         times.append(time.perf_counter() - start)
     return times
 
 
-def bench_one(name: str, make, x, y, n_pivots: int, steps: int, auto_steps: int, rounds: int, batch: int,
-              speed: dict | None = None, train_micro_batch: int | None = None) -> dict:
+def bench_one(name: str, make, x, y, n_pivots: int, batch: int, strategies: list[str], counts: list[int | None],
+              steps: int, rounds: int, speed: dict, train_micro_batch: int | None) -> dict:
     torch.manual_seed(0)
     a, b = make(), make()
     layout = ParameterLayout.from_module(a)
-    alphas = torch.linspace(0, 1, n_pivots).unsqueeze(1)
-    pivots = (1 - alphas) * layout.flatten(a) + alphas * layout.flatten(b)  # (N, D)
-    pivots = pivots.to(x.device)
-
+    start, end = layout.flatten(a).to(x.device), layout.flatten(b).to(x.device)
     # evaluation (the band's linear profile at set-up) is not what is timed: keep it small
-    small = {"eval_inputs": x[:64], "eval_targets": y[:64], "calibration_size": 64, **(speed or {})}
-    energies = {s: NetworkEnergy(a, x, y, batch_size=batch, strategy=s, **small) for s in ("loop", "vmap", "auto")}
-    bands = {s: Band(energies[s], pivots[0], pivots[-1], n_pivots, batch) for s in energies}
+    small = {"eval_inputs": x[:64], "eval_targets": y[:64], "calibration_size": 64, **speed}
+    bands: dict[str, Band] = {}
+    for strategy in strategies:
+        for count in counts:
+            energy = NetworkEnergy(a, x, y, batch_size=batch, strategy=strategy, threads=count, **small)
+            bands[_key(strategy, count)] = Band(energy, start, end, n_pivots, batch)
     model = make().to(x.device)
-    for s in ("loop", "vmap"):  # warm-up of the fixed strategies
-        bands[s].seconds(2)
-    train_seconds(model, x, y, n_pivots * batch, 2, train_micro_batch)
-    samples: dict[str, list[float]] = {"loop": [], "vmap": [], "auto": [], "train": []}
+    for key, band in bands.items():  # warm-up
+        band.steps(2)
+    for count in counts:
+        with intra_op_threads(count):
+            train_seconds(model, x, y, n_pivots * batch, 2, train_micro_batch)
+    samples: dict[str, list[dict[str, float]]] = {k: [] for k in bands}
+    train: dict[str, list[float]] = {_key("train", c): [] for c in counts}
     for _ in range(rounds):  # interleaved, so that machine noise hits all alike
-        for s in energies:
-            samples[s] += bands[s].seconds(steps)
-        samples["train"] += train_seconds(model, x, y, n_pivots * batch, steps, train_micro_batch)
-    med = {k: statistics.median(v) for k, v in samples.items()}
-    # auto over a run of auto_steps steps: its trial phase (the first TRIAL_CALLS
-    # calls, warm-ups included) as measured, the remaining steps at its median step time.
-    trial = samples["auto"][:TRIAL_CALLS]
-    after = samples["auto"][TRIAL_CALLS:]
-    auto_s = (sum(trial) + (auto_steps - len(trial)) * statistics.median(after)) / auto_steps
-    auto = energies["auto"]
-    best = min(med["loop"], med["vmap"])
-    return {
+        for key, band in bands.items():
+            samples[key] += band.steps(steps)
+        for count in counts:
+            with intra_op_threads(count):
+                train[_key("train", count)] += train_seconds(model, x, y, n_pivots * batch, steps, train_micro_batch)
+    breakdown = {
+        key: {part: statistics.median(s.get(part, 0.0) for s in rows) for part in (*PARTS, "step")}
+        for key, rows in samples.items()
+    }
+    train_med = {k: statistics.median(v) for k, v in train.items()}
+    best_train = min(train_med, key=train_med.get)
+
+    def best(names: list[str]) -> str | None:
+        keys = [_key(s, c) for s in names for c in counts if _key(s, c) in breakdown]
+        return min(keys, key=lambda k: breakdown[k]["step"]) if keys else None
+
+    before, after = best(["vmap", "loop"]), best(["batched"])
+    result = {
         "net": name,
         "D": layout.dim,
         "N": n_pivots,
-        "loop_s": round(med["loop"], 6),
-        "vmap_s": round(med["vmap"], 6),
-        "auto_s": round(auto_s, 6),
-        "auto_choice": auto.strategy_used,
-        "train_s": round(med["train"], 6),
-        "auto_over_best": round(auto_s / best, 3),
-        "auto_over_train": round(auto_s / med["train"], 3),
-        "best_over_train": round(best / med["train"], 3),
-        "train_samples_per_s": round(n_pivots * batch / med["train"], 1),
+        "B": batch,
+        "step_ms": {k: round(v["step"] * 1e3, 3) for k, v in breakdown.items()},
+        "train_ms": {k: round(v * 1e3, 3) for k, v in train_med.items()},
+        "breakdown_ms": {k: {p: round(v[p] * 1e3, 3) for p in PARTS} for k, v in breakdown.items()},
+        "best_train": best_train,
+        "before": before,
+        "after": after,
     }
+    for label, key in (("before", before), ("after", after)):
+        if key is not None:
+            result[f"{label}_over_train"] = round(breakdown[key]["step"] / train_med[best_train], 3)
+    _print_table(result)
+    return result
+
+
+def _key(strategy: str, count: int | None) -> str:
+    return strategy if count is None else f"{strategy}@{count}"
+
+
+def _print_table(r: dict) -> None:
+    keys = list(r["breakdown_ms"])
+    print(f"\n{r['net']}  N={r['N']}  B={r['B']}  D={r['D']}   (ms, medians per step)")
+    print(f"{'part':<11}" + "".join(f"{k:>12}" for k in keys))
+    for part in PARTS:
+        print(f"{part:<11}" + "".join(f"{r['breakdown_ms'][k][part]:>12.3f}" for k in keys))
+    print(f"{'full step':<11}" + "".join(f"{r['step_ms'][k]:>12.3f}" for k in keys))
+    print("training step at N x B: " + ", ".join(f"{k} {v:.3f}" for k, v in r["train_ms"].items()))
+    for label in ("before", "after"):
+        if r.get(label):
+            print(f"{label} ({r[label]}) / training ({r['best_train']}): {r[f'{label}_over_train']}")
+    sys.stdout.flush()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer steps (under a minute on 2 CPUs)")
+    parser.add_argument("--quick", action="store_true", help="fewer steps (about a minute on 2 CPUs)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--pivots", type=int, nargs="+", default=[4, 8, 16])
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--pivots", type=int, nargs="+", default=[16])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="the thread cap: each contender runs at 1 and at the cap (default: torch's count)")
+    parser.add_argument("--strategies", default="batched,vmap,loop", help="comma-separated: batched, vmap, loop")
     parser.add_argument("--nets", default="mlp,cnn", help="comma-separated: mlp, cnn (digits), resnet20 (CIFAR-shaped "
                         "random images; e.g. --nets resnet20 --pivots 16 --batch 512 on a GPU)")
     parser.add_argument("--batch", type=int, default=BATCH, help="minibatch per pivot")
@@ -155,18 +252,19 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the per-pivot loss (loop)")
     parser.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per round (default 5 quick, 10 full)")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3 quick, 5 full)")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3 quick, 10 full)")
     parser.add_argument("--train-micro-batch", type=int, default=None,
                         help="accumulate the training step's gradient over micro-batches of this size (for a "
                         "N x batch training step that does not fit in memory; the time is then the sum)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    steps, rounds, auto_steps = (5, 3, 100) if args.quick else (10, 5, 100)
+    steps, rounds = (5, 3) if args.quick else (10, 10)
     steps, rounds = args.steps or steps, args.rounds or rounds
-    if steps * rounds < TRIAL_CALLS + 1:
-        parser.error(f"steps x rounds must exceed auto's {TRIAL_CALLS} trial calls, got {steps} x {rounds}")
     device = torch.device(args.device)
+    cap = args.threads or torch.get_num_threads()
+    counts: list[int | None] = [None] if device.type != "cpu" else sorted({1, cap})
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if not set(strategies) <= {"batched", "vmap", "loop"}:
+        parser.error(f"unknown strategies in {args.strategies!r}: use batched, vmap, loop")
 
     digits = data.digits().train
     x, y = digits.inputs.to(device), digits.targets.to(device)
@@ -185,7 +283,8 @@ def main() -> None:
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     speed = {"precision": "bf16" if args.bf16 else "fp32", "channels_last": args.channels_last, "compile": args.compile}
     results = [
-        bench_one(name, make, inputs, targets, n, steps, auto_steps, rounds, args.batch, speed, args.train_micro_batch)
+        bench_one(name, make, inputs, targets, n, args.batch, strategies, counts, steps, rounds, speed,
+                  args.train_micro_batch)
         for name, make, inputs, targets in (available[c] for c in chosen)
         for n in args.pivots
     ]
@@ -195,14 +294,13 @@ def main() -> None:
                 "bench": "neb_step",
                 "mode": "quick" if args.quick else "full",
                 "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-                "cpu_threads": torch.get_num_threads(),
+                "thread_counts": counts,
                 "torch": torch.__version__,
                 "python": platform.python_version(),
                 "batch_per_pivot": args.batch,
                 "speed_options": {**speed, "cudnn_benchmark": args.cudnn_benchmark},
                 "steps_x_rounds": [steps, rounds],
                 "train_micro_batch": args.train_micro_batch,
-                "auto_steps": auto_steps,
                 "results": results,
             }
         )
