@@ -184,6 +184,7 @@ class Connection:
         self.interior: torch.nn.Parameter | None = None  # view of pivots[1:-1]
         self.optimiser: torch.optim.Optimizer | None = None
         self.last_dense: Tensor | None = None  # (M,) dense losses at the end of the last cycle
+        self._last_climber: int | None = None  # the last step's climbing image (re-spacing "before")
         # what has been learnt
         self.linear: Profile | None = None
         self.history: list[CycleRecord] = []
@@ -232,6 +233,7 @@ class Connection:
     def _set_band(self, pivots: Tensor, fractions: Tensor) -> None:
         self.pivots = pivots
         self.fractions = fractions
+        self._last_climber = None  # rows moved: no climbing image carried into the new band
         self.interior = torch.nn.Parameter(pivots[1:-1])  # shares storage: optimiser steps move the band
 
     def _initial_band(self) -> None:
@@ -321,6 +323,15 @@ class Connection:
     def _neb_step(self, cycle: Cycle) -> None:
         assert self.pivots is not None and self.interior is not None and self.optimiser is not None
         pivots = self.pivots  # (N, D)
+        respace_before = math.isinf(self.options.spring) and self.options.respace == "before"
+        if respace_before:
+            # The authors' code re-spaces at the start of each step, before the gradients
+            # (its NEB.apply), so the band it ends a cycle with is the optimiser's, not
+            # re-spaced; nebtui's default re-spaces after the optimiser step. The two
+            # differ by about 1e-4 relative in the pivots and not in the insertions
+            # (paper/NOTES.md section 6). The climbing image, which that code does not
+            # have, is the previous step's.
+            self._respace(self._last_climber)
         losses, grads = self.energy(pivots, generator=self.generator, batch_size=cycle.batch_size)
         if not bool(torch.isfinite(losses).all()):
             raise DivergedError(
@@ -334,7 +345,8 @@ class Connection:
         forces = neb_forces(pivots, grads, tangents, self.options.spring, climber)
         self.interior.grad = -forces.to(self.interior.dtype)
         self.optimiser.step()
-        if math.isinf(self.options.spring):
+        self._last_climber = climber
+        if math.isinf(self.options.spring) and not respace_before:
             self._respace(climber)
         self.step += 1
         if self.step % self.options.energy_every == 0 or self.step == cycle.steps:
@@ -480,6 +492,7 @@ class Connection:
             "restart": self.restart,
             "cycle": self.cycle,
             "step": self.step,
+            "last_climber": self._last_climber,
             "cycle_started": self.cycle_started,
             "finished": self.finished,
             "linear": asdict(self.linear) if self.linear is not None else None,
@@ -535,6 +548,7 @@ class Connection:
             energy.load_state_dict(meta["energy"])
         if "pivots" in tensors:
             self._set_band(tensors["pivots"].clone(), tensors["fractions"].clone())
+            self._last_climber = meta.get("last_climber")
         if "last_dense" in tensors:
             self.last_dense = tensors["last_dense"].clone()
         for name in ("restart_best", "overall_best"):

@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 # functions by these names.
 TANGENT_NAMES = ("paper", "improved", "reference")
 SPACINGS = ("equal", "fractions")
+RESPACE_TIMES = ("after", "before")
 INSERTION_RULES = ("threshold", "highest")
 INSERTION_SCALES = ("dense", "pivots")
 SELECTS = ("last", "lowest")
@@ -251,6 +252,7 @@ class BandOptions(_Fields):
     spring: float = Field(  # k; inf = no spring force, re-space after every step
         math.inf, gt=0, description="a number > 0 or inf")
     spacing: Literal[SPACINGS] = "equal"  # "equal" (string method) | "fractions" (insertion history)
+    respace: Literal[RESPACE_TIMES] = "after"  # k = inf: after each optimiser step | "before" each step's gradients
     insertion_rule: Literal[INSERTION_RULES] = "threshold"  # every segment over it | the top max_insert
     insertion_threshold: float = Field(0.2, gt=0, le=1, description="in (0, 1]")  # residual / energy range
     insertion_scale: Literal[INSERTION_SCALES] = "dense"  # energy range of the "dense" profile or of the "pivots"

@@ -63,10 +63,23 @@ def improved_tangent(pivots: Tensor, losses: Tensor) -> Tensor:
 
 def reference_tangent(pivots: Tensor, losses: Tensor) -> Tensor:
     """The authors' public code: segment vectors normalised first, and at a local
-    extremum the segment towards the LOWER neighbour gets the larger weight."""
+    extremum the segment towards the LOWER neighbour gets the larger weight.
+
+    Where a pivot's loss equals a neighbour's, that code's strict comparisons
+    find no extremum and take one segment: towards the previous pivot if its
+    loss is higher than the next one's, else towards the next. The mixed case
+    analysis would weigh the segments there ([1, 1, 2] -> backward, [2, 1, 1] ->
+    forward, [1, 1, 1] -> the bisector); this follows the code instead
+    ([1, 1, 2], [1, 2, 2], [1, 1, 1] -> forward; [2, 1, 1], [2, 2, 1] -> backward)."""
     forward = _unit(pivots[2:] - pivots[1:-1])
     backward = _unit(pivots[1:-1] - pivots[:-2])
-    return _mixed(forward, backward, losses, lower_gets_more=True)
+    tangent = _mixed(forward, backward, losses, lower_gets_more=True)
+    v_prev, v_here, v_next = losses[:-2], losses[1:-1], losses[2:]
+    monotone = ((v_next > v_here) & (v_here > v_prev)) | ((v_next < v_here) & (v_here < v_prev))
+    extremum = ((v_prev < v_here) & (v_here > v_next)) | ((v_prev > v_here) & (v_here < v_next))
+    tie = (~monotone & ~extremum).unsqueeze(1)  # a neighbour's loss equals this pivot's
+    segment = torch.where((v_prev > v_next).unsqueeze(1), backward, forward)
+    return torch.where(tie, segment, tangent)
 
 
 TANGENTS: dict[str, TangentFn] = dict(

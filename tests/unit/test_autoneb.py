@@ -230,3 +230,24 @@ def test_closed_form_gradients_match_autograd(surface):
     reference_losses, reference_grads = CallableEnergy(surface.potential, dim=2)(points)
     assert torch.allclose(losses, reference_losses)
     assert torch.allclose(grads, reference_grads)
+
+
+def test_respacing_before_the_gradients_is_the_same_band_one_respacing_behind():
+    """The authors' order (re-space, then gradients and the optimiser step) visits the
+    same bands as re-spacing after the step: its band re-spaced is the other's band."""
+    from engine.neb.band import respace
+
+    bands = {}
+    for when in ("after", "before"):
+        schedule = Schedule(
+            cycles=(Cycle(steps=20, lr=1e-4, optimiser_args={"momentum": 0.9}),),
+            band=BandOptions(initial_pivots=4, max_pivots=6, respace=when),
+        )
+        connection = Connection(MB, schedule, MINIMA[0], MINIMA[1])
+        steps = []
+        connection.run(lambda: steps.append(1) is None and len(steps) > 7)  # stop before the cycle ends
+        bands[when] = connection.pivots.clone()
+    after, before = bands["after"], bands["before"]
+    assert not torch.allclose(before, respace(before), atol=1e-6)  # not re-spaced after its last step
+    torch.testing.assert_close(respace(before), after, rtol=1e-5, atol=1e-6)
+    assert load_schedule("reference").band.respace == "before"

@@ -110,7 +110,26 @@ def test_reference_tangent_at_a_local_min_weights_the_lower_neighbour_more() -> 
 def test_reference_tangent_normalises_segments_first() -> None:
     pivots = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 10.0]], dtype=torch.float64)
     assert torch.allclose(reference_tangent(pivots, losses(0.0, 3.0, 1.0)), unit(3.0, 2.0))
-    assert torch.allclose(reference_tangent(pivots, losses(1.0, 1.0, 1.0)), unit(1.0, 1.0))
+    assert torch.allclose(reference_tangent(pivots, losses(2.0, 0.0, 1.0)), unit(1.0, 2.0))
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ((1.0, 1.0, 2.0), UP),  # the next is higher: towards it
+        ((1.0, 2.0, 2.0), UP),
+        ((1.0, 1.0, 1.0), UP),  # all equal: "else" takes the next segment, no bisector
+        ((2.0, 1.0, 1.0), RIGHT),  # the previous is higher: towards it
+        ((2.0, 2.0, 1.0), RIGHT),
+    ],
+)
+def test_reference_tangent_at_equal_neighbour_losses_takes_the_authors_segment(
+    values: tuple[float, ...], expected: list[float]
+) -> None:
+    """The code's strict comparisons see no extremum when a neighbour's loss equals
+    the pivot's, and take one segment; its swapped weights would pick the other
+    (and the bisector for three equal losses)."""
+    assert torch.allclose(reference_tangent(BENT, losses(*values)), unit(*expected))
 
 
 # -- several pivots at once; unit length ---------------------------------------------------
