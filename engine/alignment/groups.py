@@ -353,8 +353,7 @@ class _Analysis:
         if target in _ELEMENTWISE:
             return self._elementwise(where, list(args[:2]))
         if target is torch.flatten:
-            return self._flatten(where, args[0], *(list(args[1:]) + [kwargs.get("start_dim", 0),
-                                                                    kwargs.get("end_dim", -1)])[:2])
+            return self._flatten(where, args[0], *_flatten_dims(args[1:], kwargs))
         if target is torch.cat:
             return self._cat(where, args[0], args[1] if len(args) > 1 else kwargs.get("dim", 0))
         if target is F.pad:
@@ -378,8 +377,7 @@ class _Analysis:
         if method == "size":
             return None
         if method == "flatten":
-            rest = list(args) + [kwargs.get("start_dim", 0), kwargs.get("end_dim", -1)]
-            return self._flatten(where, x, rest[0], rest[1])
+            return self._flatten(where, x, *_flatten_dims(args, kwargs))
         if method in ("view", "reshape"):
             shape = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
             if len(shape) == 2 and shape[1] == -1:  # x.view(x.size(0), -1)
@@ -502,6 +500,13 @@ def _origin(root: _Channels) -> str:
     first = min(root.members, key=lambda m: m.order).origin
     others = len({m.origin for m in root.members}) - 1
     return first if not others else f"{first} (+{others} tied)"
+
+
+def _flatten_dims(args: tuple, kwargs: dict) -> tuple[int, int]:
+    """(start_dim, end_dim) of a flatten call, given by position or by name."""
+    start = args[0] if len(args) > 0 else kwargs.get("start_dim", 0)
+    end = args[1] if len(args) > 1 else kwargs.get("end_dim", -1)
+    return start, end
 
 
 def _spaces_in(value: Any) -> list[_Space]:

@@ -41,12 +41,29 @@ class ProjectionResNet(nn.Module):
         return self.head(x.view(x.size(0), -1))
 
 
+class FlattenCNN(nn.Module):
+    """Convolutions, torch.flatten, a BatchNorm1d over the flattened features, an MLP head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 5, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.norm = nn.BatchNorm1d(5 * 4 * 4)
+        self.fc = nn.Linear(5 * 4 * 4, 7)
+        self.out = nn.Linear(7, 3)
+
+    def forward(self, x):
+        x = torch.flatten(self.pool(torch.relu(self.conv(x))), 1)
+        return self.out(F.relu(self.fc(self.norm(x))).flatten(1))
+
+
 NETWORKS = {
     "mlp": (lambda: models.mlp(hidden=(16, 12)), (6, 64)),
     "mlp_batchnorm": (lambda: models.mlp(hidden=(10, 10), batchnorm=True), (6, 64)),
     "small_cnn": (lambda: models.small_cnn(), (6, 1, 8, 8)),
     "resnet20": (lambda: cifar_models.resnet20(), (3, 3, 32, 32)),
     "projection_resnet": (ProjectionResNet, (6, 1, 8, 8)),
+    "flatten_cnn": (FlattenCNN, (6, 1, 8, 8)),
 }
 
 
