@@ -534,7 +534,11 @@ class Connection:
     ) -> "Connection":
         """Rebuild a connection from ``state_dict()``; ``run()`` then continues it."""
         tensors, meta = state["tensors"], state["meta"]
-        if meta["schedule"] != schedule.to_dict():
+        saved = meta["schedule"]
+        # A band option added since the state was saved takes its default there.
+        defaults = Schedule(cycles=schedule.cycles).to_dict()["band"]
+        saved = {**saved, "band": {**defaults, **saved.get("band", {})}}
+        if saved != schedule.to_dict():
             raise ValueError("the saved connection ran a different schedule: resume it with the schedule it was started with")
         self = cls(energy, schedule, tensors["start"], tensors["end"], pair=tuple(meta["pair"]), seed=meta["seed"], on_event=on_event)
         self.generator.set_state(tensors["rng"])

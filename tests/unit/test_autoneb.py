@@ -251,3 +251,16 @@ def test_respacing_before_the_gradients_is_the_same_band_one_respacing_behind():
     assert not torch.allclose(before, respace(before), atol=1e-6)  # not re-spaced after its last step
     torch.testing.assert_close(respace(before), after, rtol=1e-5, atol=1e-6)
     assert load_schedule("reference").band.respace == "before"
+
+
+def test_a_state_saved_before_the_respace_option_resumes_with_its_default():
+    schedule = Schedule(cycles=(Cycle(steps=20, lr=1e-4),), band=BandOptions(initial_pivots=2, max_pivots=4))
+    connection = Connection(MB, schedule, MINIMA[0], MINIMA[1])
+    calls = []
+    connection.run(lambda: calls.append(1) is None and len(calls) > 3)
+    state = connection.state_dict()
+    del state["meta"]["schedule"]["band"]["respace"]  # as saved before the option existed
+    assert torch.equal(Connection.from_state(MB, schedule, state).pivots, connection.pivots)
+    before = Schedule(schedule.cycles, BandOptions(initial_pivots=2, max_pivots=4, respace="before"))
+    with pytest.raises(ValueError, match="different schedule"):
+        Connection.from_state(MB, before, state)

@@ -79,7 +79,7 @@ def test_reference_preset_numbers() -> None:
     assert all(c.insert for c in schedule.cycles)  # the 2000-step cycles insert too
     assert [c.max_insert for c in schedule.cycles[1:]] == [2] * 13
     assert schedule.band == BandOptions(
-        initial_pivots=3, max_pivots=31, tangent="reference", spring=math.inf, spacing="fractions",
+        initial_pivots=3, max_pivots=31, tangent="reference", spring=math.inf, spacing="fractions", respace="before",
         insertion_rule="highest", insertion_threshold=0.1, insertion_scale="pivots", dense_points=9,
         weight_decay=1e-4, reset_optimiser=True, select="lowest",
     )
