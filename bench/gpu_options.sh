@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What each GPU speed option buys on a ResNet-20 NEB step, 16 pivots x batch 512:
 # the plain fp32 step, then bf16, channels-last, cuDNN benchmark, torch.compile,
-# and all of them together, each one JSON line from bench/neb_step.py (loop,
-# vmap and auto against one training step at batch 16 x 512). Each run has its
+# and all of them together, each a breakdown and one JSON line from bench/neb_step.py (batched,
+# vmap and loop against one training step at batch 16 x 512). Each run has its
 # own time limit (60 s, 120 s with torch.compile's compilation), 540 s at most
 # in all: one device call of 600 s holds the whole script.
 #
