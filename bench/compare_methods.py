@@ -38,7 +38,7 @@ from engine.curves.fitting import fit_curve  # noqa: E402
 from engine.curves.schedule import CurveSchedule  # noqa: E402
 from engine.energy.network import NetworkEnergy  # noqa: E402
 from engine.neb.autoneb import connect, seed_for_pair  # noqa: E402
-from engine.neb.band import linear_path  # noqa: E402
+from engine.neb.band import dense_points, linear_path  # noqa: E402
 from engine.neb.schedule import load_schedule  # noqa: E402
 from engine.networks import data, models  # noqa: E402
 from engine.networks.training import RECIPES, train  # noqa: E402
@@ -72,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minima", type=int, default=3)
     parser.add_argument("--curve-budget", type=int, default=4000, help="gradient evaluations per curve")
+    parser.add_argument("--curve-lr", type=float, default=0.05, help="the bend's learning rate (SGD, momentum 0.9)")
     parser.add_argument("--autoneb-scale", type=float, default=0.05, help="fraction of the paper schedule's steps")
     parser.add_argument("--no-autoneb", action="store_true")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks that the script runs")
@@ -93,7 +94,7 @@ def main() -> None:
     energy = NetworkEnergy(model, train_x, train_y, batch_size=128, strategy="loop")
     minimum_losses = [float(v) for v in energy.evaluate(torch.stack(minima))]
 
-    curves = {kind: CurveSchedule(kind=kind, points=8, lr=0.05).with_budget(args.curve_budget)
+    curves = {kind: CurveSchedule(kind=kind, points=8, lr=args.curve_lr).with_budget(args.curve_budget)
               for kind in ("bezier", "polychain")}
     autoneb = load_schedule("paper").scaled(args.autoneb_scale).replace_cycles(batch_size=128)
     pairs = []
@@ -123,8 +124,6 @@ def main() -> None:
                 started = time.perf_counter()
                 result = connect(counted, minima[a], minima[b], autoneb, pair=(a, b), seed=seed_for_pair(0, (a, b)))
                 seconds = time.perf_counter() - started
-                from engine.neb.band import dense_points
-
                 points = dense_points(result.pivots, autoneb.band.dense_points)
                 row["autoneb"] = {**_path_figures(energy, points, digits.test),
                                   "gradient_evaluations": counted.gradients, "seconds": round(seconds, 1)}
