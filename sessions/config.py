@@ -50,6 +50,7 @@ class SessionConfig:
     seed: int = 0
     landscape: dict[str, Any] = field(default_factory=dict)  # Landscape options: variant, stop, tolerance, ...
     checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL
+    workers: int = 1  # CPU workers (each with its share of the cores); GPUs: one worker per device
     strategy: str = "auto"  # network energy: auto | loop | vmap
     # GPU speed options of the network energy (each also runs on the CPU)
     precision: str = "fp32"  # fp32 | bf16 (autocast)
@@ -62,8 +63,10 @@ class SessionConfig:
         if not (isinstance(self.checkpoint_interval, (int, float)) and math.isfinite(self.checkpoint_interval)
                 and self.checkpoint_interval > 0):
             found.append(f"checkpoint interval must be a positive number of seconds, got {self.checkpoint_interval!r}")
-        if self.strategy not in ("auto", "loop", "vmap"):
-            found.append(f"unknown strategy {self.strategy!r}: use auto, loop or vmap")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            found.append(f"workers must be a whole number >= 1 (CPU worker processes), got {self.workers!r}")
+        if self.strategy not in ("auto", "batched", "loop", "vmap"):
+            found.append(f"unknown strategy {self.strategy!r}: use auto, batched, loop or vmap")
         if self.precision not in ("fp32", "bf16"):
             found.append(f"unknown precision {self.precision!r}: use fp32 or bf16")
         if found:

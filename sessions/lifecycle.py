@@ -77,5 +77,13 @@ class SessionFinished(Event):
 
 
 @dataclass(frozen=True)
+class PairsBeyondNeed(Event):
+    """Pairs chosen ahead of a stop rule that then ended the exploration without them."""
+
+    chosen: list[list[int]]
+    started: list[list[int]]  # of those, the ones a worker had begun
+
+
+@dataclass(frozen=True)
 class SessionFailed(Event):
     message: str

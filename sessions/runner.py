@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.events import Event
 from engine.neb.schedule import schedule_from_dict
+from engine.neb.sequence import lookahead_for
 from sessions import lifecycle as session_events
 from sessions.atomic import write_atomic
 from sessions.config import SessionConfig
@@ -74,6 +75,7 @@ class Runner:
         self.pausing = False
         self.stopping = False
         self.assigned: dict[Pair, int] = {}
+        self.started: set[Pair] = set()  # pairs handed to a worker by this process
         self.retries: dict[Pair, int] = {}
         self.restart_at: dict[int, float] = {}
         self.failures: dict[int, str] = {}
@@ -108,6 +110,8 @@ class Runner:
             # "cpu" needs no torch to resolve; GPUs are counted (and checked) by torch.
             cpu = parse_devices(self.config.device).kind == "cpu"
             devices = ["cpu"] if cpu else resolve_devices(self.config.device)
+            if devices == ["cpu"]:
+                devices = devices * self.config.workers
             self.pool = self.pool_override or LocalPool(devices, self.config.to_dict(), self.config.checkpoint_interval)
             self.pool.start()  # the workers import torch and build their problem while we do the same
             # A new session evaluates its minima once (full training set, BatchNorm
@@ -171,7 +175,7 @@ class Runner:
         if loaded is None:
             self.exploration = Exploration(
                 built.energy, built.minima, self.schedule, seed=self.config.seed, on_event=self.emit,
-                **self.config.landscape,
+                lookahead=lookahead_for(len(self.pool.devices)), **self.config.landscape,
             )
             late = finished
         else:
@@ -189,9 +193,17 @@ class Runner:
             self.exploration = Exploration.from_state(
                 built.energy, self.schedule, {"tensors": tensors, "meta": meta}, on_event=self.emit
             )
-        for key in sorted(late):
-            self.exploration.record(self._connection(late[key]))
+        # Paths that finished after the checkpoint join in the order chosen; one may
+        # become open only once those before it have joined.
+        while ready := [key for key in sorted(late) if self._is_open(key)]:
+            for key in ready:
+                self.exploration.record(self._connection(late.pop(key)))
         return loaded is not None
+
+    def _is_open(self, key: str) -> bool:
+        a, b = key.split("-")
+        self.exploration.pending()  # chooses what the last paths made room for
+        return self.exploration.sequence.is_open((int(a), int(b)))
 
     def _finished_states(self) -> dict[str, dict[str, Any]]:
         states = {}
@@ -339,19 +351,16 @@ class Runner:
                     return 0
 
     def _dispatch(self) -> None:
+        """Idle workers take the open pairs, oldest first (the exploration chooses them)."""
         assert self.pool is not None
         idle = [w for w in self.pool.idle() if w not in self.restart_at]
         if not idle:
             return
-        waiting = [p for p in self.exploration.running if p not in self.assigned]
-        if len(waiting) < len(idle):
-            in_flight = list(self.exploration.running)
-            for pair in self.exploration.landscape.ready_pairs(in_flight=in_flight)[: len(idle) - len(waiting)]:
-                self.exploration.running[pair] = self.exploration.connection_for(pair)
-                waiting.append(pair)
+        waiting = [p for p in self.exploration.pending() if p not in self.assigned]
         for worker, pair in zip(idle, waiting):
             self.pool.submit(worker, pair, pack_state(self.exploration.running[pair].state_dict()))
             self.assigned[pair] = worker
+            self.started.add(pair)
 
     def _handle(self, message: WorkerMessage) -> None:
         match message:
@@ -359,23 +368,35 @@ class Runner:
                 self.emit(session_events.WorkerStarted(worker=worker, device=device, pid=pid))
             case WorkerEvent(event=event):
                 self.emit(event)
-            case JobDone(pair=pair, packed=packed):
+            case JobDone(pair=pair, packed=packed) if self.exploration.sequence.is_open(pair):
                 connection = self._connection(unpack_state(packed))
                 self._save_result(self.paths_folder / f"{_key(pair)}.safetensors", packed, f"the path of pair {pair}")
                 self.assigned.pop(pair, None)
                 self.retries.pop(pair, None)
                 self.exploration.record(connection)
+                if self.exploration.landscape.finished:
+                    self._drop_beyond_need()
                 self.checkpoint("pair")
-            case JobStopped(pair=pair, packed=packed):
+            case JobStopped(pair=pair, packed=packed) if self.exploration.sequence.is_open(pair):
                 self.exploration.running[pair] = self._connection(unpack_state(packed))
                 self.assigned.pop(pair, None)
-            case StateSaved(pair=pair, packed=packed, reason=reason):
+            case StateSaved(pair=pair, packed=packed, reason=reason) if self.exploration.sequence.is_open(pair):
                 self.exploration.running[pair] = self._connection(unpack_state(packed))
                 self.checkpoint(reason)
+            case JobDone(pair=pair) | JobStopped(pair=pair):  # a pair dropped beyond need
+                self.assigned.pop(pair, None)
             case JobFailed(worker=worker, message=text, fatal=fatal):
                 self.failures[worker] = text
                 if fatal:
                     self.fatal = text
+
+    def _drop_beyond_need(self) -> None:
+        """The landscape has finished: pairs chosen ahead and still running are not
+        needed. Their workers stop at the next step boundary; nothing of theirs is kept."""
+        assert self.pool is not None
+        for pair in self.exploration.beyond_need:
+            if pair in self.assigned:
+                self.pool.request_stop(self.assigned[pair])
 
     def _connection(self, state: dict[str, Any]) -> Connection:
         """A connection of this session rebuilt from its state."""
@@ -431,6 +452,7 @@ class Runner:
 
     def _finish(self) -> None:
         result = self.exploration.finish()
+        self._set_aside_beyond_need()
         self.checkpoint("finish")
         data = result.to_dict(with_pivots=self.exploration.minima.shape[1] <= 64)
         self._save_result(self.folder.results_path / "result.json", (json.dumps(data) + "\n").encode(), "the result")
@@ -442,6 +464,24 @@ class Runner:
                 mst=[[a, b, s] for a, b, s in result.mst],
             )
         )
+
+
+    def _set_aside_beyond_need(self) -> None:
+        """Paths computed ahead and not needed move to results/beyond_need/: kept, but
+        outside the result and its reports. The event says how many pairs were chosen
+        and started beyond need (started: as far as this process saw)."""
+        dropped = self.exploration.beyond_need
+        for path in sorted(self.paths_folder.glob("*.safetensors")) if self.paths_folder.is_dir() else ():
+            a, b = path.stem.split("-")
+            if (int(a), int(b)) not in self.exploration.paths:
+                target = self.folder.results_path / "beyond_need" / path.name
+                target.parent.mkdir(exist_ok=True)
+                path.replace(target)
+        if dropped:
+            self.emit(session_events.PairsBeyondNeed(
+                chosen=[list(p) for p in dropped],
+                started=[list(p) for p in dropped if p in self.started],
+            ))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -227,6 +227,12 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state, run
         os._exit(0)
 
     session_config = SessionConfig.from_dict(config)
+    if device == "cpu" and session_config.workers > 1:
+        # Each CPU worker gets its share of the cores; the energy measures whether
+        # fewer threads than that share run faster (small networks often do).
+        import torch
+
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // session_config.workers))
     built = build(session_config, device)
     schedule = schedule_from_dict(session_config.schedule)
     send(WorkerReady(index, os.getpid(), device))

@@ -1,10 +1,14 @@
 """Exploring a set of minima: the landscape chooses pairs, AutoNEB connects them.
 
-``Exploration`` runs the paper's algorithm one pair at a time as a resumable
-object: a stop request is honoured at any NEB step boundary, ``state_dict()``
-holds the landscape, the finished paths and the connection in progress, and an
-exploration rebuilt with ``Exploration.from_state`` finishes bit for bit as one
-that never stopped.
+``Exploration`` runs the paper's algorithm as a resumable object: a stop request
+is honoured at any NEB step boundary, ``state_dict()`` holds the landscape, the
+finished paths and the connections in progress, and an exploration rebuilt with
+``Exploration.from_state`` finishes bit for bit as one that never stopped.
+
+Several pairs at once: a ``PairSequence`` (engine/neb/sequence.py) chooses the
+pairs and applies their paths in the order chosen, so the result is the same
+whatever the timing, for a given ``lookahead``; ``lookahead = 1`` is the
+paper's loop, one pair at a time.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from engine.energy.base import Energy
 from engine.events import EventSink
 from engine.neb.landscape import Edge, Landscape
 from engine.neb.schedule import Schedule
+from engine.neb.sequence import PairSequence, parse_pair_key
 
 
 @dataclass
@@ -74,6 +79,7 @@ class Exploration:
         max_pairs: int | None = None,
         on_event: EventSink = events.ignore,
         energies: list[float] | None = None,
+        lookahead: int = 1,
     ):
         if minima.dim() != 2 or minima.shape[1] != energy.dim:
             raise ValueError(f"minima must be an (M, {energy.dim}) tensor, got shape {tuple(minima.shape)}")
@@ -87,7 +93,7 @@ class Exploration:
         if energies is None:
             energies = [float(v) for v in energy.evaluate(self.minima)]
         self.energies = energies
-        self.landscape = Landscape(
+        landscape = Landscape(
             energies,
             variant=variant,
             stop=stop,
@@ -96,24 +102,35 @@ class Exploration:
             max_pairs=max_pairs,
             on_event=on_event,
         )
-        self.paths: dict[tuple[int, int], ConnectionResult] = {}
-        self.connections: dict[tuple[int, int], Connection] = {}  # finished ones, for state_dict
-        self.running: dict[tuple[int, int], Connection] = {}  # started, not finished
+        self.sequence = PairSequence(landscape, lookahead)
+        self.paths: dict[tuple[int, int], ConnectionResult] = {}  # applied to the landscape
+        self.connections: dict[tuple[int, int], Connection] = {}  # the applied ones, for state_dict
+        self.running: dict[tuple[int, int], Connection] = {}  # chosen, not finished (maybe not started)
+        self.done: dict[tuple[int, int], Connection] = {}  # finished, waiting for pairs chosen before
         self.result: ExplorationResult | None = None
 
+    @property
+    def landscape(self) -> Landscape:
+        return self.sequence.landscape
+
     def run(self, should_stop: StopRequest | None = None) -> ExplorationResult | None:
-        """Explore to the end, one pair at a time, or until ``should_stop()`` (then None)."""
-        while True:
-            if not self.running:
-                pair = self.landscape.next_pair()
-                if pair is None:
-                    break
-                self.running[pair] = self.connection_for(pair)
-            connection = next(iter(self.running.values()))
+        """Explore to the end, one connection at a time in the order chosen, or until
+        ``should_stop()`` (then None)."""
+        while pending := self.pending():
+            connection = self.running[pending[0]]
             if connection.run(should_stop) is None:
                 return None
             self.record(connection)
         return self.finish()
+
+    def pending(self) -> list[tuple[int, int]]:
+        """The pairs chosen and not finished, oldest first (start them in this order);
+        each has its connection in ``running``. Empty once finished."""
+        pairs = self.sequence.open()
+        for pair in pairs:
+            if pair not in self.running:
+                self.running[pair] = self.connection_for(pair)
+        return pairs
 
     def connection_for(self, pair: tuple[int, int]) -> Connection:
         """A new connection for ``pair`` with the pair's own seed (the same wherever it runs)."""
@@ -129,13 +146,28 @@ class Exploration:
         )
 
     def record(self, connection: Connection) -> None:
-        """A finished connection: its path joins the landscape."""
+        """A finished connection. Its path joins the landscape once every pair chosen
+        before it has joined (each may choose new pairs); one no longer needed (the
+        landscape has finished) is dropped."""
         assert connection.result is not None, "only finished connections can be recorded"
-        a, b = connection.pair
-        self.running.pop((a, b), None)
-        self.paths[(a, b)] = connection.result
-        self.connections[(a, b)] = connection
-        self.landscape.add_path(a, b, connection.result.saddle_energy)
+        pair = connection.pair
+        if not self.sequence.is_open(pair):
+            return  # beyond need, or recorded before
+        self.running.pop(pair, None)
+        self.done[pair] = connection
+        for applied in self.sequence.add(pair, connection.result.saddle_energy):
+            finished = self.done.pop(applied)
+            assert finished.result is not None
+            self.paths[applied] = finished.result
+            self.connections[applied] = finished
+        if self.landscape.finished:
+            self.running.clear()
+            self.done.clear()
+
+    @property
+    def beyond_need(self) -> list[tuple[int, int]]:
+        """Pairs chosen and then dropped: the landscape had finished without them."""
+        return self.sequence.beyond_need
 
     def finish(self) -> ExplorationResult:
         self.result = ExplorationResult(
@@ -150,26 +182,34 @@ class Exploration:
     def state_dict(self, finished: bool = True) -> dict[str, Any]:
         """{"tensors": {name: Tensor}, "meta": JSON-able}: everything needed to continue.
 
-        ``finished=False`` leaves out the finished connections (a caller that keeps
-        them elsewhere puts them back into meta["paths"] and the tensors)."""
+        ``finished=False`` leaves out the finished connections, applied or waiting
+        (a caller that keeps them elsewhere puts the applied ones back into
+        meta["paths"] and the tensors, and records the waiting ones again)."""
         tensors: dict[str, Tensor] = {"minima": self.minima}
         meta: dict[str, Any] = {
             "seed": self.seed,
             "energies": self.energies,
             "landscape": self.landscape.state_dict(),
+            "sequence": self.sequence.state_dict(),
             "paths": {},
             "running": {},
+            "done": {},
         }
+        del meta["sequence"]["landscape"]  # the same as meta["landscape"]
+        if not finished:
+            meta["sequence"]["waiting"] = {}  # the caller records them again
         for (a, b), connection in self.connections.items() if finished else ():
             key = f"{a}-{b}"
             state = connection.state_dict()
             meta["paths"][key] = state["meta"]
             tensors.update({f"paths.{key}.{name}": t for name, t in state["tensors"].items()})
-        for (a, b), connection in self.running.items():
-            key = f"{a}-{b}"
-            state = connection.state_dict()
-            meta["running"][key] = state["meta"]
-            tensors.update({f"running.{key}.{name}": t for name, t in state["tensors"].items()})
+        groups = [("running", self.running), ("done", self.done if finished else {})]
+        for group, connections in groups:
+            for (a, b), connection in connections.items():
+                key = f"{a}-{b}"
+                state = connection.state_dict()
+                meta[group][key] = state["meta"]
+                tensors.update({f"{group}.{key}.{name}": t for name, t in state["tensors"].items()})
         return {"tensors": tensors, "meta": meta}
 
     @classmethod
@@ -194,7 +234,13 @@ class Exploration:
             **options,
         )
         self.on_event = on_event
-        self.landscape = Landscape.from_state(meta["landscape"], on_event=on_event)
+        if "sequence" in meta:
+            self.sequence = PairSequence.from_state({**meta["sequence"], "landscape": meta["landscape"]}, on_event)
+        else:  # written one pair at a time: the applied paths, then those in flight
+            self.sequence = PairSequence(Landscape.from_state(meta["landscape"], on_event=on_event))
+            self.sequence.order = sorted(parse_pair_key(k) for k in meta["paths"])
+            self.sequence.order += sorted(parse_pair_key(k) for k in meta["running"])
+            self.sequence.applied = len(meta["paths"])
         for key, path_meta in meta["paths"].items():
             connection = Connection.from_state(energy, schedule, _substate(tensors, f"paths.{key}.", path_meta))
             assert connection.result is not None
@@ -205,6 +251,9 @@ class Exploration:
                 energy, schedule, _substate(tensors, f"running.{key}.", running_meta), on_event=on_event
             )
             self.running[connection.pair] = connection
+        for key, done_meta in meta.get("done", {}).items():
+            connection = Connection.from_state(energy, schedule, _substate(tensors, f"done.{key}.", done_meta))
+            self.done[connection.pair] = connection
         return self
 
 

@@ -123,10 +123,10 @@ def tree_side(tree: dict[Pair, float], edge: Pair) -> set[int]:
 class Landscape:
     """Minima, computed paths and the exploration that chooses the next pair.
 
-    Drive it with `ready_pairs` (pairs that may start now, possibly several
-    in the initial phase) and `add_path` (a computed path), or sequentially with
-    `next_pair`, or with `explore`. `state_dict` / `from_state` stop and resume
-    it; the pair sequence continues unchanged.
+    Drive it with `choose` (a pair that may start beside those in flight) and
+    `add_path` (a computed path), or sequentially with `next_pair`.
+    `state_dict` / `from_state` stop and resume it; the pair sequence continues
+    unchanged.
     """
 
     def __init__(
@@ -227,40 +227,41 @@ class Landscape:
         """Why it finished: "all_pairs", "tolerance", "max_pairs" or "star"; None while running."""
         return self._finished_reason
 
-    def ready_pairs(self, in_flight: Iterable[Pair] = ()) -> list[Pair]:
-        """Pairs (a < b) that may be started now, given the pairs in flight.
+    def choose(self, in_flight: Iterable[Pair] = ()) -> Pair | None:
+        """The next pair (a < b) to start, given the pairs in flight (chosen, no path
+        added yet), and announce it; None when nothing may start now. With nothing
+        in flight, None means finished.
 
-        Initial phase: every pair (lowest minimum, other) neither known nor in
-        flight; they are independent. Afterwards: at most one pair, and only
-        when nothing is in flight. Returns [] once finished; with nothing in
-        flight, [] means finished.
+        Initial phase: a pair (lowest minimum, other) neither known nor in flight;
+        these are independent of each other. Afterwards the paper's rule: the
+        highest MST edge not ignored whose cut no pair in flight crosses, and the
+        best open pair across it. When every such cut is crossed, a second pair
+        across the highest cut that still has an open one (speculative: it may
+        turn out not to be needed). Never a pair known or in flight.
         """
         if self.finished:
-            return []
+            return None
         busy = {_pair(*p) for p in in_flight}
-        star = self._star_left()
+        if self.options.max_pairs is not None and self._computed + len(busy) >= self.options.max_pairs:
+            return None
+        star = [p for p in self._star_left() if p not in busy]
         if star:
-            pairs = [p for p in star if p not in busy]
-            if self.options.max_pairs is not None:
-                room = self.options.max_pairs - self._computed - len(busy)
-                pairs = pairs[: max(room, 0)]
-            for pair in pairs:
-                self._announce(pair, "initial", None)
-            return pairs
-        if busy:
-            return []
-        chosen = self._choose_pair()
+            self._announce(star[0], "initial", None)
+            return star[0]
+        if self._star_left():
+            return None  # the initial tree is still in flight: refine the whole tree only
+        chosen = self._choose_pair(busy)
         if chosen is None:
-            self._finish("all_pairs")
-            return []
+            if not busy:
+                self._finish("all_pairs")
+            return None
         pair, attacked = chosen
         self._announce(pair, "replace", attacked)
-        return [pair]
+        return pair
 
     def next_pair(self) -> Pair | None:
         """The next pair to compute when computing one at a time; None when finished."""
-        pairs = self.ready_pairs()
-        return pairs[0] if pairs else None
+        return self.choose()
 
     def _star_left(self) -> list[Pair]:
         """Initial spanning tree: lowest-minimum pairs with no path yet."""
@@ -270,28 +271,37 @@ class Landscape:
             if i != self.lowest and not self.graph.has_edge(self.lowest, i)
         ]
 
-    def _choose_pair(self) -> tuple[Pair, Pair] | None:
+    def _choose_pair(self, busy: set[Pair]) -> tuple[Pair, Pair] | None:
         """One step of the paper's loop: attack the highest MST edge not ignored.
 
         Removing it splits the tree; the pair takes one minimum from each side
-        with no known path, lowest max(E_u, E_v) first, then by ids. An edge with
-        no such pair is ignored from now on. Returns (pair, attacked edge).
+        with no known path and not in ``busy``, lowest max(E_u, E_v) first, then
+        by ids. A cut crossed by a pair in ``busy`` is attacked only when no other
+        is open. An edge with no unknown pair across it is ignored from now on.
+        Returns (pair, attacked edge).
         """
         edges = sorted(
             ((a, b, s) for (a, b), s in self._tree.items()),
             key=lambda e: edge_order(self.energies, e),
             reverse=True,
         )
+        second: tuple[Pair, Pair] | None = None
         for a, b, saddle in edges:
             if (a, b) in self._ignored:
                 continue
             open_pairs = self._open_pairs((a, b))
-            if open_pairs:
-                best = min(open_pairs, key=lambda p: (max(self.energies[p[0]], self.energies[p[1]]), p))
+            if not open_pairs:
+                self._ignored.add((a, b))
+                self.on_event(EdgeIgnored(a=a, b=b, saddle_energy=saddle))
+                continue
+            free = [p for p in open_pairs if p not in busy]
+            if not free:
+                continue
+            best = min(free, key=lambda p: (max(self.energies[p[0]], self.energies[p[1]]), p))
+            if len(free) == len(open_pairs):  # no pair in flight crosses this cut
                 return best, (a, b)
-            self._ignored.add((a, b))
-            self.on_event(EdgeIgnored(a=a, b=b, saddle_energy=saddle))
-        return None
+            second = second or (best, (a, b))
+        return second
 
     def _open_pairs(self, edge: Pair) -> list[Pair]:
         """Pairs across the cut of MST edge ``edge`` that have no known path."""

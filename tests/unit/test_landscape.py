@@ -61,8 +61,8 @@ def test_mueller_brown_by_hand():
     assert landscape.finished and landscape.finished_reason == "all_pairs"
     assert events == [
         PairChosen(pair=(0, 1), reason="initial"),
-        PairChosen(pair=(0, 2), reason="initial"),
         MSTEdgeAdded(a=0, b=1, saddle_energy=-40.66),
+        PairChosen(pair=(0, 2), reason="initial"),
         MSTEdgeAdded(a=0, b=2, saddle_energy=-40.66),
         PairChosen(pair=(1, 2), reason="replace", attacked_edge=[0, 1]),
         MSTEdgeReplaced(removed=[0, 1], removed_energy=-40.66, added=[1, 2], added_energy=-72.25),
@@ -147,7 +147,7 @@ def test_a_lower_saddle_for_a_known_pair_updates_the_tree():
 def test_star_variant_connects_the_lowest_minimum_and_stops():
     events = []
     landscape = Landscape([3.0, 1.0, 0.0, 2.0], variant="star", on_event=events.append)
-    assert landscape.ready_pairs() == [(0, 2), (1, 2), (2, 3)]
+    assert [landscape.choose(in_flight=[(0, 2), (1, 2)][:k]) for k in range(3)] == [(0, 2), (1, 2), (2, 3)]
     table = Table({(0, 2): 5.0, (1, 2): 4.0, (2, 3): 6.0})
     mst = run_landscape(landscape, table)
     assert table.asked == [(0, 2), (1, 2), (2, 3)]
@@ -178,9 +178,11 @@ def test_tolerance_stop(tolerance, relative, reason, paths):
 def test_max_pairs_stops_and_limits_parallel_starts():
     events = []
     landscape = Landscape(FOUR_ENERGIES, max_pairs=2, on_event=events.append)
-    assert landscape.ready_pairs() == [(0, 1), (0, 2)]  # not three: only two may be computed
+    assert landscape.choose() == (0, 1)
+    assert landscape.choose(in_flight=[(0, 1)]) == (0, 2)
+    assert landscape.choose(in_flight=[(0, 1), (0, 2)]) is None  # not three: only two may be computed
     landscape.add_path(0, 1, 5.0)
-    assert landscape.ready_pairs(in_flight=[(0, 2)]) == []
+    assert landscape.choose(in_flight=[(0, 2)]) is None
     landscape.add_path(0, 2, 4.0)
     assert landscape.finished_reason == "max_pairs"
     assert landscape.next_pair() is None
@@ -192,21 +194,30 @@ def test_max_pairs_stops_and_limits_parallel_starts():
     assert table.asked == [(0, 1), (0, 2), (0, 3), (1, 2)]
 
 
-def test_ready_pairs_in_parallel_then_one_at_a_time():
+def test_choices_beside_pairs_in_flight():
     events = []
     landscape = Landscape(FOUR_ENERGIES, on_event=events.append)
-    assert landscape.ready_pairs() == [(0, 1), (0, 2), (0, 3)]
-    assert landscape.ready_pairs(in_flight=[(1, 0), (0, 2)]) == [(0, 3)]
-    assert len(events) == 3  # each pair announced once
+    assert landscape.choose() == (0, 1)
+    assert landscape.choose(in_flight=[(1, 0)]) == (0, 2)
+    assert landscape.choose(in_flight=[(1, 0), (0, 2)]) == (0, 3)
+    assert landscape.choose(in_flight=[(1, 0), (0, 2), (0, 3)]) is None  # nothing else in the initial phase
+    assert not landscape.finished
     landscape.add_path(0, 2, 4.0)
     landscape.add_path(0, 3, 3.0)
-    assert landscape.ready_pairs(in_flight=[(0, 1)]) == []  # star pair still running
+    assert landscape.choose(in_flight=[(0, 1)]) is None  # the initial tree is not complete yet
     landscape.add_path(0, 1, 5.0)
-    assert landscape.ready_pairs(in_flight=[(2, 3)]) == []  # replace phase: nothing may run beside
-    assert landscape.ready_pairs() == [(1, 2)]
+    # the tree (0-1 5.0, 0-2 4.0, 0-3 3.0): the highest edge's cut {1} | {0, 2, 3} first
+    assert landscape.choose() == (1, 2)
     assert landscape.next_pair() == (1, 2)  # same pair until its path arrives
-    assert [e.pair for e in events if isinstance(e, PairChosen)] == [(0, 1), (0, 2), (0, 3), (1, 2)]
+    # (1, 2) in flight crosses the cuts of 0-1 and 0-2 (its tree path is 1-0-2): 0-3's is next
+    assert landscape.choose(in_flight=[(1, 2)]) == (1, 3)
+    # every cut crossed: a second pair across the highest cut that has one left
+    assert landscape.choose(in_flight=[(1, 2), (1, 3)]) == (2, 3)
+    assert landscape.choose(in_flight=[(1, 2), (1, 3), (2, 3)]) is None
     assert not landscape.finished
+    assert [e.pair for e in events if isinstance(e, PairChosen)] == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    chosen = {e.pair: e.attacked_edge for e in events if isinstance(e, PairChosen)}
+    assert chosen[(1, 2)] == [0, 1] and chosen[(1, 3)] == [0, 3] and chosen[(2, 3)] == [0, 2]
 
 
 def test_bound_on_a_hand_made_tree():
