@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -44,17 +45,38 @@ def schedule_for(run: RunOptions, *, surface: bool, printer: ProgressPrinter, mo
 def session_config(run: RunOptions, problem: Any, schedule: dict[str, Any]) -> Any:
     """The session's config (its config.json) from the shared options; a bad value
     fails with one line and exit code 2."""
+    from engine.neb.landscape import parse_stop_rule
     from sessions.config import SessionConfig
     from sessions.folder import SessionError
 
     try:
-        return SessionConfig(problem, schedule, device=run.device, seed=run.seed,
-                             landscape={"variant": "star"} if run.star else {},
-                             checkpoint_interval=run.checkpoint_every, strategy=run.strategy,
+        landscape = parse_stop_rule(run.stop)
+    except ValueError as error:
+        fail(f"--stop: {error}", code=2)
+    if run.star:
+        landscape["variant"] = "star"
+    try:
+        return SessionConfig(problem, schedule, device=run.device, seed=run.seed, landscape=landscape,
+                             workers=worker_count(run), checkpoint_interval=run.checkpoint_every,
+                             strategy=run.strategy,
                              precision="bf16" if run.bf16 else "fp32", channels_last=run.channels_last,
                              compile=run.compile, cudnn_benchmark=run.cudnn_benchmark)
     except SessionError as error:
         fail(str(error), code=2)
+
+
+def worker_count(run: RunOptions) -> int:
+    """--workers as a number: auto is one per usable core; GPUs take one worker each."""
+    if run.workers == "auto":
+        count = len(os.sched_getaffinity(0))
+    elif run.workers.isdigit() and int(run.workers) >= 1:
+        count = int(run.workers)
+    else:
+        fail(f"--workers {run.workers!r}: give a whole number >= 1 of CPU workers, or auto (one per core)", code=2)
+    if count > 1 and run.device.startswith("cuda"):
+        fail(f"--workers counts CPU workers: with --device {run.device} there is one worker per GPU; "
+             "leave --workers out", code=2)
+    return count
 
 
 def unique_name(home: Any, hint: str) -> str:

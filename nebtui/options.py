@@ -31,6 +31,13 @@ class RunOptions:
     scale: Annotated[float, typer.Option(help="Multiply every cycle's steps by this factor.")] = 1.0
     star: Annotated[bool, typer.Option(
         "--star", help="Only connect the lowest minimum to all others (the paper's DenseNet runs).")] = False
+    stop: Annotated[str, typer.Option(
+        help="When the exploration ends: all-pairs (a path for every pair, the paper's rule), tolerance=VALUE "
+             "(the MST's saddle energies within VALUE of each other), relative=VALUE (within VALUE times the "
+             "largest), or max-pairs=N.")] = "all-pairs"
+    workers: Annotated[str, typer.Option(
+        help="CPU worker processes, each with its share of the cores: a number, or auto (one per core). "
+             "With GPUs there is one worker per GPU.")] = "1"
     checkpoint_every: Annotated[float, typer.Option(
         help="Seconds between checkpoints (and at every cycle's end).")] = 60.0
     strategy: Annotated[str, typer.Option(help="Pivot evaluation: auto (timed), loop or vmap.")] = "auto"

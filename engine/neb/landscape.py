@@ -66,6 +66,29 @@ class LandscapeOptions:
             raise ValueError(f"max_pairs must be None or an integer >= 0, got {self.max_pairs!r}")
 
 
+def parse_stop_rule(text: str) -> dict[str, Any]:
+    """The landscape options of a stop rule as written on the command line:
+    ``all-pairs``, ``tolerance=VALUE``, ``relative=VALUE`` or ``max-pairs=N``."""
+    name, _, value = text.strip().partition("=")
+    usage = "use all-pairs, tolerance=VALUE, relative=VALUE or max-pairs=N"
+    if name == "all-pairs" and not value:
+        return {"stop": "all_pairs"}
+    if name in ("tolerance", "relative"):
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not (math.isfinite(number) and number >= 0):
+            raise ValueError(f"stop rule {text!r}: {name} needs a number >= 0 (the spread of the MST's saddle "
+                             f"energies{' relative to the largest' if name == 'relative' else ''}), e.g. {name}=0.1")
+        return {"stop": "tolerance", "tolerance": number, "relative": name == "relative"}
+    if name == "max-pairs":
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"stop rule {text!r}: max-pairs needs a whole number >= 1 of pairs, e.g. max-pairs=20")
+        return {"stop": "all_pairs", "max_pairs": int(value)}
+    raise ValueError(f"unknown stop rule {text!r}: {usage}")
+
+
 def edge_order(energies: Sequence[float], edge: Edge) -> tuple[float, float, int, int]:
     """Sort key of an MST edge, lightest first: by saddle energy; among equal
     saddles the edge whose higher end lies lower (the larger barrier) counts
