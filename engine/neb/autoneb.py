@@ -12,6 +12,15 @@ honours a stop request at any step boundary, ``state_dict()`` holds everything
 rebuilt with ``Connection.from_state`` finishes bit for bit as one that never
 stopped. Restarts (several bands from randomly perturbed starting paths, the
 lowest saddle kept) guard against a band stalling in a local MEP.
+
+Where the work happens: the band, the optimiser state and the generator of the
+random batches live on one device for the whole run (``device``: the energy's by
+default), and a step's band arithmetic (segments, tangents, projection, springs
+or re-spacing, climbing image, the optimiser update) is a handful of tensor
+operations there with no read-back to the host. The divergence check reads the
+losses back every few steps (``CHECK_EVERY``), at an energy event, at a stop and
+at the end of a cycle; a diverged band is reported with the step it diverged at.
+Tensors go to the CPU only in ``state_dict`` and in the result.
 """
 
 from __future__ import annotations
@@ -24,16 +33,20 @@ import torch
 from torch import Tensor
 
 from engine import events
-from engine.neb.band import dense_fractions, dense_points, linear_path, respace
+from engine.neb.band import Segments, dense_fractions, dense_points, equal_fraction_table, linear_path, respaced_interior
 from engine.energy.base import Energy
 from engine.energy.threads import intra_op_threads
 from engine.events import EventSink
 from engine.neb.insertion import choose_insertions, insert_pivots
-from engine.neb.forces import neb_forces
+from engine.neb.forces import descent_directions
 from engine.neb.schedule import Cycle, Schedule
 from engine.neb.tangent import TANGENTS
 
 StopRequest = Callable[[], bool]
+
+# Steps between two reads of the losses for the divergence check (a host
+# synchronisation on a GPU); energy events and stops read them as well.
+CHECK_EVERY = 10
 
 
 class DivergedError(RuntimeError):
@@ -122,6 +135,41 @@ def _make_optimiser(cycle: Cycle, interior: torch.nn.Parameter) -> torch.optim.O
     return optimiser_class([interior], lr=cycle.lr, **cycle.optimiser_args)
 
 
+def _optimiser_step(optimiser: torch.optim.Optimizer, interior: torch.nn.Parameter) -> None:
+    """One optimiser step. Plain SGD (the presets' optimiser) is written out: the same
+    operations as torch's single-tensor SGD, bit for bit on the CPU, without the
+    per-call bookkeeping of ``Optimizer.step``; its state stays in ``optimiser.state``."""
+    group = optimiser.param_groups[0]
+    plain = (
+        type(optimiser) is torch.optim.SGD
+        and not group.get("differentiable")
+        and not group.get("fused")
+        and not isinstance(group["lr"], Tensor)
+        and not isinstance(group["weight_decay"], Tensor)
+    )
+    if not plain:
+        optimiser.step()
+        return
+    grad = interior.grad
+    assert grad is not None
+    if group["maximize"]:
+        grad = -grad
+    with torch.no_grad():
+        if group["weight_decay"] != 0:
+            grad = grad.add(interior, alpha=group["weight_decay"])
+        momentum = group["momentum"]
+        if momentum != 0:
+            state = optimiser.state[interior]
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = grad.detach().clone()
+                state["momentum_buffer"] = buf
+            else:
+                buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
+            grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
+        interior.add_(grad, alpha=-group["lr"])
+
+
 def _carry_state(old: dict[str, Any], old_shape: torch.Size, rows: list[int], new_shape: torch.Size) -> dict[str, Any]:
     """Move per-pivot optimiser state (momentum, ...) to a band with new pivots:
     old interior row j goes to new row rows[j], new pivots start from zero."""
@@ -155,6 +203,7 @@ class Connection:
         pair: tuple[int, int] = (0, 1),
         seed: int = 0,
         on_event: EventSink = events.ignore,
+        device: torch.device | str | None = None,
     ):
         for name, point in (("start", start), ("end", end)):
             if point.dim() != 1 or point.shape[0] != energy.dim:
@@ -165,12 +214,17 @@ class Connection:
         self.schedule = schedule
         self.options = schedule.band
         self.tangent = TANGENTS[self.options.tangent]
-        self.start = start.detach().clone()
-        self.end = end.detach().clone()
+        # Where the band, its optimiser state and the random draws live: the energy's
+        # device unless told (a surface has none: the end points' device).
+        if device is None:
+            device = getattr(energy, "device", None) or start.device
+        self.device = torch.device(device)
+        self.start = start.detach().to(self.device, copy=True)
+        self.end = end.detach().to(self.device, copy=True)
         self.pair = (int(pair[0]), int(pair[1]))
         self.seed = seed
         self.on_event = on_event
-        self.generator = torch.Generator()
+        self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         # where the run stands
         self.restart = 0
@@ -184,7 +238,9 @@ class Connection:
         self.interior: torch.nn.Parameter | None = None  # view of pivots[1:-1]
         self.optimiser: torch.optim.Optimizer | None = None
         self.last_dense: Tensor | None = None  # (M,) dense losses at the end of the last cycle
-        self._last_climber: int | None = None  # the last step's climbing image (re-spacing "before")
+        self._last_climber: Tensor | int | None = None  # the last step's climbing image (re-spacing "before")
+        self._equal_fractions: Tensor | None = None  # equal_fraction_table(N) on the device
+        self._unchecked: list[Tensor] = []  # the losses (N,) of the steps since the last divergence check
         # what has been learnt
         self.linear: Profile | None = None
         self.history: list[CycleRecord] = []
@@ -211,6 +267,7 @@ class Connection:
                     self._begin_cycle(cycle)
                 while self.step < cycle.steps:
                     if should_stop is not None and should_stop():
+                        self._check_divergence(cycle)
                         return None
                     # The whole step (band arithmetic too) at the energy's measured thread
                     # count, where it has one (engine.energy.threads).
@@ -231,17 +288,20 @@ class Connection:
         return Profile(positions.tolist(), [float(v) for v in losses])
 
     def _set_band(self, pivots: Tensor, fractions: Tensor) -> None:
-        self.pivots = pivots
-        self.fractions = fractions
+        self.pivots = pivots.to(self.device)
+        self.fractions = fractions.to(self.device, torch.float64)
         self._last_climber = None  # rows moved: no climbing image carried into the new band
-        self.interior = torch.nn.Parameter(pivots[1:-1])  # shares storage: optimiser steps move the band
+        self._equal_fractions = equal_fraction_table(pivots.shape[0], self.device)
+        self.interior = torch.nn.Parameter(self.pivots[1:-1])  # shares storage: optimiser steps move the band
 
     def _initial_band(self) -> None:
         count = self.options.initial_pivots + 2
         pivots = linear_path(self.start, self.end, count)
         if self.restart > 0 and self.options.restart_noise > 0:
             distance = (self.end - self.start).norm()
-            noise = torch.randn(count - 2, pivots.shape[1], generator=self.generator, dtype=torch.float64)
+            noise = torch.randn(
+                count - 2, pivots.shape[1], generator=self.generator, dtype=torch.float64, device=self.device
+            )
             scale = self.options.restart_noise * distance / math.sqrt(pivots.shape[1])
             pivots[1:-1] += (noise * scale).to(pivots.dtype)
         self._set_band(pivots, torch.linspace(0.0, 1.0, count, dtype=torch.float64))
@@ -321,9 +381,12 @@ class Connection:
         return kept_rows
 
     def _neb_step(self, cycle: Cycle) -> None:
+        """One NEB step: the energy at every pivot, then the band arithmetic as a few
+        operations on the band's device (no value read back to the host)."""
         assert self.pivots is not None and self.interior is not None and self.optimiser is not None
         pivots = self.pivots  # (N, D)
-        respace_before = math.isinf(self.options.spring) and self.options.respace == "before"
+        spring = self.options.spring
+        respace_before = math.isinf(spring) and self.options.respace == "before"
         if respace_before:
             # The authors' code re-spaces at the start of each step, before the gradients
             # (its NEB.apply), so the band it ends a cycle with is the optimiser's, not
@@ -333,58 +396,66 @@ class Connection:
             # have, is the previous step's.
             self._respace(self._last_climber)
         losses, grads = self.energy(pivots, generator=self.generator, batch_size=cycle.batch_size)
-        if not bool(torch.isfinite(losses).all()):
-            raise DivergedError(
-                f"the band diverged (loss {losses.max().item()}) in cycle {self.cycle + 1}, step {self.step + 1} "
-                f"of pair {self.pair}: lower the learning rate (it is {cycle.lr})"
-            )
+        self._unchecked.append(losses)
+        interior_grads = grads[1:-1]  # (N-2, D)
         if self.options.weight_decay:
-            grads = grads + self.options.weight_decay * pivots
-        tangents = self.tangent(pivots, losses)  # (N-2, D)
-        climber = 1 + int(torch.argmax(losses[1:-1])) if cycle.climb else None
-        forces = neb_forces(pivots, grads, tangents, self.options.spring, climber)
-        self.interior.grad = -forces.to(self.interior.dtype)
-        self.optimiser.step()
+            interior_grads = interior_grads + self.options.weight_decay * pivots[1:-1]
+        segments = Segments(pivots)
+        tangents = self.tangent(pivots, losses, segments)  # (N-2, D)
+        climber = 1 + torch.argmax(losses[1:-1]) if cycle.climb else None  # () on the device
+        self.interior.grad = descent_directions(
+            interior_grads, tangents, spring, segments.lengths, climber
+        ).to(self.interior.dtype)
+        _optimiser_step(self.optimiser, self.interior)
         self._last_climber = climber
-        if math.isinf(self.options.spring) and not respace_before:
+        if math.isinf(spring) and not respace_before:
             self._respace(climber)
         self.step += 1
-        if self.step % self.options.energy_every == 0 or self.step == cycle.steps:
+        emit = self.step % self.options.energy_every == 0 or self.step == cycle.steps
+        if emit or len(self._unchecked) >= CHECK_EVERY:
+            self._check_divergence(cycle)
+        if emit:
             self._emit(
                 events.StepEnergies(
                     pair=self.pair,
                     restart=self.restart,
                     cycle=self.cycle + 1,
                     step=self.step,
-                    losses=[float(v) for v in losses],
+                    losses=[float(v) for v in losses.tolist()],
                 )
             )
 
-    def _respace(self, climber: int | None) -> None:
+    def _check_divergence(self, cycle: Cycle) -> None:
+        """Raise DivergedError, naming the first step whose loss was NaN or infinite,
+        if any step since the last check had one (one read-back for all of them)."""
+        if not self._unchecked:
+            return
+        unchecked, self._unchecked = self._unchecked, []
+        finite = torch.isfinite(torch.stack(unchecked)).all(dim=1).tolist()
+        if all(finite):
+            return
+        first = finite.index(False)
+        step = self.step - len(unchecked) + first  # 0-based in the cycle
+        raise DivergedError(
+            f"the band diverged (loss {unchecked[first].max().item()}) in cycle {self.cycle + 1}, step {step + 1} "
+            f"of pair {self.pair}: lower the learning rate (it is {cycle.lr})"
+        )
+
+    def _respace(self, climber: Tensor | int | None) -> None:
         """String method: move the pivots back to their target spacing along the path
         (each side of a climbing image separately, so that it stays where it climbs)."""
-        assert self.pivots is not None and self.fractions is not None
-        equal = self.options.spacing == "equal"
+        assert self.pivots is not None and self.fractions is not None and self._equal_fractions is not None
+        count = self.pivots.shape[0]
+        if climber is None:
+            climber = count - 1  # one part: the whole band
+        split = torch.as_tensor(climber, device=self.device)
+        fractions = None if self.options.spacing == "equal" else self.fractions
         with torch.no_grad():
-            if climber is None:
-                moved = respace(self.pivots, None if equal else self.fractions)
-                self.pivots[1:-1] = moved[1:-1]
-                return
-            for part, fractions in (
-                (slice(0, climber + 1), self.fractions[: climber + 1]),
-                (slice(climber, self.pivots.shape[0]), self.fractions[climber:]),
-            ):
-                sub = self.pivots[part]
-                if sub.shape[0] < 3:
-                    continue
-                if equal:
-                    target = None
-                else:
-                    target = (fractions - fractions[0]) / (fractions[-1] - fractions[0])
-                moved = respace(sub, target)
-                sub[1:-1] = moved[1:-1]
+            moved = respaced_interior(self.pivots, Segments(self.pivots), fractions, self._equal_fractions, split)
+            self.pivots[1:-1] = moved
 
     def _end_cycle(self, cycle: Cycle) -> None:
+        self._check_divergence(cycle)
         assert self.pivots is not None
         between = self.options.dense_points
         points = dense_points(self.pivots, between)
@@ -409,7 +480,7 @@ class Connection:
             or record.saddle_energy < self.restart_best.record.saddle_energy
         )
         if keep:
-            self.restart_best = _Best(record, self.pivots.detach().clone(), dense_losses)
+            self.restart_best = _Best(record, self.pivots.detach().cpu().clone(), dense_losses)
         self._emit(
             events.CycleFinished(
                 pair=self.pair,
@@ -448,7 +519,7 @@ class Connection:
         record = best.record
         saddle_index = record.profile.saddle_index
         between = self.options.dense_points
-        saddle_point = dense_points(best.pivots, between)[saddle_index].clone()
+        saddle_point = dense_points(best.pivots.cpu(), between)[saddle_index].clone()
         self.result = ConnectionResult(
             pair=self.pair,
             pivots=best.pivots,
@@ -492,7 +563,7 @@ class Connection:
             "restart": self.restart,
             "cycle": self.cycle,
             "step": self.step,
-            "last_climber": self._last_climber,
+            "last_climber": None if self._last_climber is None else int(self._last_climber),
             "cycle_started": self.cycle_started,
             "finished": self.finished,
             "linear": asdict(self.linear) if self.linear is not None else None,
@@ -521,7 +592,7 @@ class Connection:
             for key, value in state.items():
                 if isinstance(value, Tensor):
                     tensors[f"optimiser.{key}"] = value
-        return {"tensors": {k: v.detach().clone() for k, v in tensors.items()}, "meta": meta}
+        return {"tensors": {k: v.detach().cpu().clone() for k, v in tensors.items()}, "meta": meta}
 
     @classmethod
     def from_state(
@@ -531,8 +602,10 @@ class Connection:
         state: dict[str, Any],
         *,
         on_event: EventSink = events.ignore,
+        device: torch.device | str | None = None,
     ) -> "Connection":
-        """Rebuild a connection from ``state_dict()``; ``run()`` then continues it."""
+        """Rebuild a connection from ``state_dict()``; ``run()`` then continues it
+        (on ``device``, the energy's by default, wherever the state was saved)."""
         tensors, meta = state["tensors"], state["meta"]
         saved = meta["schedule"]
         # A band option added since the state was saved takes its default there.
@@ -540,8 +613,11 @@ class Connection:
         saved = {**saved, "band": {**defaults, **saved.get("band", {})}}
         if saved != schedule.to_dict():
             raise ValueError("the saved connection ran a different schedule: resume it with the schedule it was started with")
-        self = cls(energy, schedule, tensors["start"], tensors["end"], pair=tuple(meta["pair"]), seed=meta["seed"], on_event=on_event)
-        self.generator.set_state(tensors["rng"])
+        self = cls(
+            energy, schedule, tensors["start"], tensors["end"],
+            pair=tuple(meta["pair"]), seed=meta["seed"], on_event=on_event, device=device,
+        )
+        self._load_generator(tensors["rng"])
         self.restart, self.cycle, self.step = meta["restart"], meta["cycle"], meta["step"]
         self.cycle_started, self.finished = meta["cycle_started"], meta["finished"]
         self.linear = Profile(**meta["linear"]) if meta["linear"] is not None else None
@@ -567,11 +643,29 @@ class Connection:
                 group.update(saved_group)
             param_state: dict[str, Any] = dict(saved["scalars"])
             for key in saved["tensors"]:
-                param_state[key] = tensors[f"optimiser.{key}"].clone()
+                value = tensors[f"optimiser.{key}"]
+                # per-pivot state (momentum, moments) moves with the band; scalars such as
+                # Adam's step count stay where the optimiser keeps them (the CPU)
+                on_band = value.shape == self.interior.shape
+                param_state[key] = value.to(self.device, copy=True) if on_band else value.clone()
             self.optimiser.state[self.interior] = param_state
         if self.finished:
             self._finish(announce=False)
         return self
+
+    def _load_generator(self, state: Tensor) -> None:
+        """Restore the random state. A state of another kind of generator (saved where
+        the draws ran on the CPU, resumed on a GPU) keeps drawing on that kind, so that
+        the run continues with the batches it would have drawn."""
+        try:
+            self.generator.set_state(state)
+        except RuntimeError as error:
+            if self.generator.device.type == "cpu":
+                raise ValueError(
+                    "the saved random state is a GPU generator's: resume this connection on a GPU"
+                ) from error
+            self.generator = torch.Generator()
+            self.generator.set_state(state)
 
 
 def connect(

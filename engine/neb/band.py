@@ -85,3 +85,82 @@ def dense_fractions(pivots: Tensor, between: int) -> Tensor:
     alphas = torch.arange(0, between + 1, dtype=torch.float64, device=pivots.device) / (between + 1)
     inner = fractions[:-1].unsqueeze(1) + alphas.unsqueeze(0) * widths.unsqueeze(1)
     return torch.cat([inner.reshape(-1), fractions[-1:]])
+
+
+class Segments:
+    """The band's segments p_{i+1} - p_i (N-1, D) and their lengths (N-1,), computed
+    once per band and shared by the tangents, the springs and the re-spacing."""
+
+    def __init__(self, pivots: Tensor):
+        self.vectors = pivots[1:] - pivots[:-1]  # (N-1, D)
+        self.lengths = self.vectors.norm(dim=1)  # (N-1,)
+        self._units: Tensor | None = None
+
+    @property
+    def units(self) -> Tensor:
+        """Unit segment vectors (N-1, D); a segment of zero length stays zero."""
+        if self._units is None:
+            tiny = torch.finfo(self.vectors.dtype).tiny
+            self._units = self.vectors / self.lengths.unsqueeze(1).clamp_min(tiny)
+        return self._units
+
+
+def equal_fraction_table(count: int, device: torch.device | str | None = None) -> Tensor:
+    """Row m holds ``linspace(0, 1, m)`` (the equal spacing of a path of m pivots),
+    padded with zeros: (count + 1, count), float64. The re-spacing of a band split at a
+    climbing image reads each part's equal fractions from it without leaving the device."""
+    table = torch.zeros(count + 1, count, dtype=torch.float64)
+    for m in range(1, count + 1):
+        table[m, :m] = torch.linspace(0.0, 1.0, m, dtype=torch.float64)
+    return table.to(device)
+
+
+def respaced_interior(
+    pivots: Tensor,  # (N, D)
+    segments: Segments,  # of these pivots
+    fractions: Tensor | None,  # (N,) target fractions, float64 on the pivots' device; None: equal spacing
+    table: Tensor,  # equal_fraction_table(N) on the pivots' device
+    split: Tensor,  # () index of the pivot the band is split at (N - 1: not split), on the device
+) -> Tensor:
+    """The interior pivots (N-2, D) moved to their target spacing along the path, the
+    two parts either side of pivot ``split`` (a climbing image) each re-spaced on its
+    own and ``split`` kept where it is: what ``respace`` gives for each part, bit for
+    bit on the CPU, in a few operations on the whole band with no read-back to the host.
+
+    Part one is pivots 0 .. split, part two split .. N-1. A part's arc length is the
+    cumulative sum of its own segments only (the other part's are masked to zero, which
+    leaves every partial sum as it is), and a part of m pivots takes the equal fractions
+    ``linspace(0, 1, m)`` or its share of ``fractions``."""
+    count = pivots.shape[0]
+    device = pivots.device
+    rows = torch.arange(1, count - 1, device=device)  # (N-2,) the interior pivots
+    first = rows < split  # (N-2,) in part one
+    lengths = segments.lengths.to(torch.float64)  # (N-1,)
+    in_first = torch.arange(count - 1, device=device) < split  # (N-1,) segment in part one
+    zero = lengths.new_zeros(())
+    start = lengths.new_zeros(1)
+    cumulative = torch.stack(
+        [
+            torch.cat([start, torch.where(in_first, lengths, zero).cumsum(0)]),
+            torch.cat([start, torch.where(in_first, zero, lengths).cumsum(0)]),
+        ]
+    )  # (2, N): each part's arc length from its own first pivot
+    part = torch.where(first, 0, 1)  # (N-2,)
+    row_cumulative = cumulative[part]  # (N-2, N)
+    begin = torch.where(first, 0, split)  # (N-2,) each row's part: pivots begin .. end
+    end = torch.where(first, split, count - 1)
+    if fractions is None:
+        # linspace(0, 1, end - begin + 1)[row - begin]
+        targets = table[end - begin + 1, rows - begin]
+    else:
+        targets = (fractions[rows] - fractions[begin]) / (fractions[end] - fractions[begin])
+    totals = row_cumulative.gather(1, end.unsqueeze(1)).squeeze(1)  # (N-2,)
+    targets = targets.clamp(0.0, 1.0) * totals
+    # the part's segment k holds targets in [cumulative[k], cumulative[k+1])
+    segment = torch.searchsorted(row_cumulative, targets.unsqueeze(1), right=True).squeeze(1) - 1
+    segment = torch.minimum(torch.maximum(segment, begin), end - 1)
+    below = row_cumulative.gather(1, segment.unsqueeze(1)).squeeze(1)
+    alpha = (targets - below) / lengths[segment].clamp_min(torch.finfo(torch.float64).tiny)
+    alpha = alpha.clamp(0.0, 1.0).to(pivots.dtype).unsqueeze(1)  # (N-2, 1)
+    moved = pivots[segment] + alpha * segments.vectors[segment]  # (N-2, D)
+    return torch.where((rows == split).unsqueeze(1), pivots[1:-1], moved)

@@ -17,6 +17,8 @@ import math
 import torch
 from torch import Tensor
 
+from engine.neb.band import segment_lengths
+
 
 def project_perpendicular(grads: Tensor, tangents: Tensor) -> Tensor:
     """The part of each gradient perpendicular to its tangent: (N-2, D)."""
@@ -31,9 +33,7 @@ def loss_force(grads: Tensor, tangents: Tensor) -> Tensor:
 
 def spring_force(pivots: Tensor, tangents: Tensor, k: float) -> Tensor:
     """F^S: springs of stiffness k acting along the tangent only: (N-2, D)."""
-    forward = (pivots[2:] - pivots[1:-1]).norm(dim=1)
-    backward = (pivots[1:-1] - pivots[:-2]).norm(dim=1)
-    return (k * (forward - backward)).unsqueeze(1) * tangents
+    return spring_force_from_lengths(segment_lengths(pivots), tangents, k)
 
 
 def climbing_force(grad: Tensor, tangent: Tensor) -> Tensor:
@@ -49,17 +49,46 @@ def neb_forces(
     climber: int | None = None,  # index (into pivots) of the climbing image
 ) -> Tensor:
     """Forces on the interior pivots: (N-2, D)."""
-    interior_grads = grads[1:-1]
-    forces = loss_force(interior_grads, tangents)
-    if math.isfinite(spring):
-        forces = forces + spring_force(pivots, tangents, spring)
+    count = pivots.shape[0]
+    if climber is not None and not 1 <= climber <= count - 2:
+        raise ValueError(
+            f"the climbing image must be an interior pivot (1 .. {count - 2} of {count}), got {climber}: "
+            "pass the index into pivots, not into the interior rows"
+        )
+    lengths = segment_lengths(pivots) if math.isfinite(spring) else None
+    climbing = None if climber is None else torch.tensor(climber, device=pivots.device)
+    return -descent_directions(grads[1:-1], tangents, spring, lengths, climbing)
+
+
+def descent_directions(
+    interior_grads: Tensor,  # (N-2, D)
+    tangents: Tensor,  # (N-2, D)
+    spring: float = math.inf,
+    lengths: Tensor | None = None,  # (N-1,) segment lengths, needed for a finite spring
+    climber: Tensor | None = None,  # () index (into pivots) of the climbing image, on the device
+) -> Tensor:
+    """The negative NEB forces on the interior pivots (N-2, D), what an optimiser takes
+    as the gradient, in a few operations on the whole band: the climbing image is a
+    tensor (its index is never read back to the host) and its parallel part is the
+    row's projection doubled, g - 2 (g . tau) tau, with no spring. ``neb_forces`` bit for
+    bit on the other rows; on the climbing image the same up to the order of the sum in
+    its dot product."""
+    parallel = (interior_grads * tangents).sum(dim=1, keepdim=True)  # (N-2, 1)
+    climbing = None
     if climber is not None:
-        count = pivots.shape[0]
-        if not 1 <= climber <= count - 2:
-            raise ValueError(
-                f"the climbing image must be an interior pivot (1 .. {count - 2} of {count}), got {climber}: "
-                "pass the index into pivots, not into the interior rows"
-            )
-        i = climber - 1
-        forces[i] = climbing_force(interior_grads[i], tangents[i])
-    return forces
+        rows = torch.arange(1, interior_grads.shape[0] + 1, device=interior_grads.device)
+        climbing = (rows == climber).unsqueeze(1)  # (N-2, 1)
+        parallel = torch.where(climbing, 2.0 * parallel, parallel)
+    directions = interior_grads - parallel * tangents
+    if math.isfinite(spring):
+        assert lengths is not None, "a finite spring needs the segment lengths"
+        stretch = (spring * (lengths[1:] - lengths[:-1])).unsqueeze(1)  # (N-2, 1)
+        if climbing is not None:
+            stretch = torch.where(climbing, 0.0, stretch)  # the climbing image feels no spring
+        directions = directions - stretch * tangents
+    return directions
+
+
+def spring_force_from_lengths(lengths: Tensor, tangents: Tensor, k: float) -> Tensor:
+    """``spring_force`` from the segment lengths (N-1,) the step has already."""
+    return (k * (lengths[1:] - lengths[:-1])).unsqueeze(1) * tangents

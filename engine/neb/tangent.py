@@ -1,29 +1,33 @@
 """Local tangents of the band at the interior pivots: the strategies of NEB.
 
 Each takes pivots (N, D) and their losses (N,) and returns unit tangents
-(N-2, D) for pivots 1 .. N-2.
+(N-2, D) for pivots 1 .. N-2. A step that has the band's ``Segments`` already
+(the springs and the re-spacing read them too) passes them, so that the
+segment vectors and their lengths are computed once; the result is the same
+bit for bit.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
 
+from engine.neb.band import Segments
 from engine.neb.schedule import TANGENT_NAMES
 
-TangentFn = Callable[[Tensor, Tensor], Tensor]
+TangentFn = Callable[[Tensor, Tensor, Optional[Segments]], Tensor]
 
 
 def _unit(v: Tensor) -> Tensor:
     return v / v.norm(dim=1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
 
 
-def paper_tangent(pivots: Tensor, losses: Tensor) -> Tensor:
+def paper_tangent(pivots: Tensor, losses: Tensor, segments: Segments | None = None) -> Tensor:
     """The paper's text: point to the neighbour with the higher loss."""
-    forward = _unit(pivots[2:] - pivots[1:-1])  # tau+  (N-2, D)
-    backward = _unit(pivots[1:-1] - pivots[:-2])  # tau-
+    units = (segments or Segments(pivots)).units  # (N-1, D)
+    forward, backward = units[1:], units[:-1]  # tau+, tau-  (N-2, D)
     higher_next = (losses[2:] > losses[:-2]).unsqueeze(1)
     return torch.where(higher_next, forward, backward)
 
@@ -52,16 +56,16 @@ def _mixed(forward: Tensor, backward: Tensor, losses: Tensor, lower_gets_more: b
     return _unit(tangent)
 
 
-def improved_tangent(pivots: Tensor, losses: Tensor) -> Tensor:
+def improved_tangent(pivots: Tensor, losses: Tensor, segments: Segments | None = None) -> Tensor:
     """Henkelman & Jonsson (2000): the segment towards the higher neighbour where the
     loss is monotone; at a local extremum the segments weighted by the energy
     differences, the larger weight towards the higher neighbour. Raw segment vectors."""
-    forward = pivots[2:] - pivots[1:-1]
-    backward = pivots[1:-1] - pivots[:-2]
+    vectors = (segments or Segments(pivots)).vectors  # (N-1, D)
+    forward, backward = vectors[1:], vectors[:-1]
     return _mixed(forward, backward, losses, lower_gets_more=False)
 
 
-def reference_tangent(pivots: Tensor, losses: Tensor) -> Tensor:
+def reference_tangent(pivots: Tensor, losses: Tensor, segments: Segments | None = None) -> Tensor:
     """The authors' public code: segment vectors normalised first, and at a local
     extremum the segment towards the LOWER neighbour gets the larger weight.
 
@@ -71,8 +75,8 @@ def reference_tangent(pivots: Tensor, losses: Tensor) -> Tensor:
     analysis would weigh the segments there ([1, 1, 2] -> backward, [2, 1, 1] ->
     forward, [1, 1, 1] -> the bisector); this follows the code instead
     ([1, 1, 2], [1, 2, 2], [1, 1, 1] -> forward; [2, 1, 1], [2, 2, 1] -> backward)."""
-    forward = _unit(pivots[2:] - pivots[1:-1])
-    backward = _unit(pivots[1:-1] - pivots[:-2])
+    units = (segments or Segments(pivots)).units  # (N-1, D)
+    forward, backward = units[1:], units[:-1]
     tangent = _mixed(forward, backward, losses, lower_gets_more=True)
     v_prev, v_here, v_next = losses[:-2], losses[1:-1], losses[2:]
     monotone = ((v_next > v_here) & (v_here > v_prev)) | ((v_next < v_here) & (v_here < v_prev))
