@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from nebtui.failure import fail
-from nebtui.progress import ProgressPrinter
+from nebtui.progress import ProgressPrinter, clock_text
 
 app = typer.Typer(help="Sessions under the data home (NEBTUI_HOME).", rich_markup_mode=None)
 
@@ -73,7 +73,7 @@ def list_(as_json: AsJson = False) -> None:
         if not rows:
             print(f"no sessions in {home}: start one with nebtui demo muller-brown")
         for row in rows:
-            current = " ".join(f"{tuple(c['pair'])} cycle {c['cycle']}/{c['cycles']}" for c in row["current"])
+            current = " ".join(f"{tuple(c['pair'])} cycle {c['cycle']}/{c['cycles']}" for c in row["running"])
             print(f"{row['id']:<40} {row['status']:<12} pairs {row['pairs_done']}/{row['pairs_total']:<4} "
                   f"{row['created']}  {current}".rstrip())
     for problem in problems:
@@ -89,13 +89,14 @@ def show(session_id: SessionId, as_json: AsJson = False) -> None:
     if as_json:
         print(json.dumps(row))
         return
-    for key in ("id", "status", "pid", "created", "problem", "minima", "devices", "error"):
+    for key in ("id", "status", "pid", "created", "problem", "method", "align", "minima", "devices", "error"):
         if row[key] not in (None, []):
             print(f"{key:<10} {row[key]}")
     print(f"{'pairs':<10} {row['pairs_done']} done of at most {row['pairs_total']}")
-    for c in row["current"]:
+    for c in row["running"]:
+        eta = f", ETA {clock_text(c['eta_seconds'])}" if c["eta_seconds"] is not None else ""
         print(f"{'running':<10} pair {tuple(c['pair'])}: cycle {c['cycle']}/{c['cycles']}, step {c['step']}/{c['steps']}, "
-              f"{c['pivots']} pivots")
+              f"{c['pivots']} pivots{eta}")
     for p in row["paths"]:
         print(f"{'path':<10} {p['a']} - {p['b']}: saddle {p['saddle_energy']:.4f} (linear {p['linear_saddle_energy']:.4f})")
     for e in row["mst"]:

@@ -18,6 +18,7 @@ from engine.events import (
     PivotsInserted,
     StepEnergies,
 )
+from engine.neb.schedule import ScheduleError, schedule_from_dict
 from sessions.eventlog import LoggedEvent, read_log
 from sessions.folder import SessionFolder
 from sessions.lifecycle import (
@@ -58,6 +59,26 @@ class PairProgress:
     finished: bool = False
     started_at: float | None = None  # time of its first cycle
     finished_at: float | None = None  # time its connection finished
+    # (time, restart, cycle, step) of its first and latest step since the runner last (re)started: its step rate
+    rate_from: tuple[float, int, int, int] | None = None
+    rate_to: tuple[float, int, int, int] | None = None
+
+    def eta(self, cycle_steps: list[int], restarts: int) -> float | None:
+        """Seconds until this connection finishes at its own measured step rate (None
+        before two steps were seen, or without the schedule's cycles)."""
+        if self.finished or not cycle_steps or self.rate_from is None or self.rate_to is None:
+            return None
+        per_restart = sum(cycle_steps)
+
+        def done(mark: tuple[float, int, int, int]) -> int:
+            _, restart, cycle, step = mark
+            return restart * per_restart + sum(cycle_steps[: max(0, cycle - 1)]) + step
+
+        seconds = self.rate_to[0] - self.rate_from[0]
+        steps = done(self.rate_to) - done(self.rate_from)
+        if seconds <= 0 or steps <= 0:
+            return None
+        return max(0, per_restart * restarts - done(self.rate_to)) * seconds / steps
 
 
 @dataclass
@@ -112,6 +133,9 @@ class SessionView:
                 progress = self._pair(pair)
                 progress.step, progress.live_losses, progress.pivots = step, losses, len(losses)
                 self.current = pair
+                if stamp is not None:
+                    progress.rate_to = (stamp, progress.restart, progress.cycle, step)
+                    progress.rate_from = progress.rate_from or progress.rate_to
             case CycleStarted(pair=pair) as event:
                 progress = self._pair(pair)
                 if event.restart != progress.restart:
@@ -148,6 +172,7 @@ class SessionView:
                 self.mst[(added[0], added[1])] = saddle
             case RunnerStarted(devices=devices):
                 self.lifecycle, self.error, self.devices = "running", None, list(devices)
+                self._forget_rates()
                 self.devices_used += [d for d in devices if d not in self.devices_used]
             case WorkerStarted(device=device):
                 if device not in self.devices_used:
@@ -156,8 +181,10 @@ class SessionView:
                 self.worker_deaths += 1
             case SessionPaused():
                 self.lifecycle = "paused"
+                self._forget_rates()
             case SessionResumed():
                 self.lifecycle = "running"
+                self._forget_rates()
             case SessionStopped():
                 self.lifecycle = "stopped"
             case SessionFailed(message=message):
@@ -165,6 +192,12 @@ class SessionView:
             case SessionFinished(reason=reason, mst=mst):
                 self.lifecycle, self.finished_reason = "finished", reason
                 self.mst = {(int(a), int(b)): float(s) for a, b, s in mst}
+
+
+    def _forget_rates(self) -> None:
+        """A pause or a new runner lies between: step rates start again."""
+        for progress in self.progress.values():
+            progress.rate_from = progress.rate_to = None
 
 
 def read_view(folder: SessionFolder) -> SessionView:
@@ -199,23 +232,31 @@ def summary(folder: SessionFolder, view: SessionView | None = None) -> dict[str,
         "muller-brown": 3, "himmelblau": 4}.get(problem.get("surface"), 0)
     variant = config.get("landscape", {}).get("variant", "mst")
     total = minima - 1 if variant == "star" else minima * (minima - 1) // 2
-    current = list(view.running.items())
+    try:
+        schedule = schedule_from_dict(config.get("schedule"))
+        cycle_steps, restarts = [c.steps for c in schedule.cycles], schedule.band.restarts
+    except ScheduleError:
+        cycle_steps, restarts = [], 1
+    running = [
+        {"pair": list(p), "restart": g.restart, "cycle": g.cycle, "cycles": g.cycles, "step": g.step,
+         "steps": g.steps, "pivots": g.pivots, "eta_seconds": g.eta(cycle_steps, restarts)}
+        for p, g in view.running.items()
+    ]
     return {
         "id": folder.id,
         "status": state,
         "pid": pid,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(folder.created)),
         "problem": problem.get("surface") or problem.get("model"),
+        "method": config.get("method", "autoneb"),
+        "align": config.get("align", False),
         "minima": minima,
         "pairs_done": len(view.saddles),
         "pairs_total": total,
-        "current": [
-            {"pair": list(p), "restart": g.restart, "cycle": g.cycle, "cycles": g.cycles, "step": g.step,
-             "steps": g.steps, "pivots": g.pivots}
-            for p, g in current
-        ],
-        "cycle": current[0][1].cycle if current else None,
-        "step": current[0][1].step if current else None,
+        "current": running[0] if running else None,  # the first pair in flight
+        "running": running,  # every pair in flight, by pair
+        "cycle": running[0]["cycle"] if running else None,
+        "step": running[0]["step"] if running else None,
         "devices": view.devices,
         "paths": [{"a": a, "b": b, "saddle_energy": s, "linear_saddle_energy": view.linear.get((a, b))}
                   for (a, b), s in sorted(view.saddles.items())],

@@ -100,19 +100,30 @@ def edge_order(energies: Sequence[float], edge: Edge) -> tuple[float, float, int
 def minimum_spanning_tree(graph: nx.Graph, energies: Sequence[float]) -> dict[Pair, float]:
     """Kruskal's MST of the path graph (edge attr ``saddle``): {(a, b): saddle}.
 
-    Kruskal runs on each edge's rank in `edge_order`, which sorts by saddle
-    energy first, so the tree is an MST of the saddles with ties broken the
-    same way on every call.
+    Kruskal takes the edges in `edge_order`, which sorts by saddle energy first
+    and is a total order, so the tree is the one MST of the saddles with ties
+    broken the same way on every call.
     """
-    order = sorted(
-        ((*_pair(u, v), s) for u, v, s in graph.edges(data="saddle")),
-        key=lambda e: edge_order(energies, e),
-    )
-    ranked = nx.Graph()
-    ranked.add_nodes_from(graph.nodes)
-    ranked.add_edges_from((a, b, {"rank": i}) for i, (a, b, _) in enumerate(order))
-    tree = nx.minimum_spanning_tree(ranked, weight="rank", algorithm="kruskal")
-    return {_pair(u, v): graph.edges[u, v]["saddle"] for u, v in tree.edges}
+    edges = [(*_pair(u, v), s) for u, v, s in graph.edges(data="saddle")]
+    return _kruskal(edges, energies)
+
+
+def _kruskal(edges: Iterable[Edge], energies: Sequence[float]) -> dict[Pair, float]:
+    parent: dict[int, int] = {}
+
+    def root(i: int) -> int:
+        while parent.get(i, i) != i:
+            parent[i] = parent.get(parent[i], parent[i])
+            i = parent[i]
+        return i
+
+    tree = {}
+    for a, b, saddle in sorted(edges, key=lambda e: edge_order(energies, e)):
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[ra] = rb
+            tree[(a, b)] = saddle
+    return tree
 
 
 def tree_bound(tree: dict[Pair, float], a: int, b: int) -> float:
@@ -127,20 +138,44 @@ def tree_bound(tree: dict[Pair, float], a: int, b: int) -> float:
     return max(graph.edges[u, v]["saddle"] for u, v in zip(path, path[1:]))
 
 
-def tree_side(tree: dict[Pair, float], edge: Pair) -> set[int]:
-    """The minima on ``edge[0]``'s side when ``edge`` is removed from the tree."""
-    neighbours: dict[int, list[int]] = {}
+def _bits(mask: int) -> Iterable[int]:
+    """The set bits of ``mask``, lowest first."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+
+
+def _tree_sides(tree: dict[Pair, float], n: int) -> dict[Pair, int]:
+    """For every edge of the forest ``tree`` on minima 0..n-1, the bit mask of the
+    minima on ``edge[0]``'s side once the edge is removed."""
+    neighbours: list[list[int]] = [[] for _ in range(n)]
     for a, b in tree:
-        if (a, b) != edge:
-            neighbours.setdefault(a, []).append(b)
-            neighbours.setdefault(b, []).append(a)
-    side, todo = {edge[0]}, [edge[0]]
-    while todo:
-        for m in neighbours.get(todo.pop(), ()):
-            if m not in side:
-                side.add(m)
-                todo.append(m)
-    return side
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    parent, below, root_of = [-1] * n, [0] * n, [-1] * n
+    for root in range(n):
+        if root_of[root] >= 0:
+            continue
+        order, todo = [], [root]
+        root_of[root] = root
+        while todo:  # depth first: every minimum after its parent
+            node = todo.pop()
+            order.append(node)
+            for other in neighbours[node]:
+                if root_of[other] < 0:
+                    root_of[other], parent[other] = root, node
+                    todo.append(other)
+        for node in reversed(order):  # subtrees, children first
+            below[node] |= 1 << node
+            if parent[node] >= 0:
+                below[parent[node]] |= below[node]
+    sides = {}
+    for a, b in tree:
+        child = a if parent[a] == b else b
+        component = below[root_of[child]]
+        sides[(a, b)] = below[child] if child == a else component & ~below[child]
+    return sides
 
 
 class Landscape:
@@ -176,6 +211,11 @@ class Landscape:
         self.graph.add_nodes_from((i, {"energy": e}) for i, e in enumerate(energies))
         self.lowest = min(range(len(energies)), key=lambda i: (energies[i], i))
         self._tree: dict[Pair, float] = {}
+        self._saddles: dict[Pair, float] = {}  # the graph's edges, for fast lookups
+        full = (1 << len(energies)) - 1
+        self._unknown = [full & ~(1 << i) for i in range(len(energies))]  # bit v of [u]: no path u-v yet
+        self._sides: dict[Pair, int] | None = None  # bit mask of each tree edge's edge[0] side
+        self._ranked: list[Edge] | None = None  # the tree's edges, highest first
         self._ignored: set[Pair] = set()
         self._announced: set[Pair] = set()  # PairChosen emitted, path not yet added
         self._computed = 0  # add_path calls
@@ -200,7 +240,7 @@ class Landscape:
     def saddle(self, a: int, b: int) -> float | None:
         """Saddle energy of the best known path between a and b, None if none."""
         pair = _pair(a, b)
-        return self.graph.edges[pair]["saddle"] if self.graph.has_edge(*pair) else None
+        return self._saddles.get(pair)
 
     def add_path(self, a: int, b: int, saddle_energy: float) -> None:
         """Record a computed path; keeps the lower saddle if the pair is known.
@@ -219,12 +259,17 @@ class Landscape:
         self._announced.discard(pair)
         known = self.saddle(*pair)
         if known is None or saddle < known:
-            self.graph.add_edge(*pair, saddle=saddle)
-            before, self._tree = self._tree, minimum_spanning_tree(self.graph, self.energies)
+            self._set_path(pair, saddle)
+            # The MST of the graph with one edge added or lowered is the MST of the
+            # old tree and that edge.
+            before = self._tree
+            self._tree = _kruskal([*((a, b, s) for (a, b), s in before.items() if (a, b) != pair), (*pair, saddle)],
+                                  self.energies)
+            self._sides = self._ranked = None
             self._emit_tree_changes(before)
             # Stays a no-op for new pairs (they never cross an ignored edge's cut);
             # a lowered known pair may reshape the tree and reopen a cut.
-            self._ignored = {e for e in self._ignored if e in self._tree and not self._open_pairs(e)}
+            self._ignored = {e for e in self._ignored if e in self._tree and not self._open_across(e)}
         self._check_stop()
 
     def mst(self) -> list[Edge]:
@@ -291,7 +336,7 @@ class Landscape:
         return [
             _pair(self.lowest, i)
             for i in range(len(self))
-            if i != self.lowest and not self.graph.has_edge(self.lowest, i)
+            if i != self.lowest and _pair(self.lowest, i) not in self._saddles
         ]
 
     def _choose_pair(self, busy: set[Pair]) -> tuple[Pair, Pair] | None:
@@ -303,34 +348,51 @@ class Landscape:
         is open. An edge with no unknown pair across it is ignored from now on.
         Returns (pair, attacked edge).
         """
-        edges = sorted(
-            ((a, b, s) for (a, b), s in self._tree.items()),
-            key=lambda e: edge_order(self.energies, e),
-            reverse=True,
-        )
+        if self._ranked is None:
+            self._ranked = sorted(
+                ((a, b, s) for (a, b), s in self._tree.items()),
+                key=lambda e: edge_order(self.energies, e),
+                reverse=True,
+            )
         second: tuple[Pair, Pair] | None = None
-        for a, b, saddle in edges:
+        for a, b, saddle in self._ranked:
             if (a, b) in self._ignored:
                 continue
-            open_pairs = self._open_pairs((a, b))
-            if not open_pairs:
+            if not self._open_across((a, b)):
                 self._ignored.add((a, b))
                 self.on_event(EdgeIgnored(a=a, b=b, saddle_energy=saddle))
                 continue
-            free = [p for p in open_pairs if p not in busy]
+            side = self._cut((a, b))[0]
+            crossed = any((side >> u ^ side >> v) & 1 for u, v in busy)
+            if crossed and second is not None:
+                continue
+            free = [p for p in self._open_pairs((a, b)) if p not in busy]
             if not free:
                 continue
             best = min(free, key=lambda p: (max(self.energies[p[0]], self.energies[p[1]]), p))
-            if len(free) == len(open_pairs):  # no pair in flight crosses this cut
+            if not crossed:  # no pair in flight crosses this cut
                 return best, (a, b)
-            second = second or (best, (a, b))
+            second = (best, (a, b))
         return second
 
     def _open_pairs(self, edge: Pair) -> list[Pair]:
         """Pairs across the cut of MST edge ``edge`` that have no known path."""
-        side = tree_side(self._tree, edge)
-        other = [m for m in range(len(self)) if m not in side]
-        return [_pair(u, v) for u in side for v in other if not self.graph.has_edge(u, v)]
+        side, other = self._cut(edge)
+        return [_pair(u, v) for u in _bits(side) for v in _bits(self._unknown[u] & other)]
+
+    def _open_across(self, edge: Pair) -> bool:
+        """Whether any pair across the cut of MST edge ``edge`` has no known path."""
+        side, other = self._cut(edge)
+        if side.bit_count() > other.bit_count():
+            side, other = other, side
+        return any(self._unknown[u] & other for u in _bits(side))
+
+    def _cut(self, edge: Pair) -> tuple[int, int]:
+        """Bit masks of the minima on ``edge[0]``'s side of the tree without ``edge``, and of the rest."""
+        if self._sides is None:
+            self._sides = _tree_sides(self._tree, len(self))
+        side = self._sides[edge]
+        return side, ((1 << len(self)) - 1) & ~side
 
     def _stop_reason(self) -> str | None:
         max_pairs = self.options.max_pairs
@@ -340,7 +402,7 @@ class Landscape:
         if self.options.variant == "star":
             return "star"
         n = len(self)
-        if self.graph.number_of_edges() == n * (n - 1) // 2:
+        if len(self._saddles) == n * (n - 1) // 2:
             return "all_pairs"
         if self.options.stop == "tolerance" and self._tree:
             saddles = self._tree.values()
@@ -388,6 +450,13 @@ class Landscape:
                     )
                 )
 
+    def _set_path(self, pair: Pair, saddle: float) -> None:
+        self.graph.add_edge(*pair, saddle=saddle)
+        self._saddles[pair] = saddle
+        a, b = pair
+        self._unknown[a] &= ~(1 << b)
+        self._unknown[b] &= ~(1 << a)
+
     def _check_id(self, i: int) -> int:
         try:
             index = operator.index(i)
@@ -423,7 +492,7 @@ class Landscape:
             )
         landscape = cls(state["energies"], **state["options"])  # events of construction dropped
         for a, b, saddle in state["paths"]:
-            landscape.graph.add_edge(*_pair(int(a), int(b)), saddle=float(saddle))
+            landscape._set_path(_pair(int(a), int(b)), float(saddle))
         landscape._tree = minimum_spanning_tree(landscape.graph, landscape.energies)
         landscape._ignored = {_pair(int(a), int(b)) for a, b in state["ignored"]}
         landscape._announced = {_pair(int(a), int(b)) for a, b in state["announced"]}
