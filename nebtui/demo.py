@@ -48,8 +48,7 @@ def demo(
 
 def _digits_minima(printer: ProgressPrinter, seed: int) -> list[dict[str, Any]]:
     """Four MLP minima on digits, trained once (as `nebtui train` does, sidecars
-    included) and kept under the data home."""
-    from engine.networks.training import RECIPES
+    included) and kept under the data home. Only training them imports torch."""
     from sessions.config import Problem
     from sessions.folder import SessionError
     from sessions.home import data_home
@@ -66,6 +65,8 @@ def _digits_minima(printer: ProgressPrinter, seed: int) -> list[dict[str, Any]]:
     stems = [folder / f"minimum-{i:02d}" for i in range(DIGITS_MINIMA)]
     missing = [s for s in stems if not (s.with_suffix(".json").exists() and s.with_suffix(".safetensors").exists())]
     if missing:
+        from engine.networks.training import RECIPES
+
         dataset = load_data(problem, "cpu")
         arguments = model_arguments(problem)
         for stem in missing:

@@ -32,9 +32,9 @@ def explore(
     from sessions.config import Problem
     from sessions.devices import parse_devices
     from sessions.folder import SessionError
-    from sessions.minima import find_minima, flat_minimum, manifest_entry
+    from sessions.minima import find_minima, manifest_entry
     from sessions.minima_folder import in_training, read_sidecars
-    from sessions.problem import build_model, check_model_spec, load_data
+    from sessions.problem import parse_data
 
     printer = ProgressPrinter(stream=sys.stdout, enabled=not run.as_json)
     try:
@@ -52,16 +52,16 @@ def explore(
             model = model or known["model"]
             data = data or known["data"]
             model_args = model_args or known["model_args"]
-        problem = Problem(kind="network", model=model, model_args=model_args, data=data)
-        check_model_spec(problem)
-        load_data(problem, "cpu", download=download)  # a missing data set fails here, not in the runner
-        from engine.energy.network import ParameterLayout
+        parse_data(data)
+        if download:  # fetching CIFAR is the one check that stays here: the runner never downloads
+            from sessions.problem import load_data
 
-        layout = ParameterLayout.from_module(build_model(problem))
-        for path in files:
-            flat_minimum(path, layout)  # refuses misshapen, NaN, or unsafe files now, not in the runner
-        manifest = [manifest_entry(path, layout.dim) for path in files]
-        problem = Problem(kind="network", model=model, model_args=problem.model_args, data=data, minima=manifest)
+            load_data(Problem(kind="network", model=model, model_args=model_args, data=data), "cpu", download=True)
+        # The model, the data and the minima's shapes and values are checked by the
+        # runner (torch is its business, not this process's): its refusal comes back
+        # as one line, as from here (nebtui.startup).
+        manifest = [manifest_entry(path) for path in files]
+        problem = Problem(kind="network", model=model, model_args=model_args, data=data, minima=manifest)
         chosen = schedule_for(run, surface=False, printer=printer, model=model)
         config = session_config(run, problem, chosen)
         parse_devices(run.device)  # the runner checks that its GPUs are there

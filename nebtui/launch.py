@@ -104,12 +104,16 @@ def run_session(config: Any, manifest: list[dict[str, Any]], run: RunOptions, *,
     except SessionError as error:
         fail(str(error))
     printer.line(f"session {folder.id}: runner pid {pid}, folder {folder.path}")
+    from nebtui.startup import accepted, open_new_session
+
     if run.detach:
+        accepted(folder)
         printer.line(f"detached: follow it with nebtui sessions attach {folder.id}")
         return
     if use_app(run.headless, run.as_json):
-        open_app(folder)
+        open_new_session(folder)
         return
+    accepted(folder)
     finish_following(folder, printer, as_json=run.as_json)
 
 

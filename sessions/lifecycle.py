@@ -87,3 +87,20 @@ class PairsBeyondNeed(Event):
 @dataclass(frozen=True)
 class SessionFailed(Event):
     message: str
+
+
+STARTUP_PHASES = {  # phase -> what the runner is doing, in words (in the order they come)
+    "runner": "starting the runner and its workers",
+    "minima": "loading and hashing the minima",
+    "evaluating": "evaluating the minima",
+    "first cycle": "starting the first cycle",
+}
+CHECKED_PHASES = ("evaluating", "first cycle")  # the problem was accepted: its model, data and minima are sound
+
+
+@dataclass(frozen=True)
+class StartupPhaseStarted(Event):
+    """What the runner does until the first step; a failure before ``evaluating`` is a refusal of the problem."""
+
+    phase: str  # a key of STARTUP_PHASES
+    detail: str = ""

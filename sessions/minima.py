@@ -47,10 +47,54 @@ def sha256(path: Path) -> str:
 
 def manifest_entry(path: Path, parameters: int | None = None) -> dict[str, Any]:
     """The manifest's record of a minimum: absolute path, sha256, parameter count
-    (counted from the file's tensors when not given)."""
+    (counted from the file's tensors when not given: a safetensors file from its
+    header, without torch; a PyTorch file through torch's safe loader)."""
     if parameters is None:
-        parameters = sum(t.numel() for t in read_weights(path).values())
+        if Path(path).suffix == ".safetensors":
+            parameters = sum(numel for numel in header_sizes(Path(path)).values())
+        else:
+            parameters = sum(t.numel() for t in read_weights(path).values())
     return {"path": str(Path(path).absolute()), "sha256": sha256(path), "parameters": int(parameters)}
+
+
+def header_sizes(path: Path) -> dict[str, int]:
+    """The element count of every tensor in a safetensors file, read from its JSON
+    header alone (no torch, no tensor data); refuses a file whose header does not read."""
+    import json
+    import math
+
+    def unreadable(why: str) -> SessionError:
+        return SessionError(f"{path} is not a readable safetensors file ({why}): export the weights again")
+
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(8)
+            if len(head) < 8:
+                raise unreadable("too short for a header")
+            length = int.from_bytes(head, "little")
+            size = path.stat().st_size
+            if length > size - 8:
+                raise unreadable("its header runs past the end of the file")
+            header = json.loads(stream.read(length))
+    except OSError as error:
+        raise unreadable(error.strerror or str(error)) from None
+    except ValueError as error:
+        raise unreadable(f"header is not JSON: {error}") from None
+    if not isinstance(header, dict):
+        raise unreadable("header is not a table of tensors")
+    sizes = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        shape = info.get("shape") if isinstance(info, dict) else None
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise unreadable(f"tensor {name!r} has no shape")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
+                and 0 <= offsets[0] <= offsets[1] <= size - 8 - length):
+            raise unreadable(f"tensor {name!r} lies outside the file")
+        sizes[name] = math.prod(shape)
+    return sizes
 
 
 def read_weights(path: Path) -> dict[str, Any]:

@@ -107,6 +107,7 @@ class Runner:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             self.folder.beat()
             threading.Thread(target=self._beat, args=(stop_beating,), name="heartbeat", daemon=True).start()
+            self.emit(session_events.StartupPhaseStarted(phase="runner"))
             # "cpu" needs no torch to resolve; GPUs are counted (and checked) by torch.
             cpu = parse_devices(self.config.device).kind == "cpu"
             devices = ["cpu"] if cpu else resolve_devices(self.config.device)
@@ -117,8 +118,14 @@ class Runner:
             # A new session evaluates its minima once (full training set, BatchNorm
             # recalibrated): on the first GPU when there is one, not on the CPU, where
             # ten ResNet-20 minima would take minutes before any worker starts.
+            # Building checks what the CLI left to us (model, data, minima files): a
+            # failure before the "evaluating" phase is a refusal of the problem.
+            minima = len(self.config.problem.minima)
+            self.emit(session_events.StartupPhaseStarted(
+                phase="minima", detail=f"{minima} files" if minima else self.config.problem.surface or ""))
             built = build(self.config, devices[0] if devices[0].startswith("cuda") else "cpu")
             self.energy = built.energy
+            self.emit(session_events.StartupPhaseStarted(phase="evaluating", detail=f"{len(built.names)} minima"))
             resumed = self._load_or_start(built)
             control = ControlServer(self.folder.control_socket_path, self._on_command).start()
             self.emit(
@@ -126,6 +133,7 @@ class Runner:
                     pid=os.getpid(), devices=devices, resumed=resumed, pairs_done=len(self.exploration.paths)
                 )
             )
+            self.emit(session_events.StartupPhaseStarted(phase="first cycle"))
             return self._loop()
         except SessionError as error:
             self._fail(str(error))

@@ -21,13 +21,25 @@ from textual.containers import Container
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Tab, Tabs
+from rich.text import Text
 from textual.worker import get_current_worker
 
+from engine.events import StepEnergies
 from nebtui.app.messages import ControlAnswered, ControlFailed, EventsRead, SourceFailed, StatusProbed
 from nebtui.app.model import ENDED, SessionModel
 from nebtui.app.panes import EnergyPane, LogPane, MSTPane, SchedulePane, StatusLine
 from nebtui.app.screens import ConfirmStop
 from nebtui.app.sources import Control, EventSource
+from nebtui.progress import clock_text
+from sessions.lifecycle import (
+    CHECKED_PHASES,
+    STARTUP_PHASES,
+    RunnerStarted,
+    SessionFailed,
+    SessionFinished,
+    SessionStopped,
+    StartupPhaseStarted,
+)
 
 POLL_SECONDS = 0.05  # the reader's wait between polls of the source
 PROBE_SECONDS = 1.0  # between status probes
@@ -45,6 +57,67 @@ CONTROL_ACTIONS = {
     "checkpoint": ("running", "paused"),
 }
 LIFECYCLE_STATUS = {"created": "starting"}  # the model's lifecycle when there is no probe
+
+
+class StartupPhases:
+    """What the runner said it is doing until the first step: each phase with the log's
+    time when it began. Empty for a session whose log has no phases (or has steps)."""
+
+    def __init__(self) -> None:
+        self.phases: list[tuple[str, str, float | None]] = []  # (phase, detail, time.time() when it began)
+        self.done = False  # the first step came, or the session ended
+        self.checked = False  # the runner accepted the problem
+        self.refusal: str | None = None  # the runner failed before accepting it
+
+    def apply(self, entry: Any) -> None:
+        event = entry.event
+        if isinstance(event, StartupPhaseStarted):
+            self.phases.append((event.phase, event.detail, entry.time))
+            self.done = False
+            self.checked = self.checked or event.phase in CHECKED_PHASES
+        elif isinstance(event, RunnerStarted):
+            self.checked = True
+        elif isinstance(event, SessionFailed) and not self.checked and self.phases:
+            self.refusal, self.done = event.message, True
+        elif isinstance(event, (StepEnergies, SessionFailed, SessionFinished, SessionStopped)):
+            self.done = True
+
+    @property
+    def active(self) -> bool:
+        return bool(self.phases) and not self.done
+
+    def current(self, now: float) -> str:
+        """The phase now and its time so far, for the status line."""
+        phase, detail, began = self.phases[-1]
+        words = STARTUP_PHASES.get(phase, phase) + (f" ({detail})" if detail else "")
+        return f"{words} {clock_text(max(0.0, now - began)) if began is not None else ''}".rstrip()
+
+    def lines(self, now: float) -> Text:
+        """Every phase so far, the finished ones with their durations, for the energy pane."""
+        text = Text()
+        for i, (phase, detail, began) in enumerate(self.phases):
+            words = STARTUP_PHASES.get(phase, phase) + (f" ({detail})" if detail else "")
+            end = self.phases[i + 1][2] if i + 1 < len(self.phases) else now
+            took = clock_text(max(0.0, end - began)) if began is not None and end is not None else ""
+            last = i == len(self.phases) - 1
+            text.append(f"{'…' if last else '✓'} {words}  {took}\n", style="bold" if last else "dim")
+        text.append("the energy profile appears with the first step", style="dim")
+        return text
+
+
+class StartupEnergyPane(EnergyPane):
+    """The energy pane that says what the runner is doing until the first cycle has a step."""
+
+    startup: Text | None = None
+
+    def render_key(self) -> object:
+        return (super().render_key(), self.startup.plain if self.startup is not None else None)
+
+    def draw(self, width: int, height: int) -> Text:
+        if self.startup is not None and self.model.shown_pair() is None:
+            self.border_title = "energy · starting"
+            return self.startup
+        return super().draw(width, height)
 
 
 class SessionApp(App[None]):
@@ -106,7 +179,9 @@ class SessionApp(App[None]):
         self.title = f"nebtui · {session_id}"
         self.tabs = Tabs(*(Tab(name, id=f"tab-{name}") for name in PANES), id="pane-tabs")
         self.pane_box = Container(id="panes")
-        self.energy = EnergyPane(self.model)
+        self.energy = StartupEnergyPane(self.model)
+        self.startup = StartupPhases()
+        self.close_on_refusal = False  # a new session's app: the runner refusing the problem closes it
         self.schedule_pane = SchedulePane(self.model)
         self.mst = MSTPane(self.model)
         self.log_pane = LogPane(self.model)
@@ -200,6 +275,11 @@ class SessionApp(App[None]):
     def _events_read(self, message: EventsRead) -> None:
         before = self.status
         self.model.apply_all(message.events)
+        for entry in message.events:
+            self.startup.apply(entry)
+        if self.close_on_refusal and self.startup.refusal is not None:
+            self.exit()  # the CLI says why, in one line
+            return
         self._arrival = self.clock()
         if self.status != before:
             self.refresh_bindings()
@@ -265,8 +345,15 @@ class SessionApp(App[None]):
             schedule.elapsed = elapsed
             schedule.refresh()
         trace = self.model.shown_pair()
+        now = time.time()
+        starting = self.startup.active and self.status == "running"  # the runner is up and before its first step
+        startup = self.startup.lines(now) if starting else None
+        if (startup.plain if startup else None) != (self.energy.startup.plain if self.energy.startup else None):
+            self.energy.startup = startup
+            self.energy.refresh()
         self.status_line.show(
-            status=self.status, session_id=self.session_id, devices=self.model.view.devices,
+            status="starting" if starting else self.status, phase=self.startup.current(now) if starting else None,
+            session_id=self.session_id, devices=self.model.view.devices,
             pivots=trace.pivots if trace is not None else None,
             pair=trace.pair if trace is not None and not trace.finished else None,
             elapsed=elapsed, read_only=self.control is None, pending=self.pending,

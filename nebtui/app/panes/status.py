@@ -27,9 +27,11 @@ class StatusLine(Static):
     _spans: list = []
 
     def show(self, *, status: str, session_id: str, devices: list[str], pivots: int | None, pair: tuple | None,
-             elapsed: float, read_only: bool, pending: str | None) -> None:
+             elapsed: float, read_only: bool, pending: str | None, phase: str | None = None) -> None:
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(f"● {status.upper()}", style=STATUS_STYLES.get(status, "bold"))
+        if phase:  # what the runner does until the first step, with its time so far
+            line.append(f"  {phase}", style="italic")
         line.append(f"  {session_id}")
         line.append(f"  {', '.join(devices) or 'no device yet'}")
         if pair is not None:
