@@ -11,6 +11,7 @@ import typer
 from nebtui.demo import demo
 from nebtui.explore import explore
 from nebtui.report import report
+from nebtui.serve import serve
 from nebtui.sessions_cmd import app as sessions_app
 from nebtui.sessions_cmd import pick_session
 from nebtui.train import train
@@ -26,6 +27,7 @@ app.command(no_args_is_help=True)(explore)
 app.command(no_args_is_help=True)(demo)
 app.command(no_args_is_help=True)(train)
 app.command(no_args_is_help=True)(report)
+app.command()(serve)
 app.add_typer(sessions_app, name="sessions")
 
 

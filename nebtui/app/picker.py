@@ -25,8 +25,8 @@ class SessionListApp(App[SessionFolder | None]):
     DataTable { height: 1fr; }
     """
 
-    def __init__(self, home: Path) -> None:
-        super().__init__()
+    def __init__(self, home: Path, driver_class: type | None = None) -> None:
+        super().__init__(driver_class=driver_class)  # nebtui serve hands the browser tab to the session's app
         self.home = Path(home)
         self.folders: list[SessionFolder] = []
 

@@ -77,7 +77,8 @@ def _modules_after(code: str) -> set[str]:
 
 # what `nebtui --help` and `nebtui sessions list/show/attach` load: all without torch
 TORCH_FREE_CLI = ["nebtui.cli", "nebtui.sessions_cmd", "nebtui.follow", "nebtui.progress", "nebtui.launch",
-                  "nebtui.options", "nebtui.failure"]
+                  "nebtui.options", "nebtui.failure", "nebtui.explore", "nebtui.demo", "nebtui.startup",
+                  "nebtui.serve", "nebtui.app", "nebtui.app.app", "nebtui.app.picker"]
 
 
 def test_cli_modules_import_without_torch():
@@ -103,3 +104,67 @@ def test_fast_commands_never_import_torch(argv, nebtui_home):
     )
     loaded = _modules_after(code)
     assert "torch" not in loaded
+
+
+def _cli_in_fresh_interpreter(argv: list[str]) -> tuple[int, set[str]]:
+    """Run the command line in a fresh interpreter: its exit code and every module it loaded."""
+    code = (
+        "import json, sys\n"
+        "from nebtui.cli import app\n"
+        f"sys.argv = ['nebtui', *{argv!r}]\n"
+        "try:\n"
+        "    app()\n"
+        "    code = 0\n"
+        "except SystemExit as exit:\n"
+        "    code = exit.code or 0\n"
+        "print(json.dumps([code, sorted(sys.modules)]))"
+    )
+    code, loaded = json.loads(_run(code))
+    return code, set(loaded)
+
+
+def _stop_runner(home: Path) -> None:
+    """Stop (SIGTERM) the detached runner of the one session under ``home`` and wait for it to leave."""
+    import os
+    import signal
+    import time
+
+    from sessions.folder import list_sessions
+    from sessions.lock import holder
+
+    for folder in list_sessions(home):
+        pid = holder(folder.lock_path)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while holder(folder.lock_path) is not None:
+            assert time.monotonic() < deadline, "the runner did not stop within 60 s"
+            time.sleep(0.1)
+
+
+def test_demo_starts_a_session_without_torch(nebtui_home):
+    """The CLI creates the session and sees its runner accept it: the runner imports torch, the CLI never."""
+    try:
+        code, loaded = _cli_in_fresh_interpreter(["demo", "muller-brown", "--detach", "--session", "quick"])
+    finally:
+        _stop_runner(nebtui_home)
+    assert code == 0
+    assert "torch" not in loaded
+    assert (nebtui_home / "quick").is_dir()
+
+
+def test_explore_refusal_comes_from_the_runner_without_torch_here(nebtui_home, tmp_path):
+    """Minima that do not fit the model: the runner refuses them, the CLI exits with code 2
+    and leaves no session behind, and never imports torch."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    minima = tmp_path / "minima"
+    minima.mkdir()
+    for i in range(2):
+        save_file({"weight": np.full((3, 2), float(i), dtype=np.float32)}, str(minima / f"m{i}.safetensors"))
+    code, loaded = _cli_in_fresh_interpreter(["explore", str(minima), "--model", "mlp", "--data", "digits",
+                                              "--detach"])
+    assert code == 2
+    assert "torch" not in loaded
+    assert not [p for p in nebtui_home.iterdir() if not p.name.startswith(".")] if nebtui_home.exists() else True
