@@ -19,7 +19,7 @@ from nebtui.train import train
 app = typer.Typer(
     name="nebtui",
     help="Connect trained networks by low-loss paths with AutoNEB, live in the terminal.",
-    add_completion=False,
+    add_completion=True,  # --install-completion: commands, options and session names
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )

@@ -40,7 +40,20 @@ def pick_session(ctx: typer.Context) -> None:
 
     pick_and_run(home)
 
-SessionId = Annotated[str, typer.Argument(help="Session name (see nebtui sessions list).", show_default=False)]
+def complete_session_id(incomplete: str) -> list[str]:
+    """Shell completion: the sessions under the data home whose names start with ``incomplete``
+    (read from the folder names alone: completing never waits on a session)."""
+    from sessions.folder import SessionError, list_sessions
+    from sessions.home import data_home
+
+    try:
+        return [folder.id for folder in list_sessions(data_home(), []) if folder.id.startswith(incomplete)]
+    except (SessionError, OSError):
+        return []
+
+
+SessionId = Annotated[str, typer.Argument(help="Session name (see nebtui sessions list).", show_default=False,
+                                          autocompletion=complete_session_id)]
 AsJson = Annotated[bool, typer.Option("--json", help="One JSON document instead of text.")]
 
 

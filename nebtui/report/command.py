@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from nebtui.failure import fail
+from nebtui.sessions_cmd import complete_session_id
 
 FORMATS = ("html", "md", "json", "csv", "weights")
 FORMAT_HELP = ("Comma-separated: html, md, json, csv, and weights (each MST saddle's network as a safetensors "
@@ -38,9 +39,13 @@ def _check_writable(out: Path) -> None:
 
 
 def report(
-    session_id: Annotated[str, typer.Argument(help="Session name (see nebtui sessions list).", show_default=False)],
+    session_ids: Annotated[list[str], typer.Argument(
+        metavar="SESSION...", help="Session name (see nebtui sessions list); several sessions over the same minima "
+                                   "(e.g. one per --method) give one comparison of their methods.",
+        show_default=False, autocompletion=complete_session_id)],
     format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "html,md,json,csv",
-    out: Annotated[Optional[Path], typer.Option(help="Folder for the report (default: the session's results/report/).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the report (default: the session's results/report/; "
+                                                     "a comparison: the first session's results/comparison/).")] = None,
     device: Annotated[str, typer.Option(help="Where to evaluate: auto (the first GPU, else the CPU), cpu, cuda or "
                                              "cuda:N.")] = "cpu",
     hessian_k: Annotated[int, typer.Option(help="Hessian eigenvalues at each end of the spectrum, at every minimum "
