@@ -39,13 +39,10 @@ def _check_writable(out: Path) -> None:
 
 
 def report(
-    session_ids: Annotated[list[str], typer.Argument(
-        metavar="SESSION...", help="Session name (see nebtui sessions list); several sessions over the same minima "
-                                   "(e.g. one per --method) give one comparison of their methods.",
-        show_default=False, autocompletion=complete_session_id)],
+    session_id: Annotated[str, typer.Argument(help="Session name (see nebtui sessions list).", show_default=False,
+                                              autocompletion=complete_session_id)],
     format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "html,md,json,csv",
-    out: Annotated[Optional[Path], typer.Option(help="Folder for the report (default: the session's results/report/; "
-                                                     "a comparison: the first session's results/comparison/).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the report (default: the session's results/report/).")] = None,
     device: Annotated[str, typer.Option(help="Where to evaluate: auto (the first GPU, else the CPU), cpu, cuda or "
                                              "cuda:N.")] = "cpu",
     hessian_k: Annotated[int, typer.Option(help="Hessian eigenvalues at each end of the spectrum, at every minimum "
