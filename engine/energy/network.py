@@ -328,7 +328,7 @@ class NetworkEnergy:
     def _step_inputs(self, index: Tensor, generator: torch.Generator | None) -> Tensor:
         """Every pivot's minibatch as model inputs: (N, B, ...), augmented if asked."""
         n_pivots, batch = index.shape
-        x = self.inputs[index].flatten(0, 1)  # (N B, ...) raw samples
+        x = self.inputs.index_select(0, index.reshape(-1))  # (N B, ...) raw samples
         if self.augment is not None:
             x = self.augment(x, generator)
         x = self.prepare(x)
@@ -353,11 +353,18 @@ class NetworkEnergy:
     def batch_indices(
         self, n_pivots: int, batch_size: int, generator: torch.Generator | None = None
     ) -> Tensor:
-        """Each pivot's minibatch: (N, B) sample indices, distinct within a row."""
+        """Each pivot's minibatch: (N, B) sample indices, distinct within a row.
+
+        Drawn where the generator is: on the CPU one permutation per pivot (the
+        stream every run has drawn so far); on a device one draw for all pivots,
+        random keys (N, n) sorted per row, with no copy from the host."""
         n = self.inputs.shape[0]
         if batch_size >= n:
             return torch.arange(n, device=self.device).expand(n_pivots, n)
         where = generator.device if generator is not None else torch.device("cpu")
+        if where.type != "cpu":
+            keys = torch.rand(n_pivots, n, generator=generator, device=where)  # (N, n)
+            return keys.argsort(dim=1)[:, :batch_size].to(self.device)  # (N, B)
         rows = [
             torch.randperm(n, generator=generator, device=where)[:batch_size]
             for _ in range(n_pivots)
@@ -381,7 +388,8 @@ class NetworkEnergy:
             return pivots.new_zeros(0), pivots.new_zeros(0, self.dim)
 
         inputs = self._step_inputs(index, generator)  # (N, B, ...)
-        targets = self.targets[index]  # (N, B)
+        targets = self.targets.index_select(0, index.reshape(-1))  # (N B, ...)
+        targets = targets.view(*index.shape, *targets.shape[1:])  # (N, B, ...)
         if self.strategy_used is not None:
             strategy, threads = self.strategy_used, self.threads_used
         else:
