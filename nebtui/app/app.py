@@ -131,6 +131,7 @@ class SessionApp(App[None]):
         Binding("s", "stop", "Stop", id="stop", tooltip="Stop the session (asks first)"),
         Binding("c", "checkpoint", "Checkpoint", id="checkpoint", tooltip="Write a checkpoint now"),
         Binding("l", "log_scale", "Log scale", id="log-scale", tooltip="Energy on a log scale of loss - min + eps"),
+        Binding("n", "next_pair", "Next pair", id="next-pair", tooltip="Energy pane: follow the next pair in flight"),
         Binding("tab", "next_pane", "Next pane", id="next-pane", priority=True, show=False),
         Binding("shift+tab", "previous_pane", "Previous pane", id="previous-pane", priority=True, show=False),
         Binding("e", "export", "Export", id="export", tooltip="Export a report"),
@@ -143,6 +144,7 @@ class SessionApp(App[None]):
         "stop": ("Stop session", "Checkpoint and end the session; asks first (s)"),
         "checkpoint": ("Checkpoint now", "Ask the runner for a checkpoint (c)"),
         "log_scale": ("Toggle log scale", "Energy pane: log10(loss - min + eps) or linear (l)"),
+        "next_pair": ("Next pair in flight", "Energy pane: follow the next pair being computed (n)"),
         "next_pane": ("Next pane", "Move to the next pane (tab)"),
         "export": ("Export report", "Export a report of the session (e)"),
         "detach": ("Detach", "Quit the app; the run goes on (q)"),
@@ -399,6 +401,12 @@ class SessionApp(App[None]):
         pane = self.energy
         pane.toggle_log_scale()
         self.notify("energy: log10(loss - min + eps)" if pane.log_scale else "energy: linear scale", timeout=2)
+
+    def action_next_pair(self) -> None:
+        pair = self.model.follow_next()
+        self.energy.selected = None  # the new pair's newest cycle
+        self._request_redraw()
+        self.notify(f"energy: pair {pair}" if pair is not None else "no pair in flight", timeout=2)
 
     def action_next_pane(self) -> None:
         self._step_pane(+1)

@@ -111,7 +111,8 @@ class SessionModel:
         self.pairs_total = pairs_total
         self.log: deque[LogLine] = deque(maxlen=LOG_LINES)
         self.log_count = 0  # lines ever logged (the log pane writes the ones it has not yet)
-        self.rate = StepRate()
+        self.rate = StepRate()  # of the followed pair
+        self.followed: Pair | None = None  # the pair in flight the energy pane follows
         self.version = 0
 
     # ---- reducing events
@@ -119,9 +120,10 @@ class SessionModel:
     def apply(self, entry: LoggedEvent) -> None:
         view, event = self.view, entry.event
         view.apply(entry)
-        if isinstance(event, StepEnergies):
+        shown = self.shown_pair()
+        if isinstance(event, StepEnergies) and shown is not None and event.pair == shown.pair:
             if entry.time is not None:
-                self.rate.observe(entry.time, self.steps_done(view.progress[event.pair]))
+                self.rate.observe(entry.time, self.steps_done(shown))
         elif isinstance(event, GAPS):
             self.rate.gap()
         text = describe(event)
@@ -146,8 +148,29 @@ class SessionModel:
         return self.view.minima
 
     def shown_pair(self) -> PairProgress | None:
-        """The pair the energy pane follows: the one that started a cycle or stepped last."""
+        """The pair the energy pane follows: one pair in flight, kept until it finishes
+        (then the first in flight, by pair); with none in flight, the one that stepped last."""
+        running = self.view.running
+        if self.followed not in running and running:
+            self._follow(next(iter(running)))
+        if self.followed in running:
+            return running[self.followed]
         return self.view.progress.get(self.view.current) if self.view.current is not None else None
+
+    def follow_next(self) -> Pair | None:
+        """Follow the next pair in flight (by pair, round); None when none is in flight."""
+        running = list(self.view.running)
+        if not running:
+            return None
+        at = running.index(self.followed) + 1 if self.followed in running else 0
+        self._follow(running[at % len(running)])
+        return self.followed
+
+    def _follow(self, pair: Pair) -> None:
+        if pair != self.followed:
+            self.followed = pair
+            self.rate.gap()  # another pair's steps
+            self.version += 1
 
     def attacked_edges(self) -> set[Pair]:
         """The MST edges that the pairs in flight were chosen to replace (the engine's choice)."""

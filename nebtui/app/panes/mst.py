@@ -20,10 +20,14 @@ class MSTPane(Pane):
         view = model.view
         total = "?" if model.pairs_total is None else str(model.pairs_total)
         lines = [Text(f"minima {len(model.minima) or '?'} · pairs done {len(view.saddles)}/{total}", no_wrap=True)]
+        shown = model.shown_pair()
         for pair in view.running:
             attacked = view.attacked.get(pair)
             why = f" (may replace edge {attacked})" if attacked else ""
-            lines.append(Text(f"computing {pair}{why}", style="bold", no_wrap=True, overflow="ellipsis"))
+            line = Text(f"computing {pair}{why}", style="bold", no_wrap=True, overflow="ellipsis")
+            if len(view.running) > 1 and shown is not None and shown.pair == pair:
+                line.append("  ◀ energy pane (n: next)", style="bold cyan")
+            lines.append(line)
         if view.lifecycle == "finished":
             lines.append(Text(f"finished ({(view.finished_reason or '').replace('_', ' ')})", no_wrap=True))
         lines.append(Text("tree of saddle energies (root: lowest minimum)", style="dim", no_wrap=True))
