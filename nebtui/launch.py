@@ -60,7 +60,8 @@ def session_config(run: RunOptions, problem: Any, schedule: dict[str, Any]) -> A
                              workers=worker_count(run), checkpoint_interval=run.checkpoint_every,
                              strategy=run.strategy,
                              precision="bf16" if run.bf16 else "fp32", channels_last=run.channels_last,
-                             compile=run.compile, cudnn_benchmark=run.cudnn_benchmark)
+                             compile=run.compile, cudnn_benchmark=run.cudnn_benchmark,
+                             method=run.method, align=run.align)
     except SessionError as error:
         fail(str(error), code=2)
 

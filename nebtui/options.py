@@ -46,6 +46,13 @@ class RunOptions:
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the per-pivot loss (loop strategy).")] = False
     cudnn_benchmark: Annotated[bool, typer.Option(
         "--cudnn-benchmark", help="Let cuDNN pick its fastest kernels.")] = False
+    method: Annotated[str, typer.Option(
+        help="How each pair is connected: autoneb, bezier (a quadratic Bezier curve) or polychain (a polygonal "
+             "chain with one bend); a curve trains its bend for about the gradient evaluations of the schedule's "
+             "AutoNEB band.")] = "autoneb"
+    align: Annotated[bool, typer.Option(
+        "--align", help="Permute every minimum's hidden units to match the lowest one (weight matching) before "
+                        "connecting them; the minima files stay as they are.")] = False
 
 
 def with_run_options() -> Callable[[Callable[..., Any]], Callable[..., Any]]:

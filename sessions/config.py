@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.curves.runs import METHODS
 from sessions.folder import SessionError
 
 SURFACE_NAMES = ("muller-brown", "himmelblau")
@@ -57,6 +58,9 @@ class SessionConfig:
     channels_last: bool = False
     compile: bool = False  # torch.compile of the per-pivot loss
     cudnn_benchmark: bool = False
+    # How each pair is connected, and whether the minima are aligned first
+    method: str = "autoneb"  # autoneb | bezier | polychain (a curve's budget: engine.curves.runs.curve_schedule)
+    align: bool = False  # permute every minimum's hidden units to match the lowest one (networks)
 
     def __post_init__(self) -> None:
         found = self.problem.problems()
@@ -69,6 +73,12 @@ class SessionConfig:
             found.append(f"unknown strategy {self.strategy!r}: use auto, batched, loop or vmap")
         if self.precision not in ("fp32", "bf16"):
             found.append(f"unknown precision {self.precision!r}: use fp32 or bf16")
+        if self.method not in METHODS:
+            found.append(f"unknown method {self.method!r}: use {', '.join(METHODS[:-1])} or {METHODS[-1]}")
+        if not isinstance(self.align, bool):
+            found.append(f"align must be true or false, got {self.align!r}")
+        elif self.align and self.problem.kind != "network":
+            found.append("--align permutes the hidden units of networks: a surface has none; leave --align out")
         if found:
             raise SessionError("; ".join(found))
 

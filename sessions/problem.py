@@ -183,4 +183,54 @@ def build(config: SessionConfig, device: str = "cpu") -> Built:
     )
     # The minima stay on the CPU, like every state that travels between processes
     # and every path result: runner, reports and workers never mix devices.
-    return Built(energy, torch.stack(vectors), names, model, data)
+    built = Built(energy, torch.stack(vectors), names, model, data)
+    return AlignedBuilt(built, seed=config.seed) if config.align else built
+
+
+class AlignedBuilt(Built):
+    """A network problem whose minima are aligned (--align): every minimum's hidden
+    units permuted by weight matching to match the lowest one (by training loss,
+    BatchNorm recalibrated), which changes nothing any of them computes. The files
+    are left as they are: ``original`` holds the minima as read.
+
+    The alignment is done when ``minima`` is first read (a new session's runner, a
+    report), not where only the energy is needed (the workers)."""
+
+    def __init__(self, built: Built, *, seed: int):
+        super().__init__(built.energy, built.minima, built.names, built.model, built.data)
+        self.seed = seed
+        self.reference: int | None = None  # the lowest minimum, once aligned
+        self.distances: list[tuple[float, float]] = []  # per minimum: |reference - minimum| before and after
+
+    @property  # type: ignore[override]
+    def minima(self) -> Any:
+        if self._aligned is None:
+            self._aligned = self._align()
+        return self._aligned
+
+    @minima.setter
+    def minima(self, value: Any) -> None:
+        self.original = value  # (M, D), as read from the files
+        self._aligned = None
+
+    def _align(self) -> Any:
+        import torch
+
+        from engine.alignment.weight_matching import align
+
+        energies = self.energy.evaluate(self.original)  # (M,)
+        self.reference = int(torch.argmin(energies))
+        reference = self.original[self.reference]
+        rows, self.distances = [], []
+        for i, minimum in enumerate(self.original):
+            if i == self.reference:
+                rows.append(minimum)
+                self.distances.append((0.0, 0.0))
+                continue
+            try:
+                moved = align(self.model, reference, minimum, seed=self.seed)
+            except ValueError as error:  # a layer weight matching cannot analyse
+                raise SessionError(f"--align: {error}") from None
+            rows.append(moved.params.to(minimum.dtype))
+            self.distances.append((moved.distance_before, moved.distance_after))
+        return torch.stack(rows)

@@ -30,6 +30,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.curves.runs import method_schedule
 from engine.events import Event
 from engine.neb.schedule import schedule_from_dict
 from engine.neb.sequence import lookahead_for
@@ -64,7 +65,7 @@ class Runner:
     def __init__(self, folder: SessionFolder, pool: WorkerPool | None = None):
         self.folder = folder
         self.config = SessionConfig.from_dict(folder.config())
-        self.schedule = schedule_from_dict(self.config.schedule)
+        self.schedule = method_schedule(self.config.method, schedule_from_dict(self.config.schedule))
         self.pool_override = pool
         self.log: EventLogWriter | None = None
         # (command, done, reply, expires): the control thread's requests, until the loop takes them
@@ -408,9 +409,9 @@ class Runner:
 
     def _connection(self, state: dict[str, Any]) -> Connection:
         """A connection of this session rebuilt from its state."""
-        from engine.neb.autoneb import Connection
+        from engine.curves.runs import run_from_state
 
-        return Connection.from_state(self.energy, self.schedule, state)
+        return run_from_state(self.energy, self.schedule, state)
 
     def _check_workers(self) -> bool:
         """Restart dead workers (with backoff); True when the session must give up."""

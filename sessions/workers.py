@@ -205,7 +205,8 @@ class LocalPool:
 def worker_main(index, device, config, interval, jobs, up, stop, want_state, runner) -> None:  # noqa: ANN001
     """A worker process: build the problem on ``device``, then run pair jobs for the
     runner with pid ``runner``; it exits once that runner is gone."""
-    from engine.neb.autoneb import Connection, DivergedError
+    from engine.curves.runs import method_schedule, run_from_state
+    from engine.neb.autoneb import DivergedError
     from engine.neb.schedule import schedule_from_dict
     from sessions.config import SessionConfig
     from sessions.folder import SessionError
@@ -234,7 +235,7 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state, run
 
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // session_config.workers))
     built = build(session_config, device)
-    schedule = schedule_from_dict(session_config.schedule)
+    schedule = method_schedule(session_config.method, schedule_from_dict(session_config.schedule))
     send(WorkerReady(index, os.getpid(), device))
     while True:
         try:
@@ -247,7 +248,7 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state, run
             return
         pair, packed = job
         try:
-            connection = Connection.from_state(built.energy, schedule, unpack_state(packed),
+            connection = run_from_state(built.energy, schedule, unpack_state(packed),
                                                on_event=lambda event: send(WorkerEvent(index, event)))
             marks = {"time": time.monotonic(), "cycle": (connection.restart, connection.cycle)}
 

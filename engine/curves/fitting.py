@@ -56,6 +56,8 @@ def stratified_t(count: int, generator: torch.Generator) -> Tensor:
 class CurveFit:
     """A Bezier curve or a polygonal chain between ``start`` and ``end`` ((D,) each)."""
 
+    restart = 0  # one run, no restarts: read where a Connection's restart counter is
+
     def __init__(
         self,
         energy: Energy,

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from engine import events
+from engine.curves.runs import new_run, run_from_state
 from engine.neb.autoneb import Connection, ConnectionResult, StopRequest, seed_for_pair
 from engine.energy.base import Energy
 from engine.events import EventSink
@@ -135,7 +136,7 @@ class Exploration:
     def connection_for(self, pair: tuple[int, int]) -> Connection:
         """A new connection for ``pair`` with the pair's own seed (the same wherever it runs)."""
         a, b = pair
-        return Connection(
+        return new_run(
             self.energy,
             self.schedule,
             self.minima[a],
@@ -242,17 +243,17 @@ class Exploration:
             self.sequence.order += sorted(parse_pair_key(k) for k in meta["running"])
             self.sequence.applied = len(meta["paths"])
         for key, path_meta in meta["paths"].items():
-            connection = Connection.from_state(energy, schedule, _substate(tensors, f"paths.{key}.", path_meta))
+            connection = run_from_state(energy, schedule, _substate(tensors, f"paths.{key}.", path_meta))
             assert connection.result is not None
             self.paths[connection.pair] = connection.result
             self.connections[connection.pair] = connection
         for key, running_meta in meta["running"].items():
-            connection = Connection.from_state(
+            connection = run_from_state(
                 energy, schedule, _substate(tensors, f"running.{key}.", running_meta), on_event=on_event
             )
             self.running[connection.pair] = connection
         for key, done_meta in meta.get("done", {}).items():
-            connection = Connection.from_state(energy, schedule, _substate(tensors, f"done.{key}.", done_meta))
+            connection = run_from_state(energy, schedule, _substate(tensors, f"done.{key}.", done_meta))
             self.done[connection.pair] = connection
         return self
 

@@ -1,0 +1,117 @@
+"""One run between two minima by any method: AutoNEB's ``Connection`` or a curve's
+``CurveFit``, made for a pair and rebuilt from a saved state by its kind.
+
+A session names its method (``autoneb``, ``bezier``, ``polychain``) and keeps one
+AutoNEB schedule; ``method_schedule`` turns that into what the method runs: the
+schedule itself, or a ``CurveSchedule`` whose budget in gradient evaluations
+matches the AutoNEB schedule's (``autoneb_budget``). Whoever holds that schedule
+(an exploration, a runner, a worker, a report) makes and rebuilds runs through
+``new_run`` and ``run_from_state`` without knowing which method it is.
+
+No torch at import: the runner derives its schedule before it imports torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Union
+
+from engine import events
+from engine.curves.schedule import CURVE_KINDS, CurveSchedule
+from engine.events import EventSink
+from engine.neb.schedule import Schedule
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from engine.curves.fitting import CurveFit
+    from engine.energy.base import Energy
+    from engine.neb.autoneb import Connection
+
+METHODS = ("autoneb", *CURVE_KINDS)
+CURVE_POINTS = 8  # values of t per step of a curve (Garipov et al. draw one; 8 share AutoNEB's batched pass)
+
+MethodSchedule = Union[Schedule, CurveSchedule]
+Run = Union["Connection", "CurveFit"]
+
+
+def check_method(method: object) -> str:
+    """The method's name, or a ValueError with one line naming the choices."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: use {', '.join(METHODS[:-1])} or {METHODS[-1]}")
+    return method  # type: ignore[return-value]
+
+
+def autoneb_budget(schedule: Schedule) -> int:
+    """AutoNEB's gradient evaluations with the band at its first size: every step
+    evaluates every pivot, ends included, on its own minibatch. A lower bound of
+    what a run spends: inserted pivots add to it (``spent_gradients`` counts them)."""
+    return schedule.band.restarts * schedule.total_steps * (schedule.band.initial_pivots + 2)
+
+
+def curve_schedule(kind: str, schedule: Schedule) -> CurveSchedule:
+    """The curve ``kind`` trained for about ``autoneb_budget(schedule)`` gradient
+    evaluations, on the minibatch size of AutoNEB's first cycle."""
+    base = CurveSchedule(kind=kind, points=CURVE_POINTS, batch_size=schedule.cycles[0].batch_size)
+    return base.with_budget(autoneb_budget(schedule))
+
+
+def method_schedule(method: str, schedule: Schedule) -> MethodSchedule:
+    """What ``method`` runs for a session whose AutoNEB schedule is ``schedule``."""
+    check_method(method)
+    return schedule if method == "autoneb" else curve_schedule(method, schedule)
+
+
+def method_of(state: dict[str, Any]) -> str:
+    """The method that saved ``state`` (a Connection's state names none: AutoNEB)."""
+    return state["meta"].get("method", "autoneb")
+
+
+def new_run(
+    energy: Energy,
+    schedule: MethodSchedule,
+    start: Tensor,
+    end: Tensor,
+    *,
+    pair: tuple[int, int] = (0, 1),
+    seed: int = 0,
+    on_event: EventSink = events.ignore,
+) -> Run:
+    """A run between ``start`` and ``end`` by the method the schedule is for."""
+    if isinstance(schedule, CurveSchedule):
+        from engine.curves.fitting import CurveFit
+
+        return CurveFit(energy, schedule, start, end, pair=pair, seed=seed, on_event=on_event)
+    from engine.neb.autoneb import Connection
+
+    return Connection(energy, schedule, start, end, pair=pair, seed=seed, on_event=on_event)
+
+
+def run_from_state(
+    energy: Energy,
+    schedule: MethodSchedule,
+    state: dict[str, Any],
+    *,
+    on_event: EventSink = events.ignore,
+) -> Run:
+    """A run rebuilt from its ``state_dict()``, by the kind the state names; a state
+    of another method than the schedule's is a ValueError with one line."""
+    method = method_of(state)
+    wanted = schedule.kind if isinstance(schedule, CurveSchedule) else "autoneb"
+    if method != wanted:
+        raise ValueError(f"a saved run of method {method} cannot continue as {wanted}: "
+                         "resume it with the method it was started with")
+    if isinstance(schedule, CurveSchedule):
+        from engine.curves.fitting import CurveFit
+
+        return CurveFit.from_state(energy, schedule, state, on_event=on_event)
+    from engine.neb.autoneb import Connection
+
+    return Connection.from_state(energy, schedule, state, on_event=on_event)
+
+
+def spent_gradients(result: Any, schedule: MethodSchedule) -> int:
+    """The gradient evaluations a finished run spent: a curve's steps times points;
+    AutoNEB's steps times the band's pivots, cycle by cycle (insertions included)."""
+    if isinstance(schedule, CurveSchedule) or hasattr(result, "gradient_evaluations"):
+        return int(result.gradient_evaluations)
+    return sum(record.pivots * schedule.cycles[record.cycle - 1].steps for record in result.history)
