@@ -20,6 +20,11 @@ forces (projection, springs, climbing image), optimiser, respacing, and rest
 "before" = the best of vmap and loop, "after" = batched; ratios are full NEB
 step / training step at N x B, each at its best thread count.
 
+``--baseline REV`` adds the step of the engine at git revision REV (its
+engine/neb, loaded beside today's; the energy is today's) as contenders
+"<strategy>@base...", interleaved with today's, so that a change to the step is
+measured before/after in one run ("baseline" in the JSON).
+
 Prints a table per net, then one JSON line.   python bench/neb_step.py [--quick]
 """
 
@@ -80,26 +85,65 @@ class Clock:
 CLOCK: Clock | None = None  # the band being timed now (bands run one after the other)
 
 
-def _forces(*args, **kwargs):
-    assert CLOCK is not None
-    return CLOCK.timed("forces", _engine_forces)(*args, **kwargs)
+def _time_module(module, names: dict[str, str]) -> None:
+    """Wrap the module-level functions ``name`` of an autoneb module in the current clock's timer."""
+    for name, part in names.items():
+        if not hasattr(module, name):
+            continue
+        original = getattr(module, name)
+
+        def timed(*args, __original=original, __part=part, **kwargs):
+            assert CLOCK is not None
+            return CLOCK.timed(__part, __original)(*args, **kwargs)
+
+        setattr(module, name, timed)
 
 
-_engine_forces = autoneb.neb_forces
-autoneb.neb_forces = _forces  # the engine's forces, timed
+# today's step: forces = descent_directions, the optimiser update = _optimiser_step;
+# an older step (--baseline): forces = neb_forces, the optimiser = optimiser.step
+_TIMED = {"descent_directions": "forces", "neb_forces": "forces", "_optimiser_step": "optimiser"}
+_time_module(autoneb, _TIMED)
+
+
+def load_baseline(rev: str):
+    """The autoneb module of git revision ``rev``, with its own engine/neb beside today's."""
+    import importlib
+    import subprocess
+    import tarfile
+    import tempfile
+    from io import BytesIO
+
+    root = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "-C", str(root), "archive", rev, "engine"], check=True, capture_output=True).stdout
+    folder = tempfile.mkdtemp(prefix="neb_step_baseline_")
+    tarfile.open(fileobj=BytesIO(archive)).extractall(folder, filter="data")
+    ours = {k: v for k, v in sys.modules.items() if k == "engine" or k.startswith("engine.")}
+    for k in ours:
+        del sys.modules[k]
+    sys.path.insert(0, folder)
+    try:
+        module = importlib.import_module("engine.neb.autoneb")
+    finally:
+        sys.path.remove(folder)
+        for k in [k for k in sys.modules if k == "engine" or k.startswith("engine.")]:
+            del sys.modules[k]
+        sys.modules.update(ours)
+    _time_module(module, _TIMED)
+    return module
 
 
 class Band:
     """The engine's own band, with timers around the parts of its step."""
 
-    def __init__(self, energy: NetworkEnergy, start: torch.Tensor, end: torch.Tensor, n_pivots: int, batch: int):
+    def __init__(self, energy: NetworkEnergy, start: torch.Tensor, end: torch.Tensor, n_pivots: int, batch: int,
+                 engine_autoneb=autoneb):
         schedule = Schedule(
             cycles=(Cycle(steps=10**9, lr=0.01, optimiser_args={"momentum": 0.9}, batch_size=batch),),
             band=BandOptions(initial_pivots=n_pivots - 2, max_pivots=n_pivots),
         )
         self.energy = energy
         self.clock = Clock(energy.device)
-        self.connection = autoneb.Connection(energy, schedule, start, end)
+        self.connection = engine_autoneb.Connection(energy, schedule, start, end)
         self.connection.run(lambda: True)  # the linear profile and the first cycle's set-up, untimed
         clock, c = self.clock, self.connection
         energy.batch_indices = clock.timed("draws", energy.batch_indices)
@@ -110,7 +154,8 @@ class Band:
         energy._batched = clock.timed("evaluation", energy._batched)
         energy._looped = clock.timed("evaluation", energy._looped)
         c.tangent = clock.timed("tangents", c.tangent)
-        c.optimiser.step = clock.timed("optimiser", c.optimiser.step)
+        if not hasattr(engine_autoneb, "_optimiser_step"):  # an older step calls optimiser.step itself
+            c.optimiser.step = clock.timed("optimiser", c.optimiser.step)
         c._respace = clock.timed("respacing", c._respace)
 
     def steps(self, count: int) -> list[dict[str, float]]:
@@ -161,7 +206,7 @@ def train_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batc
 
 
 def bench_one(name: str, make, x, y, n_pivots: int, batch: int, strategies: list[str], counts: list[int | None],
-              steps: int, rounds: int, speed: dict, train_micro_batch: int | None) -> dict:
+              steps: int, rounds: int, speed: dict, train_micro_batch: int | None, baseline=None) -> dict:
     torch.manual_seed(0)
     a, b = make(), make()
     layout = ParameterLayout.from_module(a)
@@ -173,6 +218,9 @@ def bench_one(name: str, make, x, y, n_pivots: int, batch: int, strategies: list
         for count in counts:
             energy = NetworkEnergy(a, x, y, batch_size=batch, strategy=strategy, threads=count, **small)
             bands[_key(strategy, count)] = Band(energy, start, end, n_pivots, batch)
+            if baseline is not None:
+                energy = NetworkEnergy(a, x, y, batch_size=batch, strategy=strategy, threads=count, **small)
+                bands[_key(strategy + "@base", count)] = Band(energy, start, end, n_pivots, batch, baseline)
     model = make().to(x.device)
     for key, band in bands.items():  # warm-up
         band.steps(2)
@@ -199,6 +247,7 @@ def bench_one(name: str, make, x, y, n_pivots: int, batch: int, strategies: list
         return min(keys, key=lambda k: breakdown[k]["step"]) if keys else None
 
     before, after = best(["vmap", "loop"]), best(["batched"])
+    base = best([s + "@base" for s in strategies])
     result = {
         "net": name,
         "D": layout.dim,
@@ -210,8 +259,9 @@ def bench_one(name: str, make, x, y, n_pivots: int, batch: int, strategies: list
         "best_train": best_train,
         "before": before,
         "after": after,
+        "baseline": base,
     }
-    for label, key in (("before", before), ("after", after)):
+    for label, key in (("before", before), ("after", after), ("baseline", base)):
         if key is not None:
             result[f"{label}_over_train"] = round(breakdown[key]["step"] / train_med[best_train], 3)
     _print_table(result)
@@ -230,7 +280,7 @@ def _print_table(r: dict) -> None:
         print(f"{part:<11}" + "".join(f"{r['breakdown_ms'][k][part]:>12.3f}" for k in keys))
     print(f"{'full step':<11}" + "".join(f"{r['step_ms'][k]:>12.3f}" for k in keys))
     print("training step at N x B: " + ", ".join(f"{k} {v:.3f}" for k, v in r["train_ms"].items()))
-    for label in ("before", "after"):
+    for label in ("before", "after", "baseline"):
         if r.get(label):
             print(f"{label} ({r[label]}) / training ({r['best_train']}): {r[f'{label}_over_train']}")
     sys.stdout.flush()
@@ -253,6 +303,8 @@ def main() -> None:
     parser.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per round (default 5 quick, 10 full)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3 quick, 10 full)")
+    parser.add_argument("--baseline", default=None, metavar="REV",
+                        help="also time the step of the engine at this git revision, interleaved (before/after)")
     parser.add_argument("--train-micro-batch", type=int, default=None,
                         help="accumulate the training step's gradient over micro-batches of this size (for a "
                         "N x batch training step that does not fit in memory; the time is then the sum)")
@@ -282,9 +334,10 @@ def main() -> None:
         parser.error(f"unknown nets {unknown}: use {', '.join(available)}")
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     speed = {"precision": "bf16" if args.bf16 else "fp32", "channels_last": args.channels_last, "compile": args.compile}
+    baseline = load_baseline(args.baseline) if args.baseline else None
     results = [
         bench_one(name, make, inputs, targets, n, args.batch, strategies, counts, steps, rounds, speed,
-                  args.train_micro_batch)
+                  args.train_micro_batch, baseline)
         for name, make, inputs, targets in (available[c] for c in chosen)
         for n in args.pivots
     ]
@@ -301,6 +354,7 @@ def main() -> None:
                 "speed_options": {**speed, "cudnn_benchmark": args.cudnn_benchmark},
                 "steps_x_rounds": [steps, rounds],
                 "train_micro_batch": args.train_micro_batch,
+                "baseline_rev": args.baseline,
                 "results": results,
             }
         )

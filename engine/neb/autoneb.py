@@ -445,10 +445,7 @@ class Connection:
         """String method: move the pivots back to their target spacing along the path
         (each side of a climbing image separately, so that it stays where it climbs)."""
         assert self.pivots is not None and self.fractions is not None and self._equal_fractions is not None
-        count = self.pivots.shape[0]
-        if climber is None:
-            climber = count - 1  # one part: the whole band
-        split = torch.as_tensor(climber, device=self.device)
+        split = None if climber is None else torch.as_tensor(climber, device=self.device)
         fractions = None if self.options.spacing == "equal" else self.fractions
         with torch.no_grad():
             moved = respaced_interior(self.pivots, Segments(self.pivots), fractions, self._equal_fractions, split)

@@ -120,7 +120,7 @@ def respaced_interior(
     segments: Segments,  # of these pivots
     fractions: Tensor | None,  # (N,) target fractions, float64 on the pivots' device; None: equal spacing
     table: Tensor,  # equal_fraction_table(N) on the pivots' device
-    split: Tensor,  # () index of the pivot the band is split at (N - 1: not split), on the device
+    split: Tensor | None = None,  # () index of the pivot the band is split at, on the device; None: not split
 ) -> Tensor:
     """The interior pivots (N-2, D) moved to their target spacing along the path, the
     two parts either side of pivot ``split`` (a climbing image) each re-spaced on its
@@ -133,9 +133,17 @@ def respaced_interior(
     ``linspace(0, 1, m)`` or its share of ``fractions``."""
     count = pivots.shape[0]
     device = pivots.device
+    lengths = segments.lengths.to(torch.float64)  # (N-1,)
+    if split is None:  # one part, as respace(pivots, fractions)
+        cumulative = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)])  # (N,)
+        targets = (table[count] if fractions is None else fractions)[1:-1]
+        targets = targets.clamp(0.0, 1.0) * cumulative[-1]  # (N-2,)
+        segment = (torch.searchsorted(cumulative, targets, right=True) - 1).clamp(0, count - 2)
+        alpha = (targets - cumulative[segment]) / lengths[segment].clamp_min(torch.finfo(torch.float64).tiny)
+        alpha = alpha.clamp(0.0, 1.0).to(pivots.dtype).unsqueeze(1)  # (N-2, 1)
+        return pivots[segment] + alpha * segments.vectors[segment]
     rows = torch.arange(1, count - 1, device=device)  # (N-2,) the interior pivots
     first = rows < split  # (N-2,) in part one
-    lengths = segments.lengths.to(torch.float64)  # (N-1,)
     in_first = torch.arange(count - 1, device=device) < split  # (N-1,) segment in part one
     zero = lengths.new_zeros(())
     start = lengths.new_zeros(1)

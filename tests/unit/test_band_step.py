@@ -70,10 +70,13 @@ def test_respacing_the_whole_band_at_once_equals_each_part_on_its_own(count, spa
             fractions = torch.cat([torch.zeros(1, dtype=torch.float64), inner, torch.ones(1, dtype=torch.float64)])
         table = equal_fraction_table(count)
         for climber in [None, *range(1, count - 1)]:
-            split = torch.tensor(count - 1 if climber is None else climber)
+            split = None if climber is None else torch.tensor(climber)
             moved = respaced_interior(pivots, Segments(pivots), fractions, table, split)
             expected = respaced_part_by_part(pivots, fractions, climber)[1:-1]
             assert torch.equal(moved, expected), (seed, climber)
+            if climber is None:  # the split at the last pivot is the same band
+                whole = respaced_interior(pivots, Segments(pivots), fractions, table, torch.tensor(count - 1))
+                assert torch.equal(whole, expected)
 
 
 @pytest.mark.parametrize("name", TANGENT_NAMES)
