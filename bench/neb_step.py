@@ -183,6 +183,41 @@ class Band:
         return out
 
 
+def count_syncs(make, x, y, n_pivots: int, batch: int, steps: int) -> dict:
+    """Host synchronisations per NEB step of the engine's band on a CUDA device, counted
+    with torch.cuda.set_sync_debug_mode("warn") over ``steps`` steps after a warm-up
+    (the energy's strategy trial and the cycle's set-up excluded)."""
+    import warnings
+
+    torch.manual_seed(0)
+    a, b = make(), make()
+    layout = ParameterLayout.from_module(a)
+    start, end = layout.flatten(a), layout.flatten(b)
+    energy = NetworkEnergy(a, x, y, batch_size=batch, strategy="batched", eval_inputs=x[:64], eval_targets=y[:64],
+                           calibration_size=64)
+    band = Band(energy, start, end, n_pivots, batch)
+    band.steps(3)
+    counted: list[int] = []
+
+    def should_stop() -> bool:
+        counted.append(0)
+        return len(counted) > steps
+
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            band.connection.run(should_stop)
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    syncs = [str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message)]
+    result = {"steps": steps, "syncs": len(syncs), "syncs_per_step": round(len(syncs) / steps, 3),
+              "check_every": autoneb.CHECK_EVERY}
+    print(f"host synchronisations: {len(syncs)} in {steps} steps ({result['syncs_per_step']} per step)")
+    return result
+
+
 def train_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, steps: int,
                   micro_batch: int | None = None) -> list[float]:
     """Seconds per training step at ``batch``; with ``micro_batch`` the step's
@@ -305,6 +340,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3 quick, 10 full)")
     parser.add_argument("--baseline", default=None, metavar="REV",
                         help="also time the step of the engine at this git revision, interleaved (before/after)")
+    parser.add_argument("--count-syncs", type=int, default=0, metavar="STEPS",
+                        help="on CUDA: count host synchronisations over this many steps of each net (batched)")
     parser.add_argument("--train-micro-batch", type=int, default=None,
                         help="accumulate the training step's gradient over micro-batches of this size (for a "
                         "N x batch training step that does not fit in memory; the time is then the sum)")
@@ -341,10 +378,17 @@ def main() -> None:
         for name, make, inputs, targets in (available[c] for c in chosen)
         for n in args.pivots
     ]
+    syncs = {}
+    if args.count_syncs and device.type == "cuda":
+        for name, make, inputs, targets in (available[c] for c in chosen):
+            syncs[name] = count_syncs(make, inputs, targets, args.pivots[0], args.batch, args.count_syncs)
+    elif args.count_syncs:
+        print("host synchronisations: not counted (no CUDA device)")
     print(
         json.dumps(
             {
                 "bench": "neb_step",
+                "syncs": syncs,
                 "mode": "quick" if args.quick else "full",
                 "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
                 "thread_counts": counts,

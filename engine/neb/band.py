@@ -138,10 +138,11 @@ def respaced_interior(
         cumulative = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)])  # (N,)
         targets = (table[count] if fractions is None else fractions)[1:-1]
         targets = targets.clamp(0.0, 1.0) * cumulative[-1]  # (N-2,)
-        segment = (torch.searchsorted(cumulative, targets, right=True) - 1).clamp(0, count - 2)
+        # the last k with cumulative[k] <= target: searchsorted(right=True) - 1, in two small operations
+        segment = ((cumulative.unsqueeze(0) <= targets.unsqueeze(1)).sum(dim=1) - 1).clamp(0, count - 2)
         alpha = (targets - cumulative[segment]) / lengths[segment].clamp_min(torch.finfo(torch.float64).tiny)
         alpha = alpha.clamp(0.0, 1.0).to(pivots.dtype).unsqueeze(1)  # (N-2, 1)
-        return pivots[segment] + alpha * segments.vectors[segment]
+        return pivots.index_select(0, segment) + alpha * segments.vectors.index_select(0, segment)
     rows = torch.arange(1, count - 1, device=device)  # (N-2,) the interior pivots
     first = rows < split  # (N-2,) in part one
     in_first = torch.arange(count - 1, device=device) < split  # (N-1,) segment in part one
@@ -165,10 +166,10 @@ def respaced_interior(
     totals = row_cumulative.gather(1, end.unsqueeze(1)).squeeze(1)  # (N-2,)
     targets = targets.clamp(0.0, 1.0) * totals
     # the part's segment k holds targets in [cumulative[k], cumulative[k+1])
-    segment = torch.searchsorted(row_cumulative, targets.unsqueeze(1), right=True).squeeze(1) - 1
+    segment = (row_cumulative <= targets.unsqueeze(1)).sum(dim=1) - 1  # searchsorted(right=True) - 1
     segment = torch.minimum(torch.maximum(segment, begin), end - 1)
     below = row_cumulative.gather(1, segment.unsqueeze(1)).squeeze(1)
     alpha = (targets - below) / lengths[segment].clamp_min(torch.finfo(torch.float64).tiny)
     alpha = alpha.clamp(0.0, 1.0).to(pivots.dtype).unsqueeze(1)  # (N-2, 1)
-    moved = pivots[segment] + alpha * segments.vectors[segment]  # (N-2, D)
+    moved = pivots.index_select(0, segment) + alpha * segments.vectors.index_select(0, segment)  # (N-2, D)
     return torch.where((rows == split).unsqueeze(1), pivots[1:-1], moved)
