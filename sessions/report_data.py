@@ -2,6 +2,13 @@
 event log (times, devices) and the finished paths' states (results/paths/),
 with the minima and saddles evaluated again on the train and test sets.
 
+Whatever the session's method (AutoNEB, a Bezier curve, a polygonal chain) and
+whether it aligned its minima, every path is set beside two straight lines
+between the minima as their files hold them: the segment itself, and the
+segment after the second network's hidden units are permuted to match the first
+(weight matching). ``comparison`` puts several reports over the same minima side
+by side, pair by pair and method by method.
+
 A running session is reported as far as it has got: its finished paths only.
 """
 
@@ -33,6 +40,8 @@ class ReportOptions:
     surface_grid: int = 81  # grid points per side of a surface's picture
     ensemble_k: int = 5  # networks along each MST path in its ensemble; 0: none
     saddle_weights: bool = False  # the MST saddles' networks as state dicts (networks)
+    path_test: str = "mst"  # which paths are evaluated on the test set all along: "mst" or "all"
+    line_points: int = 41  # evenly spaced points of each straight line (before and after alignment)
 
     def problems(self) -> list[str]:
         found = []
@@ -42,6 +51,10 @@ class ReportOptions:
         for name in ("hessian_batch", "slice_grid", "surface_grid"):
             if getattr(self, name) < 2:
                 found.append(f"--{name.replace('_', '-')} must be at least 2, got {getattr(self, name)}")
+        if self.path_test not in ("mst", "all"):
+            found.append(f"path_test must be mst or all, got {self.path_test!r}")
+        if self.line_points < 3:
+            found.append(f"line_points must be at least 3, got {self.line_points}")
         if self.ensemble_k == 1:
             found.append("--ensemble-k must be 0 (no ensembles) or at least 2 (the two ends)")
         return found
@@ -103,6 +116,60 @@ class _Evaluator:
         losses, _ = self.energy.metrics(points, *self.test)
         return [float(v) for v in losses]
 
+    def test_metrics(self, points: Any) -> tuple[list[float], list[float | None]] | None:
+        """(test losses, test errors) of points (M, D); None for a surface."""
+        if not self.network:
+            return None
+        losses, errors = self.energy.metrics(points, *self.test)
+        return [float(v) for v in losses], [float(e) if math.isfinite(float(e)) else None for e in errors]
+
+
+def _largest(values: list[float | None] | None) -> float | None:
+    known = [v for v in values or [] if v is not None]
+    return max(known) if known else None
+
+
+def _straight(evaluator: _Evaluator, start: Any, end: Any, count: int) -> dict[str, Any]:
+    """The straight segment from ``start`` to ``end`` at ``count`` evenly spaced points:
+    its saddle (highest train loss) and its largest test error."""
+    from engine.neb.band import linear_path
+
+    train, test = evaluator.metrics(linear_path(start, end, count))
+    losses = [m["loss"] for m in train]
+    top = max(range(count), key=lambda i: losses[i])
+    return {
+        "saddle": losses[top],
+        "saddle_position": top / (count - 1),
+        "max_test_error": _largest([None if m is None else m["error"] for m in test]),
+        "losses": losses,
+        "split": "train",
+        "bn_recalibrated": evaluator.bn,
+    }
+
+
+def _lines(evaluator: _Evaluator, config: Any, built: Any, originals: Any, pair: tuple[int, int],
+           count: int) -> dict[str, Any]:
+    """The two straight lines of a pair between the minima as their files hold them:
+    as they are, and with b's hidden units permuted to match a's (networks)."""
+    a, b = pair
+    lines: dict[str, Any] = {"points": count, "straight": _straight(evaluator, originals[a], originals[b], count),
+                             "aligned": None}
+    if evaluator.network:
+        from engine.alignment.weight_matching import align
+
+        try:
+            moved = align(built.model, originals[a], originals[b], seed=config.seed)
+        except ValueError as error:  # a layer weight matching cannot analyse: the report says why
+            lines["aligned_refused"] = str(error)
+            return lines
+        lines["aligned"] = {
+            **_straight(evaluator, originals[a], moved.params.to(originals[b].dtype), count),
+            "distance_before": moved.distance_before,
+            "distance_after": moved.distance_after,
+            "sweeps": moved.sweeps,
+        }
+    return lines
+
 
 def _mst(energies: list[float], saddles: dict[tuple[int, int], float]) -> list[tuple[int, int, float]]:
     """The MST of the finished paths, as the session's landscape builds it: (a, b, saddle), sorted."""
@@ -114,6 +181,32 @@ def _mst(energies: list[float], saddles: dict[tuple[int, int], float]) -> list[t
     graph.add_nodes_from(range(len(energies)))
     graph.add_edges_from((a, b, {"saddle": s}) for (a, b), s in saddles.items())
     return [(a, b, s) for (a, b), s in sorted(minimum_spanning_tree(graph, energies).items())]
+
+
+def _method_facts(config: Any, schedule: Any, run_schedule: Any, built: Any) -> dict[str, Any]:
+    """How the session connected its minima: the method, the curve's schedule and
+    budget (derived from the AutoNEB schedule), and the alignment it did first."""
+    from engine.curves.runs import CURVE_POINTS, autoneb_budget
+
+    facts: dict[str, Any] = {"method": config.method, "align": config.align, "curve": None, "alignment": None}
+    if config.method != "autoneb":
+        facts["curve"] = {
+            **run_schedule.to_dict(),
+            "gradient_evaluations": run_schedule.gradient_evaluations,
+            "budget_rule": f"about AutoNEB's gradient evaluations under schedule {schedule.name} with the band "
+                           f"at its first size: {schedule.band.initial_pivots + 2} pivots x {schedule.total_steps} steps"
+                           + (f" x {schedule.band.restarts} restarts" if schedule.band.restarts > 1 else "")
+                           + f" = {autoneb_budget(schedule)}",
+        }
+    if config.align:
+        facts["alignment"] = {
+            "reference": built.reference,
+            "rule": "every minimum's hidden units permuted by weight matching to match the lowest minimum "
+                    "(train loss); the files are unchanged",
+            "distances": [{"minimum": i, "before": before, "after": after}
+                          for i, (before, after) in enumerate(built.distances)],
+        }
+    return facts
 
 
 def _bounds(count: int, mst: list[tuple[int, int, float]]) -> list[list[float | None]]:
@@ -144,7 +237,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
 
     import torch
 
-    from engine.neb.autoneb import Connection
+    from engine.curves.runs import method_schedule, run_from_state, spent_gradients
     from engine.neb.band import dense_points, linear_path
     from engine.neb.schedule import schedule_from_dict
     from sessions.config import SessionConfig
@@ -162,6 +255,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
     try:
         config = SessionConfig.from_dict(folder.config())
         schedule = schedule_from_dict(config.schedule)
+        run_schedule = method_schedule(config.method, schedule)
         built = build(config, options.device)
     except (SessionError, ValueError) as error:
         raise ReportError(str(error)) from None
@@ -174,12 +268,16 @@ def collect(folder: Any, options: ReportOptions) -> Report:
     for path in files:
         try:
             state = unpack_state(path.read_bytes())
-            connection = Connection.from_state(built.energy, schedule, state)
+            connection = run_from_state(built.energy, run_schedule, state)
         except Exception as error:  # noqa: BLE001 - a damaged file of any kind: one line
             raise ReportError(f"{path} cannot be read ({type(error).__name__}: {error}): the session's results are damaged") from None
         assert connection.result is not None
         results[connection.pair] = connection.result
-    minima = built.minima  # (M, D)
+    try:
+        minima = built.minima  # (M, D), aligned to the lowest for an --align session
+    except SessionError as error:
+        raise ReportError(str(error)) from None
+    originals = getattr(built, "original", minima)  # as the files hold them
     count = minima.shape[0]
 
     # minima
@@ -216,8 +314,11 @@ def collect(folder: Any, options: ReportOptions) -> Report:
         linear_point = start + r.linear.saddle_position * (end - start)
         train, test = evaluator.metrics(torch.stack([r.saddle_point, linear_point.to(r.saddle_point.dtype)]))
         saddle_metrics[(a, b)] = (train[0], test[0])
-        dense = dense_points(r.pivots, between)
-        profile_test = evaluator.test_losses(dense) if (a, b) in in_mst else None
+        curve = hasattr(r, "bend")  # a curve's pivots are its evaluation points: nothing between them
+        dense = r.pivots if curve else dense_points(r.pivots, between)
+        tested = (a, b) in in_mst or options.path_test == "all"
+        profile_metrics = evaluator.test_metrics(dense) if tested else None
+        profile_test = None if profile_metrics is None else profile_metrics[0]
         linear_test = (
             evaluator.test_losses(linear_path(start, end, len(r.linear.positions))) if (a, b) in in_mst else None
         )
@@ -238,8 +339,14 @@ def collect(folder: Any, options: ReportOptions) -> Report:
                 "positions": r.profile.positions,
                 "pivot_positions": r.pivot_positions,
                 "train": {"losses": r.profile.losses, "split": "train", "bn_recalibrated": evaluator.bn},
-                "test": None if profile_test is None else {"losses": profile_test, "split": "test", "bn_recalibrated": evaluator.bn},
+                "test": None if profile_metrics is None else {
+                    "losses": profile_metrics[0], "errors": profile_metrics[1], "split": "test",
+                    "bn_recalibrated": evaluator.bn},
             },
+            "method": config.method,
+            "max_test_error": None if profile_metrics is None else _largest(profile_metrics[1]),
+            "cost": {"gradient_evaluations": spent_gradients(r, run_schedule), "seconds": None},
+            "lines": _lines(evaluator, config, built, originals, (a, b), options.line_points),
             "linear": {
                 "positions": r.linear.positions,
                 "train": {"losses": r.linear.losses, "split": "train", "bn_recalibrated": evaluator.bn},
@@ -276,7 +383,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
     }
     for row in path_rows:
         span = timing["pairs"].get(f"{row['a']}-{row['b']}")
-        row["seconds"] = span["seconds"] if span else None
+        row["seconds"] = row["cost"]["seconds"] = span["seconds"] if span else None
 
     # Table 1
     def mean_of(split: str, what: str, rows: list[dict[str, Any] | None]) -> float | None:
@@ -329,6 +436,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
             "parameters": int(minima.shape[1]),
             "pairs_finished": len(results),
             "bn_recalibrated": evaluator.bn,
+            **_method_facts(config, schedule, run_schedule, built),
         },
         "minima": minima_rows,
         "paths": path_rows,
@@ -455,3 +563,112 @@ def _ensembles(evaluator: _Evaluator, results: dict, mst: list, options: ReportO
             "split": "test", "bn_recalibrated": evaluator.bn,
         })
     return out
+
+
+# --- several sessions over the same minima ----------------------------------------
+
+
+def check_same_minima(folders: list[Any]) -> None:
+    """Sessions compared must explore the same minima, in the same order: the same
+    surface, or manifests whose sha256 agree entry by entry (else a ReportError)."""
+    from sessions.config import SessionConfig
+    from sessions.folder import SessionError
+
+    def minima_of(folder: Any) -> tuple[Any, ...]:
+        try:
+            problem = SessionConfig.from_dict(folder.config()).problem
+        except SessionError as error:
+            raise ReportError(str(error)) from None
+        if problem.kind == "surface":
+            return ("surface", problem.surface)
+        return ("network", problem.model, problem.data, tuple(m.get("sha256") for m in problem.minima))
+
+    first = minima_of(folders[0])
+    for folder in folders[1:]:
+        if minima_of(folder) != first:
+            raise ReportError(
+                f"sessions {folders[0].id} and {folder.id} explore different minima (their manifests' sha256 or "
+                "problems differ): compare sessions over the same minima"
+            )
+
+
+def _label(session: dict[str, Any]) -> str:
+    return session["method"] + (" aligned" if session["align"] else "")
+
+
+def comparison(reports: list[tuple[Any, Report]]) -> dict[str, Any]:
+    """One document that sets the reports of several sessions over the same minima
+    side by side: per pair and method, the saddle's train loss, the largest test
+    error along the path and the cost; the two straight lines of each pair; and
+    every method's loss profile along each pair of any session's MST."""
+    sessions = []
+    for folder, report in reports:
+        s = report.document["session"]
+        sessions.append({
+            "id": folder.id, "method": s["method"], "align": s["align"], "lifecycle": s["lifecycle"],
+            "schedule": s["schedule"], "curve": s["curve"], "alignment": s["alignment"],
+            "seconds": report.document["timing"]["seconds"], "pairs_finished": s["pairs_finished"],
+        })
+    labels = [_label(s) for s in sessions]
+    for i, s in enumerate(sessions):
+        s["label"] = labels[i] if labels.count(labels[i]) == 1 else f"{labels[i]} [{s['id']}]"
+    first = reports[0][1].document
+    pairs: dict[tuple[int, int], dict[str, Any]] = {}
+    mst_pairs: set[tuple[int, int]] = set()
+    for s, (_, report) in zip(sessions, reports):
+        mst_pairs |= {(e["a"], e["b"]) for e in report.document["mst"]}
+        for p in report.document["paths"]:
+            row = pairs.setdefault((p["a"], p["b"]), {"a": p["a"], "b": p["b"], "lines": p["lines"], "methods": []})
+            row["methods"].append({
+                "session": s["id"],
+                "label": s["label"],
+                "method": s["method"],
+                "align": s["align"],
+                "in_mst": p["in_mst"],
+                "saddle_train_loss": p["saddle"]["train"]["loss"],
+                "max_test_error": p["max_test_error"],
+                "gradient_evaluations": p["cost"]["gradient_evaluations"],
+                "seconds": p["cost"]["seconds"],
+                "profile": {"positions": p["profile"]["positions"], "losses": p["profile"]["train"]["losses"],
+                            "split": "train", "bn_recalibrated": p["profile"]["train"]["bn_recalibrated"]},
+            })
+    common = sorted(pair for pair, row in pairs.items() if len(row["methods"]) == len(sessions))
+
+    def mean(values: list[Any]) -> float | None:
+        return _mean(values) if values else None
+
+    means = []
+    for s in sessions:
+        rows = [next(m for m in pairs[pair]["methods"] if m["session"] == s["id"]) for pair in common]
+        means.append({
+            "label": s["label"], "pairs": len(rows),
+            "saddle_train_loss": mean([m["saddle_train_loss"] for m in rows]),
+            "max_test_error": mean([m["max_test_error"] for m in rows]),
+            "gradient_evaluations": sum(m["gradient_evaluations"] for m in rows),
+            "seconds": None if any(m["seconds"] is None for m in rows) else sum(m["seconds"] for m in rows),
+        })
+    for name in ("straight", "aligned"):
+        lines = [pairs[pair]["lines"][name] for pair in common]
+        if lines and all(line is not None for line in lines):
+            means.append({"label": f"straight line{' after alignment' if name == 'aligned' else ''}",
+                          "pairs": len(lines), "saddle_train_loss": mean([line["saddle"] for line in lines]),
+                          "max_test_error": mean([line["max_test_error"] for line in lines]),
+                          "gradient_evaluations": 0, "seconds": None})
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "problem": {k: first["session"][k] for k in ("problem", "kind", "data", "loss", "parameters")},
+        "minima": [{"id": m["id"], "name": m["name"], "train_loss": m["train"]["loss"],
+                    "test_error": m["test"]["error"] if m["test"] else None} for m in first["minima"]],
+        "sessions": sessions,
+        "pairs": [pairs[pair] for pair in sorted(pairs)],
+        "mst_pairs": [list(pair) for pair in sorted(mst_pairs)],
+        "common_pairs": [list(pair) for pair in common],
+        "means": means,
+        "notes": [
+            "saddle train loss: the highest train loss along the path (full training set"
+            + (", BatchNorm recalibrated at every point" if first["session"]["bn_recalibrated"] else "") + ")",
+            "largest test error: the highest test error at the path's evaluated points",
+            "cost: minibatch gradient evaluations (one per point per step) and seconds from the session's log",
+            "straight lines: between the minima as their files hold them, and after weight matching b to a",
+        ],
+    }

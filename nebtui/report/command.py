@@ -1,5 +1,6 @@
 """``nebtui report``: tables, figures and the whole result of a session, built
-from its folder alone (a running session: what is finished so far)."""
+from its folder alone (a running session: what is finished so far). Given several
+sessions over the same minima, it writes one comparison of their methods."""
 
 from __future__ import annotations
 
@@ -39,10 +40,13 @@ def _check_writable(out: Path) -> None:
 
 
 def report(
-    session_id: Annotated[str, typer.Argument(help="Session name (see nebtui sessions list).", show_default=False,
-                                              autocompletion=complete_session_id)],
+    session_ids: Annotated[list[str], typer.Argument(
+        metavar="SESSION...", help="Session name (see nebtui sessions list); several sessions over the same minima "
+                                   "(e.g. one per --method) give one comparison of their methods.",
+        show_default=False, autocompletion=complete_session_id)],
     format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "html,md,json,csv",
-    out: Annotated[Optional[Path], typer.Option(help="Folder for the report (default: the session's results/report/).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the report (default: the session's results/report/; "
+                                                     "a comparison: the first session's results/comparison/).")] = None,
     device: Annotated[str, typer.Option(help="Where to evaluate: auto (the first GPU, else the CPU), cpu, cuda or "
                                              "cuda:N.")] = "cpu",
     hessian_k: Annotated[int, typer.Option(help="Hessian eigenvalues at each end of the spectrum, at every minimum "
@@ -54,7 +58,8 @@ def report(
     slice_grid: Annotated[int, typer.Option(help="Grid points per side of a network's 2-D slice.")] = 15,
     ensemble_k: Annotated[int, typer.Option(help="Networks along each MST path in its ensemble (0: none).")] = 5,
 ) -> None:
-    """Write a session's report: Table 1, paths, figures (Markdown, one-file HTML), JSON and CSV."""
+    """Write a session's report: Table 1, paths, figures (Markdown, one-file HTML), JSON and CSV; or, for
+    several sessions over the same minima, one comparison of their methods."""
     from sessions.report_data import ReportError, ReportOptions, collect
     from nebtui.report.figures import all_figures
     from nebtui.report.writers import write_report
@@ -72,6 +77,10 @@ def report(
                             ensemble_k=ensemble_k, saddle_weights="weights" in formats)
     if options.problems():
         fail("; ".join(options.problems()), code=2)
+    if len(session_ids) > 1:
+        _compare(session_ids, formats, out, options)
+        return
+    session_id = session_ids[0]
     try:
         folder = SessionFolder.open(data_home(), session_id)
     except SessionError as error:
@@ -95,4 +104,42 @@ def report(
     if "weights" in formats and not built.weights:
         print(f"nebtui: note: session {session_id} explores a surface, not networks: there are no weights to write",
               file=sys.stderr)
+    sys.stdout.flush()
+
+
+def _compare(session_ids: list[str], formats: list[str], out: Optional[Path], options: object) -> None:
+    """One comparison of several sessions over the same minima (weights are per session: not here)."""
+    from dataclasses import replace
+
+    from nebtui.report.compare import write_comparison
+    from sessions.folder import SessionError, SessionFolder
+    from sessions.home import data_home
+    from sessions.report_data import ReportError, check_same_minima, collect, comparison
+
+    if len(set(session_ids)) < len(session_ids):
+        fail(f"session {next(s for s in session_ids if session_ids.count(s) > 1)} is named twice: "
+             "compare different sessions", code=2)
+    if formats == ["weights"]:
+        fail("a comparison has no weights: report one session with --format weights", code=2)
+    try:
+        home = data_home()
+        folders = [SessionFolder.open(home, name) for name in session_ids]
+        check_same_minima(folders)
+    except (ReportError, SessionError) as error:
+        fail(str(error))
+    target = out if out is not None else folders[0].results_path / "comparison"
+    _check_writable(target)
+    # every path on the test set; none of the single reports' costlier analyses
+    options = replace(options, path_test="all", saddle_weights=False, hessian_k=0, slices=0,  # type: ignore[type-var]
+                      ensemble_k=0)
+    try:
+        document = comparison([(folder, collect(folder, options)) for folder in folders])
+        written = write_comparison(document, target, [f for f in formats if f != "weights"])
+    except (ReportError, SessionError) as error:
+        fail(str(error))
+    except OSError as error:
+        fail(f"cannot write the comparison to {target} ({error.strerror or error}): give a writable --out folder",
+             code=2)
+    for path in written:
+        print(path)
     sys.stdout.flush()

@@ -252,3 +252,36 @@ def all_figures(report: Any) -> dict[str, tuple[str, bytes]]:
                                   "curvature along each MST path's tangent.", hessian_figure(document))
     return figures
 
+
+
+def comparison_figure(document: dict[str, Any]) -> bytes:
+    """Train loss along each MST pair (of any session compared): every method's path
+    and the two straight lines, one panel per pair."""
+    rows = {(p["a"], p["b"]): p for p in document["pairs"]}
+    pairs = [tuple(pair) for pair in document["mst_pairs"] if tuple(pair) in rows]
+    columns = min(3, max(1, len(pairs)))
+    lines = -(-max(1, len(pairs)) // columns)
+    figure = Figure(figsize=(5.2 * columns, 3.8 * lines))
+    colours = matplotlib.colormaps["tab10"]
+    order = [s["label"] for s in document["sessions"]]
+    word = "energy" if document["problem"]["kind"] == "surface" else "train loss"
+    for panel, pair in enumerate(pairs):
+        row = rows[pair]
+        axes = figure.add_subplot(lines, columns, panel + 1)
+        for name, style, caption in (("straight", "--", "straight line"), ("aligned", ":", "aligned straight line")):
+            line = row["lines"][name]
+            if line is not None:
+                count = len(line["losses"])
+                axes.plot([i / (count - 1) for i in range(count)], line["losses"], style, color="grey",
+                          label=caption)
+        for method in row["methods"]:
+            axes.plot(method["profile"]["positions"], method["profile"]["losses"], linewidth=1.6,
+                      color=colours(order.index(method["label"]) % 10), label=method["label"])
+        axes.set_title(f"pair {pair[0]} - {pair[1]}")
+        axes.set_xlabel("position along the path (fraction of arc length)")
+        axes.set_ylabel(word)
+        losses = [v for m in row["methods"] for v in m["profile"]["losses"]]
+        if document["problem"]["kind"] == "network" and losses and min(losses) > 0:
+            axes.set_yscale("log")
+        axes.legend(fontsize=7)
+    return _png(figure)

@@ -65,6 +65,13 @@ def tables(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             row[f"{name}_test_error"] = s["test"]["error"] if s["test"] else None
         row["bn_recalibrated"] = p["saddle"]["train"]["bn_recalibrated"]
         row["seconds"] = p["seconds"]
+        row["method"] = p["method"]
+        row["max_test_error"] = p["max_test_error"]
+        row["gradient_evaluations"] = p["cost"]["gradient_evaluations"]
+        for name in ("straight", "aligned"):
+            line = p["lines"][name]
+            row[f"{name}_line_saddle_train_loss"] = line["saddle"] if line else None
+            row[f"{name}_line_max_test_error"] = line["max_test_error"] if line else None
         paths.append(row)
     profiles = []
     for p in document["paths"]:
@@ -151,24 +158,58 @@ def _facts(document: dict[str, Any]) -> list[str]:
         f"Devices: {', '.join(timing['devices']) or 'unknown'}; "
         + (f"{timing['seconds']:.1f} s from the first to the last logged event." if timing["seconds"] is not None else ""),
     ]
+    facts += method_facts(s)
     if s["lifecycle"] != "finished":
         facts.append("The session has not finished: this reports the paths finished so far.")
     return facts
+
+
+METHOD_NAMES = {"autoneb": "AutoNEB", "bezier": "quadratic Bezier curves", "polychain": "polygonal chains (one bend)"}
+
+
+def method_facts(s: dict[str, Any]) -> list[str]:
+    """What connected the minima and how: the method, a curve's budget, the alignment."""
+    facts = []
+    if s["method"] == "autoneb":
+        facts.append(f"Method: AutoNEB, schedule {s['schedule']}.")
+    else:
+        c = s["curve"]
+        facts.append(
+            f"Method: {METHOD_NAMES[s['method']]} (Garipov et al. 2018), the bend trained for {c['steps']} steps x "
+            f"{c['points']} points = {c['gradient_evaluations']} gradient evaluations per pair ({c['budget_rule']}); "
+            f"lr {c['lr']:g} ({c['optimiser']}), evaluated at {c['eval_points']} values of t.")
+    if s["align"]:
+        a = s["alignment"]
+        facts.append(f"Aligned: the minima were connected after weight matching every one to minimum "
+                     f"{a['reference']}, the lowest (Ainsworth et al. 2023); the files are unchanged.")
+    else:
+        facts.append("Not aligned: the minima were connected as their files hold them.")
+    facts.append("Straight lines per path: between the minima as their files hold them, and after permuting b's "
+                 "hidden units to match a's (weight matching, networks only).")
+    return facts
+
+
+def _line_saddle(line: dict[str, Any] | None) -> str:
+    return "-" if line is None else _number(line["saddle"], 4)
 
 
 def _path_rows(document: dict[str, Any]) -> list[list[str]]:
     return [
         [f"{p['a']} - {p['b']}", "yes" if p["in_mst"] else "", str(p["pivots"]),
          _number(p["saddle"]["train"]["loss"], 4), _number(p["linear_saddle"]["train"]["loss"], 4),
+         _line_saddle(p["lines"]["straight"]), _line_saddle(p["lines"]["aligned"]),
          _number(p["saddle"]["test"]["loss"], 4) if p["saddle"]["test"] else "-",
          _number(p["saddle"]["test"]["error"], percent=True) if p["saddle"]["test"] else "-",
+         _number(p["max_test_error"], percent=True),
+         str(p["cost"]["gradient_evaluations"]),
          "-" if p["seconds"] is None else f"{p['seconds']:.1f}"]
         for p in document["paths"]
     ]
 
 
-PATH_HEADER = ["pair", "MST", "pivots", "saddle train", "linear saddle train", "saddle test", "saddle test error %",
-               "seconds"]
+PATH_HEADER = ["pair", "MST", "pivots", "saddle train", "linear saddle train", "straight line (files) saddle train",
+               "aligned straight line saddle train", "saddle test", "saddle test error %", "largest test error %",
+               "gradient evaluations", "seconds"]
 ENSEMBLE_HEADER = ["pair", "members", "path ensemble %", "minimum a %", "minimum b %", "two-model ensemble %"]
 HESSIAN_HEADER = ["point", "largest", "smallest", "negative", "near zero", "method"]
 
