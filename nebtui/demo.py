@@ -8,9 +8,10 @@ from typing import Annotated, Any
 import typer
 
 from nebtui.failure import fail
-from nebtui.launch import run_session, schedule_for, session_config
+from nebtui.launch import run_session, schedule_for, session_config, use_app
 from nebtui.options import RunOptions, with_run_options
 from nebtui.progress import ProgressPrinter
+from nebtui.startup import preload_app
 
 SURFACE_DEMOS = ("muller-brown", "himmelblau")
 DEMOS = (*SURFACE_DEMOS, "digits")
@@ -43,6 +44,8 @@ def demo(
     else:
         manifest = _digits_minima(printer, run.seed)
         problem = Problem(kind="network", model="mlp", data="digits", minima=manifest)
+    if use_app(run.headless, run.as_json) and not run.detach:
+        preload_app()  # while the runner starts
     run_session(session_config(run, problem, chosen), manifest, run, hint=name, printer=printer)
 
 

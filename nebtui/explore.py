@@ -9,9 +9,10 @@ from typing import Annotated, Optional
 import typer
 
 from nebtui.failure import fail
-from nebtui.launch import run_session, schedule_for, session_config
+from nebtui.launch import run_session, schedule_for, session_config, use_app
 from nebtui.options import RunOptions, with_run_options
 from nebtui.progress import ProgressPrinter
+from nebtui.startup import preload_app
 
 
 @with_run_options()
@@ -67,6 +68,8 @@ def explore(
         parse_devices(run.device)  # the runner checks that its GPUs are there
     except SessionError as error:
         fail(str(error), code=2)
+    if use_app(run.headless, run.as_json) and not run.detach:
+        preload_app()  # while the runner starts
     run_session(config, manifest, run, hint=minima.absolute().name or "minima", printer=printer)
 
 

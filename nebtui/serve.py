@@ -79,14 +79,27 @@ def _server(command: str, host: str, port: int, read_only: bool) -> Any:
             return await super().handle_index(request)
 
         async def on_startup(self, app: web.Application) -> None:
-            where = f"http://{'localhost' if is_loopback(host) else host}:{port}"
-            print(f"serving the nebtui session picker on {where} ({'read-only apps' if read_only else 'apps with control keys'}; "
-                  "Ctrl-C stops serving, the runs go on)", flush=True)
-            if is_loopback(host):
-                print(tunnel_line(port), flush=True)
+            pass  # the server's banner: our lines come once it listens (announce)
+
+        def serve(self, debug: bool = False) -> None:
+            import asyncio
+            import signal
+
+            loop = asyncio.new_event_loop()
+            for number in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(number, self.request_exit)
+            web.run_app(self._make_app(), host=host, port=port, handle_signals=False, loop=loop,
+                        print=lambda *_: announce())
 
         def initialize_logging(self) -> None:
             pass  # our lines only: the server's own log is not the user's business
+
+    def announce() -> None:
+        where = f"http://{'localhost' if is_loopback(host) else host}:{port}"
+        print(f"serving the nebtui session picker on {where} ({'read-only apps' if read_only else 'apps with control keys'}; "
+              "Ctrl-C stops serving, the runs go on)", flush=True)
+        if is_loopback(host):
+            print(tunnel_line(port), flush=True)
 
     return SessionServer(command, host=host, port=port, title="nebtui")
 

@@ -79,3 +79,14 @@ def open_new_session(folder: SessionFolder) -> None:
         app.status_probe.close()  # type: ignore[union-attr]
     accepted(folder)
     print(f"detached from session {folder.id}: nebtui sessions attach {folder.id} | nebtui sessions show {folder.id}")
+
+
+def preload_app() -> None:
+    """Import the app (textual, the panes) on a thread while this process waits for the
+    runner to start: the app then paints as soon as the runner holds its session."""
+    import threading
+
+    def load() -> None:
+        import nebtui.app  # noqa: F401
+
+    threading.Thread(target=load, name="preload app", daemon=True).start()
