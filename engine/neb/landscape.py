@@ -347,7 +347,18 @@ class Landscape:
         by ids. A cut crossed by a pair in ``busy`` is attacked only when no other
         is open. An edge with no unknown pair across it is ignored from now on.
         Returns (pair, attacked edge).
+
+        Beside pairs in flight, the tolerance rule attacks only edges that keep it
+        from holding (more than the tolerance above the lowest MST saddle), and
+        never a second pair across a cut: a lower saddle elsewhere cannot help it
+        stop, and may widen the spread. With nothing in flight the choice is the
+        paper's, whatever the rule.
         """
+        tolerance = self.options.stop == "tolerance" and bool(busy)
+        if tolerance:
+            saddles = self._tree.values()
+            scale = max(abs(s) for s in saddles) if self.options.relative else 1.0
+            floor = min(saddles) + self.options.tolerance * scale
         if self._ranked is None:
             self._ranked = sorted(
                 ((a, b, s) for (a, b), s in self._tree.items()),
@@ -356,7 +367,7 @@ class Landscape:
             )
         second: tuple[Pair, Pair] | None = None
         for a, b, saddle in self._ranked:
-            if (a, b) in self._ignored:
+            if (a, b) in self._ignored or (tolerance and saddle <= floor):
                 continue
             if not self._open_across((a, b)):
                 self._ignored.add((a, b))
@@ -372,7 +383,8 @@ class Landscape:
             best = min(free, key=lambda p: (max(self.energies[p[0]], self.energies[p[1]]), p))
             if not crossed:  # no pair in flight crosses this cut
                 return best, (a, b)
-            second = (best, (a, b))
+            if not tolerance:
+                second = (best, (a, b))
         return second
 
     def _open_pairs(self, edge: Pair) -> list[Pair]:

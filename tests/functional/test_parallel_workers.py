@@ -1,17 +1,20 @@
-"""Several devices: the runner hands independent pairs (the initial star) to several
-workers at once, and the result is the same as with one worker (the shared
-Mueller-Brown session)."""
+"""Several workers: the runner keeps them busy with pairs chosen ahead, and the
+result is the one worker's, whichever worker finishes first, however slow one
+is, and through kill -9 and resume (Mueller-Brown and Himmelblau)."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 
+from cli_runs import nebtui, wait_until
 from sessions.eventlog import read_log
 from sessions.folder import SessionFolder
 
@@ -62,3 +65,118 @@ def test_two_workers_run_the_initial_pairs_at_once_and_agree_with_one(nebtui_hom
         theirs = load_file(str(path))
         assert mine.keys() == theirs.keys()
         assert all((mine[k] == theirs[k]).all() for k in mine), path.name
+
+
+# --- several pairs in flight after the initial tree: Himmelblau (4 minima, 6 pairs) ---------------------
+
+HIMMELBLAU = ("demo", "himmelblau", "--device", "cpu", "--scale", "0.3", "--checkpoint-every", "0.2")
+
+
+def _log(folder: Path) -> list[dict]:
+    return [e.event.to_dict() for e in read_log(folder / "events.jsonl")]
+
+
+def _chosen(folder: Path) -> list[tuple[int, int]]:
+    """The pairs in the order they were first chosen (a resumed runner chooses again
+    what it chose after its last checkpoint: the same pairs, in the same order)."""
+    order: list[tuple[int, int]] = []
+    for e in _log(folder):
+        if e["kind"] == "pair_chosen" and tuple(e["pair"]) not in order:
+            order.append(tuple(e["pair"]))
+    return order
+
+
+def _same_paths(folder: Path, reference: Path) -> None:
+    """result.json and every path file equal, tensor for tensor, bit for bit."""
+    import torch
+    from safetensors import safe_open
+
+    assert json.loads((folder / "results" / "result.json").read_text()) == json.loads(
+        (reference / "results" / "result.json").read_text())
+    files = sorted(p.name for p in (reference / "results" / "paths").glob("*.safetensors"))
+    assert files == sorted(p.name for p in (folder / "results" / "paths").glob("*.safetensors")) and files
+    for name in files:
+        with safe_open(str(folder / "results" / "paths" / name), "pt") as mine, \
+                safe_open(str(reference / "results" / "paths" / name), "pt") as theirs:
+            assert mine.keys() == theirs.keys() and mine.metadata() == theirs.metadata(), name
+            assert all(torch.equal(mine.get_tensor(k), theirs.get_tensor(k)) for k in mine.keys()), name
+
+
+def _order_for(reference: Path, workers: int) -> list[tuple[int, int]]:
+    """The pairs, in the order a session with ``workers`` workers chooses them, worked out
+    from the reference's saddles alone: the choices depend on nothing else."""
+    from engine.neb.landscape import Landscape
+    from engine.neb.sequence import PairSequence, lookahead_for
+
+    result = json.loads((reference / "results" / "result.json").read_text())
+    saddles = {(p["a"], p["b"]): p["saddle_energy"] for p in result["paths"]}
+    sequence = PairSequence(Landscape([m["energy"] for m in result["minima"]]), lookahead_for(workers))
+    while pending := sequence.open():
+        sequence.add(pending[0], saddles[pending[0]])
+    return sequence.order
+
+
+def _runner(home: Path, name: str) -> int | None:
+    from sessions.lock import holder
+
+    return holder(home / name / "lock")
+
+
+def _refining(home: Path, name: str, after: int = 0) -> bool:
+    """A pair chosen to replace an MST edge has stepped (after the first ``after`` events)."""
+    log = _log(home / name)
+    replacing = {tuple(e["pair"]) for e in log if e["kind"] == "pair_chosen" and e["reason"] == "replace"}
+    return any(e["kind"] in ("cycle_started", "step_energies") and tuple(e["pair"]) in replacing for e in log[after:])
+
+
+@pytest.fixture(scope="module")
+def himmelblau_one_worker(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("himmelblau-one")
+    done = nebtui(home, *HIMMELBLAU, "--json", "--session", "one")
+    assert done.returncode == 0, done.stderr
+    return home / "one"
+
+
+def test_two_workers_with_one_slowed_end_as_one_worker_does(nebtui_home, himmelblau_one_worker):
+    """Worker 0 is frozen (SIGSTOP) for a while once refinement pairs run side by side: the
+    other worker's paths finish first, and the result is still the one-worker result."""
+    done = nebtui(nebtui_home, *HIMMELBLAU, "--workers", "2", "--detach", "--session", "slow")
+    assert done.returncode == 0, done.stderr
+    wait_until(lambda: _refining(nebtui_home, "slow"), 120, "refinement pairs in flight")
+    slow = next(e["pid"] for e in _log(nebtui_home / "slow") if e["kind"] == "worker_started" and e["worker"] == 0)
+    os.kill(slow, signal.SIGSTOP)
+    try:
+        wait_until(lambda: sum(e["kind"] == "connection_finished" for e in _log(nebtui_home / "slow")) >= 4
+                   or _runner(nebtui_home, "slow") is None, 60, "the other worker to finish a pair")
+    finally:
+        os.kill(slow, signal.SIGCONT)
+    wait_until(lambda: _runner(nebtui_home, "slow") is None, 120, "the end of the session")
+
+    log = _log(nebtui_home / "slow")
+    assert {e["worker"] for e in log if e["kind"] == "worker_started"} == {0, 1}
+    assert [e["kind"] for e in log][-1] == "session_finished"
+    _same_paths(nebtui_home / "slow", himmelblau_one_worker)
+    assert _chosen(nebtui_home / "slow") == _order_for(himmelblau_one_worker, 2)
+    assert _chosen(himmelblau_one_worker) == _order_for(himmelblau_one_worker, 1)
+
+
+def test_two_workers_killed_twice_while_refining_resume_to_the_same_result(nebtui_home, himmelblau_one_worker):
+    done = nebtui(nebtui_home, *HIMMELBLAU, "--workers", "2", "--detach", "--session", "killed")
+    assert done.returncode == 0, done.stderr
+    for _ in range(2):
+        seen = len(_log(nebtui_home / "killed"))
+        wait_until(lambda: _refining(nebtui_home, "killed", after=seen) or _runner(nebtui_home, "killed") is None,
+                   120, "refinement pairs in flight")
+        pid = _runner(nebtui_home, "killed")
+        assert pid is not None, "the session ended before it could be killed: make it longer"
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: _runner(nebtui_home, "killed") is None, 15, "the killed runner's lock to be freed")
+        resumed = nebtui(nebtui_home, "sessions", "resume", "killed", "--detach")
+        assert resumed.returncode == 0, resumed.stderr
+        wait_until(lambda: _runner(nebtui_home, "killed") is not None or any(
+            e["kind"] == "session_finished" for e in _log(nebtui_home / "killed")), 30, "the resumed runner")
+    wait_until(lambda: _runner(nebtui_home, "killed") is None, 120, "the end of the session")
+
+    assert [e["kind"] for e in _log(nebtui_home / "killed")][-1] == "session_finished"
+    _same_paths(nebtui_home / "killed", himmelblau_one_worker)
+    assert _chosen(nebtui_home / "killed") == _order_for(himmelblau_one_worker, 2)
