@@ -11,6 +11,19 @@ and the state of every connection in flight; each finished connection's state
 is written once to ``results/paths/A-B.safetensors``; ``results/result.json``
 is the final result.
 
+Several workers, one result. The exploration's ``PairSequence`` chooses pairs
+into one order, up to ``lookahead_for(workers)`` of them ahead of their paths,
+and applies finished paths only in that order; it chooses new pairs right after
+each application, never when a clock or a worker says. Idle workers take the
+open pairs oldest first. So which worker finishes first, a slow worker, a
+restart or a kill -9 and resume change when things happen, never what: the
+pairs, the paths (each pair has its own seed) and the MST are those of an
+undisturbed run with the same lookahead, and under the all-pairs rule those of
+one worker. A path that finishes early is saved at once and waits in the
+sequence; a resumed runner records the saved paths again in the sequence's
+order. Pairs chosen beyond the need of a stop rule are stopped, their files set
+aside in results/beyond_need/, and counted in a PairsBeyondNeed event.
+
 The runner starts its workers first, before it imports torch and the engine's
 numerics itself: the workers' imports and its own then run side by side, and
 on a CPU session (devices known without torch) the first step comes seconds
