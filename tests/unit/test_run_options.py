@@ -39,3 +39,17 @@ def test_bad_stop_or_workers_is_one_clear_line_and_no_session(argv, message, neb
     assert done.returncode == 2
     assert_one_clear_line(done, message)
     assert not nebtui_home.exists() or not any(nebtui_home.iterdir())
+
+
+def test_stop_and_workers_reach_the_session_config():
+    from nebtui.launch import session_config
+    from nebtui.options import RunOptions
+    from sessions.config import Problem, SessionConfig
+
+    problem = Problem(kind="surface", surface="himmelblau")
+    config = session_config(RunOptions(stop="relative=0.1", workers="3"), problem, {"name": "x"})
+    assert config.landscape == {"stop": "tolerance", "tolerance": 0.1, "relative": True} and config.workers == 3
+    again = SessionConfig.from_dict(config.to_dict())  # as the runner reads config.json
+    assert again.landscape == config.landscape and again.workers == 3
+    star = session_config(RunOptions(star=True, stop="max-pairs=5"), problem, {"name": "x"})
+    assert star.landscape == {"stop": "all_pairs", "max_pairs": 5, "variant": "star"} and star.workers == 1
