@@ -8,6 +8,7 @@ names what is visible when they are not.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from sessions.errors import SessionError
@@ -36,10 +37,24 @@ def parse_devices(spec: str) -> DeviceSpec:
     raise SessionError(f"unknown device {spec!r}: use {GRAMMAR}")
 
 
-def resolve_devices(spec: str) -> list[str]:
-    """The torch devices the option names: ["cpu"], or ["cuda:0", "cuda:1", ...]."""
+# What a machine that can run CUDA (or ROCm, which torch also calls cuda) has:
+# without any of them no GPU can be visible, and ``auto`` is the CPU without torch.
+GPU_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/kfd")
+
+
+def surely_cpu(spec: str) -> bool:
+    """The option names the CPU, known without importing torch: ``cpu``, or ``auto``
+    on a machine with no GPU driver (or with CUDA_VISIBLE_DEVICES set empty)."""
     parsed = parse_devices(spec)
     if parsed.kind == "cpu":
+        return True
+    no_driver = not any(os.path.exists(path) for path in GPU_DRIVER_PATHS)
+    return parsed.kind == "auto" and (no_driver or os.environ.get("CUDA_VISIBLE_DEVICES") == "")
+
+
+def resolve_devices(spec: str) -> list[str]:
+    """The torch devices the option names: ["cpu"], or ["cuda:0", "cuda:1", ...]."""
+    if surely_cpu(spec):
         return ["cpu"]
     import torch
 

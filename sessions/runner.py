@@ -51,7 +51,7 @@ from sessions import lifecycle as session_events
 from sessions.atomic import write_atomic
 from sessions.config import SessionConfig
 from sessions.control import EXPIRED, ControlServer, expired
-from sessions.devices import parse_devices, resolve_devices
+from sessions.devices import resolve_devices, surely_cpu
 from sessions.eventlog import EventLogWriter
 from sessions.folder import SessionError, SessionFolder
 from sessions.lock import LockedError, RunnerLock
@@ -122,9 +122,8 @@ class Runner:
             self.folder.beat()
             threading.Thread(target=self._beat, args=(stop_beating,), name="heartbeat", daemon=True).start()
             self.emit(session_events.StartupPhaseStarted(phase="runner"))
-            # "cpu" needs no torch to resolve; GPUs are counted (and checked) by torch.
-            cpu = parse_devices(self.config.device).kind == "cpu"
-            devices = ["cpu"] if cpu else resolve_devices(self.config.device)
+            # The CPU is known without torch (cpu, or auto with no GPU driver); GPUs are counted by torch.
+            devices = ["cpu"] if surely_cpu(self.config.device) else resolve_devices(self.config.device)
             if devices == ["cpu"]:
                 devices = devices * self.config.workers
             self.pool = self.pool_override or LocalPool(devices, self.config.to_dict(), self.config.checkpoint_interval)

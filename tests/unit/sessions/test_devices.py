@@ -45,3 +45,18 @@ def test_resolving_names_what_is_visible():
     if visible >= 2:
         with pytest.raises(SessionError, match="this command uses one: give cuda:N"):
             resolve_device("cuda:0,1")
+
+
+def test_auto_is_the_cpu_without_torch_where_no_gpu_can_be():
+    import os
+
+    from sessions.devices import GPU_DRIVER_PATHS, surely_cpu
+
+    code = ("import sys; from sessions.devices import resolve_devices; print(resolve_devices('auto'), "
+            "'torch' in sys.modules)")
+    hidden = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+                            env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert hidden.stdout.strip() == "['cpu'] False"
+    assert surely_cpu("cpu") and not surely_cpu("cuda:0")
+    assert surely_cpu("auto") == (not any(os.path.exists(p) for p in GPU_DRIVER_PATHS)
+                                  or os.environ.get("CUDA_VISIBLE_DEVICES") == "")
