@@ -54,6 +54,7 @@ def surely_cpu(spec: str) -> bool:
 
 def resolve_devices(spec: str) -> list[str]:
     """The torch devices the option names: ["cpu"], or ["cuda:0", "cuda:1", ...]."""
+    parsed = parse_devices(spec)
     if surely_cpu(spec):
         return ["cpu"]
     import torch
