@@ -11,9 +11,12 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import plotext
 from rich.text import Text
+
+if TYPE_CHECKING:
+    import plotext
 
 _FIGURE_LOCK = threading.Lock()
 _STYLES = {"bold", "dim", "italic", "underline"}
@@ -27,6 +30,8 @@ def tick(value: float) -> str:
 
 def pixel(style: str) -> plotext.pixel:
     """A rich-like style ("bold yellow", "dim") as a plotext pixel."""
+    import plotext
+
     words = style.split()
     colours = [w for w in words if w not in _STYLES]
     effects = [w for w in words if w in _STYLES]
@@ -87,6 +92,8 @@ class Chart:
             self._series.append(_Series([x for x, _ in kept], [y for _, y in kept], glyph, style, connected))
 
     def render(self) -> Text:
+        import plotext  # here, not at the top: 0.4 s the app's first paint need not wait for
+
         with _FIGURE_LOCK:
             figure = plotext.figure
             plotext.terminal.limit(False, False)  # the pane, not the terminal, sets the size
