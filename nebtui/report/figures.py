@@ -45,9 +45,12 @@ def profile_figure(document: dict[str, Any], path: dict[str, Any]) -> bytes:
                 axes.plot(record["positions"], record["losses"], color=shade, linewidth=0.8, alpha=0.7,
                           label="cycles 1..%d (light = late)" % len(history) if i == 0 else None)
         axes.plot(linear["positions"], linear[split]["losses"], "--", color="tab:red", label="linear segment")
-        axes.plot(profile["positions"], profile[split]["losses"], color="black", linewidth=1.8, label="AutoNEB path")
-        pivot_losses = profile[split]["losses"][:: _stride(profile)]
-        axes.plot(profile["pivot_positions"], pivot_losses, "o", color="black", markersize=4, label="pivots")
+        method = path.get("method", "autoneb")
+        axes.plot(profile["positions"], profile[split]["losses"], color="black", linewidth=1.8,
+                  label={"autoneb": "AutoNEB path", "bezier": "Bezier curve", "polychain": "polygonal chain"}[method])
+        if method == "autoneb":  # a curve's points are where it was evaluated, not pivots
+            pivot_losses = profile[split]["losses"][:: _stride(profile)]
+            axes.plot(profile["pivot_positions"], pivot_losses, "o", color="black", markersize=4, label="pivots")
         axes.set_xlabel("position along the path (fraction of arc length)")
         word = _energy_word(document)
         axes.set_ylabel(f"{split} {word}" + (" (BN recalibrated)" if profile[split]["bn_recalibrated"] else ""))
