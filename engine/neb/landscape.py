@@ -146,9 +146,10 @@ def _bits(mask: int) -> Iterable[int]:
         mask ^= low
 
 
-def _tree_sides(tree: dict[Pair, float], n: int) -> dict[Pair, int]:
-    """For every edge of the forest ``tree`` on minima 0..n-1, the bit mask of the
-    minima on ``edge[0]``'s side once the edge is removed."""
+def _tree_sides(tree: dict[Pair, float], n: int) -> dict[Pair, tuple[int, int]]:
+    """For every edge of the forest ``tree`` on minima 0..n-1, the bit masks of the
+    minima on ``edge[0]``'s side and on the other side once the edge is removed
+    (minima of other components are on neither)."""
     neighbours: list[list[int]] = [[] for _ in range(n)]
     for a, b in tree:
         neighbours[a].append(b)
@@ -174,7 +175,8 @@ def _tree_sides(tree: dict[Pair, float], n: int) -> dict[Pair, int]:
     for a, b in tree:
         child = a if parent[a] == b else b
         component = below[root_of[child]]
-        sides[(a, b)] = below[child] if child == a else component & ~below[child]
+        side = below[child] if child == a else component & ~below[child]
+        sides[(a, b)] = (side, component & ~side)
     return sides
 
 
@@ -214,7 +216,7 @@ class Landscape:
         self._saddles: dict[Pair, float] = {}  # the graph's edges, for fast lookups
         full = (1 << len(energies)) - 1
         self._unknown = [full & ~(1 << i) for i in range(len(energies))]  # bit v of [u]: no path u-v yet
-        self._sides: dict[Pair, int] | None = None  # bit mask of each tree edge's edge[0] side
+        self._sides: dict[Pair, tuple[int, int]] | None = None  # each tree edge's two sides, as bit masks
         self._ranked: list[Edge] | None = None  # the tree's edges, highest first
         self._ignored: set[Pair] = set()
         self._announced: set[Pair] = set()  # PairChosen emitted, path not yet added
@@ -316,8 +318,8 @@ class Landscape:
         if star:
             self._announce(star[0], "initial", None)
             return star[0]
-        if self._star_left():
-            return None  # the initial tree is still in flight: refine the whole tree only
+        if self._star_left() and (self.options.stop != "all_pairs" or self.options.max_pairs is not None):
+            return None  # the initial tree is still in flight: a stop rule's choices wait for all of it
         chosen = self._choose_pair(busy)
         if chosen is None:
             if not busy:
@@ -373,8 +375,8 @@ class Landscape:
                 self._ignored.add((a, b))
                 self.on_event(EdgeIgnored(a=a, b=b, saddle_energy=saddle))
                 continue
-            side = self._cut((a, b))[0]
-            crossed = any((side >> u ^ side >> v) & 1 for u, v in busy)
+            side, other = self._cut((a, b))
+            crossed = any((side >> u & other >> v | other >> u & side >> v) & 1 for u, v in busy)
             if crossed and second is not None:
                 continue
             free = [p for p in self._open_pairs((a, b)) if p not in busy]
@@ -400,11 +402,12 @@ class Landscape:
         return any(self._unknown[u] & other for u in _bits(side))
 
     def _cut(self, edge: Pair) -> tuple[int, int]:
-        """Bit masks of the minima on ``edge[0]``'s side of the tree without ``edge``, and of the rest."""
+        """Bit masks of the minima on ``edge[0]``'s side of the tree without ``edge``, and on
+        the other side. While the tree is a forest (the initial tree in flight) a minimum
+        of another component is on neither: no path across this edge leads to it."""
         if self._sides is None:
             self._sides = _tree_sides(self._tree, len(self))
-        side = self._sides[edge]
-        return side, ((1 << len(self)) - 1) & ~side
+        return self._sides[edge]
 
     def _stop_reason(self) -> str | None:
         max_pairs = self.options.max_pairs

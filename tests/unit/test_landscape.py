@@ -204,7 +204,12 @@ def test_choices_beside_pairs_in_flight():
     assert not landscape.finished
     landscape.add_path(0, 2, 4.0)
     landscape.add_path(0, 3, 3.0)
-    assert landscape.choose(in_flight=[(0, 1)]) is None  # the initial tree is not complete yet
+    # a stop rule's choices wait for the whole initial tree; all pairs are needed anyway
+    tolerance = Landscape(FOUR_ENERGIES, stop="tolerance", tolerance=0.1)
+    for pair, saddle in (((0, 2), 4.0), ((0, 3), 3.0)):
+        tolerance.add_path(*pair, saddle)
+    assert tolerance.choose(in_flight=[(0, 1)]) is None
+    assert Landscape.from_state(landscape.state_dict()).choose(in_flight=[(0, 1)]) == (2, 3)
     landscape.add_path(0, 1, 5.0)
     # the tree (0-1 5.0, 0-2 4.0, 0-3 3.0): the highest edge's cut {1} | {0, 2, 3} first
     assert landscape.choose() == (1, 2)
