@@ -56,14 +56,22 @@ def session_config(run: RunOptions, problem: Any, schedule: dict[str, Any]) -> A
     if run.star:
         landscape["variant"] = "star"
     try:
-        return SessionConfig(problem, schedule, device=run.device, seed=run.seed, landscape=landscape,
-                             workers=worker_count(run), checkpoint_interval=run.checkpoint_every,
-                             strategy=run.strategy,
-                             precision="bf16" if run.bf16 else "fp32", channels_last=run.channels_last,
-                             compile=run.compile, cudnn_benchmark=run.cudnn_benchmark,
-                             method=run.method, align=run.align)
+        config = SessionConfig(problem, schedule, device=run.device, seed=run.seed, landscape=landscape,
+                               workers=worker_count(run), checkpoint_interval=run.checkpoint_every,
+                               strategy=run.strategy,
+                               precision="bf16" if run.bf16 else "fp32", channels_last=run.channels_last,
+                               compile=run.compile, cudnn_benchmark=run.cudnn_benchmark,
+                               method=run.method, align=run.align, cluster=run.cluster)
     except SessionError as error:
         fail(str(error), code=2)
+    if run.cluster != "local":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            from sessions.raypool import INSTALL
+
+            fail(f"--cluster {run.cluster} needs Ray, which is not installed: {INSTALL}", code=2)
+    return config
 
 
 def worker_count(run: RunOptions) -> int:

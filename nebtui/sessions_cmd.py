@@ -105,6 +105,9 @@ def show(session_id: SessionId, as_json: AsJson = False) -> None:
     for key in ("id", "status", "pid", "created", "problem", "method", "align", "minima", "devices", "error"):
         if row[key] not in (None, []):
             print(f"{key:<10} {row[key]}")
+    for w in row.get("workers", []):
+        print(f"{'worker':<10} {w['worker']}: {w['device']}" + (f" on {w['node']}" if w["node"] else "")
+              + f" (pid {w['pid']})")
     print(f"{'pairs':<10} {row['pairs_done']} done of at most {row['pairs_total']}")
     for c in row["running"]:
         eta = f", ETA {clock_text(c['eta_seconds'])}" if c["eta_seconds"] is not None else ""

@@ -43,6 +43,19 @@ class Problem:
         return found
 
 
+def cluster_problems(cluster: Any, device: str = "auto") -> list[str]:
+    """What is wrong with a ``--cluster`` value (local, ray, ray://HOST:PORT) and the device beside it."""
+    if cluster not in ("local", "ray"):
+        host, _, port = str(cluster).removeprefix("ray://").rpartition(":")
+        if not (isinstance(cluster, str) and cluster.startswith("ray://") and host and port.isdigit()):
+            return [f"unknown cluster {cluster!r}: use local, ray (the Ray cluster this machine is part of) "
+                    "or ray://HOST:PORT"]
+    if cluster != "local" and isinstance(device, str) and device.strip().startswith("cuda:"):
+        return [f"--device {device} names GPUs of this machine: on a cluster use --device auto (every GPU of "
+                "the cluster, else its CPUs), cuda (its GPUs, or refuse) or cpu"]
+    return []
+
+
 @dataclass(frozen=True)
 class SessionConfig:
     problem: Problem
@@ -61,6 +74,7 @@ class SessionConfig:
     # How each pair is connected, and whether the minima are aligned first
     method: str = "autoneb"  # autoneb | bezier | polychain (a curve's budget: engine.curves.runs.curve_schedule)
     align: bool = False  # permute every minimum's hidden units to match the lowest one (networks)
+    cluster: str = "local"  # local (worker processes here) | ray (the Ray cluster here) | ray://HOST:PORT
 
     def __post_init__(self) -> None:
         found = self.problem.problems()
@@ -79,6 +93,7 @@ class SessionConfig:
             found.append(f"align must be true or false, got {self.align!r}")
         elif self.align and self.problem.kind != "network":
             found.append("--align permutes the hidden units of networks: a surface has none; leave --align out")
+        found += cluster_problems(self.cluster, self.device)
         if found:
             raise SessionError("; ".join(found))
 

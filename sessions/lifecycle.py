@@ -53,6 +53,7 @@ class WorkerStarted(Event):
     worker: int
     device: str
     pid: int
+    node: str = ""  # the machine it runs on (older logs: not recorded)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ stop or to send its state at the next step boundary, and polls what comes up.
 
 Up, from ``WorkerPool.poll``, in the order each worker sent them:
 
-    WorkerReady(worker, pid, device)            built its problem; takes jobs now
+    WorkerReady(worker, pid, device, node)      built its problem; takes jobs now (node: the machine's name)
     WorkerEvent(worker, event)                  an engine event of the pair it runs (typed, as emitted)
     StateSaved(worker, pair, packed, reason)    its connection's state at a step boundary;
                                                 reason: cycle | interval | request
@@ -41,6 +41,7 @@ class WorkerReady:
     worker: int
     pid: int
     device: str
+    node: str = ""  # the machine it runs on (a pool on a cluster has several)
 
 
 @dataclass(frozen=True)

@@ -123,11 +123,19 @@ class Runner:
             threading.Thread(target=self._beat, args=(stop_beating,), name="heartbeat", daemon=True).start()
             self.emit(session_events.StartupPhaseStarted(phase="runner"))
             # The CPU is known without torch (cpu, or auto with no GPU driver); GPUs are counted by torch.
-            devices = ["cpu"] if surely_cpu(self.config.device) else resolve_devices(self.config.device)
-            if devices == ["cpu"]:
-                devices = devices * self.config.workers
-            self.pool = self.pool_override or LocalPool(devices, self.config.to_dict(), self.config.checkpoint_interval)
+            if self.config.cluster == "local" or self.pool_override is not None:
+                devices = ["cpu"] if surely_cpu(self.config.device) else resolve_devices(self.config.device)
+                if devices == ["cpu"]:
+                    devices = devices * self.config.workers
+                self.pool = self.pool_override or LocalPool(devices, self.config.to_dict(),
+                                                            self.config.checkpoint_interval)
+            else:  # Ray actors on a cluster; this process builds its own problem on the CPU
+                from sessions.raypool import RayPool
+
+                self.pool, devices = RayPool(self.config.cluster, self.config.to_dict(),
+                                             self.config.checkpoint_interval), []
             self.pool.start()  # the workers import torch and build their problem while we do the same
+            devices = devices or self.pool.devices
             # A new session evaluates its minima once (full training set, BatchNorm
             # recalibrated): on the first GPU when there is one, not on the CPU, where
             # ten ResNet-20 minima would take minutes before any worker starts.
@@ -385,8 +393,8 @@ class Runner:
 
     def _handle(self, message: WorkerMessage) -> None:
         match message:
-            case WorkerReady(worker=worker, pid=pid, device=device):
-                self.emit(session_events.WorkerStarted(worker=worker, device=device, pid=pid))
+            case WorkerReady(worker=worker, pid=pid, device=device, node=node):
+                self.emit(session_events.WorkerStarted(worker=worker, device=device, pid=pid, node=node))
             case WorkerEvent(event=event):
                 self.emit(event)
             case JobDone(pair=pair, packed=packed) if self.exploration.sequence.is_open(pair):

@@ -90,6 +90,7 @@ class SessionView:
     lifecycle: str = "created"  # the last lifecycle event: running | paused | stopped | failed | finished
     error: str | None = None
     devices: list[str] = field(default_factory=list)  # of the latest runner
+    workers: dict[int, dict[str, Any]] = field(default_factory=dict)  # the latest runner's: device, node, pid
     devices_used: list[str] = field(default_factory=list)  # every runner's and worker's, first use first
     started: float | None = None  # time of the earliest event
     last_time: float | None = None  # time of the latest event
@@ -172,11 +173,15 @@ class SessionView:
                 self.mst[(added[0], added[1])] = saddle
             case RunnerStarted(devices=devices):
                 self.lifecycle, self.error, self.devices = "running", None, list(devices)
+                self.workers = {}
                 self._forget_rates()
                 self.devices_used += [d for d in devices if d not in self.devices_used]
-            case WorkerStarted(device=device):
+            case WorkerStarted(worker=worker, device=device, pid=pid, node=node):
                 if device not in self.devices_used:
                     self.devices_used.append(device)
+                self.workers[worker] = {"worker": worker, "device": device, "node": node, "pid": pid}
+                if node and worker < len(self.devices):  # on a cluster: the node and device it got
+                    self.devices[worker] = f"{node}/{device}"
             case WorkerDied():
                 self.worker_deaths += 1
             case SessionPaused():
@@ -258,6 +263,7 @@ def summary(folder: SessionFolder, view: SessionView | None = None) -> dict[str,
         "cycle": running[0]["cycle"] if running else None,
         "step": running[0]["step"] if running else None,
         "devices": view.devices,
+        "workers": [view.workers[w] for w in sorted(view.workers)],  # the latest runner's, as they started
         "paths": [{"a": a, "b": b, "saddle_energy": s, "linear_saddle_energy": view.linear.get((a, b))}
                   for (a, b), s in sorted(view.saddles.items())],
         "mst": [{"a": a, "b": b, "saddle_energy": s} for (a, b), s in sorted(view.mst.items())],

@@ -23,7 +23,7 @@ import time
 import traceback
 from multiprocessing.connection import wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from sessions.messages import (
     JobDone,
@@ -205,14 +205,6 @@ class LocalPool:
 def worker_main(index, device, config, interval, jobs, up, stop, want_state, runner) -> None:  # noqa: ANN001
     """A worker process: build the problem on ``device``, then run pair jobs for the
     runner with pid ``runner``; it exits once that runner is gone."""
-    from engine.curves.runs import method_schedule, run_from_state
-    from engine.neb.autoneb import DivergedError
-    from engine.neb.schedule import schedule_from_dict
-    from sessions.config import SessionConfig
-    from sessions.folder import SessionError
-    from sessions.problem import build
-    from sessions.statepack import pack_state, unpack_state
-
     def orphaned() -> bool:
         """The runner is gone (kill -9 leaves no one to stop us): we were reparented. The
         runner's pid comes from the runner: it may have died before this process ran a line."""
@@ -224,18 +216,26 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state, run
         except OSError:  # the runner is gone (a broken pipe): nobody will read what we do
             os._exit(0)
 
+    def state_wanted() -> bool:
+        if want_state.is_set():
+            want_state.clear()
+            return True
+        return False
+
+    def step_boundary() -> None:
+        if orphaned():
+            os._exit(0)  # nobody reads our messages; the next runner redoes this work from its checkpoint
+
     if orphaned():
         os._exit(0)
 
-    session_config = SessionConfig.from_dict(config)
+    session_config = worker_config(config)
+    threads = None
     if device == "cpu" and session_config.workers > 1:
         # Each CPU worker gets its share of the cores; the energy measures whether
         # fewer threads than that share run faster (small networks often do).
-        import torch
-
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // session_config.workers))
-    built = build(session_config, device)
-    schedule = method_schedule(session_config.method, schedule_from_dict(session_config.schedule))
+        threads = max(1, len(os.sched_getaffinity(0)) // session_config.workers)
+    energy, schedule = build_worker(session_config, device, threads)
     send(WorkerReady(index, os.getpid(), device))
     while True:
         try:
@@ -247,36 +247,73 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state, run
         if job is None:
             return
         pair, packed = job
-        try:
-            connection = run_from_state(built.energy, schedule, unpack_state(packed),
-                                               on_event=lambda event: send(WorkerEvent(index, event)))
-            marks = {"time": time.monotonic(), "cycle": (connection.restart, connection.cycle)}
-
-            def should_stop() -> bool:
-                if orphaned():
-                    os._exit(0)  # nobody reads our messages; the next runner redoes this work from its checkpoint
-                if stop.is_set():
-                    return True
-                now = time.monotonic()
-                position = (connection.restart, connection.cycle)
-                reason = None
-                if want_state.is_set():
-                    want_state.clear()
-                    reason = "request"
-                elif position != marks["cycle"]:
-                    reason = "cycle"
-                elif now - marks["time"] >= interval:
-                    reason = "interval"
-                if reason is not None:
-                    send(StateSaved(index, pair, pack_state(connection.state_dict()), reason))
-                    marks["time"], marks["cycle"] = now, position
-                return False
-
-            result = connection.run(should_stop)
-            finished = JobStopped if result is None else JobDone
-            send(finished(index, pair, pack_state(connection.state_dict())))
-        except Exception as error:  # noqa: BLE001 - reported to the runner, which restarts the worker
-            fatal = isinstance(error, (DivergedError, ValueError, SessionError))
-            last = str(error) if fatal else traceback.format_exception_only(type(error), error)[-1].strip()
-            send(JobFailed(index, pair, last, fatal))  # whole before send returns
+        if not run_job(index, energy, schedule, pair, packed, interval, send, stop.is_set, state_wanted,
+                       step_boundary):
             os._exit(3)
+
+
+def worker_config(config: dict[str, Any]) -> Any:
+    from sessions.config import SessionConfig
+
+    return SessionConfig.from_dict(config)
+
+
+def build_worker(session_config: Any, device: str, threads: int | None = None) -> tuple[Any, Any]:
+    """A worker's energy on ``device`` (with ``threads`` torch threads where given) and the schedule it runs."""
+    from engine.curves.runs import method_schedule
+    from engine.neb.schedule import schedule_from_dict
+    from sessions.problem import build
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    built = build(session_config, device)
+    return built.energy, method_schedule(session_config.method, schedule_from_dict(session_config.schedule))
+
+
+def run_job(index: int, energy: Any, schedule: Any, pair: Pair, packed: bytes, interval: float,
+            send: Callable[[WorkerMessage], None], stop_requested: Callable[[], bool],
+            state_requested: Callable[[], bool], step_boundary: Callable[[], None] = lambda: None) -> bool:
+    """Run one pair job from its packed state, as any pool's worker does: events, states at
+    cycle ends, every ``interval`` seconds and on request, then JobStopped or JobDone,
+    all through ``send``. ``state_requested`` answers once per request (it clears it);
+    ``step_boundary`` is called at every step boundary first. False when the job raised:
+    JobFailed was sent, and the worker must go (its pool reports the pair it held)."""
+    from engine.curves.runs import run_from_state
+    from engine.neb.autoneb import DivergedError
+    from sessions.folder import SessionError
+    from sessions.statepack import pack_state, unpack_state
+
+    try:
+        connection = run_from_state(energy, schedule, unpack_state(packed),
+                                    on_event=lambda event: send(WorkerEvent(index, event)))
+        marks = {"time": time.monotonic(), "cycle": (connection.restart, connection.cycle)}
+
+        def should_stop() -> bool:
+            step_boundary()
+            if stop_requested():
+                return True
+            now = time.monotonic()
+            position = (connection.restart, connection.cycle)
+            reason = None
+            if state_requested():
+                reason = "request"
+            elif position != marks["cycle"]:
+                reason = "cycle"
+            elif now - marks["time"] >= interval:
+                reason = "interval"
+            if reason is not None:
+                send(StateSaved(index, pair, pack_state(connection.state_dict()), reason))
+                marks["time"], marks["cycle"] = now, position
+            return False
+
+        result = connection.run(should_stop)
+        finished = JobStopped if result is None else JobDone
+        send(finished(index, pair, pack_state(connection.state_dict())))
+        return True
+    except Exception as error:  # noqa: BLE001 - reported to the runner, which restarts the worker
+        fatal = isinstance(error, (DivergedError, ValueError, SessionError))
+        last = str(error) if fatal else traceback.format_exception_only(type(error), error)[-1].strip()
+        send(JobFailed(index, pair, last, fatal))  # whole before send returns
+        return False

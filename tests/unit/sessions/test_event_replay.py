@@ -60,6 +60,7 @@ def test_a_log_written_before_replays_into_the_same_summary(tmp_path):
         "running": [{"pair": [1, 2], "restart": 0, "cycle": 2, "cycles": 2, "step": 4, "steps": 10, "pivots": 5,
                      "eta_seconds": None}],
         "cycle": 2, "step": 4, "devices": ["cpu"],
+        "workers": [{"worker": 0, "device": "cpu", "node": "", "pid": 13}],  # a log without nodes: ""
         "paths": [{"a": 0, "b": 1, "saddle_energy": -40.6, "linear_saddle_energy": 3.3},
                   {"a": 0, "b": 2, "saddle_energy": -72.3, "linear_saddle_energy": -72.2}],
         "mst": [{"a": 0, "b": 1, "saddle_energy": -40.6}, {"a": 0, "b": 2, "saddle_energy": -72.3}],

@@ -1,0 +1,364 @@
+"""Workers on a Ray cluster: the same ``WorkerPool`` as ``LocalPool``, with Ray actors.
+
+One actor per GPU of the cluster (``num_gpus=1``), or ``workers`` CPU actors on
+a cluster without GPUs (each with its share of the CPUs, as local CPU workers
+have theirs of the cores). The runner is the Ray driver and stays the only
+writer of the session folder; the actors only compute.
+
+What travels, and how often:
+
+- once per session: the config and the bytes of the files the problem is built
+  from (the minima, and CIFAR's folder) are put in the object store; every actor,
+  and every actor started again after a loss, is built from those two objects. An
+  actor on a node where the files are missing (or differ) writes them to a folder
+  of its own and builds from there.
+- per pair: the packed connection state down (``run``), and up the messages of
+  ``sessions.messages``, the same dataclasses the local pool's pipes carry.
+  Each actor buffers what it sends; the pool keeps one ``drain`` call in flight
+  per actor (it returns as soon as there is something, or after a second), so
+  messages come up in the order sent, in batches, without a call per message.
+- stop and state requests are actor calls too (``max_concurrency`` lets them run
+  beside the job), tagged with the job they are for: the job sees them at its
+  next step boundary, as a local worker sees its events.
+
+Faults: an actor that dies, or whose node goes, fails its pending ``drain``; the
+pool reports it as ``WorkerExited`` with the pair it held, so the runner restarts
+it and the pair runs again from its last state, wherever Ray places the new
+actor. Messages the lost actor had not handed over yet are lost with it: each is
+a state the pair reaches again from the last one the runner kept. The actors are
+not detached: owned by the runner, they end when it ends, however it ends.
+
+Ray is imported only here and only when a pool starts: without the ``ray`` extra
+a local session never notices, and ``--cluster ray`` says how to install it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sessions.folder import SessionError
+from sessions.messages import JobDone, JobFailed, JobStopped, Pair, WorkerExited, WorkerMessage, WorkerReady
+from sessions.workers import build_worker, run_job, worker_config
+
+INSTALL = "pip install -e '.[ray]' (in nebtui's folder) or pip install 'ray[client]>=2.60'"
+DRAIN_SECONDS = 1.0  # how long an actor's drain waits for a message before it answers empty
+CONNECT_SECONDS = 5.0  # how long the cluster's address may take to accept a connection
+CONCURRENCY = 4  # a job, a drain, and requests beside them
+
+
+def import_ray() -> Any:
+    """Ray, or one line that says how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise SessionError(f"--cluster ray needs Ray, which is not installed: {INSTALL}") from None
+    return ray
+
+
+def _reachable(host: str, port: int) -> str | None:
+    """None when something accepts connections at host:port, else why not."""
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_SECONDS):
+            return None
+    except OSError as error:
+        return error.strerror or str(error) or type(error).__name__
+
+
+def connect(cluster: str) -> Any:
+    """Join the Ray cluster ``cluster`` names as its driver (never starting one: no dashboard
+    either); each way it can fail is one line."""
+    ray = import_ray()
+    if cluster.startswith("ray://"):
+        address = cluster
+        host, _, port = cluster.removeprefix("ray://").rpartition(":")
+    else:
+        from ray._private.services import get_ray_address_from_environment
+
+        try:
+            address = get_ray_address_from_environment("auto", None)
+        except ConnectionError:
+            raise SessionError("no Ray cluster runs on this machine: start one (README: On a cluster), "
+                               "or give --cluster ray://HOST:PORT") from None
+        host, _, port = address.rpartition(":")
+    why = _reachable(host, int(port)) if port.isdigit() else None
+    if why is not None:
+        raise SessionError(f"cannot reach the Ray cluster at {host}:{port} ({why}): start it (ray start --head), "
+                           "or check --cluster and RAY_ADDRESS")
+    options: dict[str, Any] = {"namespace": "nebtui", "log_to_driver": False, "logging_level": "WARNING"}
+    if not address.startswith("ray://"):
+        options["include_dashboard"] = False
+    try:
+        ray.init(address=address, **options)
+    except Exception as error:  # noqa: BLE001 - Ray raises many kinds; each becomes one line
+        text = " ".join(str(error).split())
+        if "version mismatch" in text.lower() or "versions" in text.lower():
+            raise SessionError(f"the Ray cluster at {address} runs other versions than this machine ({text[:300]}): "
+                               "install the cluster's Ray and Python versions here") from None
+        if "auth" in text.lower() or "token" in text.lower():
+            raise SessionError(f"the Ray cluster at {address} refused this machine's token ({text[:200]}): "
+                               "copy the cluster's ~/.ray/auth_token here (or set RAY_AUTH_TOKEN)") from None
+        raise SessionError(f"cannot join the Ray cluster at {address}: {text[:300]}") from None
+    return ray
+
+
+def files_of(config: dict[str, Any]) -> dict[str, bytes]:
+    """The bytes of the files the problem is built from, by their path here: every minimum,
+    and CIFAR's folder (an embedded data set has none)."""
+    from sessions.problem import parse_data
+
+    problem = config["problem"]
+    files: dict[str, bytes] = {}
+    for entry in problem.get("minima", []):
+        files[str(entry["path"])] = Path(entry["path"]).read_bytes()
+    if problem.get("kind") == "network":
+        data = parse_data(problem.get("data"))
+        if data.root is not None and data.root.is_dir():
+            for path in sorted(data.root.rglob("*")):
+                if path.is_file():
+                    files[str(path)] = path.read_bytes()
+    return files
+
+
+def localise(config: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+    """The config with its files where this node has them: as they are where the runner's
+    paths hold the same bytes (the runner's own node, a shared file system), else
+    written once per node to a folder named by their content."""
+    needed = {path: data for path, data in files.items() if not _same_file(Path(path), data)}
+    if not needed:
+        return config
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.encode() + hashlib.sha256(files[path]).digest())
+    here = Path(tempfile.gettempdir()) / f"nebtui-files-{digest.hexdigest()[:16]}"
+    for path, data in files.items():
+        target = here / path.lstrip("/")
+        if not _same_file(target, data):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.{os.getpid()}")
+            partial.write_bytes(data)
+            partial.replace(target)
+    config = copy.deepcopy(config)
+    problem = config["problem"]
+    for entry in problem.get("minima", []):
+        entry["path"] = str(here / str(entry["path"]).lstrip("/"))
+    kind, colon, root = str(problem.get("data") or "").partition(":")
+    if colon and any(path.startswith(root) for path in needed):
+        problem["data"] = f"{kind}:{here / root.lstrip('/')}"
+    return config
+
+
+def _same_file(path: Path, data: bytes) -> bool:
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
+class PairActor:
+    """One worker on the cluster (made a Ray actor by ``RayPool``): builds the problem once,
+    then runs the pair jobs the pool sends, one at a time, with ``sessions.workers.run_job``."""
+
+    def __init__(self, index: int, gpu: bool, config: dict[str, Any], files: dict[str, bytes], interval: float,
+                 threads: int | None):
+        import ray
+
+        self.index, self.interval = index, interval
+        self.cond = threading.Condition()
+        self.outbox: list[WorkerMessage] = []
+        self.stop_job = -1  # jobs up to this one are asked to stop
+        self.state_job = -1  # this job is asked for its state
+        device, shown = "cpu", "cpu"
+        if gpu:
+            device, shown = "cuda:0", f"cuda:{ray.get_gpu_ids()[0]}"  # Ray shows the actor its GPU alone
+        self.energy, self.schedule = build_worker(worker_config(localise(config, files)), device, threads)
+        self.send(WorkerReady(index, os.getpid(), shown, socket.gethostname()))
+
+    def send(self, message: WorkerMessage) -> None:
+        with self.cond:
+            self.outbox.append(message)
+            self.cond.notify_all()
+
+    def drain(self, timeout: float) -> list[WorkerMessage]:
+        """What was sent since the last drain, in order; waits up to ``timeout`` s for something."""
+        with self.cond:
+            self.cond.wait_for(lambda: self.outbox, timeout)
+            messages, self.outbox = self.outbox, []
+        return messages
+
+    def run(self, job: int, pair: Pair, packed: bytes) -> bool:
+        def stop_requested() -> bool:
+            return self.stop_job >= job
+
+        def state_requested() -> bool:
+            if self.state_job == job:
+                self.state_job = -1
+                return True
+            return False
+
+        return run_job(self.index, self.energy, self.schedule, pair, packed, self.interval, self.send,
+                       stop_requested, state_requested)
+
+    def request_stop(self, job: int) -> None:
+        self.stop_job = max(self.stop_job, job)
+
+    def request_state(self, job: int) -> None:
+        self.state_job = job
+
+
+@dataclass
+class _Actor:
+    handle: Any = None
+    pending: Any = None  # the drain call in flight
+    job: int = 0  # the number of the latest job sent
+    pair: Pair | None = None
+    ready: bool = False
+    pid: int = 0
+    exited: WorkerExited | None = None  # found gone, not reported yet
+    gone: bool = False
+
+
+@dataclass
+class RayPool:
+    """Ray actors on the cluster ``cluster`` ("ray": the one this machine belongs to, or
+    ray://HOST:PORT); ``devices`` is known once ``start`` has joined it."""
+
+    cluster: str
+    config: dict[str, Any]
+    checkpoint_interval: float
+    devices: list[str] = field(default_factory=list)
+    actors: list[_Actor] = field(default_factory=list)
+
+    def start(self) -> None:
+        from sessions.devices import parse_devices
+
+        self.ray = ray = connect(self.cluster)
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        wanted = parse_devices(self.config.get("device", "auto")).kind
+        if wanted == "cuda" and gpus == 0:
+            raise SessionError(f"the Ray cluster at {self.cluster} has no GPU, and --device "
+                               f"{self.config.get('device')} asks for GPUs: use --device auto or cpu")
+        actor = ray.remote(max_concurrency=CONCURRENCY, max_restarts=0)(PairActor)
+        if wanted != "cpu" and gpus:
+            self.devices = ["ray:gpu"] * gpus
+            self._options, self._threads = {"num_gpus": 1}, None
+        else:
+            workers = int(self.config.get("workers", 1))
+            largest = max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node.get("Alive")), default=1)
+            share = max(1, min(int(largest), int(resources.get("CPU", 1)) // workers))
+            self.devices = ["ray:cpu"] * workers
+            self._options, self._threads = {"num_cpus": share}, share
+        self._class = actor
+        self._config = ray.put(self.config)  # once per session: every actor (and restart) reads these
+        self._files = ray.put(files_of(self.config))
+        self.actors = [_Actor() for _ in self.devices]
+        for index in range(len(self.actors)):
+            self._spawn(index)
+
+    def _spawn(self, index: int) -> None:
+        handle = self._class.options(name=None, **self._options).remote(
+            index, "num_gpus" in self._options, self._config, self._files, self.checkpoint_interval, self._threads)
+        self.actors[index] = _Actor(handle=handle, pending=handle.drain.remote(DRAIN_SECONDS))
+
+    def idle(self) -> list[int]:
+        return [i for i, a in enumerate(self.actors) if a.ready and a.pair is None and not a.gone]
+
+    def job(self, worker: int) -> Pair | None:
+        return self.actors[worker].pair
+
+    def submit(self, worker: int, pair: Pair, packed: bytes) -> None:
+        actor = self.actors[worker]
+        actor.job += 1
+        actor.pair = pair
+        actor.handle.run.remote(actor.job, pair, packed)
+
+    def request_stop(self, worker: int) -> None:
+        actor = self.actors[worker]
+        if not actor.gone:
+            actor.handle.request_stop.remote(actor.job)
+
+    def request_state(self, worker: int) -> None:
+        actor = self.actors[worker]
+        if not actor.gone:
+            actor.handle.request_state.remote(actor.job)
+
+    def poll(self, timeout: float) -> list[WorkerMessage]:
+        """The messages that came up within ``timeout`` seconds, each actor's in the order it sent them."""
+        ray = self.ray
+        pending = {a.pending: i for i, a in enumerate(self.actors) if a.pending is not None}
+        if not pending:
+            time.sleep(timeout)
+            return []
+        ready, rest = ray.wait(list(pending), num_returns=1, timeout=timeout)
+        if ready and rest:
+            ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+        messages: list[WorkerMessage] = []
+        for ref in ready:
+            index = pending[ref]
+            actor = self.actors[index]
+            try:
+                batch = ray.get(ref)
+            except ray.exceptions.RayError as error:  # the actor, or its node, is gone
+                self._gone(index, _first_line(error))
+                continue
+            actor.pending = actor.handle.drain.remote(DRAIN_SECONDS)
+            for message in batch:
+                match message:
+                    case WorkerReady(pid=pid):
+                        actor.ready, actor.pid = True, pid
+                    case JobStopped() | JobDone():
+                        actor.pair = None
+                    case JobFailed():
+                        # It sent all it had; like a local worker it goes, and dead() reports its pair.
+                        actor.ready = False
+                        self._gone(index, "exit code 3")
+                        ray.kill(actor.handle, no_restart=True)
+            messages += batch
+        return messages
+
+    def _gone(self, index: int, reason: str) -> None:
+        actor = self.actors[index]
+        if not actor.gone:
+            actor.gone, actor.pending, actor.ready = True, None, False
+            actor.exited = WorkerExited(index, actor.pid, reason, actor.pair)
+
+    def dead(self) -> list[WorkerExited]:
+        found = []
+        for actor in self.actors:
+            if actor.exited is not None:
+                found.append(actor.exited)
+                actor.exited = None
+        return found
+
+    def restart(self, worker: int) -> None:
+        old = self.actors[worker].handle
+        if old is not None:
+            self.ray.kill(old, no_restart=True)
+        self._spawn(worker)
+
+    def close(self) -> None:
+        """The actors end with the runner anyway (it owns them); this ends them at once."""
+        ray = getattr(self, "ray", None)
+        if ray is None or not ray.is_initialized():
+            return
+        for actor in self.actors:
+            if actor.handle is not None:
+                try:
+                    ray.kill(actor.handle, no_restart=True)
+                except Exception:  # noqa: BLE001 - gone already
+                    pass
+        ray.shutdown()
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"lost on the cluster: {type(error).__name__}" + (f" ({lines[0][:160]})" if lines else "")

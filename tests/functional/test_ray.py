@@ -1,0 +1,162 @@
+"""Sessions on a Ray cluster: a real local Ray instance (2 CPUs, no dashboard), one for
+all these tests, joined by each session's runner as a driver (RAY_ADDRESS names it).
+The digits session through Ray actors ends with the local pool's result bit for bit,
+also when an actor is killed mid-pair and when the runner itself is killed -9 and
+resumed; a cluster that is not there, or Ray not installed, is one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli_runs import NEBTUI, assert_one_clear_line, digits_args, nebtui, wait_until
+from sessions.eventlog import read_log
+from sessions.lock import holder
+
+ray = pytest.importorskip("ray", reason="the ray extra: pip install -e '.[ray,test]'")
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> Any:
+    """The GCS address of one local Ray instance for every test here (its own short temp
+    folder: Ray's socket paths must stay short)."""
+    temp = tempfile.mkdtemp(prefix="nebtui-ray-", dir="/tmp")
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False, logging_level="ERROR")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture
+def on_cluster(ray_address, monkeypatch) -> str:
+    """Runners started in this test join the shared instance."""
+    monkeypatch.setenv("RAY_ADDRESS", ray_address)
+    return ray_address
+
+
+def _log(folder: Path) -> list[dict[str, Any]]:
+    return [e.event.to_dict() for e in read_log(folder / "events.jsonl")]
+
+
+def _same_result(folder: Path, reference: Path) -> None:
+    """result.json and every path file equal to the reference's, tensor for tensor, bit for bit."""
+    import torch
+    from safetensors import safe_open
+
+    assert json.loads((folder / "results" / "result.json").read_text()) == json.loads(
+        (reference / "results" / "result.json").read_text())
+    names = sorted(p.name for p in (reference / "results" / "paths").glob("*.safetensors"))
+    assert names and names == sorted(p.name for p in (folder / "results" / "paths").glob("*.safetensors"))
+    for name in names:
+        with safe_open(str(folder / "results" / "paths" / name), "pt") as mine, \
+                safe_open(str(reference / "results" / "paths" / name), "pt") as theirs:
+            assert mine.keys() == theirs.keys() and mine.metadata() == theirs.metadata(), name
+            assert all(torch.equal(mine.get_tensor(k), theirs.get_tensor(k)) for k in mine.keys()), name
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _stepping(folder: Path, after: int = 0) -> list[dict[str, Any]]:
+    """The worker_started events, once a pair has stepped (after the first ``after`` events)."""
+    log = _log(folder)
+    if any(e["kind"] == "step_energies" for e in log[after:]):
+        return [e for e in log if e["kind"] == "worker_started"]
+    return []
+
+
+def test_a_digits_session_on_ray_ends_as_on_local_workers(nebtui_home, on_cluster, digits_minima, digits_schedule,
+                                                          digits_session):
+    done = nebtui(nebtui_home, *digits_args(digits_minima, digits_schedule), "--cluster", "ray", "--json",
+                  "--session", "ray")
+    assert done.returncode == 0, done.stderr
+    log = _log(nebtui_home / "ray")
+    [started] = [e for e in log if e["kind"] == "worker_started"]
+    assert started["node"] == socket.gethostname() and started["device"] == "cpu"
+    _same_result(nebtui_home / "ray", digits_session)
+    shown = subprocess.run([NEBTUI, "sessions", "show", "ray"], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "NEBTUI_HOME": str(nebtui_home)})
+    assert shown.returncode == 0, shown.stderr
+    assert f"worker     0: cpu on {socket.gethostname()} (pid {started['pid']})" in shown.stdout
+
+
+def test_an_actor_killed_mid_pair_is_replaced_and_the_result_is_unchanged(nebtui_home, on_cluster, digits_minima,
+                                                                         digits_schedule, digits_session):
+    folder = nebtui_home / "lost"
+    done = nebtui(nebtui_home, *digits_args(digits_minima, digits_schedule), "--cluster", "ray", "--detach",
+                  "--session", "lost")
+    assert done.returncode == 0, done.stderr
+    [actor] = wait_until(lambda: _stepping(folder) or holder(folder / "lock") is None, 60, "a pair stepping")
+    assert holder(folder / "lock") is not None, "the session ended before its actor could be killed"
+    os.kill(actor["pid"], signal.SIGKILL)
+    wait_until(lambda: holder(folder / "lock") is None, 90, "the end of the session")
+    log = _log(folder)
+    died = [e for e in log if e["kind"] == "worker_died"]
+    assert died and died[0]["pid"] == actor["pid"] and died[0]["pair"] is not None, died
+    assert len([e for e in log if e["kind"] == "worker_started"]) == 2
+    assert log[-1]["kind"] == "session_finished"
+    _same_result(folder, digits_session)
+
+
+def test_the_runner_killed_takes_its_actors_and_resumes_to_the_same_result(nebtui_home, on_cluster, digits_minima,
+                                                                           digits_schedule, digits_session):
+    folder = nebtui_home / "killed"
+    done = nebtui(nebtui_home, *digits_args(digits_minima, digits_schedule), "--cluster", "ray", "--detach",
+                  "--session", "killed")
+    assert done.returncode == 0, done.stderr
+    wait_until(lambda: _stepping(folder) and any(e["kind"] == "checkpoint_written" for e in _log(folder))
+               or holder(folder / "lock") is None, 60, "a checkpoint while a pair steps")
+    runner = holder(folder / "lock")
+    assert runner is not None, "the session ended before its runner could be killed"
+    [actor] = _stepping(folder)
+    os.kill(runner, signal.SIGKILL)
+    wait_until(lambda: not _alive(actor["pid"]), 30, "the actor to end with its runner")
+    wait_until(lambda: holder(folder / "lock") is None, 10, "the killed runner's lock to be freed")
+    resumed = nebtui(nebtui_home, "sessions", "resume", "killed", "--detach")
+    assert resumed.returncode == 0, resumed.stderr
+    wait_until(lambda: holder(folder / "lock") is None and _log(folder)[-1]["kind"] == "session_finished", 90,
+               "the end of the resumed session")
+    assert [e for e in _log(folder) if e["kind"] == "runner_started"][-1]["resumed"]
+    _same_result(folder, digits_session)
+
+
+def test_a_cluster_that_is_not_there_is_one_line_and_leaves_no_session(nebtui_home, digits_minima, digits_schedule,
+                                                                       monkeypatch):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    done = nebtui(nebtui_home, *digits_args(digits_minima, digits_schedule), "--cluster", "ray", "--session", "gone",
+                  "--headless")
+    assert_one_clear_line(done, f"cannot reach the Ray cluster at 127.0.0.1:{port}")
+    assert done.returncode == 2
+    assert not (nebtui_home / "gone").exists()
+
+
+def test_cluster_ray_without_ray_installed_says_how_to_install_it(nebtui_home, digits_minima, digits_schedule):
+    hidden = ("import sys; sys.modules['ray'] = None; from nebtui.cli import main; "
+              "sys.argv = ['nebtui'] + sys.argv[1:]; main()")
+    done = subprocess.run([sys.executable, "-c", hidden, *digits_args(digits_minima, digits_schedule),
+                           "--cluster", "ray", "--session", "noray"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "NEBTUI_HOME": str(nebtui_home)})
+    assert_one_clear_line(done, "pip install -e '.[ray]'")
+    assert not (nebtui_home / "noray").exists()
