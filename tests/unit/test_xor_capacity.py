@@ -137,7 +137,7 @@ def with_helper(net: nn.Sequential, incoming: Tensor) -> nn.Sequential:
 def energy(hidden: int) -> NetworkEnergy:
     """Full-batch cross-entropy of a 2-hidden-1 net on the four XOR points."""
     x, y = xor_samples()
-    return NetworkEnergy(models.xor_net(hidden).double(), x, y, loss="bce", batch_size=4, strategy="vmap")
+    return NetworkEnergy(models.xor_net(hidden).double(), x, y, loss="bce", batch_size=4, strategy="batched")
 
 
 def endpoint_loss(result: ConnectionResult) -> float:
