@@ -116,8 +116,10 @@ def kill_and_resume(home: Path, session: str, rng: random.Random, most_events: i
                     between: Callable[[int], None] = lambda kill: None) -> list[float]:
     """Kill -9 the runner ``kills`` times, each after a random number of new events
     (0: as soon as it holds the lock and beats), and resume it detached. The last kill waits for a
-    checkpoint first, so the last runner continues from one. Returns the resume times."""
+    checkpoint first, so the last runner continues from one. Returns the resume times.
+    The killed runners' workers must exit by themselves; the next runner does not wait for them."""
     resume_seconds = []
+    orphans: list[int] = []
     for kill in range(kills):
         pid = wait_until(lambda: runner_pid(home, session), 30, "runner holding the lock")
         seen = len(events(home, session))
@@ -132,17 +134,18 @@ def kill_and_resume(home: Path, session: str, rng: random.Random, most_events: i
 
         wait_until(ready, 60, f"{wanted} new events" + (" and a checkpoint" if last else ""))
         assert runner_pid(home, session) == pid, "the session ended before it could be killed: make it longer"
-        workers = worker_pids(events(home, session))
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda: runner_pid(home, session) is None, 10, "the killed runner's lock to be freed")
-        # its workers notice the runner is gone and exit rather than compute for nobody
-        wait_until(lambda: not any(alive(w) for w in workers), 15, "orphaned workers to exit")
+        # the worker it had logged (a kill may come before it logs one: then none)
+        orphans += [w for w in worker_pids(events(home, session)) if w not in orphans]
         between(kill)
         started = time.monotonic()
-        done = nebtui(home, "sessions", "resume", session, "--detach")
+        done = in_process("sessions", "resume", session, "--detach", home=home)
         assert done.returncode == 0, done.stderr
         assert "continues from the last checkpoint" in done.stdout
         resume_seconds.append(time.monotonic() - started)
+    # its workers notice the runner is gone and exit rather than compute for nobody
+    wait_until(lambda: not any(alive(w) for w in orphans), 30, "orphaned workers to exit")
     return resume_seconds
 
 

@@ -5,6 +5,7 @@ what is refused is asked of the command line in this process."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_runs import NEBTUI, in_process
+from cli_runs import DIGITS_TRAIN_ARGS, NEBTUI, in_process
 from safetensors.torch import load_file
 
 
@@ -30,20 +31,24 @@ def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run([NEBTUI, *args], capture_output=True, text=True, timeout=timeout)
 
 
-def test_train_writes_minima_and_sidecars_and_resumes_by_minimum(tmp_path):
+def test_train_writes_minima_and_sidecars_and_resumes_by_minimum(tmp_path, digits_minima):
+    # the first minimum as the shared minima's training wrote it (the same command with --count 3)
     out = tmp_path / "minima"
-    first = run("train", "--model", "mlp", "--data", "digits", "--count", "1", "--out", str(out), "--scale", "0.1")
-    assert first.returncode == 0, first.stderr
-    again = run("train", "--model", "mlp", "--data", "digits", "--count", "2", "--out", str(out), "--scale", "0.1")
+    out.mkdir()
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(digits_minima / f"minimum-00{suffix}", out)
+    scale = DIGITS_TRAIN_ARGS[DIGITS_TRAIN_ARGS.index("--scale") + 1]
+    steps = json.loads((out / "minimum-00.json").read_text())["recipe"]["steps"]  # the digits recipe's, scaled
+    again = run("train", "--model", "mlp", "--data", "digits", "--count", "2", "--out", str(out), "--scale", scale)
     assert again.returncode == 0, again.stderr
     assert "minimum 1/2: minimum-00 already trained, kept" in again.stdout
-    assert "minimum 2/2: step 150/150" in again.stdout
-    last = next(line for line in again.stdout.splitlines() if "minimum 2/2: step 150/150" in line)
+    assert f"minimum 2/2: step {steps}/{steps}" in again.stdout
+    last = next(line for line in again.stdout.splitlines() if f"minimum 2/2: step {steps}/{steps}" in line)
     assert "samples/s, ETA 0:00)" in last
     sidecars = [json.loads((out / f"minimum-0{i}.json").read_text()) for i in range(2)]
     assert [s["seed"] for s in sidecars] == [0, 1]
     for sidecar in sidecars:
-        assert sidecar["model"] == "mlp" and sidecar["data"] == "digits" and sidecar["recipe"]["steps"] == 150
+        assert sidecar["model"] == "mlp" and sidecar["data"] == "digits" and sidecar["recipe"]["steps"] == steps
         assert sidecar["train"]["loss"] < sidecar["curve"]["loss"][0]  # it trained
         assert 0 <= sidecar["test"]["error"] < 0.5 and sidecar["train"]["bn_recalibrated"] is False
     weights = [load_file(str(out / f"minimum-0{i}.safetensors")) for i in range(2)]
@@ -96,9 +101,17 @@ def _train_args(out: Path, *extra: str) -> list[str]:
             "--checkpoint-every", "0.2", *extra]
 
 
-def _interrupt(out: Path, how: signal.Signals) -> subprocess.CompletedProcess[str]:
-    """Start a training, wait until its state has been saved, then send ``how``."""
-    process = subprocess.Popen(_train_args(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _train(out: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(_train_args(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finished(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    stdout, stderr = process.communicate(timeout=240)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def _interrupt(process: subprocess.Popen[str], out: Path, how: signal.Signals) -> subprocess.CompletedProcess[str]:
+    """Wait until the training ``process`` has saved its state, then send ``how``."""
     partial = out / "minimum-00.partial.safetensors"
     deadline = time.monotonic() + 120
     while not partial.exists():
@@ -113,36 +126,45 @@ def _interrupt(out: Path, how: signal.Signals) -> subprocess.CompletedProcess[st
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_killed_or_stopped_training_continues_to_the_same_minimum(tmp_path):
-    reference = subprocess.run(_train_args(tmp_path / "ref"), capture_output=True, text=True, timeout=240)
-    assert reference.returncode == 0, reference.stderr
-    expected = load_file(str(tmp_path / "ref" / "minimum-00.safetensors"))
+    # three trainings side by side (separate folders): the reference, one to kill, one to stop
+    reference, to_kill, to_stop = (_train(tmp_path / name) for name in ("ref", "killed", "stopped"))
+    continued: dict[str, subprocess.Popen[str]] = {}
+    try:
+        killed = _interrupt(to_kill, tmp_path / "killed", signal.SIGKILL)
+        assert killed.returncode == -signal.SIGKILL
+        stopped = _interrupt(to_stop, tmp_path / "stopped", signal.SIGINT)
+        assert stopped.returncode == 130, stopped.stderr
+        assert stopped.stderr.strip().splitlines() == [
+            "nebtui: stopped; minimum-00.partial.safetensors keeps minimum 1's progress: run the same command to continue"]
 
-    killed = _interrupt(tmp_path / "killed", signal.SIGKILL)
-    assert killed.returncode == -signal.SIGKILL
-    stopped = _interrupt(tmp_path / "stopped", signal.SIGINT)
-    assert stopped.returncode == 130, stopped.stderr
-    assert stopped.stderr.strip().splitlines() == [
-        "nebtui: stopped; minimum-00.partial.safetensors keeps minimum 1's progress: run the same command to continue"]
+        # the saved state is not a minimum: explore refuses the folder instead of exploring it
+        explored = in_process("explore", str(tmp_path / "stopped"))
+        assert explored.returncode == 2 and "holds unfinished training (minimum-00.partial.safetensors)" in explored.stderr
+        # other options would not continue the same run: refused, and the state is kept
+        other = in_process(*_train_args(tmp_path / "stopped", "--seed", "7")[1:])
+        assert other.returncode == 2
+        assert "was started with another seed: rerun with the same options" in other.stderr  # only the seed differs
+        assert (tmp_path / "stopped" / "minimum-00.partial.safetensors").exists()
 
-    # the saved state is not a minimum: explore refuses the folder instead of exploring it
-    explored = in_process("explore", str(tmp_path / "stopped"))
-    assert explored.returncode == 2 and "holds unfinished training (minimum-00.partial.safetensors)" in explored.stderr
-    # other options would not continue the same run: refused, and the state is kept
-    other = in_process(*_train_args(tmp_path / "stopped", "--seed", "7")[1:])
-    assert other.returncode == 2
-    assert "was started with another seed: rerun with the same options" in other.stderr  # only the seed differs
-    assert (tmp_path / "stopped" / "minimum-00.partial.safetensors").exists()
-
-    for folder in ("killed", "stopped"):
-        again = subprocess.run(_train_args(tmp_path / folder), capture_output=True, text=True, timeout=240)
-        assert again.returncode == 0, again.stderr
-        assert "minimum 1/1: continuing at step " in again.stdout
-        weights = load_file(str(tmp_path / folder / "minimum-00.safetensors"))
-        assert weights.keys() == expected.keys()
-        assert all(torch.equal(weights[k], expected[k]) for k in expected), folder
-        assert not (tmp_path / folder / "minimum-00.partial.safetensors").exists()
-        sidecar = json.loads((tmp_path / folder / "minimum-00.json").read_text())
-        assert sidecar["resumed_at_step"] > 0
+        continued.update({folder: _train(tmp_path / folder) for folder in ("killed", "stopped")})  # side by side too
+        done = _finished(reference)
+        assert done.returncode == 0, done.stderr
+        expected = load_file(str(tmp_path / "ref" / "minimum-00.safetensors"))
+        for folder, process in continued.items():
+            again = _finished(process)
+            assert again.returncode == 0, again.stderr
+            assert "minimum 1/1: continuing at step " in again.stdout
+            weights = load_file(str(tmp_path / folder / "minimum-00.safetensors"))
+            assert weights.keys() == expected.keys()
+            assert all(torch.equal(weights[k], expected[k]) for k in expected), folder
+            assert not (tmp_path / folder / "minimum-00.partial.safetensors").exists()
+            sidecar = json.loads((tmp_path / folder / "minimum-00.json").read_text())
+            assert sidecar["resumed_at_step"] > 0
+    finally:  # nothing left running after a failure
+        for process in (reference, to_kill, to_stop, *continued.values()):
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
 
 
 def test_a_damaged_training_state_is_named_and_kept(tmp_path):
