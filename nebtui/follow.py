@@ -1,17 +1,20 @@
 """Following a session from the terminal without the app: replay its event log,
-then print new events as they come, until it ends or its runner dies."""
+then print new events as they come, until it ends or its runner dies.
+
+Its imports are made where they are used: the CLI imports this module for every
+command, and the session view (with the schedule's pydantic model behind it) was
+most of the CLI's start."""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nebtui.progress import ProgressPrinter
-from sessions.eventlog import EventLogReader
-from sessions.folder import SessionFolder
-from sessions.lock import holder
-from sessions.view import SessionView
+if TYPE_CHECKING:
+    from nebtui.progress import ProgressPrinter
+    from sessions.folder import SessionFolder
+    from sessions.view import SessionView
 
 ENDED = ("finished", "stopped", "failed")
 
@@ -19,6 +22,10 @@ ENDED = ("finished", "stopped", "failed")
 def follow(folder: SessionFolder, printer: ProgressPrinter, poll: float = 0.1) -> SessionView:
     """Print the session's events until it has ended (or its runner is gone);
     returns the replayed view. Ctrl-C (KeyboardInterrupt) passes to the caller."""
+    from sessions.eventlog import EventLogReader
+    from sessions.lock import holder
+    from sessions.view import SessionView
+
     view = SessionView()
     with EventLogReader(folder.events_path) as reader:
 
