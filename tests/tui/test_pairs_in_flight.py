@@ -41,8 +41,12 @@ async def test_the_energy_pane_follows_one_pair_and_n_moves_to_the_next():
 
         await wait_until(pilot, lambda: follows((0, 1)), what="the energy pane on the first pair in flight")
         assert "cycle 2/3 step 10/20" in energy.render().plain  # not (0, 2)'s, which stepped last
-        shown = [line for line in mst.render().plain.splitlines() if "◀ energy pane" in line]
+        lines = mst.render().plain.splitlines()
+        shown = [line for line in lines if "◀ energy pane" in line]
         assert len(shown) == 1 and "computing (0, 1)" in shown[0]
+        # every pair in flight with its own progress and ETA (20 steps of 60 at 20 steps a second)
+        assert any(line.startswith("computing (0, 1) · cycle 2/3 step 10/20 · 7 pivots · ETA 0:") for line in lines)
+        assert any(line.startswith("computing (0, 2) · cycle 1/3 step 20/20 · 5 pivots · ETA 0:") for line in lines)
 
         # (0, 2) steps again: the pane stays on (0, 1) until asked
         more = Events()

@@ -69,7 +69,7 @@ async def test_running_session_panes_show_the_values():
         mst = text(app, MSTPane)
         s01 = next(e.event for e in events if isinstance(e.event, MSTEdgeAdded)).saddle_energy
         assert "minima 3 · pairs done 1/3" in mst
-        assert "computing (0, 2)\n" in mst  # an initial pair: it attacks no edge
+        assert "computing (0, 2) · cycle 2/3 step 10/20 · 7 pivots · ETA 0:04\n" in mst  # initial: attacks no edge
         assert "attacked" not in mst  # the app predicts no choice of the engine
         assert f"minimum 0 (E -10.0000)\n└─ saddle {s01:.4f} ─ minimum 1 (E -8.0000)" in mst
 

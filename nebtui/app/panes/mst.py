@@ -1,6 +1,7 @@
 """The landscape: the minima, the minimum spanning tree of saddle energies
 rooted at the lowest minimum (each edge labelled with its saddle), the pairs
-being computed, pairs done / total, and the MST edges under attack: those the
+being computed (each with its cycle, step, pivots and its own ETA), pairs
+done / total, and the MST edges under attack: those the
 engine chose the pairs in flight to replace (PairChosen.attacked_edge). The
 pane lays out what the events say; it decides nothing the algorithm decides."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from nebtui.app.panes.base import Pane
+from nebtui.progress import clock_text
 
 
 class MSTPane(Pane):
@@ -21,10 +23,13 @@ class MSTPane(Pane):
         total = "?" if model.pairs_total is None else str(model.pairs_total)
         lines = [Text(f"minima {len(model.minima) or '?'} · pairs done {len(view.saddles)}/{total}", no_wrap=True)]
         shown = model.shown_pair()
-        for pair in view.running:
+        cycle_steps = [row.steps for row in model.schedule]
+        for pair, trace in view.running.items():
             attacked = view.attacked.get(pair)
             why = f" (may replace edge {attacked})" if attacked else ""
-            line = Text(f"computing {pair}{why}", style="bold", no_wrap=True, overflow="ellipsis")
+            where = (f" · cycle {trace.cycle}/{trace.cycles} step {trace.step}/{trace.steps} · {trace.pivots} pivots"
+                     f" · ETA {clock_text(trace.eta(cycle_steps, model.restarts))}") if trace.cycle else ""
+            line = Text(f"computing {pair}{why}{where}", style="bold", no_wrap=True, overflow="ellipsis")
             if len(view.running) > 1 and shown is not None and shown.pair == pair:
                 line.append("  ◀ energy pane (n: next)", style="bold cyan")
             lines.append(line)
