@@ -120,9 +120,10 @@ class SessionModel:
     def apply(self, entry: LoggedEvent) -> None:
         view, event = self.view, entry.event
         view.apply(entry)
-        shown = self.shown_pair()
-        if isinstance(event, StepEnergies) and shown is not None and event.pair == shown.pair:
-            if entry.time is not None:
+        if isinstance(event, StepEnergies):
+            # most steps are the followed pair's: ask which pair is shown only when not
+            shown = view.progress[event.pair] if event.pair == self.followed else self.shown_pair()
+            if shown is not None and event.pair == shown.pair and entry.time is not None:
                 self.rate.observe(entry.time, self.steps_done(shown))
         elif isinstance(event, GAPS):
             self.rate.gap()
