@@ -24,6 +24,30 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from cli_runs import DIGITS_SCHEDULE, DIGITS_TRAIN_ARGS, MB_ARGS, digits_args, nebtui  # noqa: E402
 
 
+# The shared finished sessions (below). Under pytest-xdist every worker would make its own;
+# the tests that use them run on one worker instead (--dist loadgroup in pyproject.toml).
+SHARED_SESSIONS = {"mb_session", "digits_minima", "digits_schedule", "digits_session"}
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` (pyproject.toml): the whole suite (no paths named) on two workers,
+    which halves its time on an idle two-core machine, since most tests wait on
+    processes that use one core; tests named on the command line run in this process.
+    PYTEST_XDIST_AUTO_NUM_WORKERS still decides where it is set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    cores = len(os.sched_getaffinity(0))
+    if config.args_source is not pytest.Config.ArgsSource.TESTPATHS or cores < 2:
+        return 0
+    return 2
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SHARED_SESSIONS & set(item.fixturenames):
+            item.add_marker(pytest.mark.xdist_group("shared-sessions"))
+
+
 @pytest.fixture(autouse=True)
 def nebtui_home(tmp_path, monkeypatch):
     home = tmp_path / "nebtui-home"
