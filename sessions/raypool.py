@@ -53,6 +53,8 @@ INSTALL = "pip install -e '.[ray]' (in nebtui's folder) or pip install 'ray[clie
 DRAIN_SECONDS = 1.0  # how long an actor's drain waits for a message before it answers empty
 CONNECT_SECONDS = 5.0  # how long the cluster's address may take to accept a connection
 CONCURRENCY = 4  # a job, a drain, and requests beside them
+BATCH_SECONDS = 0.05  # events wait this long for company: one call per batch, not per step
+ENDS = (WorkerReady, JobDone, JobStopped, JobFailed)  # what the runner acts on at once
 
 
 def import_ray() -> Any:
@@ -93,19 +95,29 @@ def connect(cluster: str) -> Any:
     if why is not None:
         raise SessionError(f"cannot reach the Ray cluster at {host}:{port} ({why}): start it (ray start --head), "
                            "or check --cluster and RAY_ADDRESS")
+    try:  # a cluster started with a token (Ray's default) is joined with it: the token stays on
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    except ImportError:
+        pass
     options: dict[str, Any] = {"namespace": "nebtui", "log_to_driver": False, "logging_level": "WARNING"}
     if not address.startswith("ray://"):
         options["include_dashboard"] = False
     try:
         ray.init(address=address, **options)
     except Exception as error:  # noqa: BLE001 - Ray raises many kinds; each becomes one line
+        cause = error.__cause__ or error
         text = " ".join(str(error).split())
+        if type(cause).__name__ == "AuthenticationError":
+            raise SessionError(f"the Ray cluster at {address} asks for a token this machine lacks: copy the "
+                               "head's ~/.ray/auth_token here (ray get-auth-token prints it), or set "
+                               "RAY_AUTH_TOKEN") from None
         if "version mismatch" in text.lower() or "versions" in text.lower():
             raise SessionError(f"the Ray cluster at {address} runs other versions than this machine ({text[:300]}): "
                                "install the cluster's Ray and Python versions here") from None
-        if "auth" in text.lower() or "token" in text.lower():
-            raise SessionError(f"the Ray cluster at {address} refused this machine's token ({text[:200]}): "
-                               "copy the cluster's ~/.ray/auth_token here (or set RAY_AUTH_TOKEN)") from None
         raise SessionError(f"cannot join the Ray cluster at {address}: {text[:300]}") from None
     return ray
 
@@ -188,9 +200,11 @@ class PairActor:
             self.cond.notify_all()
 
     def drain(self, timeout: float) -> list[WorkerMessage]:
-        """What was sent since the last drain, in order; waits up to ``timeout`` s for something."""
+        """What was sent since the last drain, in order; waits up to ``timeout`` s for something,
+        then up to ``BATCH_SECONDS`` more for the rest of a batch (a job's end ends the wait)."""
         with self.cond:
-            self.cond.wait_for(lambda: self.outbox, timeout)
+            if self.cond.wait_for(lambda: self.outbox, timeout):
+                self.cond.wait_for(lambda: isinstance(self.outbox[-1], ENDS), BATCH_SECONDS)
             messages, self.outbox = self.outbox, []
         return messages
 
