@@ -90,7 +90,7 @@ def connect(cluster: str) -> Any:
         except ConnectionError:
             raise SessionError("no Ray cluster runs on this machine: start one (README: On a cluster), "
                                "or give --cluster ray://HOST:PORT") from None
-        host, _, port = address.rpartition(":")
+        host, _, port = address.removeprefix("ray://").rpartition(":")  # RAY_ADDRESS may name a client address
     why = _reachable(host, int(port)) if port.isdigit() else None
     if why is not None:
         raise SessionError(f"cannot reach the Ray cluster at {host}:{port} ({why}): start it (ray start --head), "
