@@ -10,9 +10,12 @@ into it, resumes or removes it) works on a copy in its own data home
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -24,9 +27,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from cli_runs import DIGITS_SCHEDULE, DIGITS_TRAIN_ARGS, MB_ARGS, digits_args, nebtui  # noqa: E402
 
 
-# The shared finished sessions (below). Under pytest-xdist every worker would make its own;
-# the tests that use them run on one worker instead (--dist loadgroup in pyproject.toml).
-SHARED_SESSIONS = {"mb_session", "digits_minima", "digits_schedule", "digits_session"}
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
@@ -42,10 +42,35 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     return 2
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, the tests of a module that share a module-scoped fixture of ours run on
+    one worker (--dist loadgroup), so the fixture is made once. The session-scoped ones are
+    made once for all workers (see ``made_once``)."""
     for item in items:
-        if SHARED_SESSIONS & set(item.fixturenames):
-            item.add_marker(pytest.mark.xdist_group("shared-sessions"))
+        info = getattr(item, "_fixtureinfo", None)
+        scoped = [name for name, defs in (info.name2fixturedefs.items() if info else ())
+                  if defs and defs[-1].scope in ("module", "class", "package") and defs[-1].baseid]
+        if scoped:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """The folder ``name``, filled by ``make`` once per test run: under xdist the first worker
+    to ask makes it while the others wait on a lock, then all of them read it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    folder = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        made = root / f"{name}.made"  # beside the folder: a data home holds sessions only
+        if not made.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that failed to make it left this
+            folder.mkdir()
+            make(folder)
+            made.touch()
+    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -58,39 +83,44 @@ def nebtui_home(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def mb_session(tmp_path_factory) -> Path:
     """The folder of a finished Mueller-Brown session (cli_runs.MB_ARGS). Read only."""
-    home = tmp_path_factory.mktemp("mb-home")
-    done = nebtui(home, *MB_ARGS, "--headless", "--session", "mb")
-    assert done.returncode == 0, done.stderr
-    assert "session finished (all pairs), 3 pairs" in done.stdout
-    return home / "mb"
+
+    def make(home: Path) -> None:
+        done = nebtui(home, *MB_ARGS, "--headless", "--session", "mb")
+        assert done.returncode == 0, done.stderr
+        assert "session finished (all pairs), 3 pairs" in done.stdout
+
+    return made_once(tmp_path_factory, "mb-home", make) / "mb"
 
 
 @pytest.fixture(scope="session")
 def digits_minima(tmp_path_factory) -> Path:
     """A folder of three digits MLP minima and their sidecars (cli_runs.DIGITS_TRAIN_ARGS). Read only."""
-    minima = tmp_path_factory.mktemp("digits-minima") / "minima"
-    done = nebtui(None, *DIGITS_TRAIN_ARGS, "--out", str(minima))
-    assert done.returncode == 0, done.stderr
-    return minima
+
+    def make(folder: Path) -> None:
+        done = nebtui(None, *DIGITS_TRAIN_ARGS, "--out", str(folder / "minima"))
+        assert done.returncode == 0, done.stderr
+
+    return made_once(tmp_path_factory, "digits-minima", make) / "minima"
 
 
 @pytest.fixture(scope="session")
 def digits_schedule(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("schedule") / "tiny.toml"
-    path.write_text(DIGITS_SCHEDULE)
-    return path
+    return made_once(tmp_path_factory, "schedule", lambda folder: (folder / "tiny.toml").write_text(DIGITS_SCHEDULE)) \
+        / "tiny.toml"
 
 
 @pytest.fixture(scope="session")
 def digits_session(tmp_path_factory, digits_minima, digits_schedule) -> Path:
     """The folder of a finished session over ``digits_minima`` (cli_runs.digits_args). Read only.
     Made with ``explore --json``: stdout holds the session's result (and its Table 1 row), nothing else."""
-    home = tmp_path_factory.mktemp("digits-home")
-    done = nebtui(home, *digits_args(digits_minima, digits_schedule), "--json", "--session", "dg")
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    table1 = result.pop("table1")  # a network session's JSON adds the paper's Table 1 row
-    assert table1["train_loss_saddles"] > table1["train_loss_minima"] > 0
-    assert result == json.loads((home / "dg" / "results" / "result.json").read_text())
-    assert len(result["minima"]) == 3 and len(result["mst"]) == 2
-    return home / "dg"
+
+    def make(home: Path) -> None:
+        done = nebtui(home, *digits_args(digits_minima, digits_schedule), "--json", "--session", "dg")
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        table1 = result.pop("table1")  # a network session's JSON adds the paper's Table 1 row
+        assert table1["train_loss_saddles"] > table1["train_loss_minima"] > 0
+        assert result == json.loads((home / "dg" / "results" / "result.json").read_text())
+        assert len(result["minima"]) == 3 and len(result["mst"]) == 2
+
+    return made_once(tmp_path_factory, "digits-home", make) / "dg"
