@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -50,11 +52,9 @@ def digits(seed: int = 0, test_fraction: float = 0.25) -> Digits:
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    inputs = torch.from_numpy((bunch.data / 16.0).astype(np.float32))  # (1797, 64)
-    labels = torch.from_numpy(bunch.target.astype(np.int64))  # (1797,)
+    pixels, targets = _digits_table()
+    inputs = torch.from_numpy((pixels / 16.0).astype(np.float32))  # (1797, 64)
+    labels = torch.from_numpy(targets.astype(np.int64))  # (1797,)
     order = torch.from_numpy(np.random.default_rng(seed).permutation(len(labels)))
     n_test = int(round(test_fraction * len(labels)))
     test, train = order[:n_test], order[n_test:]
@@ -62,6 +62,22 @@ def digits(seed: int = 0, test_fraction: float = 0.25) -> Digits:
         train=DigitsSplit(inputs[train].contiguous(), labels[train].contiguous()),
         test=DigitsSplit(inputs[test].contiguous(), labels[test].contiguous()),
     )
+
+
+def _digits_table() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as ``load_digits`` returns them: pixels (1797, 64) in 0..16
+    and targets (1797,). Read straight from the file scikit-learn ships: importing
+    sklearn.datasets takes about 2 s, paid by every process that loads digits."""
+    spec = importlib.util.find_spec("sklearn")  # finds the package without running it
+    folders = spec.submodule_search_locations if spec is not None else None
+    table = Path(folders[0]) / "datasets" / "data" / "digits.csv.gz" if folders else None
+    if table is None or not table.is_file():  # another layout: let scikit-learn read it
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        return bunch.data, bunch.target
+    raw = np.loadtxt(table, delimiter=",")
+    return raw[:, :-1], raw[:, -1].astype(int)
 
 
 def xor() -> Samples:

@@ -104,3 +104,20 @@ def test_a_stopped_run_checkpoints_where_it_stopped_and_resumes_to_the_same_mini
     assert [s["meta"]["step"] for s in states] == [30]  # the stop's own checkpoint, none other was due
     resumed = train(fresh(), data.train.inputs, data.train.targets, recipe=recipe, seed=4, resume=states[0])
     assert resumed.finished and torch.equal(resumed.parameters, whole.parameters)
+
+
+def test_digits_are_scikit_learns_digits_without_importing_it():
+    import subprocess
+    import sys
+
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from engine.networks.data import _digits_table
+
+    pixels, targets = _digits_table()
+    bunch = load_digits()
+    assert np.array_equal(pixels, bunch.data) and np.array_equal(targets, bunch.target)
+    code = "import sys; from engine.networks.data import digits; digits(); print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False"
