@@ -269,6 +269,10 @@ def build_worker(session_config: Any, device: str, threads: int | None = None) -
 
         torch.set_num_threads(threads)
     built = build(session_config, device)
+    # torch.optim imports torch._dynamo (2 to 5 s here) when the first optimiser is made:
+    # pay it now, while the runner still evaluates the minima, not once the first pair runs.
+    import torch._dynamo  # noqa: F401
+
     return built.energy, method_schedule(session_config.method, schedule_from_dict(session_config.schedule))
 
 

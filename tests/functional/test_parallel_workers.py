@@ -147,7 +147,7 @@ def test_two_workers_with_one_slowed_end_as_one_worker_does(nebtui_home, himmelb
     os.kill(slow, signal.SIGSTOP)
     try:
         wait_until(lambda: sum(e["kind"] == "connection_finished" for e in _log(nebtui_home / "slow")) >= 4
-                   or _runner(nebtui_home, "slow") is None, 60, "the other worker to finish a pair")
+                   or _runner(nebtui_home, "slow") is None, 240, "the other worker to finish a pair")
     finally:
         os.kill(slow, signal.SIGCONT)
     wait_until(lambda: _runner(nebtui_home, "slow") is None, 120, "the end of the session")
