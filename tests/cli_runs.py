@@ -84,6 +84,15 @@ def copy_session(folder: Path, home: Path, name: str | None = None) -> Path:
     return Path(shutil.copytree(folder, home / (name or folder.name), ignore=shutil.ignore_patterns("*.sock")))
 
 
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to reap it counts as dead)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
     """The first true value of ``condition()``, polled until ``timeout`` seconds have passed."""
     deadline = time.monotonic() + timeout

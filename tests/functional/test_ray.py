@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from cli_runs import NEBTUI, assert_one_clear_line, digits_args, nebtui, wait_until
+from cli_runs import NEBTUI, alive, assert_one_clear_line, digits_args, nebtui, wait_until
 from sessions.eventlog import read_log
 from sessions.lock import holder
 
@@ -68,14 +68,6 @@ def _same_result(folder: Path, reference: Path) -> None:
             assert all(torch.equal(mine.get_tensor(k), theirs.get_tensor(k)) for k in mine.keys()), name
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 def _stepping(folder: Path) -> list[dict[str, Any]] | None:
     """The worker_started events once the latest started worker has stepped; None while the
     runner holds the session and it has not, [] once the runner has let go."""
@@ -117,7 +109,7 @@ def test_a_digits_session_on_ray_ends_as_on_local_workers_through_a_lost_actor_a
     died = [e for e in _log(folder) if e["kind"] == "worker_died"]
     assert died[0]["pid"] == first["pid"] and died[0]["pair"] is not None and died[0]["restart_in"] is not None
     os.kill(runner, signal.SIGKILL)
-    wait_until(lambda: not _alive(replaced[-1]["pid"]), 30, "the actor to end with its runner")
+    wait_until(lambda: not alive(replaced[-1]["pid"]), 30, "the actor to end with its runner")
     wait_until(lambda: holder(folder / "lock") is None, 10, "the killed runner's lock to be freed")
 
     resumed = nebtui(nebtui_home, "sessions", "resume", "ray", "--detach")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from cli_runs import MB_ARGS, assert_one_clear_line, digits_args, in_process, nebtui, wait_until
+from cli_runs import MB_ARGS, alive, assert_one_clear_line, digits_args, in_process, nebtui, wait_until
 from cli_runs import NEBTUI as NEBTUI_SCRIPT
 
 from sessions.eventlog import read_log
@@ -40,15 +40,6 @@ def events(home: Path, session: str) -> list[dict[str, Any]]:
 
 def runner_pid(home: Path, session: str) -> int | None:
     return holder(home / session / "lock")
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for its parent to reap it counts as dead)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def show(home: Path, session: str) -> dict[str, Any]:
@@ -410,14 +401,6 @@ os._exit(0)  # gone before its workers ran a line of their own, as under an earl
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in state  # a zombie has exited
-
-
 @pytest.mark.timeout(120)
 def test_workers_whose_runner_died_before_they_started_exit_by_themselves(tmp_path):
     """Workers left behind keep their memory (and a GPU's) for ever: each must see
@@ -429,8 +412,8 @@ def test_workers_whose_runner_died_before_they_started_exit_by_themselves(tmp_pa
     pids = [int(p) for p in written.read_text().split()]
     assert len(pids) == 2
     deadline = time.monotonic() + 90
-    while any(_alive(pid) for pid in pids):
-        assert time.monotonic() < deadline, f"workers {[p for p in pids if _alive(p)]} still run 90 s after their runner died"
+    while any(alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"workers {[p for p in pids if alive(p)]} still run 90 s after their runner died"
         time.sleep(0.2)
 
 
