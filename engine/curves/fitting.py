@@ -32,7 +32,8 @@ from engine.curves.schedule import CurveSchedule
 from engine.curves.shapes import coefficients, curve_points
 from engine.energy.base import Energy
 from engine.events import EventSink
-from engine.neb.autoneb import ConnectionResult, CycleRecord, DivergedError, Profile, StopRequest
+from engine.neb.autoneb import (ConnectionResult, CycleRecord, DivergedError, Profile, StopRequest,
+                                 optimiser_state_parts)
 from engine.neb.band import arc_fractions, linear_path
 
 
@@ -259,10 +260,8 @@ class CurveFit:
             "bend": self.bend.detach(),
             "rng": self.generator.get_state(),
         }
-        state = self.optimiser.state.get(self.bend, {})
-        for key, value in state.items():
-            if isinstance(value, Tensor):
-                tensors[f"optimiser.{key}"] = value
+        parts, saved = optimiser_state_parts(self.optimiser.state.get(self.bend, {}))
+        tensors.update(parts)
         meta: dict[str, Any] = {
             "method": self.kind,
             "pair": list(self.pair),
@@ -275,10 +274,7 @@ class CurveFit:
             "linear": asdict(self.linear) if self.linear is not None else None,
             "history": [asdict(r) for r in self.history],
             "energy": self.energy.state_dict() if hasattr(self.energy, "state_dict") else None,
-            "optimiser": {
-                "scalars": {k: v for k, v in state.items() if not isinstance(v, Tensor)},
-                "tensors": [k for k, v in state.items() if isinstance(v, Tensor)],
-            },
+            "optimiser": saved,
         }
         return {"tensors": {k: v.detach().clone() for k, v in tensors.items()}, "meta": meta}
 

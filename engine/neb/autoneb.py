@@ -170,6 +170,15 @@ def _optimiser_step(optimiser: torch.optim.Optimizer, interior: torch.nn.Paramet
         interior.add_(grad, alpha=-group["lr"])
 
 
+def optimiser_state_parts(state: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """One parameter's optimiser state in the form saved states keep it: its tensors
+    named ``optimiser.KEY``, and JSON naming its scalars and its tensors' keys."""
+    tensors = {f"optimiser.{k}": v for k, v in state.items() if isinstance(v, Tensor)}
+    meta = {"scalars": {k: v for k, v in state.items() if not isinstance(v, Tensor)},
+            "tensors": [k for k, v in state.items() if isinstance(v, Tensor)]}
+    return tensors, meta
+
+
 def _carry_state(old: dict[str, Any], old_shape: torch.Size, rows: list[int], new_shape: torch.Size) -> dict[str, Any]:
     """Move per-pivot optimiser state (momentum, ...) to a band with new pivots:
     old interior row j goes to new row rows[j], new pivots start from zero."""
@@ -580,15 +589,10 @@ class Connection:
                 tensors[f"{name}.dense"] = best.dense_losses
                 meta[name] = asdict(best.record)
         if self.optimiser is not None and self.interior is not None:
-            state = self.optimiser.state.get(self.interior, {})
-            meta["optimiser"] = {
-                "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in self.optimiser.param_groups],
-                "scalars": {k: v for k, v in state.items() if not isinstance(v, Tensor)},
-                "tensors": [k for k, v in state.items() if isinstance(v, Tensor)],
-            }
-            for key, value in state.items():
-                if isinstance(value, Tensor):
-                    tensors[f"optimiser.{key}"] = value
+            parts, saved = optimiser_state_parts(self.optimiser.state.get(self.interior, {}))
+            groups = [{k: v for k, v in g.items() if k != "params"} for g in self.optimiser.param_groups]
+            meta["optimiser"] = {"param_groups": groups, **saved}
+            tensors.update(parts)
         return {"tensors": {k: v.detach().cpu().clone() for k, v in tensors.items()}, "meta": meta}
 
     @classmethod
