@@ -269,11 +269,23 @@ def build_worker(session_config: Any, device: str, threads: int | None = None) -
 
         torch.set_num_threads(threads)
     built = build(session_config, device)
-    # torch.optim imports torch._dynamo (2 to 5 s here) when the first optimiser is made:
-    # pay it now, while the runner still evaluates the minima, not once the first pair runs.
-    import torch._dynamo  # noqa: F401
+    schedule = method_schedule(session_config.method, schedule_from_dict(session_config.schedule))
+    if _will_import_dynamo(built.energy, schedule):
+        # pay the 2 to 5 s now, while the runner still evaluates the minima, not once the first pair runs
+        import torch._dynamo  # noqa: F401
+    return built.energy, schedule
 
-    return built.energy, method_schedule(session_config.method, schedule_from_dict(session_config.schedule))
+
+def _will_import_dynamo(energy: Any, schedule: Any) -> bool:
+    """Whether the first pair will import torch._dynamo: vmap's first call, torch.compile and
+    the first torch.optim optimiser do; a surface, or a network batched or looped, under
+    plain SGD (written out by the band) does not."""
+    from engine.neb.autoneb import PlainSGD
+    from engine.neb.schedule import Schedule
+
+    if getattr(energy, "strategy", None) in ("vmap", "auto") or getattr(energy, "compiled", False):
+        return True
+    return not isinstance(schedule, Schedule) or not all(PlainSGD.covers(cycle) for cycle in schedule.cycles)
 
 
 def run_job(index: int, energy: Any, schedule: Any, pair: Pair, packed: bytes, interval: float,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 import torch
 from torch import Tensor
@@ -130,44 +130,68 @@ class _Best:
     dense_losses: Tensor  # (M,)
 
 
-def _make_optimiser(cycle: Cycle, interior: torch.nn.Parameter) -> torch.optim.Optimizer:
+class PlainSGD:
+    """torch.optim.SGD's update on one parameter, written out: the same operations as
+    torch's single-tensor SGD, bit for bit on the CPU, with the same ``param_groups``
+    and ``state`` (so saved states are the same), but without ``Optimizer``'s
+    per-call bookkeeping, and without the 2 to 5 s import of torch._dynamo that
+    constructing the first torch.optim optimiser costs a fresh process."""
+
+    def __init__(self, param: torch.nn.Parameter, lr: float, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None, differentiable: bool = False, fused: bool | None = None) -> None:
+        # the keys and order of torch.optim.SGD's group (a saved state lists them)
+        self.param_groups: list[dict[str, Any]] = [{
+            "params": [param], "lr": lr, "momentum": momentum, "dampening": dampening,
+            "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize,
+            "foreach": foreach, "differentiable": differentiable, "fused": fused,
+        }]
+        self.state: dict[Any, dict[str, Any]] = {}
+
+    @staticmethod
+    def covers(cycle: Cycle) -> bool:
+        """Whether a cycle's optimiser is SGD on options this update writes out."""
+        args = cycle.optimiser_args
+        return cycle.optimiser == "SGD" and not args.get("differentiable") and not args.get("fused")
+
+    def step(self) -> None:
+        group = self.param_groups[0]
+        (interior,) = group["params"]
+        grad = interior.grad
+        assert grad is not None
+        if group["maximize"]:
+            grad = -grad
+        with torch.no_grad():
+            if group["weight_decay"] != 0:
+                grad = grad.add(interior, alpha=group["weight_decay"])
+            momentum = group["momentum"]
+            if momentum != 0:
+                state = self.state.setdefault(interior, {})
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = grad.detach().clone()
+                    state["momentum_buffer"] = buf
+                else:
+                    buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
+                grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
+            interior.add_(grad, alpha=-group["lr"])
+
+
+Optimiser = Union[PlainSGD, torch.optim.Optimizer]
+
+
+def _optimiser_step(optimiser: Optimiser, interior: torch.nn.Parameter) -> None:
+    """One optimiser step of the band's interior (bench/neb_step.py times it by this name)."""
+    optimiser.step()
+
+
+def _make_optimiser(cycle: Cycle, interior: torch.nn.Parameter) -> Optimiser:
+    """The cycle's optimiser over the band's interior: plain SGD (the presets') written
+    out, any other torch.optim class as torch has it (the schedule checked its arguments)."""
+    if PlainSGD.covers(cycle):
+        return PlainSGD(interior, lr=cycle.lr, **cycle.optimiser_args)
     optimiser_class = getattr(torch.optim, cycle.optimiser)
     return optimiser_class([interior], lr=cycle.lr, **cycle.optimiser_args)
-
-
-def _optimiser_step(optimiser: torch.optim.Optimizer, interior: torch.nn.Parameter) -> None:
-    """One optimiser step. Plain SGD (the presets' optimiser) is written out: the same
-    operations as torch's single-tensor SGD, bit for bit on the CPU, without the
-    per-call bookkeeping of ``Optimizer.step``; its state stays in ``optimiser.state``."""
-    group = optimiser.param_groups[0]
-    plain = (
-        type(optimiser) is torch.optim.SGD
-        and not group.get("differentiable")
-        and not group.get("fused")
-        and not isinstance(group["lr"], Tensor)
-        and not isinstance(group["weight_decay"], Tensor)
-    )
-    if not plain:
-        optimiser.step()
-        return
-    grad = interior.grad
-    assert grad is not None
-    if group["maximize"]:
-        grad = -grad
-    with torch.no_grad():
-        if group["weight_decay"] != 0:
-            grad = grad.add(interior, alpha=group["weight_decay"])
-        momentum = group["momentum"]
-        if momentum != 0:
-            state = optimiser.state[interior]
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = grad.detach().clone()
-                state["momentum_buffer"] = buf
-            else:
-                buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
-            grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
-        interior.add_(grad, alpha=-group["lr"])
 
 
 def optimiser_state_parts(state: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -245,7 +269,7 @@ class Connection:
         self.pivots: Tensor | None = None  # (N, D)
         self.fractions: Tensor | None = None  # (N,) target arc-length fractions
         self.interior: torch.nn.Parameter | None = None  # view of pivots[1:-1]
-        self.optimiser: torch.optim.Optimizer | None = None
+        self.optimiser: Optimiser | None = None
         self.last_dense: Tensor | None = None  # (M,) dense losses at the end of the last cycle
         self._last_climber: Tensor | int | None = None  # the last step's climbing image (re-spacing "before")
         self._equal_fractions: Tensor | None = None  # equal_fraction_table(N) on the device
