@@ -149,6 +149,8 @@ class Band:
         energy.batch_indices = clock.timed("draws", energy.batch_indices)
         energy._step_inputs = clock.timed("inputs", energy._step_inputs)
         energy._direct_loss = clock.timed("forward", energy._direct_loss)
+        if hasattr(energy, "_direct_forward"):  # the batched network's written-out backward
+            energy._direct_forward = clock.timed("forward", energy._direct_forward)
         energy._pivots_loss = clock.timed("forward", energy._pivots_loss)
         energy._looped_loss = clock.timed("forward", energy._looped_loss)
         energy._batched = clock.timed("evaluation", energy._batched)

@@ -17,7 +17,14 @@ the layer already knows how to batch, with no per-operation vmap dispatch:
 
 Both compute what the loop computes for each pivot on its own minibatch
 (BatchNorm on that minibatch's statistics, dropout off), in another order of
-the same float32 sums. A module is supported only if every module in it is
+the same float32 sums.
+
+For a chain of Linear layers and activations (ReLU, Tanh, Sigmoid) in the rows
+layout under the cross-entropy loss, the backward pass is written out as well
+(``cross_entropy_forward`` and ``cross_entropy_backward``): the operations
+autograd would run, in its order and with its kernels, so the gradients are
+bit for bit autograd's, without building and walking a graph (on the digits
+MLP, N = 16, that graph cost about as much as its arithmetic). A module is supported only if every module in it is
 of one of the exact types below (a subclass may change ``forward``); any other
 model raises ``BatchedUnsupported`` and the energy falls back to vmap or the loop.
 """
@@ -25,7 +32,7 @@ model raises ``BatchedUnsupported`` and the energy falls back to vmap or the loo
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -199,6 +206,16 @@ def _layout_for(model: nn.Module, flat_inputs: bool) -> str:
     return layouts[0]
 
 
+# Activations whose backward the written-out gradient knows: autograd's formula from the output.
+# (forward, backward (grad, output) -> grad of the input)
+_WRITTEN_OUT_ACTIVATIONS: dict[type, tuple[Callable[[Tensor], Tensor], Callable[[Tensor, Tensor], Tensor]]] = {
+    nn.ReLU: (torch.relu, lambda grad, out: torch.ops.aten.threshold_backward(grad, out, 0)),
+    nn.Tanh: (torch.tanh, torch.ops.aten.tanh_backward),
+    nn.Sigmoid: (torch.sigmoid, torch.ops.aten.sigmoid_backward),
+}
+_PASS_THROUGH = (nn.Identity, nn.Dropout)  # dropout is off during steps
+
+
 class BatchedNetwork:
     """``net(thetas (N, D), x (N, B, ...)) -> outputs (N, B, ...)``: every pivot's
     network on its own minibatch in one pass (BatchNorm on each pivot's batch
@@ -214,6 +231,81 @@ class BatchedNetwork:
         read = set(self._reads)
         if read != owned or owned != set(names):
             raise BatchedUnsupported("the model's parameters are not all owned by batched layers")
+        self._chain = self._written_out_chain(model)
+
+    def _written_out_chain(self, model: nn.Module) -> list[tuple[str, Any]] | None:
+        """The layers of a Sequential of Linear layers and known activations as
+        ("linear", (weight name, bias name or None)) and ("activation", (forward, backward));
+        None where the backward is left to autograd."""
+        if self.layout != "rows" or type(model) is not nn.Sequential:
+            return None
+        chain: list[tuple[str, Any]] = []
+        for name, module in model.named_children():
+            kind = type(module)
+            if kind is nn.Linear:
+                chain.append(("linear", (f"{name}.weight", f"{name}.bias" if module.bias is not None else None)))
+            elif kind in _WRITTEN_OUT_ACTIVATIONS:
+                chain.append(("activation", _WRITTEN_OUT_ACTIVATIONS[kind]))
+            elif kind not in _PASS_THROUGH:
+                return None
+        return chain if chain and chain[0][0] == "linear" else None
+
+    @property
+    def gradient_written_out(self) -> bool:
+        """Whether ``cross_entropy_forward`` and ``cross_entropy_backward`` cover this net."""
+        return self._chain is not None
+
+    def cross_entropy_forward(self, thetas: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Each pivot's mean cross-entropy (N,) on its batch x (N, B, in), y (N, B),
+        and what ``cross_entropy_backward`` needs (the parameters, the layers'
+        inputs and outputs): the forward of ``pivot_losses("cross_entropy")``."""
+        assert self._chain is not None
+        n = x.shape[0]
+        params = dict(zip(self.names, (p.view(n, *s) for p, s in zip(thetas.split(self.numels, dim=1), self.shapes))))
+        saved: list[Tensor] = [x]
+        for kind, what in self._chain:
+            if kind == "linear":
+                weight, bias = what
+                rows = params[weight].transpose(1, 2)  # (N, in, out)
+                if bias is None:
+                    x = torch.bmm(x, rows)
+                else:
+                    x = torch.baddbmm(params[bias].unsqueeze(1), x, rows)  # (N, B, out)
+            else:
+                x = what[0](x)
+            saved.append(x)  # saved[i + 1]: the output of layer i
+        log_probs = x.log_softmax(-1)  # (N, B, K), as cross_entropy on (N B, K)
+        losses = F.nll_loss(log_probs.flatten(0, 1), y.flatten(), reduction="none").view(n, -1).mean(1)
+        return losses, [thetas, y, log_probs, *saved]
+
+    def cross_entropy_backward(self, saved: list[Tensor]) -> Tensor:
+        """The gradient (N, D) of the summed losses with respect to each pivot's
+        parameters: autograd's backward of ``cross_entropy_forward``, op for op."""
+        assert self._chain is not None
+        thetas, y, log_probs, *outputs = saved  # outputs[0]: the input; outputs[i + 1]: layer i's output
+        n, batch = log_probs.shape[:2]
+        # sum -> mean over the batch -> nll_loss -> log_softmax, as autograd runs them
+        upstream = log_probs.new_ones(n, 1).expand(n, batch) / batch
+        flat = torch.ops.aten.nll_loss_backward(
+            upstream.reshape(-1), log_probs.flatten(0, 1), y.flatten(), None, 0, -100, log_probs.new_zeros(())
+        )
+        grad = torch.ops.aten._log_softmax_backward_data(flat.view_as(log_probs), log_probs, 2, log_probs.dtype)
+        grads = thetas.new_empty(thetas.shape)  # (N, D)
+        views = dict(zip(self.names, (p.view(n, *s) for p, s in zip(grads.split(self.numels, dim=1), self.shapes))))
+        params = dict(zip(self.names, (p.view(n, *s) for p, s in zip(thetas.split(self.numels, dim=1), self.shapes))))
+        for i in range(len(self._chain) - 1, -1, -1):
+            kind, what = self._chain[i]
+            if kind == "activation":
+                grad = what[1](grad, outputs[i + 1])
+                continue
+            weight, bias = what
+            inputs = outputs[i]  # (N, B, in)
+            views[weight].copy_(torch.bmm(inputs.transpose(1, 2), grad).transpose(1, 2))  # (N, out, in)
+            if bias is not None:
+                views[bias].copy_(grad.sum(1))
+            if i > 0:
+                grad = torch.bmm(grad, params[weight])  # (N, B, in)
+        return grads
 
     def _rebuild(self, model: nn.Module) -> nn.Module:
         self._reads: list[str] = []
