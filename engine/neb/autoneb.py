@@ -17,7 +17,9 @@ Where the work happens: the band, the optimiser state and the generator of the
 random batches live on one device for the whole run (``device``: the energy's by
 default), and a step's band arithmetic (segments, tangents, projection, springs
 or re-spacing, climbing image, the optimiser update) is a handful of tensor
-operations there with no read-back to the host. The divergence check reads the
+operations there with no read-back to the host (on the CPU, where a read-back
+costs nothing, the re-spacing works out its few dozen scalars on the host: fewer
+operations, the same bits). The divergence check reads the
 losses back every few steps (``CHECK_EVERY``), at an energy event, at a stop and
 at the end of a cycle; a diverged band is reported with the step it diverged at.
 Tensors go to the CPU only in ``state_dict`` and in the result.

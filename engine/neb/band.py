@@ -3,6 +3,10 @@ piecewise-linear path. Arc length, re-spacing, interpolation, dense points."""
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
+
 import torch
 from torch import Tensor
 
@@ -121,6 +125,7 @@ def respaced_interior(
     fractions: Tensor | None,  # (N,) target fractions, float64 on the pivots' device; None: equal spacing
     table: Tensor,  # equal_fraction_table(N) on the pivots' device
     split: Tensor | None = None,  # () index of the pivot the band is split at, on the device; None: not split
+    on_host: bool | None = None,
 ) -> Tensor:
     """The interior pivots (N-2, D) moved to their target spacing along the path, the
     two parts either side of pivot ``split`` (a climbing image) each re-spaced on its
@@ -130,9 +135,25 @@ def respaced_interior(
     Part one is pivots 0 .. split, part two split .. N-1. A part's arc length is the
     cumulative sum of its own segments only (the other part's are masked to zero, which
     leaves every partial sum as it is), and a part of m pivots takes the equal fractions
-    ``linspace(0, 1, m)`` or its share of ``fractions``."""
+    ``linspace(0, 1, m)`` or its share of ``fractions``.
+
+    ``on_host`` (default: for a band on the CPU) works out each row's segment and
+    position on it in Python floats instead, the same double-precision operations
+    in the same order (the same bits), so that the band itself sees a handful of
+    tensor operations; on the CPU reading a few dozen numbers back costs less than
+    the small operations it saves."""
     count = pivots.shape[0]
     device = pivots.device
+    if on_host if on_host is not None else device.type == "cpu":
+        plan = _respace_plan(segments.lengths, fractions, table, split, count)
+        if plan is not None:
+            segment, alpha, kept = plan
+            segment_t = torch.tensor(segment, device=device)
+            alpha_t = torch.tensor(alpha, dtype=torch.float64).to(pivots.dtype).unsqueeze(1)  # (N-2, 1)
+            moved = pivots.index_select(0, segment_t) + alpha_t * segments.vectors.index_select(0, segment_t)
+            if kept is not None:
+                moved[kept - 1] = pivots[kept]
+            return moved
     lengths = segments.lengths.to(torch.float64)  # (N-1,)
     if split is None:  # one part, as respace(pivots, fractions)
         cumulative = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)])  # (N,)
@@ -173,3 +194,53 @@ def respaced_interior(
     alpha = alpha.clamp(0.0, 1.0).to(pivots.dtype).unsqueeze(1)  # (N-2, 1)
     moved = pivots.index_select(0, segment) + alpha * segments.vectors.index_select(0, segment)  # (N-2, D)
     return torch.where((rows == split).unsqueeze(1), pivots[1:-1], moved)
+
+
+def _respace_plan(
+    lengths: Tensor, fractions: Tensor | None, table: Tensor, split: Tensor | None, count: int
+) -> tuple[list[int], list[float], int | None] | None:
+    """``respaced_interior``'s arithmetic on the host: for each interior pivot the
+    segment it moves to and its position on it (float64, before the cast to the
+    pivots' dtype), and the split pivot that keeps its place (None: none). The
+    same IEEE double operations as the tensor form: sequential sums as cumsum,
+    bisect_right on the sorted partial sums as counting those <= the target.
+    None where a length is not finite (a diverged band: the tensor form decides)."""
+    lengths_ = lengths.tolist()  # float32 -> Python float is exact
+    if not all(math.isfinite(v) for v in lengths_):
+        return None
+    tiny = torch.finfo(torch.float64).tiny
+    where = 0 if split is None else max(int(split), 0)  # a split at pivot 0 leaves one part, 0 .. N-1
+    targets_of = fractions.tolist() if fractions is not None else None
+    equal_rows: dict[int, list[float]] = {}  # m -> linspace(0, 1, m), read from the table once per call
+
+    def equal(m: int, i: int) -> float:
+        if m not in equal_rows:
+            equal_rows[m] = table[m].tolist()
+        return equal_rows[m][i]
+
+    segments: list[int] = []
+    alphas: list[float] = []
+    # each part's arc length from its own first pivot: part one pivots 0 .. where, part two where .. N-1
+    # (sequential sums, as cumsum on the CPU; adding the other part's zeros changes no sum)
+    first_cumulative = list(itertools.accumulate(lengths_[:where] + [0.0] * (count - 1 - where), initial=0.0))
+    second_cumulative = list(itertools.accumulate([0.0] * where + lengths_[where:], initial=0.0))
+    for row in range(1, count - 1):
+        in_first = row < where
+        cumulative = first_cumulative if in_first else second_cumulative
+        begin, end = (0, where) if in_first else (where, count - 1)
+        if split is None:
+            target = equal(count, row) if targets_of is None else targets_of[row]
+        elif targets_of is None:
+            target = equal(end - begin + 1, row - begin)
+        else:
+            target = (targets_of[row] - targets_of[begin]) / (targets_of[end] - targets_of[begin])
+        if not math.isfinite(target):
+            return None
+        target = min(max(target, 0.0), 1.0) * cumulative[end]
+        segment = bisect.bisect_right(cumulative, target) - 1
+        segment = min(max(segment, begin), end - 1)
+        alpha = (target - cumulative[segment]) / max(lengths_[segment], tiny)
+        segments.append(segment)
+        alphas.append(min(max(alpha, 0.0), 1.0))
+    kept = where if 1 <= where <= count - 2 else None
+    return segments, alphas, kept

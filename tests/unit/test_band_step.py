@@ -59,9 +59,10 @@ def respaced_part_by_part(pivots: torch.Tensor, fractions: torch.Tensor | None, 
     return band
 
 
+@pytest.mark.parametrize("on_host", [False, True], ids=["tensors", "host"])
 @pytest.mark.parametrize("count", [3, 5, 9])
 @pytest.mark.parametrize("spacing", ["equal", "fractions"])
-def test_respacing_the_whole_band_at_once_equals_each_part_on_its_own(count, spacing):
+def test_respacing_the_whole_band_at_once_equals_each_part_on_its_own(count, spacing, on_host):
     for seed in range(3):
         pivots, _, _ = random_band(count, 40, seed)
         fractions = None
@@ -71,12 +72,13 @@ def test_respacing_the_whole_band_at_once_equals_each_part_on_its_own(count, spa
         table = equal_fraction_table(count)
         for climber in [None, *range(1, count - 1)]:
             split = None if climber is None else torch.tensor(climber)
-            moved = respaced_interior(pivots, Segments(pivots), fractions, table, split)
+            moved = respaced_interior(pivots, Segments(pivots), fractions, table, split, on_host)
             expected = respaced_part_by_part(pivots, fractions, climber)[1:-1]
             assert torch.equal(moved, expected), (seed, climber)
-            if climber is None:  # the split at the last pivot is the same band
-                whole = respaced_interior(pivots, Segments(pivots), fractions, table, torch.tensor(count - 1))
-                assert torch.equal(whole, expected)
+            if climber is None:  # the split at the first or the last pivot is the same band
+                for edge in (0, count - 1):
+                    whole = respaced_interior(pivots, Segments(pivots), fractions, table, torch.tensor(edge), on_host)
+                    assert torch.equal(whole, expected)
 
 
 @pytest.mark.parametrize("name", TANGENT_NAMES)
