@@ -1,7 +1,8 @@
-"""Sessions on a Ray cluster: a real local Ray instance (2 CPUs, no dashboard), one for
-all these tests, joined by each session's runner as a driver (RAY_ADDRESS names it).
-The digits session through Ray actors ends with the local pool's result bit for bit,
-through an actor killed mid-pair and the runner killed -9 and resumed; a cluster
+"""Sessions on a Ray cluster: one real local cluster for all these tests (a head that
+runs no work and two nodes of 2 CPUs each, no dashboard), which each session's runner
+joins as a Ray Client driver (``--cluster ray://127.0.0.1:PORT``). The digits session
+through Ray actors ends with the local pool's result bit for bit, through the node of
+its actor removed, an actor killed -9 and the runner killed -9 and resumed; a cluster
 that is not there, or Ray not installed, is one line."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +30,40 @@ ray = pytest.importorskip("ray", reason="the ray extra: pip install -e '.[ray,te
 pytestmark = pytest.mark.timeout(120)
 
 
+@dataclass
+class TwoNodes:
+    cluster: Any  # ray.cluster_utils.Cluster
+    client: str  # its Ray Client address, ray://127.0.0.1:PORT
+
+    def node_of(self, pid: int) -> Any:
+        """The node whose raylet started the worker process ``pid`` (its parent)."""
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        [node] = [n for n in self.cluster.worker_nodes if n.all_processes["raylet"][0].process.pid == parent]
+        return node
+
+
 @pytest.fixture(scope="session")
-def ray_address() -> Any:
-    """The GCS address of one local Ray instance for every test here (its own short temp
-    folder: Ray's socket paths must stay short)."""
+def two_nodes() -> Any:
+    """One local Ray cluster for every test here: a head with no CPU to give (so no actor
+    runs beside the drivers, as on a cluster whose head only coordinates) and a Ray Client
+    server, and two nodes of 2 CPUs. A session's actor asks for 2 CPUs (one worker, the
+    local pool's two threads), so it runs on one node and its replacement fits on the
+    other. Its own short temp folder: Ray's socket paths must stay short."""
+    from ray.cluster_utils import Cluster
+
     temp = tempfile.mkdtemp(prefix="nebtui-ray-", dir="/tmp")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False, logging_level="ERROR")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 0, "include_dashboard": False, "ray_client_server_port": port, "temp_dir": temp})
     try:
-        yield ray.get_runtime_context().gcs_address
+        for _ in range(2):
+            cluster.add_node(num_cpus=2, temp_dir=temp)
+        yield TwoNodes(cluster, f"ray://127.0.0.1:{port}")
     finally:
-        ray.shutdown()
+        cluster.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
-
-
-@pytest.fixture
-def on_cluster(ray_address, monkeypatch) -> str:
-    """Runners started in this test join the shared instance."""
-    monkeypatch.setenv("RAY_ADDRESS", ray_address)
-    return ray_address
 
 
 def _log(folder: Path) -> list[dict[str, Any]]:
@@ -78,36 +96,53 @@ def _stepping(folder: Path) -> list[dict[str, Any]] | None:
     return [] if holder(folder / "lock") is None else None
 
 
-def test_a_digits_session_on_ray_ends_as_on_local_workers_through_a_lost_actor_and_a_killed_runner(
-        nebtui_home, on_cluster, digits_minima, digits_schedule, digits_session):
-    """One session carries every fault (Ray's start and a digits session's take most of
-    the time these tests may have): its actor killed -9 mid-pair is replaced and the pair
-    runs again from its last state; the runner killed -9 takes its actor with it; resumed,
-    the session ends with the local pool's result, bit for bit."""
-    folder = nebtui_home / "ray"
-    done = nebtui(nebtui_home, *digits_args(digits_minima, digits_schedule), "--cluster", "ray", "--detach",
-                  "--session", "ray")
-    assert done.returncode == 0, done.stderr
-    started = wait_until(lambda: (now := _stepping(folder)) is not None and (now or ["the end"]), 60,
-                         "a pair stepping")
-    assert started != ["the end"], "the session ended before its actor could be killed"
-    [first] = started
-    assert first["node"] == socket.gethostname() and first["device"] == "cpu"
-    os.kill(first["pid"], signal.SIGKILL)
+def _replaced(folder: Path, before: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
+    """The worker_started events once a worker started after ``before`` has stepped."""
 
     def replacing() -> list[Any] | None:
         now = _stepping(folder)
-        return None if now is None or now == started else now or ["the end"]
+        return None if now is None or now == before else now or ["the end"]
 
-    replaced = wait_until(replacing, 60, "the replacing actor stepping")
+    now = wait_until(replacing, 60, what)
+    assert now != ["the end"] and len(now) == len(before) + 1, f"the session ended before {what}"
+    return now
+
+
+def test_a_digits_session_on_two_nodes_ends_as_on_local_workers_through_a_lost_node_a_lost_actor_and_a_killed_runner(
+        nebtui_home, two_nodes, digits_minima, digits_schedule, digits_session, monkeypatch):
+    """One session carries every fault (Ray's start and a digits session's take most of
+    the time these tests may have). The node that runs its actor is removed mid-pair: the
+    pair runs again from its last state on an actor on the other node. That actor killed
+    -9 is replaced the same way. The runner killed -9 takes its actor with it (through
+    Ray Client, once the client's reconnect grace period is over: 2 s here, Ray's 30 s
+    by default). Resumed, the session ends with the local pool's result, bit for bit."""
+    monkeypatch.setenv("RAY_CLIENT_RECONNECT_GRACE_PERIOD", "2")
+    folder = nebtui_home / "ray"
+    done = nebtui(nebtui_home, *digits_args(digits_minima, digits_schedule), "--cluster", two_nodes.client,
+                  "--detach", "--session", "ray")
+    assert done.returncode == 0, done.stderr
+    started = wait_until(lambda: (now := _stepping(folder)) is not None and (now or ["the end"]), 60,
+                         "a pair stepping")
+    assert started != ["the end"], "the session ended before its node could be removed"
+    [first] = started
+    assert first["node"] == socket.gethostname() and first["device"] == "cpu"
+    lost = two_nodes.node_of(first["pid"])
+    two_nodes.cluster.remove_node(lost)
+    wait_until(lambda: not alive(first["pid"]), 30, "the actor to end with its node")
+
+    moved = _replaced(folder, started, "the actor on the other node stepping")
+    assert two_nodes.node_of(moved[-1]["pid"]) is not lost
+    os.kill(moved[-1]["pid"], signal.SIGKILL)
+    replaced = _replaced(folder, moved, "the replacing actor stepping")
+    died = [e for e in _log(folder) if e["kind"] == "worker_died"]
+    assert [e["pid"] for e in died] == [first["pid"], moved[-1]["pid"]]
+    assert all(e["pair"] is not None and e["restart_in"] is not None for e in died)
     # the resumed runner must have a checkpoint to continue from (a kill before the first
     # one starts the session again, which is right, but not what this test is about)
     wait_until(lambda: any(e["kind"] == "checkpoint_written" for e in _log(folder)) or holder(folder / "lock") is None,
                60, "a checkpoint")
     runner = holder(folder / "lock")
-    assert runner is not None and len(replaced) == 2, "the session ended before its runner could be killed"
-    died = [e for e in _log(folder) if e["kind"] == "worker_died"]
-    assert died[0]["pid"] == first["pid"] and died[0]["pair"] is not None and died[0]["restart_in"] is not None
+    assert runner is not None, "the session ended before its runner could be killed"
     os.kill(runner, signal.SIGKILL)
     wait_until(lambda: not alive(replaced[-1]["pid"]), 30, "the actor to end with its runner")
     wait_until(lambda: holder(folder / "lock") is None, 10, "the killed runner's lock to be freed")
