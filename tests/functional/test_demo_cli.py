@@ -95,7 +95,7 @@ def test_digits_demo_trains_its_minima_once_and_survives_a_full_disk():
     result only. Then a session under a file size limit its first finished path
     cannot be saved under (about 100 kB): one line saying how to go on, and
     resuming without the limit finishes the session."""
-    done = run("demo", "digits", "--json", "--scale", "0.05", "--strategy", "vmap", timeout=280)
+    done = run("demo", "digits", "--json", "--scale", "0.05", "--strategy", "batched", timeout=280)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert len(result["minima"]) == 4 and len(result["mst"]) == 3
@@ -106,7 +106,7 @@ def test_digits_demo_trains_its_minima_once_and_survives_a_full_disk():
         resource.setrlimit(resource.RLIMIT_FSIZE, (90_000, 90_000))  # inherited by the detached runner
 
     # two pairs are enough here: the first one's path is the one that cannot be saved
-    full = subprocess.run([NEBTUI, "demo", "digits", "--headless", "--scale", "0.05", "--strategy", "vmap",
+    full = subprocess.run([NEBTUI, "demo", "digits", "--headless", "--scale", "0.05", "--strategy", "batched",
                            "--stop", "max-pairs=2", "--session", "tight"], capture_output=True, text=True,
                           timeout=280, preexec_fn=tight)
     assert full.returncode != 0
