@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from cli_runs import digits_args, nebtui, wait_until
+from cli_runs import digits_args, logged_events, nebtui, wait_until
 from sessions.eventlog import read_log
 from sessions.folder import SessionFolder
 
@@ -73,7 +73,7 @@ HIMMELBLAU = ("demo", "himmelblau", "--device", "cpu", "--scale", "0.3", "--chec
 
 
 def _log(folder: Path) -> list[dict]:
-    return [e.event.to_dict() for e in read_log(folder / "events.jsonl")]
+    return [{k: v for k, v in e.items() if k not in ("seq", "time")} for e in logged_events(folder / "events.jsonl")]
 
 
 def _chosen(folder: Path) -> list[tuple[int, int]]:

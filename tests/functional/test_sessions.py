@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from cli_runs import MB_ARGS, alive, assert_one_clear_line, digits_args, in_process, nebtui, wait_until
+from cli_runs import MB_ARGS, alive, assert_one_clear_line, digits_args, in_process, logged_events, nebtui, wait_until
 from cli_runs import NEBTUI as NEBTUI_SCRIPT
 
-from sessions.eventlog import read_log
 from sessions.lock import holder
 
 
@@ -35,7 +34,7 @@ def spawn(home: Path, *args: str, **popen: Any) -> subprocess.Popen[str]:
 
 
 def events(home: Path, session: str) -> list[dict[str, Any]]:
-    return [{"seq": e.seq, "time": e.time, **e.event.to_dict()} for e in read_log(home / session / "events.jsonl")]
+    return logged_events(home / session / "events.jsonl")
 
 
 def runner_pid(home: Path, session: str) -> int | None:
