@@ -632,8 +632,9 @@ def distinct_draws(n: int, rows: int, size: int, generator: torch.Generator | No
     block = size + size // 2 + 8  # enough for n >= 2 size nearly always; a short row draws another block
     draws = torch.randint(0, n, (rows, block), generator=generator)  # (rows, M)
     while True:
-        order = torch.arange(draws.shape[1]).expand_as(draws)  # (rows, M) each draw's position
-        first_at = torch.full((rows, n), draws.shape[1], dtype=torch.long).scatter_reduce_(1, draws, order, "amin")
+        order = torch.arange(draws.shape[1], dtype=torch.int32).expand_as(draws)  # (rows, M) each draw's position
+        # each value's first position in its row (int32: half the memory of the (rows, n) table)
+        first_at = torch.full((rows, n), draws.shape[1], dtype=torch.int32).scatter_reduce_(1, draws, order, "amin")
         first = first_at.gather(1, draws) == order  # (rows, M) the value's first draw in its row
         ranks = first.cumsum(dim=1)  # (rows, M) distinct values drawn so far
         if bool((ranks[:, -1] >= size).all()):

@@ -482,9 +482,10 @@ class Connection:
         assert self.pivots is not None and self.fractions is not None and self._equal_fractions is not None
         split = None if climber is None else torch.as_tensor(climber, device=self.device)
         fractions = None if self.options.spacing == "equal" else self.fractions
-        with torch.no_grad():
-            moved = respaced_interior(self.pivots, Segments(self.pivots), fractions, self._equal_fractions, split)
-            self.pivots[1:-1] = moved
+        with torch.no_grad():  # written straight into the interior rows
+            respaced_interior(
+                self.pivots, Segments(self.pivots), fractions, self._equal_fractions, split, out=self.pivots[1:-1]
+            )
 
     def _end_cycle(self, cycle: Cycle) -> None:
         self._check_divergence(cycle)

@@ -126,6 +126,7 @@ def respaced_interior(
     table: Tensor,  # equal_fraction_table(N) on the pivots' device
     split: Tensor | None = None,  # () index of the pivot the band is split at, on the device; None: not split
     on_host: bool | None = None,
+    out: Tensor | None = None,  # (N-2, D) where to write the result, e.g. pivots[1:-1] itself
 ) -> Tensor:
     """The interior pivots (N-2, D) moved to their target spacing along the path, the
     two parts either side of pivot ``split`` (a climbing image) each re-spaced on its
@@ -150,9 +151,11 @@ def respaced_interior(
             segment, alpha, kept = plan
             segment_t = torch.tensor(segment, device=device)
             alpha_t = torch.tensor(alpha, dtype=torch.float64).to(pivots.dtype).unsqueeze(1)  # (N-2, 1)
-            moved = pivots.index_select(0, segment_t) + alpha_t * segments.vectors.index_select(0, segment_t)
-            if kept is not None:
-                moved[kept - 1] = pivots[kept]
+            kept_row = None if kept is None else pivots[kept].clone()  # ``out`` may be the pivots' own rows
+            along = segments.vectors.index_select(0, segment_t).mul_(alpha_t)  # alpha * vector, as below
+            moved = torch.add(pivots.index_select(0, segment_t), along, out=out)
+            if kept_row is not None:
+                moved[kept - 1] = kept_row
             return moved
     lengths = segments.lengths.to(torch.float64)  # (N-1,)
     if split is None:  # one part, as respace(pivots, fractions)
@@ -163,7 +166,8 @@ def respaced_interior(
         segment = ((cumulative.unsqueeze(0) <= targets.unsqueeze(1)).sum(dim=1) - 1).clamp(0, count - 2)
         alpha = (targets - cumulative[segment]) / lengths[segment].clamp_min(torch.finfo(torch.float64).tiny)
         alpha = alpha.clamp(0.0, 1.0).to(pivots.dtype).unsqueeze(1)  # (N-2, 1)
-        return pivots.index_select(0, segment) + alpha * segments.vectors.index_select(0, segment)
+        moved = pivots.index_select(0, segment) + alpha * segments.vectors.index_select(0, segment)
+        return moved if out is None else out.copy_(moved)
     rows = torch.arange(1, count - 1, device=device)  # (N-2,) the interior pivots
     first = rows < split  # (N-2,) in part one
     in_first = torch.arange(count - 1, device=device) < split  # (N-1,) segment in part one
@@ -193,7 +197,7 @@ def respaced_interior(
     alpha = (targets - below) / lengths[segment].clamp_min(torch.finfo(torch.float64).tiny)
     alpha = alpha.clamp(0.0, 1.0).to(pivots.dtype).unsqueeze(1)  # (N-2, 1)
     moved = pivots.index_select(0, segment) + alpha * segments.vectors.index_select(0, segment)  # (N-2, D)
-    return torch.where((rows == split).unsqueeze(1), pivots[1:-1], moved)
+    return torch.where((rows == split).unsqueeze(1), pivots[1:-1], moved, out=out)
 
 
 def _respace_plan(

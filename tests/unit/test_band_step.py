@@ -75,6 +75,9 @@ def test_respacing_the_whole_band_at_once_equals_each_part_on_its_own(count, spa
             moved = respaced_interior(pivots, Segments(pivots), fractions, table, split, on_host)
             expected = respaced_part_by_part(pivots, fractions, climber)[1:-1]
             assert torch.equal(moved, expected), (seed, climber)
+            band = pivots.clone()  # written into the band's own interior rows, as a step does
+            respaced_interior(band, Segments(band), fractions, table, split, on_host, out=band[1:-1])
+            assert torch.equal(band[1:-1], expected) and torch.equal(band[[0, -1]], pivots[[0, -1]])
             if climber is None:  # the split at the first or the last pivot is the same band
                 for edge in (0, count - 1):
                     whole = respaced_interior(pivots, Segments(pivots), fractions, table, torch.tensor(edge), on_host)
