@@ -232,6 +232,7 @@ class BatchedNetwork:
         if read != owned or owned != set(names):
             raise BatchedUnsupported("the model's parameters are not all owned by batched layers")
         self._chain = self._written_out_chain(model)
+        self._upstream: dict[tuple, tuple[Tensor, Tensor]] = {}  # the loss's backward seed, per shape
 
     def _written_out_chain(self, model: nn.Module) -> list[tuple[str, Any]] | None:
         """The layers of a Sequential of Linear layers and known activations as
@@ -255,7 +256,7 @@ class BatchedNetwork:
         """Whether ``cross_entropy_forward`` and ``cross_entropy_backward`` cover this net."""
         return self._chain is not None
 
-    def cross_entropy_forward(self, thetas: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, list[Tensor]]:
+    def cross_entropy_forward(self, thetas: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, tuple]:
         """Each pivot's mean cross-entropy (N,) on its batch x (N, B, in), y (N, B),
         and what ``cross_entropy_backward`` needs (the parameters, the layers'
         inputs and outputs): the forward of ``pivot_losses("cross_entropy")``."""
@@ -276,23 +277,26 @@ class BatchedNetwork:
             saved.append(x)  # saved[i + 1]: the output of layer i
         log_probs = x.log_softmax(-1)  # (N, B, K), as cross_entropy on (N B, K)
         losses = F.nll_loss(log_probs.flatten(0, 1), y.flatten(), reduction="none").view(n, -1).mean(1)
-        return losses, [thetas, y, log_probs, *saved]
+        return losses, (thetas, params, y, log_probs, saved)
 
-    def cross_entropy_backward(self, saved: list[Tensor]) -> Tensor:
+    def cross_entropy_backward(self, saved: tuple) -> Tensor:
         """The gradient (N, D) of the summed losses with respect to each pivot's
         parameters: autograd's backward of ``cross_entropy_forward``, op for op."""
         assert self._chain is not None
-        thetas, y, log_probs, *outputs = saved  # outputs[0]: the input; outputs[i + 1]: layer i's output
+        thetas, params, y, log_probs, outputs = saved  # outputs[0]: the input; outputs[i + 1]: layer i's output
         n, batch = log_probs.shape[:2]
         # sum -> mean over the batch -> nll_loss -> log_softmax, as autograd runs them
-        upstream = log_probs.new_ones(n, 1).expand(n, batch) / batch
+        key = (n, batch, log_probs.dtype, log_probs.device)
+        if key not in self._upstream:  # the same for every call of this shape: made once
+            upstream = log_probs.new_ones(n, 1).expand(n, batch) / batch
+            self._upstream = {key: (upstream.reshape(-1), log_probs.new_zeros(()))}
+        upstream, total_weight = self._upstream[key]
         flat = torch.ops.aten.nll_loss_backward(
-            upstream.reshape(-1), log_probs.flatten(0, 1), y.flatten(), None, 0, -100, log_probs.new_zeros(())
+            upstream, log_probs.flatten(0, 1), y.flatten(), None, 0, -100, total_weight
         )
         grad = torch.ops.aten._log_softmax_backward_data(flat.view_as(log_probs), log_probs, 2, log_probs.dtype)
         grads = thetas.new_empty(thetas.shape)  # (N, D)
         views = dict(zip(self.names, (p.view(n, *s) for p, s in zip(grads.split(self.numels, dim=1), self.shapes))))
-        params = dict(zip(self.names, (p.view(n, *s) for p, s in zip(thetas.split(self.numels, dim=1), self.shapes))))
         for i in range(len(self._chain) - 1, -1, -1):
             kind, what = self._chain[i]
             if kind == "activation":
@@ -302,7 +306,7 @@ class BatchedNetwork:
             inputs = outputs[i]  # (N, B, in)
             views[weight].copy_(torch.bmm(inputs.transpose(1, 2), grad).transpose(1, 2))  # (N, out, in)
             if bias is not None:
-                views[bias].copy_(grad.sum(1))
+                torch.sum(grad, 1, out=views[bias])
             if i > 0:
                 grad = torch.bmm(grad, params[weight])  # (N, B, in)
         return grads

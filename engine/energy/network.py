@@ -426,7 +426,7 @@ class NetworkEnergy:
             outputs = self._direct(thetas, x, memory_format)  # (c, B, ...)
         return self._direct_losses(outputs.float(), y)
 
-    def _direct_forward(self, thetas: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, list[Tensor]]:
+    def _direct_forward(self, thetas: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, tuple]:
         """The losses (c,) of the batched network with its backward written out, and what that backward needs."""
         assert self._direct is not None
         return self._direct.cross_entropy_forward(thetas, x, y)
