@@ -642,7 +642,7 @@ def distinct_draws(n: int, rows: int, size: int, generator: torch.Generator | No
         draws = torch.cat([draws, torch.randint(0, n, (rows, block), generator=generator)], dim=1)
     # each row's first ``size`` distinct values to their places; the rest to a spare column
     place = torch.where(first, ranks - 1, size).clamp_(max=size)  # (rows, M)
-    return draws.new_empty(rows, size + 1).scatter_(1, place, draws)[:, :size]
+    return draws.new_empty(rows, size + 1).scatter_(1, place, draws)[:, :size].contiguous()  # one copy, not one per use
 
 
 def _contender_key(strategy: str, threads: int | None) -> str:

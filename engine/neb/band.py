@@ -150,7 +150,7 @@ def respaced_interior(
         if plan is not None:
             segment, alpha, kept = plan
             segment_t = torch.tensor(segment, device=device)
-            alpha_t = torch.tensor(alpha, dtype=torch.float64).to(pivots.dtype).unsqueeze(1)  # (N-2, 1)
+            alpha_t = torch.tensor(alpha, dtype=pivots.dtype).unsqueeze(1)  # (N-2, 1), rounded as .to() rounds
             kept_row = None if kept is None else pivots[kept].clone()  # ``out`` may be the pivots' own rows
             along = segments.vectors.index_select(0, segment_t).mul_(alpha_t)  # alpha * vector, as below
             moved = torch.add(pivots.index_select(0, segment_t), along, out=out)
