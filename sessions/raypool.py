@@ -26,7 +26,9 @@ pool reports it as ``WorkerExited`` with the pair it held, so the runner restart
 it and the pair runs again from its last state, wherever Ray places the new
 actor. Messages the lost actor had not handed over yet are lost with it: each is
 a state the pair reaches again from the last one the runner kept. The actors are
-not detached: owned by the runner, they end when it ends, however it ends.
+not detached: owned by the runner, they end when it ends, however it ends (through
+Ray Client, once the client's reconnect grace period is over: Ray's 30 s, or
+RAY_CLIENT_RECONNECT_GRACE_PERIOD).
 
 Ray is imported only here and only when a pool starts: without the ``ray`` extra
 a local session never notices, and ``--cluster ray`` says how to install it.
@@ -75,9 +77,9 @@ def _reachable(host: str, port: int) -> str | None:
         return error.strerror or str(error) or type(error).__name__
 
 
-def connect(cluster: str) -> Any:
+def connect(cluster: str) -> tuple[Any, str]:
     """Join the Ray cluster ``cluster`` names as its driver (never starting one: no dashboard
-    either); each way it can fail is one line."""
+    either): Ray, and the address joined. Each way it can fail is one line."""
     ray = import_ray()
     if cluster.startswith("ray://"):
         address = cluster
@@ -119,7 +121,7 @@ def connect(cluster: str) -> Any:
             raise SessionError(f"the Ray cluster at {address} runs other versions than this machine ({text[:300]}): "
                                "install the cluster's Ray and Python versions here") from None
         raise SessionError(f"cannot join the Ray cluster at {address}: {text[:300]}") from None
-    return ray
+    return ray, address
 
 
 def files_of(config: dict[str, Any]) -> dict[str, bytes]:
@@ -254,12 +256,13 @@ class RayPool:
     def start(self) -> None:
         from sessions.devices import parse_devices
 
-        self.ray = ray = connect(self.cluster)
+        ray, address = connect(self.cluster)
+        self.ray = ray
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         wanted = parse_devices(self.config.get("device", "auto")).kind
         if wanted == "cuda" and gpus == 0:
-            raise SessionError(f"the Ray cluster at {self.cluster} has no GPU, and --device "
+            raise SessionError(f"the Ray cluster at {address} has no GPU, and --device "
                                f"{self.config.get('device')} asks for GPUs: use --device auto or cpu")
         actor = ray.remote(max_concurrency=CONCURRENCY, max_restarts=0)(PairActor)
         if wanted != "cpu" and gpus:

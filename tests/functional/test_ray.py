@@ -1,6 +1,6 @@
 """Sessions on a Ray cluster: one real local cluster for all these tests (a head that
 runs no work and two nodes of 2 CPUs each, no dashboard), which each session's runner
-joins as a Ray Client driver (``--cluster ray://127.0.0.1:PORT``). The digits session
+joins as a driver (``--cluster ray``, RAY_ADDRESS names it). The digits session
 through Ray actors ends with the local pool's result bit for bit, through the node of
 its actor removed, an actor killed -9 and the runner killed -9 and resumed; a cluster
 that is not there, or Ray not installed, is one line."""
@@ -33,7 +33,6 @@ pytestmark = pytest.mark.timeout(120)
 @dataclass
 class TwoNodes:
     cluster: Any  # ray.cluster_utils.Cluster
-    client: str  # its Ray Client address, ray://127.0.0.1:PORT
 
     def node_of(self, pid: int) -> Any:
         """The node whose raylet started the worker process ``pid`` (its parent)."""
@@ -45,25 +44,33 @@ class TwoNodes:
 @pytest.fixture(scope="session")
 def two_nodes() -> Any:
     """One local Ray cluster for every test here: a head with no CPU to give (so no actor
-    runs beside the drivers, as on a cluster whose head only coordinates) and a Ray Client
-    server, and two nodes of 2 CPUs. A session's actor asks for 2 CPUs (one worker, the
+    runs beside the drivers, as on a cluster whose head only coordinates), and two nodes
+    of 2 CPUs. A session's actor asks for 2 CPUs (one worker, the
     local pool's two threads), so it runs on one node and its replacement fits on the
-    other. Its own short temp folder: Ray's socket paths must stay short."""
+    other. Token authentication on, as ray start and ray.init set up a new cluster (a
+    token in ~/.ray/auth_token, made if missing), so the runner joins it as it joins a
+    real one. Its own short temp folder: Ray's socket paths must stay short."""
+    from ray._private.authentication.authentication_token_setup import (
+        enable_token_auth_by_default,
+        ensure_token_if_auth_enabled,
+    )
     from ray.cluster_utils import Cluster
 
+    mode = os.environ.get("RAY_AUTH_MODE")
+    enable_token_auth_by_default()
+    ensure_token_if_auth_enabled()
     temp = tempfile.mkdtemp(prefix="nebtui-ray-", dir="/tmp")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0, "include_dashboard": False, "ray_client_server_port": port, "temp_dir": temp})
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
+                                                            "temp_dir": temp})
     try:
         for _ in range(2):
             cluster.add_node(num_cpus=2, temp_dir=temp)
-        yield TwoNodes(cluster, f"ray://127.0.0.1:{port}")
+        yield TwoNodes(cluster)
     finally:
         cluster.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
+        if mode is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
 
 
 def _log(folder: Path) -> list[dict[str, Any]]:
@@ -113,13 +120,12 @@ def test_a_digits_session_on_two_nodes_ends_as_on_local_workers_through_a_lost_n
     """One session carries every fault (Ray's start and a digits session's take most of
     the time these tests may have). The node that runs its actor is removed mid-pair: the
     pair runs again from its last state on an actor on the other node. That actor killed
-    -9 is replaced the same way. The runner killed -9 takes its actor with it (through
-    Ray Client, once the client's reconnect grace period is over: 2 s here, Ray's 30 s
-    by default). Resumed, the session ends with the local pool's result, bit for bit."""
-    monkeypatch.setenv("RAY_CLIENT_RECONNECT_GRACE_PERIOD", "2")
+    -9 is replaced the same way. The runner killed -9 takes its actor with it. Resumed,
+    the session ends with the local pool's result, bit for bit."""
+    monkeypatch.setenv("RAY_ADDRESS", two_nodes.cluster.address)
     folder = nebtui_home / "ray"
-    done = nebtui(nebtui_home, *digits_args(digits_minima, digits_schedule), "--cluster", two_nodes.client,
-                  "--detach", "--session", "ray")
+    done = nebtui(nebtui_home, *digits_args(digits_minima, digits_schedule), "--cluster", "ray", "--detach",
+                  "--session", "ray")
     assert done.returncode == 0, done.stderr
     started = wait_until(lambda: (now := _stepping(folder)) is not None and (now or ["the end"]), 60,
                          "a pair stepping")
@@ -159,6 +165,19 @@ def test_a_digits_session_on_two_nodes_ends_as_on_local_workers_through_a_lost_n
                            env={**os.environ, "NEBTUI_HOME": str(nebtui_home)})
     assert shown.returncode == 0, shown.stderr
     assert f"worker     0: cpu on {socket.gethostname()} (pid {last['pid']})" in shown.stdout
+
+
+def test_gpus_asked_of_a_cluster_without_any_are_one_line_and_leave_no_session(
+        nebtui_home, two_nodes, digits_minima, digits_schedule, monkeypatch):
+    """--cluster ray joins the cluster RAY_ADDRESS names (here its GCS address, as a node's
+    own ray start leaves it), whose refusal comes back as from the CLI."""
+    monkeypatch.setenv("RAY_ADDRESS", two_nodes.cluster.address)
+    done = nebtui(nebtui_home, *digits_args(digits_minima, digits_schedule), "--device", "cuda", "--cluster", "ray",
+                  "--session", "nogpu", "--headless")
+    assert_one_clear_line(done, f"the Ray cluster at {two_nodes.cluster.address} has no GPU, and --device cuda "
+                                "asks for GPUs")
+    assert done.returncode == 2
+    assert not (nebtui_home / "nogpu").exists()
 
 
 def test_a_cluster_that_is_not_there_is_one_line_and_leaves_no_session(nebtui_home, digits_minima, digits_schedule,
