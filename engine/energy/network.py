@@ -360,11 +360,9 @@ class NetworkEnergy:
     ) -> Tensor:
         """Each pivot's minibatch: (N, B) sample indices, distinct within a row.
 
-        Drawn where the generator is: on the CPU ``distinct_draws`` for all pivots
-        at once (uniform draws, each row's first B distinct values: a permutation
-        per pivot costs n random numbers each, more than the rest of a small
-        network's band arithmetic); on a device random keys (N, n) sorted per
-        row, with no copy from the host."""
+        Drawn where the generator is: on the CPU one permutation per pivot (the
+        stream every run has drawn so far); on a device one draw for all pivots,
+        random keys (N, n) sorted per row, with no copy from the host."""
         n = self.inputs.shape[0]
         if batch_size >= n:
             return torch.arange(n, device=self.device).expand(n_pivots, n)
@@ -372,7 +370,11 @@ class NetworkEnergy:
         if where.type != "cpu":
             keys = torch.rand(n_pivots, n, generator=generator, device=where)  # (N, n)
             return keys.argsort(dim=1)[:, :batch_size].to(self.device)  # (N, B)
-        return distinct_draws(n, n_pivots, batch_size, generator).to(self.device)  # (N, B)
+        rows = [
+            torch.randperm(n, generator=generator, device=where)[:batch_size]
+            for _ in range(n_pivots)
+        ]
+        return torch.stack(rows).to(self.device)  # (N, B)
 
     def __call__(
         self,
@@ -617,32 +619,6 @@ class NetworkEnergy:
                 f"expected {what} of shape (N, {self.dim}) (one flat parameter vector "
                 f"per row), got {shape}"
             )
-
-
-def distinct_draws(n: int, rows: int, size: int, generator: torch.Generator | None = None) -> Tensor:
-    """(rows, size) indices into range(n), distinct within each row, on the CPU: a
-    uniformly random subset of ``size`` in random order per row. Each row draws
-    uniformly with replacement and keeps its first ``size`` distinct values in
-    the order drawn (sampling without replacement by rejection); the draws for
-    all rows are one call, topped up in blocks while a row has too few distinct
-    values. A handful of operations for all rows, where a permutation per row
-    costs n random numbers each (16 rows of 1,797 digits: 0.1 against 0.3 ms)."""
-    if not 0 < size <= n:
-        raise ValueError(f"need 0 < size <= n to draw distinct indices, got size {size} of {n}")
-    block = size + size // 2 + 8  # enough for n >= 2 size nearly always; a short row draws another block
-    draws = torch.randint(0, n, (rows, block), generator=generator)  # (rows, M)
-    while True:
-        order = torch.arange(draws.shape[1], dtype=torch.int32).expand_as(draws)  # (rows, M) each draw's position
-        # each value's first position in its row (int32: half the memory of the (rows, n) table)
-        first_at = torch.full((rows, n), draws.shape[1], dtype=torch.int32).scatter_reduce_(1, draws, order, "amin")
-        first = first_at.gather(1, draws) == order  # (rows, M) the value's first draw in its row
-        ranks = first.cumsum(dim=1)  # (rows, M) distinct values drawn so far
-        if bool((ranks[:, -1] >= size).all()):
-            break
-        draws = torch.cat([draws, torch.randint(0, n, (rows, block), generator=generator)], dim=1)
-    # each row's first ``size`` distinct values to their places; the rest to a spare column
-    place = torch.where(first, ranks - 1, size).clamp_(max=size)  # (rows, M)
-    return draws.new_empty(rows, size + 1).scatter_(1, place, draws)[:, :size].contiguous()  # one copy, not one per use
 
 
 def _contender_key(strategy: str, threads: int | None) -> str:
