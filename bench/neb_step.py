@@ -21,9 +21,10 @@ forces (projection, springs, climbing image), optimiser, respacing, and rest
 step / training step at N x B, each at its best thread count.
 
 ``--baseline REV`` adds the step of the engine at git revision REV (its
-engine/neb, loaded beside today's; the energy is today's) as contenders
-"<strategy>@base...", interleaved with today's, so that a change to the step is
-measured before/after in one run ("baseline" in the JSON).
+engine/neb and engine/energy, loaded beside today's: its band and its network
+energy, batch draws included) as contenders "<strategy>@base...", interleaved
+with today's, so that a change to the step is measured before/after in one run
+("baseline" in the JSON).
 
 Prints a table per net, then one JSON line.   python bench/neb_step.py [--quick]
 """
@@ -113,7 +114,8 @@ _time_module(autoneb, _TIMED)
 
 
 def load_baseline(rev: str):
-    """The autoneb module of git revision ``rev``, with its own engine/neb beside today's."""
+    """The autoneb and energy.network modules of git revision ``rev``, with its own
+    engine beside today's."""
     import importlib
     import subprocess
     import tarfile
@@ -130,13 +132,14 @@ def load_baseline(rev: str):
     sys.path.insert(0, folder)
     try:
         module = importlib.import_module("engine.neb.autoneb")
+        network = importlib.import_module("engine.energy.network")
     finally:
         sys.path.remove(folder)
         for k in [k for k in sys.modules if k == "engine" or k.startswith("engine.")]:
             del sys.modules[k]
         sys.modules.update(ours)
     _time_module(module, _TIMED)
-    return module
+    return module, network
 
 
 class Band:
@@ -263,8 +266,9 @@ def bench_one(name: str, make, x, y, n_pivots: int, batch: int, strategies: list
             energy = NetworkEnergy(a, x, y, batch_size=batch, strategy=strategy, threads=count, **small)
             bands[_key(strategy, count)] = Band(energy, start, end, n_pivots, batch)
             if baseline is not None:
-                energy = NetworkEnergy(a, x, y, batch_size=batch, strategy=strategy, threads=count, **small)
-                bands[_key(strategy + "@base", count)] = Band(energy, start, end, n_pivots, batch, baseline)
+                base_autoneb, base_network = baseline
+                energy = base_network.NetworkEnergy(a, x, y, batch_size=batch, strategy=strategy, threads=count, **small)
+                bands[_key(strategy + "@base", count)] = Band(energy, start, end, n_pivots, batch, base_autoneb)
     model = make().to(x.device)
     for key, band in bands.items():  # warm-up
         band.steps(2)
