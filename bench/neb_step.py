@@ -13,7 +13,8 @@ compared at its own best thread count.
 
 The breakdown of a step, from timers around the engine's own functions:
 draws (each pivot's batch indices), inputs (gathering the batches), forward,
-backward (the rest of the energy's batched or looped evaluation), tangents,
+backward (the rest of the energy's batched or looped evaluation; for an MLP the
+batched network's written-out backward), tangents,
 forces (projection, springs, climbing image), optimiser, respacing, and rest
 (the step's remaining work: divergence check, events, the rest of the energy call).
 
@@ -27,6 +28,8 @@ with today's, so that a change to the step is measured before/after in one run
 ("baseline" in the JSON).
 
 Prints a table per net, then one JSON line.   python bench/neb_step.py [--quick]
+The MLP and CNN-BN ratios at N = 16, every strategy, 20 rounds (about two
+minutes on two cores):   python bench/neb_step.py --rounds 20
 """
 
 from __future__ import annotations
