@@ -180,13 +180,19 @@ def test_gpus_asked_of_a_cluster_without_any_are_one_line_and_leave_no_session(
     assert not (nebtui_home / "nogpu").exists()
 
 
+@pytest.mark.parametrize("client", [False, True], ids=["ray", "ray-client"])
 def test_a_cluster_that_is_not_there_is_one_line_and_leaves_no_session(nebtui_home, digits_minima, digits_schedule,
-                                                                       monkeypatch):
+                                                                       monkeypatch, client):
+    """--cluster ray with RAY_ADDRESS naming it, and --cluster ray://HOST:PORT."""
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
-    done = nebtui(nebtui_home, *digits_args(digits_minima, digits_schedule), "--cluster", "ray", "--session", "gone",
+    if client:
+        cluster = f"ray://127.0.0.1:{port}"
+    else:
+        cluster = "ray"
+        monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    done = nebtui(nebtui_home, *digits_args(digits_minima, digits_schedule), "--cluster", cluster, "--session", "gone",
                   "--headless")
     assert_one_clear_line(done, f"cannot reach the Ray cluster at 127.0.0.1:{port}")
     assert done.returncode == 2
