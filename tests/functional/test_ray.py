@@ -45,9 +45,8 @@ class TwoNodes:
 def two_nodes() -> Any:
     """One local Ray cluster for every test here: a head with no CPU to give (so no actor
     runs beside the drivers, as on a cluster whose head only coordinates), and two nodes
-    of 2 CPUs. A session's actor asks for 2 CPUs (one worker, the
-    local pool's two threads), so it runs on one node and its replacement fits on the
-    other. Token authentication on, as ray start and ray.init set up a new cluster (a
+    of 2 CPUs. A session's actor asks for 2 CPUs (one worker, the local pool's two
+    threads), so it runs on one node and its replacement fits on the other. Token authentication on, as ray start and ray.init set up a new cluster (a
     token in ~/.ray/auth_token, made if missing), so the runner joins it as it joins a
     real one. Its own short temp folder: Ray's socket paths must stay short."""
     from ray._private.authentication.authentication_token_setup import (
