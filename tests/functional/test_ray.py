@@ -1,9 +1,10 @@
 """Sessions on a Ray cluster: one real local cluster for all these tests (a head that
-runs no work and two nodes of 2 CPUs each, no dashboard), which each session's runner
-joins as a driver (``--cluster ray``, RAY_ADDRESS names it). The digits session
-through Ray actors ends with the local pool's result bit for bit, through the node of
-its actor removed, an actor killed -9 and the runner killed -9 and resumed; a cluster
-that is not there, or Ray not installed, is one line."""
+runs no work and two nodes with this machine's cores each, no dashboard), which each
+session's runner joins as a driver (``--cluster ray``, RAY_ADDRESS names it). The
+digits session through Ray actors ends with the local pool's result bit for bit,
+through the node of its actor removed, an actor killed -9 and the runner killed -9
+and resumed; GPUs asked of it, a cluster that is not there, or Ray not installed, is
+one line."""
 
 from __future__ import annotations
 
@@ -45,8 +46,9 @@ class TwoNodes:
 def two_nodes() -> Any:
     """One local Ray cluster for every test here: a head with no CPU to give (so no actor
     runs beside the drivers, as on a cluster whose head only coordinates), and two nodes
-    of 2 CPUs. A session's actor asks for 2 CPUs (one worker, the local pool's two
-    threads), so it runs on one node and its replacement fits on the other. Token authentication on, as ray start and ray.init set up a new cluster (a
+    with as many CPUs as this machine has cores. A session's actor asks for all of a
+    node's (one worker: as many threads as the local pool's one worker, whose sums then
+    round alike), so it runs on one node and its replacement fits on the other. Token authentication on, as ray start and ray.init set up a new cluster (a
     token in ~/.ray/auth_token, made if missing), so the runner joins it as it joins a
     real one. Its own short temp folder: Ray's socket paths must stay short."""
     from ray._private.authentication.authentication_token_setup import (
@@ -63,7 +65,7 @@ def two_nodes() -> Any:
                                                             "temp_dir": temp})
     try:
         for _ in range(2):
-            cluster.add_node(num_cpus=2, temp_dir=temp)
+            cluster.add_node(num_cpus=len(os.sched_getaffinity(0)), temp_dir=temp)
         yield TwoNodes(cluster)
     finally:
         cluster.shutdown()
