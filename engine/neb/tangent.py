@@ -27,11 +27,9 @@ def _unit(v: Tensor) -> Tensor:
 def paper_tangent(pivots: Tensor, losses: Tensor, segments: Segments | None = None) -> Tensor:
     """The paper's text: point to the neighbour with the higher loss."""
     units = (segments or Segments(pivots)).units  # (N-1, D)
-    # tau+ of pivot i is segment i, tau- segment i - 1: pick each row's segment
-    # (one gather, where a select over the rows costs several times more on the CPU)
-    higher_next = losses[2:] > losses[:-2]  # (N-2,)
-    rows = torch.arange(units.shape[0] - 1, device=units.device) + higher_next  # (N-2,) segment indices
-    return units.index_select(0, rows)
+    forward, backward = units[1:], units[:-1]  # tau+, tau-  (N-2, D)
+    higher_next = (losses[2:] > losses[:-2]).unsqueeze(1)
+    return torch.where(higher_next, forward, backward)
 
 
 def _mixed(forward: Tensor, backward: Tensor, losses: Tensor, lower_gets_more: bool) -> Tensor:
