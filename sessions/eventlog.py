@@ -21,6 +21,7 @@ import gc
 import json
 import json.scanner
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -75,26 +76,43 @@ def _parse_line(line: bytes | str) -> dict[str, Any] | None:
     return event
 
 
-def _parse_lines(data: bytes) -> tuple[list[LoggedEvent], int]:
-    """(events, number of lines that are not events) in complete lines ``data`` (no final newline)."""
+# The start of a line as the writer writes it: its kind is known without parsing the rest.
+_WRITTEN_KIND = re.compile(r'\{"seq":\d+,"time":[-+.\deE]+,"kind":"([a-z_0-9]+)"')
+
+
+def _parse_lines(data: bytes, ignore: frozenset[str] = frozenset()) -> tuple[list[LoggedEvent], int, int]:
+    """(events, number of lines that are not events, number of events passed over) in
+    complete lines ``data`` (no final newline). Events of a kind in ``ignore`` are
+    counted, not returned; a line the writer wrote is then passed over unparsed."""
     try:  # decoding once is faster than per line; a bad byte anywhere sends us line by line
         lines: list[bytes] | list[str] = data.decode("utf-8").split("\n")
     except UnicodeDecodeError:
         lines = data.split(b"\n")
     events = []
+    passed = 0
+    match_kind = _WRITTEN_KIND.match
     # Building many small objects triggers the cyclic GC again and again; none of them
     # can be cyclic garbage, so pausing it makes a long replay about a third faster.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         for line in lines:
+            if ignore and type(line) is str:
+                written = match_kind(line)
+                if written is not None and written.group(1) in ignore:
+                    passed += 1
+                    continue
             record = _parse_line(line)
-            if record is not None:
+            if record is None:
+                continue
+            if ignore and record.get("kind") in ignore:
+                passed += 1
+            else:
                 events.append(_logged(record))
     finally:
         if was_enabled:
             gc.enable()
-    return events, len(lines) - len(events)
+    return events, len(lines) - len(events) - passed, passed
 
 
 def _recover(fd: int) -> tuple[int, int]:
@@ -203,12 +221,16 @@ class EventLogReader:
     """Reads complete events as they are appended. Never blocks, never returns half a line.
 
     ``skipped`` counts lines that were not events. Gaps and repeats in ``seq``
-    are passed through as they are.
+    are passed through as they are. Events whose kind is in ``ignore`` are not
+    returned, only counted in ``passed`` (a reader that needs no steps skips the
+    bulk of a long log without parsing it).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, ignore: frozenset[str] | set[str] = frozenset()) -> None:
         self.path = Path(path)
+        self.ignore = frozenset(ignore)
         self.skipped = 0
+        self.passed = 0
         self._file: Any = None
         self._inode: tuple[int, int] | None = None
         self._line_start = 0  # offset of the first byte not yet returned as part of a complete line
@@ -228,8 +250,9 @@ class EventLogReader:
         if cut < 0:
             return []
         self._line_start += cut + 1
-        events, skipped = _parse_lines(data[:cut])
+        events, skipped, passed = _parse_lines(data[:cut], self.ignore)
         self.skipped += skipped
+        self.passed += passed
         return events
 
     def follow(

@@ -1,15 +1,20 @@
-"""Pick a session when none is given: a table of the sessions under the data home."""
+"""Pick a session when none is given: a table of the sessions under the data home.
+The table lists the sessions at once; their status and pairs are read from their logs
+on a worker thread and filled in as they come (a long log never delays the first frame)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
 from sessions.folder import SessionError, SessionFolder, list_sessions
-from sessions.view import summary
+from sessions.view import listing_view, summary
+
+COLUMNS = ("session", "status", "problem", "pairs", "created")
 
 
 class SessionListApp(App[SessionFolder | None]):
@@ -37,21 +42,33 @@ class SessionListApp(App[SessionFolder | None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("session", "status", "problem", "pairs", "created")
+        columns = table.add_columns(*COLUMNS)
         errors: list[SessionError] = []
         self.folders = list_sessions(self.home, errors)
         for folder in reversed(self.folders):  # newest first
-            try:
-                facts = summary(folder)
-            except SessionError as error:
-                table.add_row(folder.id, "unreadable", str(error)[:40], "", "", key=folder.id)
-                continue
-            table.add_row(folder.id, facts["status"], str(facts["problem"]),
-                          f"{facts['pairs_done']}/{facts['pairs_total']}", facts["created"], key=folder.id)
+            table.add_row(folder.id, "…", "", "", "", key=folder.id)
         if not self.folders:
             self.query_one("#heading", Static).update(
                 f"no sessions in {self.home}: start one with nebtui demo muller-brown (q quits)")
         table.focus()
+        self._read_summaries(list(reversed(self.folders)), dict(zip(COLUMNS, columns)))
+
+    @work(thread=True, group="summaries", exclusive=True, exit_on_error=False, name="session summaries")
+    def _read_summaries(self, folders: list[SessionFolder], columns: dict[str, object]) -> None:
+        for folder in folders:
+            try:
+                facts = summary(folder, listing_view(folder))
+            except SessionError as error:
+                cells = {"status": "unreadable", "problem": str(error)[:40]}
+            else:
+                cells = {"status": facts["status"], "problem": str(facts["problem"]),
+                         "pairs": f"{facts['pairs_done']}/{facts['pairs_total']}", "created": facts["created"]}
+            self.call_from_thread(self._fill_row, folder.id, {columns[name]: value for name, value in cells.items()})
+
+    def _fill_row(self, row: str, cells: dict[object, str]) -> None:
+        table = self.query_one(DataTable)
+        for column, value in cells.items():
+            table.update_cell(row, column, value, update_width=True)
 
     def action_attach(self) -> None:
         table = self.query_one(DataTable)

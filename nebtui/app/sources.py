@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from sessions.control import ControlError, send_command
 from sessions.eventlog import EventLogReader, LoggedEvent
 from sessions.folder import SessionFolder
-from sessions.view import SessionView, status
+from sessions.view import PROGRESS_KINDS, SessionView, status
 
 CONTROL_TIMEOUT = 5.0  # seconds to wait for the runner's answer
 
@@ -37,12 +37,13 @@ class SocketControl:
 
 class FolderStatus:
     """``() -> (status, pid)`` from facts: the lock, the heartbeat and the log's lifecycle
-    events (read by its own reader, so it never waits on the app)."""
+    events (read by its own reader, so it never waits on the app; it passes over the steps,
+    which say nothing of the status, without parsing them)."""
 
     def __init__(self, folder: SessionFolder) -> None:
         self.folder = folder
         self.view = SessionView()
-        self.reader = EventLogReader(folder.events_path)
+        self.reader = EventLogReader(folder.events_path, ignore=PROGRESS_KINDS)
 
     def __call__(self) -> tuple[str, int | None]:
         self._catch_up()
@@ -53,8 +54,10 @@ class FolderStatus:
         return state, pid
 
     def _catch_up(self) -> None:
+        passed = self.reader.passed
         for entry in self.reader.poll():
             self.view.apply(entry)
+        self.view.events += self.reader.passed - passed
 
     def close(self) -> None:
         self.reader.close()
