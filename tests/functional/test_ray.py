@@ -34,6 +34,7 @@ pytestmark = pytest.mark.timeout(120)
 @dataclass
 class TwoNodes:
     cluster: Any  # ray.cluster_utils.Cluster
+    client: str  # its Ray Client address, ray://127.0.0.1:PORT
 
     def node_of(self, pid: int) -> Any:
         """The node whose raylet started the worker process ``pid`` (its parent)."""
@@ -45,7 +46,8 @@ class TwoNodes:
 @pytest.fixture(scope="session")
 def two_nodes() -> Any:
     """One local Ray cluster for every test here: a head with no CPU to give (so no actor
-    runs beside the drivers, as on a cluster whose head only coordinates), and two nodes
+    runs beside the drivers, as on a cluster whose head only coordinates; it serves Ray
+    Client too), and two nodes
     with as many CPUs as this machine has cores. A session's actor asks for all of a
     node's (one worker: as many threads as the local pool's one worker, whose sums then
     round alike), so it runs on one node and its replacement fits on the other. Token authentication on, as ray start and ray.init set up a new cluster (a
@@ -61,12 +63,15 @@ def two_nodes() -> Any:
     enable_token_auth_by_default()
     ensure_token_if_auth_enabled()
     temp = tempfile.mkdtemp(prefix="nebtui-ray-", dir="/tmp")
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
-                                                            "temp_dir": temp})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 0, "include_dashboard": False, "ray_client_server_port": port, "temp_dir": temp})
     try:
         for _ in range(2):
             cluster.add_node(num_cpus=len(os.sched_getaffinity(0)), temp_dir=temp)
-        yield TwoNodes(cluster)
+        yield TwoNodes(cluster, f"ray://127.0.0.1:{port}")
     finally:
         cluster.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
@@ -168,15 +173,20 @@ def test_a_digits_session_on_two_nodes_ends_as_on_local_workers_through_a_lost_n
     assert f"worker     0: cpu on {socket.gethostname()} (pid {last['pid']})" in shown.stdout
 
 
+@pytest.mark.parametrize("client", [False, True], ids=["ray", "ray-client"])
 def test_gpus_asked_of_a_cluster_without_any_are_one_line_and_leave_no_session(
-        nebtui_home, two_nodes, digits_minima, digits_schedule, monkeypatch):
-    """--cluster ray joins the cluster RAY_ADDRESS names (here its GCS address, as a node's
-    own ray start leaves it), whose refusal comes back as from the CLI."""
-    monkeypatch.setenv("RAY_ADDRESS", two_nodes.cluster.address)
-    done = nebtui(nebtui_home, *digits_args(digits_minima, digits_schedule), "--device", "cuda", "--cluster", "ray",
+        nebtui_home, two_nodes, digits_minima, digits_schedule, monkeypatch, client):
+    """The runner joins the cluster (--cluster ray: the one RAY_ADDRESS names; or through
+    Ray Client, --cluster ray://HOST:PORT), which has no GPU: its refusal comes back as
+    from the CLI."""
+    if client:
+        cluster = address = two_nodes.client
+    else:
+        cluster, address = "ray", two_nodes.cluster.address
+        monkeypatch.setenv("RAY_ADDRESS", address)
+    done = nebtui(nebtui_home, *digits_args(digits_minima, digits_schedule), "--device", "cuda", "--cluster", cluster,
                   "--session", "nogpu", "--headless")
-    assert_one_clear_line(done, f"the Ray cluster at {two_nodes.cluster.address} has no GPU, and --device cuda "
-                                "asks for GPUs")
+    assert_one_clear_line(done, f"the Ray cluster at {address} has no GPU, and --device cuda asks for GPUs")
     assert done.returncode == 2
     assert not (nebtui_home / "nogpu").exists()
 
