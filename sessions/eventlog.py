@@ -57,7 +57,25 @@ def _logged(record: dict[str, Any]) -> LoggedEvent:
     return LoggedEvent(record["seq"], stamp if type(stamp) is float or type(stamp) is int else None, event)
 
 
+class PassedSteps(NamedTuple):
+    """Steps a thinning reader passed over without parsing them (see ``EventLogReader``):
+    how many, and the earliest and latest of their times."""
+
+    count: int
+    earliest: float
+    latest: float
+
+
 _scan_json = json.scanner.make_scanner(json.JSONDecoder())  # json.loads without its per-call wrapping
+
+# A whole step line as the writer writes it, every value valid JSON: such a line is a
+# StepEnergies event, known without parsing it. Its groups: the time, then the pair.
+_NUMBER = r"(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|NaN|-?Infinity)"
+_UINT = r"(?:0|[1-9]\d*)"
+_WRITTEN_STEP = re.compile(
+    r'\{"seq":' + _UINT + r',"time":(-?(?:0|[1-9]\d*)\.\d+(?:[eE][-+]?\d+)?),"kind":"step_energies","pair":\[('
+    + _UINT + "," + _UINT + r')\],"restart":' + _UINT + ',"cycle":' + _UINT + ',"step":' + _UINT
+    + r',"losses":\[(?:' + _NUMBER + "(?:," + _NUMBER + r")*)?\]\}")
 
 
 def _parse_line(line: bytes | str) -> dict[str, Any] | None:
@@ -80,23 +98,59 @@ def _parse_line(line: bytes | str) -> dict[str, Any] | None:
 _WRITTEN_KIND = re.compile(r'\{"seq":\d+,"time":[-+.\deE]+,"kind":"([a-z_0-9]+)"')
 
 
-def _parse_lines(data: bytes, ignore: frozenset[str] = frozenset()) -> tuple[list[LoggedEvent], int, int]:
+def _thinned(lines: list[str], keep: int) -> tuple[dict[int, float], set[int]]:
+    """The step lines to pass over, with their times, and the last lines of their runs: in
+    each run of consecutive lines that are steps in the writer's layout, all of a pair's
+    steps but its first and its last ``keep``."""
+    thinned: dict[int, float] = {}
+    ends: set[int] = set()
+    by_pair: dict[str, list[tuple[int, str]]] = {}
+    match = _WRITTEN_STEP.fullmatch
+    for index, line in enumerate([*lines, ""]):  # the empty line ends the last run
+        step = match(line)
+        if step is not None:
+            by_pair.setdefault(step.group(2), []).append((index, step.group(1)))
+        elif by_pair:
+            for steps in by_pair.values():
+                thinned.update((i, float(stamp)) for i, stamp in steps[1:-keep])
+            ends.add(index - 1)
+            by_pair = {}
+    return thinned, ends
+
+
+def _parse_lines(data: bytes, ignore: frozenset[str] = frozenset(),
+                 keep_steps: int = 0) -> tuple[list[LoggedEvent | PassedSteps], int, int]:
     """(events, number of lines that are not events, number of events passed over) in
     complete lines ``data`` (no final newline). Events of a kind in ``ignore`` are
-    counted, not returned; a line the writer wrote is then passed over unparsed."""
+    counted, not returned; a line the writer wrote is then passed over unparsed. With
+    ``keep_steps``, the steps ``_thinned`` names come back as one ``PassedSteps`` at the
+    end of their run."""
     try:  # decoding once is faster than per line; a bad byte anywhere sends us line by line
         lines: list[bytes] | list[str] = data.decode("utf-8").split("\n")
     except UnicodeDecodeError:
         lines = data.split(b"\n")
-    events = []
+    thin = keep_steps > 0 and type(lines[0]) is str and "step_energies" not in ignore
+    thinned, ends = _thinned(lines, keep_steps) if thin else ({}, set())  # type: ignore[arg-type]
+    events: list[LoggedEvent | PassedSteps] = []
     passed = 0
+    run: list[float] = []  # the times of the steps passed over in the current run
     match_kind = _WRITTEN_KIND.match
     # Building many small objects triggers the cyclic GC again and again; none of them
     # can be cyclic garbage, so pausing it makes a long replay about a third faster.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for line in lines:
+        for index, line in enumerate(lines):
+            if thinned:
+                stamp = thinned.get(index)
+                if stamp is not None:
+                    run.append(stamp)
+                    continue
+                if index in ends and run:  # the run's last line: a step kept, then those passed over
+                    events.append(_logged(_parse_line(line)))  # type: ignore[arg-type]
+                    events.append(PassedSteps(len(run), min(run), max(run)))
+                    run = []
+                    continue
             if ignore and type(line) is str:
                 written = match_kind(line)
                 if written is not None and written.group(1) in ignore:
@@ -224,18 +278,25 @@ class EventLogReader:
     are passed through as they are. Events whose kind is in ``ignore`` are not
     returned, only counted in ``passed`` (a reader that needs no steps skips the
     bulk of a long log without parsing it).
+
+    ``keep_steps`` > 0 thins the steps of what one poll reads: of a pair's steps in a run
+    of consecutive steps, only the first and the last ``keep_steps`` come back as events;
+    the others, unparsed, come back as one ``PassedSteps`` after the run's last line. A
+    reader that keeps only the latest step per pair (and the first, and a window of the
+    last few) replays a long log in a fraction of the time.
     """
 
-    def __init__(self, path: Path, ignore: frozenset[str] | set[str] = frozenset()) -> None:
+    def __init__(self, path: Path, ignore: frozenset[str] | set[str] = frozenset(), keep_steps: int = 0) -> None:
         self.path = Path(path)
         self.ignore = frozenset(ignore)
+        self.keep_steps = keep_steps
         self.skipped = 0
         self.passed = 0
         self._file: Any = None
         self._inode: tuple[int, int] | None = None
         self._line_start = 0  # offset of the first byte not yet returned as part of a complete line
 
-    def poll(self) -> list[LoggedEvent]:
+    def poll(self) -> list[LoggedEvent]:  # and PassedSteps with keep_steps
         """The complete events written since the last call (possibly none)."""
         if not self._reopen_if_replaced():
             return []
@@ -250,10 +311,10 @@ class EventLogReader:
         if cut < 0:
             return []
         self._line_start += cut + 1
-        events, skipped, passed = _parse_lines(data[:cut], self.ignore)
+        events, skipped, passed = _parse_lines(data[:cut], self.ignore, self.keep_steps)
         self.skipped += skipped
         self.passed += passed
-        return events
+        return events  # type: ignore[return-value]
 
     def follow(
         self,

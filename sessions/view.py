@@ -19,7 +19,7 @@ from engine.events import (
     StepEnergies,
 )
 from engine.neb.schedule import ScheduleError, schedule_from_dict
-from sessions.eventlog import EventLogReader, LoggedEvent, read_log
+from sessions.eventlog import EventLogReader, LoggedEvent, PassedSteps, read_log
 from sessions.folder import SessionFolder
 from sessions.lifecycle import (
     RunnerStarted,
@@ -124,7 +124,14 @@ class SessionView:
             progress = self.progress[pair] = PairProgress(pair)
         return progress
 
-    def apply(self, entry: LoggedEvent) -> None:
+    def apply(self, entry: LoggedEvent | PassedSteps) -> None:
+        if type(entry) is PassedSteps:  # steps between a pair's first and latest ones: counted, timed
+            self.events += entry.count
+            if self.started is None or entry.earliest < self.started:
+                self.started = entry.earliest
+            if self.last_time is None or entry.latest > self.last_time:
+                self.last_time = entry.latest
+            return
         self.events += 1
         stamp = entry.time
         if stamp is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nebtui.app.app import SessionApp
+from nebtui.app.model import RATE_WINDOW
 from nebtui.app.picker import SessionListApp
 from nebtui.app.sources import FolderStatus, SocketControl
 from sessions.eventlog import EventLogReader
@@ -25,7 +26,8 @@ def build_app(folder: SessionFolder) -> SessionApp:
     except SessionError:
         pairs_total = None
     return SessionApp(
-        EventLogReader(folder.events_path),
+        # thinned: of a long run of steps, the model needs a pair's first and last few only
+        EventLogReader(folder.events_path, keep_steps=RATE_WINDOW + 1),
         SocketControl(folder.control_socket_path),
         session_id=folder.id,
         schedule=config.get("schedule"),

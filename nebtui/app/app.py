@@ -31,6 +31,7 @@ from nebtui.app.panes import EnergyPane, LogPane, MSTPane, SchedulePane, StatusL
 from nebtui.app.screens import ConfirmStop
 from nebtui.app.sources import Control, EventSource
 from nebtui.progress import clock_text
+from sessions.eventlog import PassedSteps
 from sessions.lifecycle import (
     CHECKED_PHASES,
     STARTUP_PHASES,
@@ -70,8 +71,12 @@ class StartupPhases:
         self.refusal: str | None = None  # the runner failed before accepting it
 
     def apply(self, entry: Any) -> None:
+        if type(entry) is PassedSteps:  # steps between others that were read
+            return
         event = entry.event
-        if isinstance(event, StartupPhaseStarted):
+        if type(event) is StepEnergies:  # most events
+            self.done = True
+        elif isinstance(event, StartupPhaseStarted):
             self.phases.append((event.phase, event.detail, entry.time))
             self.done = False
             self.checked = self.checked or event.phase in CHECKED_PHASES

@@ -13,7 +13,7 @@ from typing import Any
 from engine.events import Event, StepEnergies
 from engine.neb.schedule import ScheduleError, schedule_from_dict
 from nebtui.progress import describe
-from sessions.eventlog import LoggedEvent
+from sessions.eventlog import LoggedEvent, PassedSteps
 from sessions.lifecycle import (
     CheckpointFailed,
     ControlReceived,
@@ -117,22 +117,28 @@ class SessionModel:
 
     # ---- reducing events
 
-    def apply(self, entry: LoggedEvent) -> None:
-        view, event = self.view, entry.event
+    def apply(self, entry: LoggedEvent | PassedSteps) -> None:
+        view = self.view
         view.apply(entry)
-        if isinstance(event, StepEnergies):
+        if type(entry) is PassedSteps:  # a thinning reader keeps each pair's last RATE_WINDOW + 1 steps
+            self.version += 1
+            return
+        event = entry.event
+        if isinstance(event, StepEnergies):  # most events; describe() has no line for a step
             # most steps are the followed pair's: ask which pair is shown only when not
             shown = view.progress[event.pair] if event.pair == self.followed else self.shown_pair()
             if shown is not None and event.pair == shown.pair and entry.time is not None:
                 self.rate.observe(entry.time, self.steps_done(shown))
-        elif isinstance(event, GAPS):
+            self.version += 1
+            return
+        if isinstance(event, GAPS):
             self.rate.gap()
         text = describe(event)
         if text is not None:
             self.note(text, log_level(event))
         self.version += 1
 
-    def apply_all(self, entries: list[LoggedEvent]) -> None:
+    def apply_all(self, entries: list[LoggedEvent | PassedSteps]) -> None:
         for entry in entries:
             self.apply(entry)
 
