@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from engine.neb.autoneb import Connection
 
 MAX_RETRIES = 3  # restarts of a worker for the same pair before the session gives up
+FAILED_STARTS = 3  # a worker that ends before it is ready this many times in a row cannot start here
 HEARTBEAT_SECONDS = 1.0
 POLL_SECONDS = 0.1
 
@@ -93,6 +94,8 @@ class Runner:
         self.retries: dict[Pair, int] = {}
         self.restart_at: dict[int, float] = {}
         self.failures: dict[int, str] = {}
+        self.ready: set[int] = set()  # workers that said they are ready since they were (re)started
+        self.failed_starts: dict[int, int] = {}  # per worker: ended before it was ready, in a row
         self.fatal: str | None = None  # an error that a retry would only repeat
         self.status = "starting"
 
@@ -394,6 +397,8 @@ class Runner:
     def _handle(self, message: WorkerMessage) -> None:
         match message:
             case WorkerReady(worker=worker, pid=pid, device=device, node=node):
+                self.ready.add(worker)
+                self.failed_starts.pop(worker, None)
                 self.emit(session_events.WorkerStarted(worker=worker, device=device, pid=pid, node=node))
             case WorkerEvent(event=event):
                 self.emit(event)
@@ -446,6 +451,17 @@ class Runner:
                 self.checkpoint("stop")
                 self._fail(self.fatal)
                 return True
+            if worker not in self.ready:
+                self.failed_starts[worker] = self.failed_starts.get(worker, 0) + 1
+                if self.failed_starts[worker] >= FAILED_STARTS:
+                    self.emit(session_events.WorkerDied(worker=worker, pid=pid, reason=reason, pair=None,
+                                                        restart_in=None))
+                    self.checkpoint("stop")
+                    self._fail(f"worker {worker} ended before it was ready {FAILED_STARTS} times in a row "
+                               f"(last: {reason}): see runner.log in {self.folder.path} for why, fix the cause, "
+                               f"then nebtui sessions resume {self.folder.id}")
+                    return True
+            self.ready.discard(worker)
             if pair is not None:
                 self.assigned.pop(pair, None)
                 self.retries[pair] = self.retries.get(pair, 0) + 1
