@@ -132,7 +132,7 @@ def _parse_lines(data: bytes, ignore: frozenset[str] = frozenset(),
     thin = keep_steps > 0 and type(lines[0]) is str and "step_energies" not in ignore
     thinned, ends = _thinned(lines, keep_steps) if thin else ({}, set())  # type: ignore[arg-type]
     events: list[LoggedEvent | PassedSteps] = []
-    passed = 0
+    passed = not_events = 0
     run: list[float] = []  # the times of the steps passed over in the current run
     match_kind = _WRITTEN_KIND.match
     # Building many small objects triggers the cyclic GC again and again; none of them
@@ -158,6 +158,7 @@ def _parse_lines(data: bytes, ignore: frozenset[str] = frozenset(),
                     continue
             record = _parse_line(line)
             if record is None:
+                not_events += 1
                 continue
             if ignore and record.get("kind") in ignore:
                 passed += 1
@@ -166,7 +167,7 @@ def _parse_lines(data: bytes, ignore: frozenset[str] = frozenset(),
     finally:
         if was_enabled:
             gc.enable()
-    return events, len(lines) - len(events) - passed, passed
+    return events, not_events, passed
 
 
 def _recover(fd: int) -> tuple[int, int]:
