@@ -19,9 +19,7 @@ import math
 import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from engine.events import (
     EdgeIgnored,
@@ -33,6 +31,9 @@ from engine.events import (
     PairChosen,
     ignore,
 )
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 VARIANTS = ("mst", "star")  # "star": connect the lowest minimum to all others, then stop
 STOPS = ("all_pairs", "tolerance")
@@ -129,6 +130,8 @@ def _kruskal(edges: Iterable[Edge], energies: Sequence[float]) -> dict[Pair, flo
 def tree_bound(tree: dict[Pair, float], a: int, b: int) -> float:
     """The highest saddle on the tree path between two different minima a and b
     (inf if the tree does not connect them): the ultrametric bound B(a, b)."""
+    import networkx as nx  # here, not above: the CLI parses stop rules without it
+
     graph = nx.Graph()
     graph.add_nodes_from((a, b))
     graph.add_edges_from((u, v, {"saddle": s}) for (u, v), s in tree.items())
@@ -209,6 +212,8 @@ class Landscape:
         self.options = LandscapeOptions(variant, stop, float(tolerance), bool(relative), max_pairs)
         self.energies: tuple[float, ...] = tuple(energies)
         self.on_event: EventSink = on_event or ignore
+        import networkx as nx
+
         self.graph = nx.Graph()
         self.graph.add_nodes_from((i, {"energy": e}) for i, e in enumerate(energies))
         self.lowest = min(range(len(energies)), key=lambda i: (energies[i], i))
