@@ -27,6 +27,8 @@ def demo(
     """Explore the minima of a demo problem in a session and print the MST."""
     if name not in DEMOS:
         fail(f"unknown demo {name!r}: choose one of {', '.join(DEMOS)}")
+    if use_app(run.headless, run.as_json) and not run.detach:
+        preload_app()  # while this process checks the options and the runner starts
     from sessions.config import Problem
     from sessions.devices import parse_devices
     from sessions.folder import SessionError
@@ -44,8 +46,6 @@ def demo(
     else:
         manifest = _digits_minima(printer, run.seed)
         problem = Problem(kind="network", model="mlp", data="digits", minima=manifest)
-    if use_app(run.headless, run.as_json) and not run.detach:
-        preload_app()  # while the runner starts
     run_session(session_config(run, problem, chosen), manifest, run, hint=name, printer=printer)
 
 

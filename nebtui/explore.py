@@ -37,6 +37,8 @@ def explore(
     from sessions.minima_folder import in_training, read_sidecars
     from sessions.problem import parse_data
 
+    if use_app(run.headless, run.as_json) and not run.detach:
+        preload_app()  # while this process checks the minima and the runner starts
     printer = ProgressPrinter(stream=sys.stdout, enabled=not run.as_json)
     try:
         files = find_minima(minima)
@@ -68,8 +70,6 @@ def explore(
         parse_devices(run.device)  # the runner checks that its GPUs are there
     except SessionError as error:
         fail(str(error), code=2)
-    if use_app(run.headless, run.as_json) and not run.detach:
-        preload_app()  # while the runner starts
     run_session(config, manifest, run, hint=minima.absolute().name or "minima", printer=printer)
 
 
