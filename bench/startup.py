@@ -10,7 +10,7 @@ One JSON line of medians (seconds) over ``--runs`` runs. With ``--baseline DIR``
 source tree of nebtui, e.g. ``git archive COMMIT | tar -x -C DIR``) both trees run
 interleaved in the same run, and the line holds their ratios (baseline / this):
 
-    python bench/startup.py [--runs 5] [--source DIR] [--baseline /tmp/before]
+    python bench/startup.py [--runs 3] [--source DIR] [--baseline /tmp/before]
 
 Goals on the development machine: first paint <= 1.0 s, first step <= 6 s, attach of
 100k events <= 2 s.
@@ -183,7 +183,7 @@ def measure(source: Path, home: Path, session: str) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=3, help="runs per tree (default 3: about a minute on a quiet machine)")
     parser.add_argument("--source", type=Path, default=ROOT, help="the nebtui source tree to measure (default: this one)")
     parser.add_argument("--baseline", type=Path, help="another nebtui source tree, measured interleaved")
     args = parser.parse_args()
