@@ -102,8 +102,17 @@ class Terminal:
             os.close(self.master)
 
 
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie counts: it writes nothing more)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def stop_runners(home: Path) -> None:
-    """SIGTERM every runner under ``home`` (a runner stops at its next step) and wait for them."""
+    """SIGTERM every runner under ``home`` (a runner stops at its next step) and wait until it
+    has left: its lock released, and the process gone (it may still write as it closes)."""
     from sessions.lock import holder
 
     for lock in home.glob("*/runner.lock"):
@@ -113,6 +122,8 @@ def stop_runners(home: Path) -> None:
         deadline = time.monotonic() + 60
         while holder(lock) is not None and time.monotonic() < deadline:
             time.sleep(0.05)
+        while pid is not None and not gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def has_step(home: Path) -> bool:
@@ -121,7 +132,7 @@ def has_step(home: Path) -> bool:
 
 def demo(source: Path) -> tuple[float, float]:
     """(first paint, first step) of the Mueller-Brown demo in the app."""
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:  # a worker may outlive its runner
         home = Path(tmp)
         terminal = Terminal([*nebtui_command(source), "demo", "muller-brown", "--device", "cpu"],
                             environment(source, home), source)
