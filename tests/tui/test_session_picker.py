@@ -31,3 +31,30 @@ async def test_no_sessions_says_how_to_start_one(tmp_path):
         assert "no sessions in" in str(app.query_one("#heading").render())
         await pilot.press("q")
     assert app.return_value is None
+
+
+@app_test
+async def test_rows_show_at_once_and_their_status_and_pairs_come_from_the_logs(tmp_path):
+    from engine.events import ConnectionFinished, StepEnergies
+    from sessions.eventlog import EventLogWriter
+    from sessions.lifecycle import RunnerStarted, SessionFinished
+
+    folder = SessionFolder.create(tmp_path, "long", {"problem": {"kind": "surface", "surface": "muller-brown"},
+                                                     "schedule": SCHEDULE}, [])
+    with EventLogWriter(folder.events_path) as log:
+        log.append(RunnerStarted(pid=1, devices=["cpu"], resumed=False))
+        for step in range(1, 3000):
+            log.append(StepEnergies(pair=(0, 1), restart=0, cycle=1, step=step, losses=[-1.0, -0.5, -2.0]))
+        log.append(ConnectionFinished(pair=(0, 1), saddle_energy=-0.5, saddle_position=0.5, linear_saddle_energy=1.0,
+                                      pivots=3, cycles=1, restarts=1))
+        log.append(SessionFinished(reason="all pairs", pairs_done=1, mst=[[0, 1, -0.5]]))
+    app = SessionListApp(tmp_path)
+    async with app.run_test(size=(100, 24)) as pilot:
+        table = app.query_one("DataTable")
+        assert table.get_row("long")[0] == "long"  # listed before any log is read
+        for _ in range(200):  # 10 s at most
+            if table.get_row("long")[1] != "…":
+                break
+            await pilot.pause(0.05)
+        assert table.get_row("long")[1:4] == ["finished", "muller-brown", "1/3"]
+        await pilot.press("q")
