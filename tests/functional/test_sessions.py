@@ -209,8 +209,10 @@ def test_a_hang_up_leaves_the_runner_running_and_viewers_see_every_event_in_orde
     """One session for both: the terminal that started it hangs up (the runner goes on),
     while two ``sessions attach`` viewers and two raw log readers watch it live."""
     home = nebtui_home
+    # its own session and process group, like a terminal's, and SIGHUP's default action (under
+    # nohup, say, the tests' own SIGHUP would be ignored, and so would the terminal's by the CLI)
     cli = spawn(home, "demo", "muller-brown", "--device", "cpu", "--scale", "0.4", "--session", "hup",
-                start_new_session=True)  # its own session and process group, like a terminal's
+                start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     pid = wait_until(lambda: runner_pid(home, "hup"), 60, "runner holding the lock")
     viewers = [spawn(home, "sessions", "attach", "hup") for _ in range(2)]
     readers = [subprocess.Popen([sys.executable, "-c", _FOLLOWER, str(home / "hup")],
