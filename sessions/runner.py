@@ -3,8 +3,9 @@
 It runs the landscape loop (which pair next), hands pair jobs to the worker
 pool, writes every event to the log, writes checkpoints, answers the control
 socket and restarts workers that die. Started by the CLI as
-``python -m sessions.runner SESSION_FOLDER`` in its own process session, so it
-survives the terminal going away.
+``python -m sessions.spawn SESSION_FOLDER`` in its own process session, so it
+survives the terminal going away (sessions/spawn.py takes the session's lock
+before this module is imported).
 
 On disk, besides the event log: ``checkpoint.safetensors`` holds the landscape
 and the state of every connection in flight; each finished connection's state
@@ -107,8 +108,9 @@ class Runner:
 
     # --- the process ----------------------------------------------------------
 
-    def main(self) -> int:
-        lock = RunnerLock(self.folder.lock_path)
+    def main(self, lock: RunnerLock | None = None) -> int:
+        """Run the session to its end; ``lock``: the session's lock, if already taken."""
+        lock = lock or RunnerLock(self.folder.lock_path)
         try:
             lock.acquire()
         except LockedError as error:
@@ -528,20 +530,3 @@ class Runner:
                 started=[list(p) for p in dropped if p in self.started],
             ))
 
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m sessions.runner SESSION_FOLDER", file=sys.stderr)
-        return 2
-    path = Path(args[0])
-    try:
-        folder = SessionFolder.open(path.parent, path.name)
-    except SessionError as error:
-        print(f"nebtui runner: {error}", file=sys.stderr)
-        return 2
-    return Runner(folder).main()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

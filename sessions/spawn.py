@@ -6,9 +6,10 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from sessions.folder import SessionError, SessionFolder
-from sessions.lock import holder
+from sessions.lock import LockedError, RunnerLock, holder
 
 
 def start_runner(folder: SessionFolder, wait: float = 60.0) -> int:
@@ -22,7 +23,7 @@ def start_runner(folder: SessionFolder, wait: float = 60.0) -> int:
         )
     with open(folder.runner_log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sessions.runner", str(folder.path)],
+            [sys.executable, "-m", "sessions.spawn", str(folder.path)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -58,3 +59,33 @@ def last_line(folder: SessionFolder) -> str:
     except OSError:
         return "no runner log"
     return lines[-1] if lines else "the runner log is empty"
+
+
+def runner_main(argv: list[str] | None = None) -> int:
+    """The runner's process (``python -m sessions.spawn SESSION_FOLDER``). It takes the
+    session's lock before it imports the runner (a third of a second of schedules and
+    engine modules), so that the CLI, which waits for the lock, paints its app sooner;
+    and the workers, which multiprocessing starts by importing this main module again,
+    import only this light one."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m sessions.spawn SESSION_FOLDER", file=sys.stderr)
+        return 2
+    path = Path(args[0])
+    try:
+        folder = SessionFolder.open(path.parent, path.name)
+        lock = RunnerLock(folder.lock_path)
+        lock.acquire()
+    except LockedError as error:
+        print(f"nebtui runner: {error}", file=sys.stderr)
+        return 3
+    except SessionError as error:
+        print(f"nebtui runner: {error}", file=sys.stderr)
+        return 2
+    from sessions.runner import Runner
+
+    return Runner(folder).main(lock)
+
+
+if __name__ == "__main__":
+    sys.exit(runner_main())
