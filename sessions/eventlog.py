@@ -68,14 +68,22 @@ class PassedSteps(NamedTuple):
 
 _scan_json = json.scanner.make_scanner(json.JSONDecoder())  # json.loads without its per-call wrapping
 
-# A whole step line as the writer writes it, every value valid JSON: such a line is a
-# StepEnergies event, known without parsing it. Its groups: the time, then the pair.
-_NUMBER = r"(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|NaN|-?Infinity)"
+# A whole step line as the writer writes it: such a line is a StepEnergies event, known
+# without parsing it. The head is matched field by field (its groups: the time, then the
+# pair); the losses, whose values a thinning reader never reads, only as comma-separated
+# runs of the characters of JSON numbers (NaN and Infinity included): checking each
+# number's grammar took two thirds of the time of reading a long log.
 _UINT = r"(?:0|[1-9]\d*)"
-_WRITTEN_STEP = re.compile(
+_STEP_HEAD = re.compile(
     r'\{"seq":' + _UINT + r',"time":(-?(?:0|[1-9]\d*)\.\d+(?:[eE][-+]?\d+)?),"kind":"step_energies","pair":\[('
-    + _UINT + "," + _UINT + r')\],"restart":' + _UINT + ',"cycle":' + _UINT + ',"step":' + _UINT
-    + r',"losses":\[(?:' + _NUMBER + "(?:," + _NUMBER + r")*)?\]\}")
+    + _UINT + "," + _UINT + r')\],"restart":' + _UINT + ',"cycle":' + _UINT + ',"step":' + _UINT + r',"losses":\[')
+_LOSS = r"[-+0-9.eEaNIfinty]+"
+_STEP_TAIL = re.compile(r"(?:" + _LOSS + "(?:," + _LOSS + r")*)?\]\}")
+
+
+def _written_step(line: str) -> re.Match[str] | None:
+    head = _STEP_HEAD.match(line)
+    return head if head is not None and _STEP_TAIL.fullmatch(line, head.end()) is not None else None
 
 
 def _parse_line(line: bytes | str) -> dict[str, Any] | None:
@@ -105,9 +113,8 @@ def _thinned(lines: list[str], keep: int) -> tuple[dict[int, float], set[int]]:
     thinned: dict[int, float] = {}
     ends: set[int] = set()
     by_pair: dict[str, list[tuple[int, str]]] = {}
-    match = _WRITTEN_STEP.fullmatch
     for index, line in enumerate([*lines, ""]):  # the empty line ends the last run
-        step = match(line)
+        step = _written_step(line)
         if step is not None:
             by_pair.setdefault(step.group(2), []).append((index, step.group(1)))
         elif by_pair:
