@@ -26,8 +26,9 @@ pool reports it as ``WorkerExited`` with the pair it held, so the runner restart
 it and the pair runs again from its last state, wherever Ray places the new
 actor. Messages the lost actor had not handed over yet are lost with it: each is
 a state the pair reaches again from the last one the runner kept. Actors that go
-before they are ready, three in a row, end the session in one line (what Ray said,
-and what to check): such a cluster would only start them again and again. The actors are
+that keep going before they are ready end the session in one line (the runner counts
+them; ``start_advice`` says what to check): such a cluster would only start them again
+and again. The actors are
 not detached: owned by the runner, they end when it ends, however it ends (through
 Ray Client, once the client's reconnect grace period is over: Ray's 30 s, or
 RAY_CLIENT_RECONNECT_GRACE_PERIOD).
@@ -59,7 +60,6 @@ CONNECT_SECONDS = 5.0  # how long the cluster's address may take to accept a con
 CONCURRENCY = 4  # a job, a drain, and requests beside them
 BATCH_SECONDS = 0.05  # events wait this long for company: one call per batch, not per step
 ENDS = (WorkerReady, JobDone, JobStopped, JobFailed)  # what the runner acts on at once
-FAILED_STARTS = 3  # actors in a row lost before they were ready: the cluster cannot run them
 
 
 def import_ray() -> Any:
@@ -255,7 +255,12 @@ class RayPool:
     checkpoint_interval: float
     devices: list[str] = field(default_factory=list)
     actors: list[_Actor] = field(default_factory=list)
-    failed_starts: int = 0  # actors lost before they were ready since one was
+
+    @property
+    def start_advice(self) -> str:
+        return (f"check that every node of the Ray cluster at {self.address} has nebtui and this Ray and Python, "
+                "and that this machine's token authentication matches the cluster's (RAY_AUTH_MODE; a token in "
+                "~/.ray/auth_token turns it on)")
 
     def start(self) -> None:
         from sessions.devices import parse_devices
@@ -336,7 +341,6 @@ class RayPool:
                 match message:
                     case WorkerReady(pid=pid):
                         actor.ready, actor.pid = True, pid
-                        self.failed_starts = 0
                     case JobStopped() | JobDone():
                         actor.pair = None
                     case JobFailed():
@@ -350,14 +354,6 @@ class RayPool:
     def _gone(self, index: int, reason: str) -> None:
         actor = self.actors[index]
         if not actor.gone:
-            if not actor.pid:
-                self.failed_starts += 1
-                if self.failed_starts >= FAILED_STARTS:
-                    raise SessionError(
-                        f"the workers on the Ray cluster at {self.address} end before they start ({reason}), "
-                        f"{FAILED_STARTS} in a row: check that every node has nebtui and this Ray and Python, and "
-                        "that this machine's token authentication matches the cluster's (RAY_AUTH_MODE; a token in "
-                        "~/.ray/auth_token turns it on), then nebtui sessions resume")
             actor.gone, actor.pending, actor.ready = True, None, False
             actor.exited = WorkerExited(index, actor.pid, reason, actor.pair)
 

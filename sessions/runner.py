@@ -459,9 +459,10 @@ class Runner:
                     self.emit(session_events.WorkerDied(worker=worker, pid=pid, reason=reason, pair=None,
                                                         restart_in=None))
                     self.checkpoint("stop")
+                    advice = self.pool.start_advice or f"see runner.log in {self.folder.path} for why"
                     self._fail(f"worker {worker} ended before it was ready {FAILED_STARTS} times in a row "
-                               f"(last: {reason}): see runner.log in {self.folder.path} for why, fix the cause, "
-                               f"then nebtui sessions resume {self.folder.id}")
+                               f"(last: {reason}): {advice}, fix the cause, then nebtui sessions resume "
+                               f"{self.folder.id}")
                     return True
             self.ready.discard(worker)
             if pair is not None:

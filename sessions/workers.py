@@ -23,7 +23,7 @@ import time
 import traceback
 from multiprocessing.connection import wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 
 from sessions.messages import (
     JobDone,
@@ -43,6 +43,7 @@ DRAIN_SECONDS = 5.0  # a dead worker whose pipe never ends (should not happen) i
 
 class WorkerPool(Protocol):
     devices: list[str]
+    start_advice: str  # what to check when its workers keep ending before they are ready ("": the runner log)
 
     def start(self) -> None: ...
     def idle(self) -> list[int]: ...
@@ -79,6 +80,7 @@ class LocalPool:
     config: dict[str, Any]
     checkpoint_interval: float
     slots: list[_Slot] = field(default_factory=list)
+    start_advice: ClassVar[str] = ""  # a worker's traceback goes to the runner log
 
     def __post_init__(self) -> None:
         self._context = multiprocessing.get_context("spawn")
