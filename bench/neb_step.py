@@ -110,8 +110,8 @@ def _time_module(module, names: dict[str, str]) -> None:
         setattr(module, name, timed)
 
 
-# today's step: forces = descent_directions, the optimiser update = _optimiser_step;
-# an older step (--baseline): forces = neb_forces, the optimiser = optimiser.step
+# forces: descent_directions (today), neb_forces (an older step, --baseline); the optimiser
+# update: _optimiser_step where a step has one, else the connection's optimiser.step (Band)
 _TIMED = {"descent_directions": "forces", "neb_forces": "forces", "_optimiser_step": "optimiser"}
 _time_module(autoneb, _TIMED)
 
@@ -169,7 +169,7 @@ class Band:
         energy._batched = clock.timed("evaluation", energy._batched)
         energy._looped = clock.timed("evaluation", energy._looped)
         c.tangent = clock.timed("tangents", c.tangent)
-        if not hasattr(engine_autoneb, "_optimiser_step"):  # an older step calls optimiser.step itself
+        if not hasattr(engine_autoneb, "_optimiser_step"):  # a step that calls optimiser.step itself
             c.optimiser.step = clock.timed("optimiser", c.optimiser.step)
         c._respace = clock.timed("respacing", c._respace)
 

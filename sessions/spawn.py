@@ -76,12 +76,9 @@ def runner_main(argv: list[str] | None = None) -> int:
         folder = SessionFolder.open(path.parent, path.name)
         lock = RunnerLock(folder.lock_path)
         lock.acquire()
-    except LockedError as error:
+    except SessionError as error:  # LockedError: another runner holds the session
         print(f"nebtui runner: {error}", file=sys.stderr)
-        return 3
-    except SessionError as error:
-        print(f"nebtui runner: {error}", file=sys.stderr)
-        return 2
+        return 3 if isinstance(error, LockedError) else 2
     from sessions.runner import Runner
 
     return Runner(folder).main(lock)

@@ -182,11 +182,6 @@ class PlainSGD:
 Optimiser = Union[PlainSGD, torch.optim.Optimizer]
 
 
-def _optimiser_step(optimiser: Optimiser, interior: torch.nn.Parameter) -> None:
-    """One optimiser step of the band's interior (bench/neb_step.py times it by this name)."""
-    optimiser.step()
-
-
 def _make_optimiser(cycle: Cycle, interior: torch.nn.Parameter) -> Optimiser:
     """The cycle's optimiser over the band's interior: plain SGD (the presets') written
     out, any other torch.optim class as torch has it (the schedule checked its arguments)."""
@@ -441,7 +436,7 @@ class Connection:
         self.interior.grad = descent_directions(
             interior_grads, tangents, spring, segments.lengths, climber
         ).to(self.interior.dtype)
-        _optimiser_step(self.optimiser, self.interior)
+        self.optimiser.step()
         self._last_climber = climber
         if math.isinf(spring) and not respace_before:
             self._respace(climber)
