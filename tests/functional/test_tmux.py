@@ -54,7 +54,7 @@ def session_name():
 
 def test_demo_in_a_terminal_then_detach_and_attach(session_name, nebtui_home):
     # COLUMNS/LINES from the test process (set by the snapshot plugin) would pin the app at 80x24
-    command = f"env -u COLUMNS -u LINES TERM=xterm-256color NEBTUI_HOME={nebtui_home} {NEBTUI} demo muller-brown --scale 0.5; sleep 120"
+    command = f"env -u COLUMNS -u LINES TERM=xterm-256color NEBTUI_HOME={nebtui_home} {NEBTUI} demo muller-brown --scale 0.2; sleep 120"
     tmux("new-session", "-d", "-s", session_name, "-x", "160", "-y", "48", command)
     target = f"{session_name}:0"
     big(target)
