@@ -11,8 +11,7 @@ from pathlib import Path
 from nebtui.app.app import SessionApp
 from nebtui.app.model import RATE_WINDOW
 from nebtui.app.picker import SessionListApp
-from nebtui.app.sources import FolderStatus, SocketControl
-from sessions.eventlog import EventLogReader
+from nebtui.app.sources import FolderFeed, FolderStatus, SocketControl
 from sessions.folder import SessionError, SessionFolder
 from sessions.view import SessionView, summary
 
@@ -25,13 +24,14 @@ def build_app(folder: SessionFolder) -> SessionApp:
         pairs_total = summary(folder, SessionView())["pairs_total"] or None
     except SessionError:
         pairs_total = None
+    # thinned: of a long run of steps, the model needs a pair's first and last few only
+    feed = FolderFeed(folder, keep_steps=RATE_WINDOW + 1)
     return SessionApp(
-        # thinned: of a long run of steps, the model needs a pair's first and last few only
-        EventLogReader(folder.events_path, keep_steps=RATE_WINDOW + 1),
+        feed,
         SocketControl(folder.control_socket_path),
         session_id=folder.id,
         schedule=config.get("schedule"),
-        status_probe=FolderStatus(folder),
+        status_probe=FolderStatus(feed),
         pairs_total=pairs_total,
         exporter=lambda: export_report(folder),
     )
