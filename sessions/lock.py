@@ -6,7 +6,9 @@ holds the holder's pid and start time, for messages; the flock, not the file,
 says whether the session is held.
 
 The lock belongs to the open file: a child made by a plain fork() (not
-exec'd) would hold it too. multiprocessing's "spawn" children do not.
+exec'd) would hold it too. The workers do not: they are forked from
+multiprocessing's fork server, an exec'd process given only the descriptors it
+needs, never from the runner.
 """
 
 from __future__ import annotations

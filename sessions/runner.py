@@ -25,7 +25,8 @@ sequence; a resumed runner records the saved paths again in the sequence's
 order. Pairs chosen beyond the need of a stop rule are stopped, their files set
 aside in results/beyond_need/, and counted in a PairsBeyondNeed event.
 
-The runner starts its workers first, before it imports torch and the engine's
+The runner starts its workers first (the fork server they are forked from imports
+torch and the worker's modules), before it imports torch and the engine's
 numerics itself: the workers' imports and its own then run side by side, and
 on a CPU session (devices known without torch) the first step comes seconds
 sooner. Everything that needs torch is imported where it is used.

@@ -3,7 +3,7 @@
 The runner talks to its workers only through ``WorkerPool``: submit a pair's
 connection state, ask for a stop or a state at the next step boundary, poll the
 messages that come up, notice and restart dead workers. ``LocalPool`` runs one
-process per device (spawn context); another pool (e.g. on Ray) can take its
+process per device (forked by multiprocessing's fork server); another pool (e.g. on Ray) can take its
 place without touching the runner.
 
 The messages up are the dataclasses of ``sessions.messages``, which documents
@@ -17,8 +17,10 @@ reports the death, so nothing the worker sent is lost.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import queue
+import threading
 import time
 import traceback
 from multiprocessing.connection import wait
@@ -39,6 +41,10 @@ from sessions.messages import (
 
 ORPHAN_CHECK_SECONDS = 1.0  # how often an idle worker looks whether its runner still lives
 DRAIN_SECONDS = 5.0  # a dead worker whose pipe never ends (should not happen) is reported after this
+# What the fork server imports once for every worker it forks: torch and the modules a
+# worker runs (torch._dynamo, 2 to 5 s, only where a worker needs it: _will_import_dynamo).
+PRELOAD = ("torch", "sessions.problem", "sessions.statepack", "sessions.config", "engine.curves.runs",
+           "engine.neb.autoneb", "engine.neb.schedule")
 
 
 class WorkerPool(Protocol):
@@ -74,7 +80,7 @@ class _Slot:
 
 @dataclass
 class LocalPool:
-    """One worker process per device (spawn): jobs down a queue, messages up a pipe each."""
+    """One worker process per device (from the fork server): jobs down a queue, messages up a pipe each."""
 
     devices: list[str]
     config: dict[str, Any]
@@ -83,12 +89,36 @@ class LocalPool:
     start_advice: ClassVar[str] = ""  # a worker's traceback goes to the runner log
 
     def __post_init__(self) -> None:
-        self._context = multiprocessing.get_context("spawn")
+        self._context = multiprocessing.get_context("forkserver")
         self.slots = [_Slot(device) for device in self.devices]
+        self._starter: threading.Thread | None = None
+        self._start_error: BaseException | None = None
 
     def start(self) -> None:
-        for index in range(len(self.slots)):
-            self._spawn(index)
+        """Start the fork server, which imports torch and the workers' modules once while the
+        runner imports its own, and fork the workers from it (on a thread: a fork waits for
+        the server's imports). A worker started again after a death is a fork too:
+        milliseconds, where a new interpreter took seconds of imports."""
+        self._context.set_forkserver_preload(list(PRELOAD))
+        multiprocessing.forkserver.ensure_running()
+        self._starter = threading.Thread(target=self._start_all, name="worker starter", daemon=True)
+        self._starter.start()
+
+    def _start_all(self) -> None:
+        try:
+            for index in range(len(self.slots)):
+                self._spawn(index)
+        except BaseException as error:  # noqa: BLE001 - raised on the runner's thread by _started
+            self._start_error = error
+
+    def _started(self) -> None:
+        """The workers' first start has been made (every other call waits for it)."""
+        if self._starter is not None:
+            self._starter.join()
+            self._starter = None
+        if self._start_error is not None:
+            error, self._start_error = self._start_error, None
+            raise error
 
     def _spawn(self, index: int) -> None:
         slot = self.slots[index]
@@ -103,7 +133,7 @@ class LocalPool:
         slot.process = self._context.Process(
             target=worker_main,
             args=(index, slot.device, self.config, self.checkpoint_interval, slot.jobs, writer, slot.stop,
-                  slot.want_state, os.getpid()),
+                  slot.want_state),
             name=f"nebtui-worker-{index}",
             daemon=True,
         )
@@ -112,12 +142,15 @@ class LocalPool:
         slot.pid = slot.process.pid
 
     def idle(self) -> list[int]:
+        self._started()
         return [i for i, s in enumerate(self.slots) if s.ready and s.pair is None and s.process.is_alive()]
 
     def job(self, worker: int) -> Pair | None:
+        self._started()
         return self.slots[worker].pair
 
     def submit(self, worker: int, pair: Pair, packed: bytes) -> None:
+        self._started()
         slot = self.slots[worker]
         slot.stop.clear()
         slot.want_state.clear()
@@ -125,13 +158,16 @@ class LocalPool:
         slot.jobs.put((pair, packed))
 
     def request_stop(self, worker: int) -> None:
+        self._started()
         self.slots[worker].stop.set()
 
     def request_state(self, worker: int) -> None:
+        self._started()
         self.slots[worker].want_state.set()
 
     def poll(self, timeout: float) -> list[WorkerMessage]:
         """The messages that came up within ``timeout`` seconds, each worker's in the order it sent them."""
+        self._started()
         pipes = {slot.up: index for index, slot in enumerate(self.slots) if slot.up is not None}
         if not pipes:
             time.sleep(timeout)
@@ -161,6 +197,7 @@ class LocalPool:
     def dead(self) -> list[WorkerExited]:
         """Workers that died since the last call, with the pair each held: once what they
         sent has been read (their pipe ended)."""
+        self._started()
         found = []
         now = time.monotonic()
         for index, slot in enumerate(self.slots):
@@ -176,6 +213,7 @@ class LocalPool:
         return found
 
     def restart(self, worker: int) -> None:
+        self._started()
         slot = self.slots[worker]
         if slot.process is not None:
             slot.process.join(timeout=1)
@@ -186,6 +224,10 @@ class LocalPool:
     def close(self) -> None:
         """Workers that are up exit when told; one still starting (the runner failed before it
         was ready) holds nothing and is not waited for."""
+        try:
+            self._started()
+        except Exception:  # noqa: BLE001 - the workers that did start are closed all the same
+            pass
         for slot in self.slots:
             if slot.process is not None and slot.process.is_alive():
                 if slot.ready:
@@ -204,13 +246,16 @@ class LocalPool:
                 slot.up = None
 
 
-def worker_main(index, device, config, interval, jobs, up, stop, want_state, runner) -> None:  # noqa: ANN001
+def worker_main(index, device, config, interval, jobs, up, stop, want_state) -> None:  # noqa: ANN001
     """A worker process: build the problem on ``device``, then run pair jobs for the
-    runner with pid ``runner``; it exits once that runner is gone."""
+    runner that started it; it exits once that runner is gone."""
+    parent = multiprocessing.parent_process()
+
     def orphaned() -> bool:
-        """The runner is gone (kill -9 leaves no one to stop us): we were reparented. The
-        runner's pid comes from the runner: it may have died before this process ran a line."""
-        return os.getppid() != runner
+        """The runner is gone (kill -9 leaves no one to stop us): the pipe that multiprocessing
+        keeps from it to each of its children has ended, even if it died before this process
+        ran a line. (Forked by the fork server, the runner is not our parent process.)"""
+        return parent is None or not parent.is_alive()
 
     def send(message: WorkerMessage) -> None:
         try:
