@@ -107,6 +107,10 @@ class ControlServer:
         """Stop serving; a reply being written is let finish (briefly) so its client is not left without one."""
         self._closing.set()
         try:
+            try:  # wakes the serving thread's accept() now (close() alone leaves it to its 0.5 s timeout)
+                self._socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._socket.close()
         finally:
             if self.path.exists():
