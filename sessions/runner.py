@@ -476,8 +476,8 @@ class Runner:
                     self._fail(f"pair {pair} failed {MAX_RETRIES + 1} times (last: {reason}): the session stopped; "
                                "fix the cause, then nebtui sessions resume")
                     return True
-            # A pair's first death restarts its worker at once (the new worker's imports take
-            # seconds anyway); the same pair failing again backs off, 1 s then 2 s.
+            # A pair's first death (a kill, the OOM killer) restarts its worker at once; the
+            # same pair failing again backs off, 1 s then 2 s.
             delay = (0.0 if self.retries[pair] == 1 else 2.0 ** (self.retries[pair] - 2)) if pair is not None else 1.0
             self.restart_at[worker] = now + delay
             self.emit(session_events.WorkerDied(worker=worker, pid=pid, reason=reason,
