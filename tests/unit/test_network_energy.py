@@ -113,10 +113,11 @@ def test_gradients_equal_autograd_on_each_pivots_own_batch(digits, kind, strateg
     energy = NetworkEnergy(net, x, y, batch_size=20, strategy=strategy)
     losses, grads = energy(pivots, torch.Generator().manual_seed(3))
 
-    # By hand: pivot i uses the i-th randperm of the generator, BN in train mode.
-    g = torch.Generator().manual_seed(3)
+    # By hand: one permutation of the 200 samples serves 200 // 20 pivots in turn,
+    # pivot i takes its i-th run of 20; BN in train mode.
+    permutation = torch.randperm(200, generator=torch.Generator().manual_seed(3))
     for i in range(3):
-        rows = torch.randperm(200, generator=g)[:20]
+        rows = permutation[20 * i : 20 * (i + 1)]
         module = copy.deepcopy(net).train()
         layout.load_into(module, pivots[i])
         loss = F.cross_entropy(module(x[rows]), y[rows])
@@ -144,6 +145,23 @@ def test_each_pivot_draws_its_own_batch_and_the_generator_replays_it(digits):
     index = energy.batch_indices(4, 16, torch.Generator().manual_seed(0))
     assert index.shape == (4, 16)
     assert all(len(set(row.tolist())) == 16 for row in index)
+
+
+def test_a_permutation_serves_several_pivots_in_turn(digits):
+    x, y = digits  # 200 samples
+    net = mlp_net()
+    energy = NetworkEnergy(net, x, y, batch_size=60, strategy="vmap")
+    index = energy.batch_indices(7, 60, torch.Generator().manual_seed(4))  # 3 pivots a permutation: 3 draws
+    g = torch.Generator().manual_seed(4)
+    permutations = [torch.randperm(200, generator=g)[:180].view(3, 60) for _ in range(3)]
+    assert torch.equal(index, torch.cat(permutations)[:7])
+    for first in (0, 3, 6):  # pivots sharing a permutation see disjoint batches
+        rows = index[first : first + 3].reshape(-1).tolist()
+        assert len(set(rows)) == len(rows)
+    # a batch over half the data: one permutation per pivot
+    index = energy.batch_indices(3, 101, torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    assert torch.equal(index, torch.stack([torch.randperm(200, generator=g)[:101] for _ in range(3)]))
 
 
 def test_call_leaves_running_buffers_and_the_users_model_alone(digits):
