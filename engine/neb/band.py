@@ -200,6 +200,9 @@ def respaced_interior(
     return torch.where((rows == split).unsqueeze(1), pivots[1:-1], moved, out=out)
 
 
+_TINY64 = torch.finfo(torch.float64).tiny
+
+
 def _respace_plan(
     lengths: Tensor, fractions: Tensor | None, table: Tensor, split: Tensor | None, count: int
 ) -> tuple[list[int], list[float], int | None] | None:
@@ -210,41 +213,42 @@ def _respace_plan(
     bisect_right on the sorted partial sums as counting those <= the target.
     None where a length is not finite (a diverged band: the tensor form decides)."""
     lengths_ = lengths.tolist()  # float32 -> Python float is exact
-    if not all(math.isfinite(v) for v in lengths_):
+    if not all(map(math.isfinite, lengths_)):
         return None
-    tiny = torch.finfo(torch.float64).tiny
     where = 0 if split is None else max(int(split), 0)  # a split at pivot 0 leaves one part, 0 .. N-1
     targets_of = fractions.tolist() if fractions is not None else None
-    equal_rows: dict[int, list[float]] = {}  # m -> linspace(0, 1, m), read from the table once per call
-
-    def equal(m: int, i: int) -> float:
-        if m not in equal_rows:
-            equal_rows[m] = table[m].tolist()
-        return equal_rows[m][i]
-
-    segments: list[int] = []
-    alphas: list[float] = []
     # each part's arc length from its own first pivot: part one pivots 0 .. where, part two where .. N-1
     # (sequential sums, as cumsum on the CPU; adding the other part's zeros changes no sum)
     first_cumulative = list(itertools.accumulate(lengths_[:where] + [0.0] * (count - 1 - where), initial=0.0))
     second_cumulative = list(itertools.accumulate([0.0] * where + lengths_[where:], initial=0.0))
+    equal_rows: dict[int, list[float]] = {}  # m -> linspace(0, 1, m), read from the table once per call
+    segments: list[int] = []
+    alphas: list[float] = []
     for row in range(1, count - 1):
-        in_first = row < where
-        cumulative = first_cumulative if in_first else second_cumulative
-        begin, end = (0, where) if in_first else (where, count - 1)
-        if split is None:
-            target = equal(count, row) if targets_of is None else targets_of[row]
-        elif targets_of is None:
-            target = equal(end - begin + 1, row - begin)
+        if row < where:
+            cumulative, begin, end = first_cumulative, 0, where
         else:
-            target = (targets_of[row] - targets_of[begin]) / (targets_of[end] - targets_of[begin])
-        if not math.isfinite(target):
-            return None
-        target = min(max(target, 0.0), 1.0) * cumulative[end]
+            cumulative, begin, end = second_cumulative, where, count - 1
+        if targets_of is None:
+            m = count if split is None else end - begin + 1
+            equal = equal_rows.get(m)
+            if equal is None:
+                equal = equal_rows[m] = table[m].tolist()
+            target = equal[row if split is None else row - begin]
+        else:
+            if split is None:
+                target = targets_of[row]
+            else:
+                target = (targets_of[row] - targets_of[begin]) / (targets_of[end] - targets_of[begin])
+            if not math.isfinite(target):
+                return None
+        # the same IEEE operations as clamp, searchsorted and the division of the tensor form
+        target = (0.0 if target < 0.0 else 1.0 if target > 1.0 else target) * cumulative[end]
         segment = bisect.bisect_right(cumulative, target) - 1
-        segment = min(max(segment, begin), end - 1)
-        alpha = (target - cumulative[segment]) / max(lengths_[segment], tiny)
+        segment = begin if segment < begin else end - 1 if segment > end - 1 else segment
+        length = lengths_[segment]
+        alpha = (target - cumulative[segment]) / (length if length > _TINY64 else _TINY64)
         segments.append(segment)
-        alphas.append(min(max(alpha, 0.0), 1.0))
+        alphas.append(0.0 if alpha < 0.0 else 1.0 if alpha > 1.0 else alpha)
     kept = where if 1 <= where <= count - 2 else None
     return segments, alphas, kept
