@@ -166,24 +166,44 @@ def test_two_workers_with_one_slowed_end_as_one_worker_does(nebtui_home, himmelb
     assert _chosen(himmelblau_one_worker) == _order_for(himmelblau_one_worker, 1)
 
 
-def test_two_workers_killed_twice_while_refining_resume_to_the_same_result(nebtui_home, himmelblau_one_worker):
+def _checkpointed_while_refining(home: Path, name: str) -> bool:
+    """A checkpoint was written after a pair chosen to replace an MST edge had stepped: one
+    that holds a refinement pair in flight."""
+    log = _log(home / name)
+    replacing = {tuple(e["pair"]) for e in log if e["kind"] == "pair_chosen" and e["reason"] == "replace"}
+    stepped = next((i for i, e in enumerate(log) if e["kind"] in ("cycle_started", "step_energies")
+                    and tuple(e["pair"]) in replacing), None)
+    return stepped is not None and any(e["kind"] == "checkpoint_written" for e in log[stepped:])
+
+
+def _kill_and_resume(home: Path, name: str) -> None:
+    pid = _runner(home, name)
+    assert pid is not None, "the session ended before it could be killed: make it longer"
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: _runner(home, name) is None, 15, "the killed runner's lock to be freed")
+    resumed = nebtui(home, "sessions", "resume", name, "--detach")
+    assert resumed.returncode == 0, resumed.stderr
+
+
+def test_two_workers_killed_while_refining_and_while_resuming_resume_to_the_same_result(nebtui_home,
+                                                                                        himmelblau_one_worker):
+    """Kill -9 once a checkpoint holds a refinement pair in flight, then the resumed runner
+    during its start-up, once it has started its workers: the third runner ends as one
+    worker does."""
     done = nebtui(nebtui_home, *HIMMELBLAU, "--workers", "2", "--detach", "--session", "killed")
     assert done.returncode == 0, done.stderr
-    for _ in range(2):
-        seen = len(_log(nebtui_home / "killed"))
-        wait_until(lambda: _refining(nebtui_home, "killed", after=seen) or _runner(nebtui_home, "killed") is None,
-                   120, "refinement pairs in flight")
-        pid = _runner(nebtui_home, "killed")
-        assert pid is not None, "the session ended before it could be killed: make it longer"
-        os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: _runner(nebtui_home, "killed") is None, 15, "the killed runner's lock to be freed")
-        resumed = nebtui(nebtui_home, "sessions", "resume", "killed", "--detach")
-        assert resumed.returncode == 0, resumed.stderr
-        wait_until(lambda: _runner(nebtui_home, "killed") is not None or any(
-            e["kind"] == "session_finished" for e in _log(nebtui_home / "killed")), 30, "the resumed runner")
+    wait_until(lambda: _checkpointed_while_refining(nebtui_home, "killed") or _runner(nebtui_home, "killed") is None,
+               120, "a checkpoint with a refinement pair in flight")
+    _kill_and_resume(nebtui_home, "killed")
+    # the second runner's "minima" phase: its workers started, it reads the minima and the checkpoint
+    wait_until(lambda: sum(e["kind"] == "startup_phase_started" and e["phase"] == "minima"
+                           for e in _log(nebtui_home / "killed")) == 2, 60, "the resumed runner's start-up")
+    _kill_and_resume(nebtui_home, "killed")
     wait_until(lambda: _runner(nebtui_home, "killed") is None, 120, "the end of the session")
 
-    assert [e["kind"] for e in _log(nebtui_home / "killed")][-1] == "session_finished"
+    log = _log(nebtui_home / "killed")
+    assert [e["kind"] for e in log][-1] == "session_finished"
+    assert [e["resumed"] for e in log if e["kind"] == "runner_started"][-1]  # it continued from the checkpoint
     _same_paths(nebtui_home / "killed", himmelblau_one_worker)
     assert _chosen(nebtui_home / "killed") == _order_for(himmelblau_one_worker, 2)
 

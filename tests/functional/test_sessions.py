@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -165,6 +166,9 @@ def test_runner_killed_again_and_again_resumes_to_the_same_mueller_brown_result(
     problem), then, resumed, in the middle of a pair after another has finished; and resumed
     again to the end."""
     cli = spawn(nebtui_home, *MB_ARGS, "--detach", "--session", "killed")
+    # its first line: it has seen its runner take the session, and waits for it to accept the problem
+    assert select.select([cli.stdout], [], [], 60)[0], "the CLI said nothing within 60 s"
+    assert cli.stdout.readline().startswith("session killed: runner pid ")
 
     def between(kill: int) -> None:
         if kill == 0:  # a control command to a dead runner says so and how to go on
