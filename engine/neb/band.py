@@ -23,7 +23,7 @@ def linear_path(start: Tensor, end: Tensor, count: int) -> Tensor:
 
 def segment_lengths(pivots: Tensor) -> Tensor:
     """Euclidean length of each segment between neighbouring pivots: (N-1,)."""
-    return (pivots[1:] - pivots[:-1]).norm(dim=1)
+    return torch.linalg.vector_norm(pivots[1:] - pivots[:-1], dim=1)
 
 
 def arc_fractions(pivots: Tensor) -> Tensor:
@@ -97,7 +97,7 @@ class Segments:
 
     def __init__(self, pivots: Tensor):
         self.vectors = pivots[1:] - pivots[:-1]  # (N-1, D)
-        self.lengths = self.vectors.norm(dim=1)  # (N-1,)
+        self.lengths = torch.linalg.vector_norm(self.vectors, dim=1)  # (N-1,), as .norm(dim=1) without its Python layers
         self._units: Tensor | None = None
 
     @property

@@ -21,7 +21,7 @@ TangentFn = Callable[[Tensor, Tensor, Optional[Segments]], Tensor]
 
 
 def _unit(v: Tensor) -> Tensor:
-    return v / v.norm(dim=1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
+    return v / torch.linalg.vector_norm(v, dim=1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
 
 
 def paper_tangent(pivots: Tensor, losses: Tensor, segments: Segments | None = None) -> Tensor:
