@@ -27,9 +27,14 @@ energy, batch draws included) as contenders "<strategy>@base...", interleaved
 with today's, so that a change to the step is measured before/after in one run
 ("baseline" in the JSON).
 
-Prints a table per net, then one JSON line.   python bench/neb_step.py [--quick]
+Prints a table per net, then one JSON line (with the start time and the load
+average before and after).   python bench/neb_step.py [--quick]
 The MLP and CNN-BN ratios at N = 16, every strategy, 20 rounds (about two
 minutes on two cores):   python bench/neb_step.py --rounds 20
+ResNet-20 at 16 x 512 on two CPU cores, the batched step at two threads only
+(one thread doubles a step of tens of seconds), one step per round:
+    python bench/neb_step.py --nets resnet20 --pivots 16 --batch 512 --strategies batched \
+        --thread-counts 2 --steps 1 --rounds 2 --train-micro-batch 512
 """
 
 from __future__ import annotations
@@ -344,6 +349,9 @@ def main() -> None:
     parser.add_argument("--pivots", type=int, nargs="+", default=[16])
     parser.add_argument("--threads", type=int, default=None,
                         help="the thread cap: each contender runs at 1 and at the cap (default: torch's count)")
+    parser.add_argument("--thread-counts", default=None, metavar="COUNTS",
+                        help="comma-separated intra-op thread counts to run each contender at, instead of 1 and "
+                        "the cap (e.g. 2 for ResNet-20 on two cores, where one thread only doubles the time)")
     parser.add_argument("--strategies", default="batched,vmap,loop", help="comma-separated: batched, vmap, loop")
     parser.add_argument("--nets", default="mlp,cnn", help="comma-separated: mlp, cnn (digits), resnet20 (CIFAR-shaped "
                         "random images; e.g. --nets resnet20 --pivots 16 --batch 512 on a GPU)")
@@ -367,6 +375,8 @@ def main() -> None:
     device = torch.device(args.device)
     cap = args.threads or torch.get_num_threads()
     counts: list[int | None] = [None] if device.type != "cpu" else sorted({1, cap})
+    if args.thread_counts and device.type == "cpu":
+        counts = sorted({int(c) for c in args.thread_counts.split(",")})
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if not set(strategies) <= {"batched", "vmap", "loop"}:
         parser.error(f"unknown strategies in {args.strategies!r}: use batched, vmap, loop")
@@ -388,6 +398,7 @@ def main() -> None:
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     speed = {"precision": "bf16" if args.bf16 else "fp32", "channels_last": args.channels_last, "compile": args.compile}
     baseline = load_baseline(args.baseline) if args.baseline else None
+    started, load_before = time.strftime("%Y-%m-%d %H:%M:%S %Z"), os.getloadavg()
     results = [
         bench_one(name, make, inputs, targets, n, args.batch, strategies, counts, steps, rounds, speed,
                   args.train_micro_batch, baseline)
@@ -406,6 +417,9 @@ def main() -> None:
                 "bench": "neb_step",
                 "syncs": syncs,
                 "mode": "quick" if args.quick else "full",
+                "started": started,
+                "load_1_5_15_before": [round(v, 2) for v in load_before],
+                "load_1_5_15_after": [round(v, 2) for v in os.getloadavg()],
                 "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
                 "thread_counts": counts,
                 "torch": torch.__version__,
