@@ -102,7 +102,7 @@ def test_explore_without_sidecars_asks_for_the_model(tmp_path):
 
 
 def _train_args(out: Path, *extra: str) -> list[str]:
-    # the digits recipe's 1500 steps: 2-3 s of training, of which the first checkpoint comes 0.2 s in
+    # the digits recipe's 1500 steps: 1-3 s of training, of which the first checkpoint comes 0.2 s in
     return [NEBTUI, "train", "--model", "mlp", "--data", "digits", "--count", "1", "--out", str(out), "--scale", "1",
             "--checkpoint-every", "0.2", *extra]
 
