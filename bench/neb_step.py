@@ -17,6 +17,11 @@ backward (the rest of the energy's batched or looped evaluation; for an MLP the
 batched network's written-out backward), tangents,
 forces (projection, springs, climbing image), optimiser, respacing, and rest
 (the step's remaining work: divergence check, events, the rest of the energy call).
+The timers (about a dozen Python wrappers, some 3% of the digits MLP's step) are in
+place only in every other round: the breakdown and "timed step" come from those
+rounds, the "full step" and the ratios from the untimed rounds between them, the
+engine's step alone. Every other pair of rounds runs the contenders in reverse
+order (the first after the training step measured a few percent slower).
 
 "before" = the best of vmap and loop, "after" = batched; ratios are full NEB
 step / training step at N x B, each at its best thread count.
@@ -94,8 +99,12 @@ class Clock:
 CLOCK: Clock | None = None  # the band being timed now (bands run one after the other)
 
 
+_SWAPS: dict[object, list[tuple[str, object, object]]] = {}  # module -> (name, original, timed)
+
+
 def _time_module(module, names: dict[str, str]) -> None:
-    """Wrap the module-level functions ``name`` of an autoneb module in the current clock's timer."""
+    """Wrap the module-level functions ``name`` of an autoneb module in the current clock's timer
+    (switched on and off with ``_swap``)."""
     for name, part in names.items():
         if not hasattr(module, name):
             continue
@@ -113,6 +122,13 @@ def _time_module(module, names: dict[str, str]) -> None:
                 clock.parts[__part] += time.perf_counter() - start
 
         setattr(module, name, timed)
+        _SWAPS.setdefault(module, []).append((name, original, timed))
+
+
+def _swap(swaps: list[tuple[object, str, object, object]], timed: bool) -> None:
+    """Put the timed wrappers (or the originals) in place."""
+    for owner, name, original, wrapper in swaps:
+        setattr(owner, name, wrapper if timed else original)
 
 
 # forces: descent_directions (today), neb_forces (an older step, --baseline); the optimiser
@@ -164,31 +180,38 @@ class Band:
         self.connection = engine_autoneb.Connection(energy, schedule, start, end)
         self.connection.run(lambda: True)  # the linear profile and the first cycle's set-up, untimed
         clock, c = self.clock, self.connection
-        energy.batch_indices = clock.timed("draws", energy.batch_indices)
-        energy._step_inputs = clock.timed("inputs", energy._step_inputs)
-        energy._direct_loss = clock.timed("forward", energy._direct_loss)
-        if hasattr(energy, "_direct_forward"):  # the batched network's written-out backward
-            energy._direct_forward = clock.timed("forward", energy._direct_forward)
-        energy._pivots_loss = clock.timed("forward", energy._pivots_loss)
-        energy._looped_loss = clock.timed("forward", energy._looped_loss)
-        energy._batched = clock.timed("evaluation", energy._batched)
-        energy._looped = clock.timed("evaluation", energy._looped)
-        c.tangent = clock.timed("tangents", c.tangent)
+        # (owner, name, original, timed): the timers are in place only in timed rounds, so
+        # that the full step of an untimed round is the engine's alone (they cost about 3%)
+        self.swaps: list[tuple[object, str, object, object]] = [
+            (engine_autoneb, name, original, wrapper) for name, original, wrapper in _SWAPS.get(engine_autoneb, [])
+        ]
+        timers = [(energy, "batch_indices", "draws"), (energy, "_step_inputs", "inputs"),
+                  (energy, "_direct_loss", "forward"), (energy, "_direct_forward", "forward"),
+                  (energy, "_pivots_loss", "forward"), (energy, "_looped_loss", "forward"),
+                  (energy, "_batched", "evaluation"), (energy, "_looped", "evaluation"),
+                  (c, "tangent", "tangents"), (c, "_respace", "respacing")]
         if not hasattr(engine_autoneb, "_optimiser_step"):  # a step that calls optimiser.step itself
-            c.optimiser.step = clock.timed("optimiser", c.optimiser.step)
-        c._respace = clock.timed("respacing", c._respace)
+            timers.append((c.optimiser, "step", "optimiser"))
+        for owner, name, part in timers:
+            if hasattr(owner, name):  # _direct_forward: the batched network's written-out backward
+                original = getattr(owner, name)
+                self.swaps.append((owner, name, original, clock.timed(part, original)))
 
-    def steps(self, count: int) -> list[dict[str, float]]:
-        """Run ``count`` steps; each step's seconds per part and in all ("step")."""
+    def steps(self, count: int, timed: bool = True) -> list[dict[str, float]]:
+        """Run ``count`` steps; each step's seconds in all ("step") and, when ``timed``,
+        per part (untimed: the engine's step with no timer in it)."""
         global CLOCK
         CLOCK = self.clock
+        _swap(self.swaps, timed)
         out: list[dict[str, float]] = []
         last: list[float] = []
 
         def should_stop() -> bool:
             self.clock.sync()
             now = time.perf_counter()
-            if last:
+            if last and not timed:
+                out.append({"step": now - last[0]})
+            elif last:
                 parts = dict(self.clock.parts)
                 evaluation = parts.pop("evaluation", 0.0)
                 parts["backward"] = evaluation - parts.get("forward", 0.0)
@@ -283,11 +306,20 @@ def bench_one(name: str, make, x, y, n_pivots: int, batch: int, strategies: list
     for count in counts:
         with intra_op_threads(count):
             train_seconds(model, x, y, n_pivots * batch, 2, train_micro_batch)
-    samples: dict[str, list[dict[str, float]]] = {k: [] for k in bands}
+    samples: dict[str, list[dict[str, float]]] = {k: [] for k in bands}  # timed rounds: the parts
+    full: dict[str, list[float]] = {k: [] for k in bands}  # untimed rounds: the full step
     train: dict[str, list[float]] = {_key("train", c): [] for c in counts}
-    for _ in range(rounds):  # interleaved, so that machine noise hits all alike
-        for key, band in bands.items():
-            samples[key] += band.steps(steps)
+    for round_ in range(rounds):  # interleaved, so that machine noise hits all alike
+        # every other round timed (the breakdown) or untimed (the full step, no timer in it);
+        # the order of the contenders reversed every other pair of rounds (the first one
+        # after the training step measured a few percent slower)
+        timed = round_ % 2 == 0 or rounds == 1
+        order = list(bands.items())
+        if round_ // 2 % 2:
+            order.reverse()
+        for key, band in order:
+            rows = band.steps(steps, timed=timed)
+            (samples if timed else full)[key].extend(rows if timed else [r["step"] for r in rows])
         for count in counts:
             with intra_op_threads(count):
                 train[_key("train", count)] += train_seconds(model, x, y, n_pivots * batch, steps, train_micro_batch)
@@ -295,6 +327,10 @@ def bench_one(name: str, make, x, y, n_pivots: int, batch: int, strategies: list
         key: {part: statistics.median(s.get(part, 0.0) for s in rows) for part in (*PARTS, "step")}
         for key, rows in samples.items()
     }
+    for key, steps_s in full.items():
+        breakdown[key]["timed_step"] = breakdown[key]["step"]
+        if steps_s:
+            breakdown[key]["step"] = statistics.median(steps_s)
     train_med = {k: statistics.median(v) for k, v in train.items()}
     best_train = min(train_med, key=train_med.get)
 
@@ -310,6 +346,7 @@ def bench_one(name: str, make, x, y, n_pivots: int, batch: int, strategies: list
         "N": n_pivots,
         "B": batch,
         "step_ms": {k: round(v["step"] * 1e3, 3) for k, v in breakdown.items()},
+        "timed_step_ms": {k: round(v["timed_step"] * 1e3, 3) for k, v in breakdown.items()},
         "train_ms": {k: round(v * 1e3, 3) for k, v in train_med.items()},
         "breakdown_ms": {k: {p: round(v[p] * 1e3, 3) for p in PARTS} for k, v in breakdown.items()},
         "best_train": best_train,
@@ -334,7 +371,8 @@ def _print_table(r: dict) -> None:
     print(f"{'part':<11}" + "".join(f"{k:>12}" for k in keys))
     for part in PARTS:
         print(f"{part:<11}" + "".join(f"{r['breakdown_ms'][k][part]:>12.3f}" for k in keys))
-    print(f"{'full step':<11}" + "".join(f"{r['step_ms'][k]:>12.3f}" for k in keys))
+    print(f"{'timed step':<11}" + "".join(f"{r['timed_step_ms'][k]:>12.3f}" for k in keys))
+    print(f"{'full step':<11}" + "".join(f"{r['step_ms'][k]:>12.3f}" for k in keys) + "   (untimed rounds)")
     print("training step at N x B: " + ", ".join(f"{k} {v:.3f}" for k, v in r["train_ms"].items()))
     for label in ("before", "after", "baseline"):
         if r.get(label):
