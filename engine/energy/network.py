@@ -373,6 +373,8 @@ class NetworkEnergy:
         n = self.inputs.shape[0]
         if batch_size >= n:
             return torch.arange(n, device=self.device).expand(n_pivots, n)
+        if n_pivots == 0:
+            return torch.empty(0, batch_size, dtype=torch.long, device=self.device)
         where = generator.device if generator is not None else torch.device("cpu")
         per_draw = n // batch_size  # pivots served by one permutation
         draws = -(-n_pivots // per_draw)

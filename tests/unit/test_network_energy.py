@@ -162,6 +162,9 @@ def test_a_permutation_serves_several_pivots_in_turn(digits):
     index = energy.batch_indices(3, 101, torch.Generator().manual_seed(4))
     g = torch.Generator().manual_seed(4)
     assert torch.equal(index, torch.stack([torch.randperm(200, generator=g)[:101] for _ in range(3)]))
+    assert energy.batch_indices(0, 60, g).shape == (0, 60)  # no pivots: nothing drawn
+    losses, grads = energy(torch.zeros(0, energy.dim), g)
+    assert losses.shape == (0,) and grads.shape == (0, energy.dim)
 
 
 def test_call_leaves_running_buffers_and_the_users_model_alone(digits):
