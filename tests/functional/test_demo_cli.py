@@ -119,7 +119,7 @@ def test_digits_demo_trains_its_minima_once_and_survives_a_full_disk(nebtui_home
                      r"\(File too large\): free space \(or raise ulimit -f\), then nebtui sessions resume tight "
                      r"continues from the last checkpoint", full.stderr), full.stderr
     # detached: following it to the end would add the Table 1 row's evaluation, which this is not about
-    resumed = run("sessions", "resume", "tight", "--detach")
+    resumed = in_process("sessions", "resume", "tight", "--detach")  # the runner it starts is the real one
     assert resumed.returncode == 0, resumed.stderr
     assert "continues from the last checkpoint" in resumed.stdout
     folder = nebtui_home / "tight"
