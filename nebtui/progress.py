@@ -63,7 +63,8 @@ def describe(event: Event) -> str | None:
             how = "resumed from its checkpoint" if e.resumed else "started"
             return f"runner {e.pid} {how} on {', '.join(e.devices)}"
         case WorkerDied() as e:
-            then = f"restarting in {e.restart_in:g} s" if e.restart_in is not None else "giving up"
+            then = ("giving up" if e.restart_in is None else "restarting now" if e.restart_in == 0
+                    else f"restarting in {e.restart_in:g} s")
             on = f" on pair {tuple(e.pair)}" if e.pair else ""
             return f"worker {e.worker} (pid {e.pid}) died{on}: {e.reason}; {then}"
         case ControlReceived(command=command, detail=detail):

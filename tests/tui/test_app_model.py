@@ -43,10 +43,12 @@ def test_errors_are_marked_in_the_log():
     model = SessionModel()
     e = Events()
     e.add(WorkerDied(worker=0, pid=9, reason="signal 9", pair=[0, 1], restart_in=2.0))
+    e.add(WorkerDied(worker=0, pid=11, reason="signal 9", pair=[0, 1], restart_in=0.0))
     e.add(StepEnergies(pair=(0, 1), restart=0, cycle=1, step=10, losses=[0.0, 1.0, 0.0]))
     model.apply_all(e.events)
     assert [(line.level, line.text) for line in model.log] == [
-        ("error", "worker 0 (pid 9) died on pair (0, 1): signal 9; restarting in 2 s")]
+        ("error", "worker 0 (pid 9) died on pair (0, 1): signal 9; restarting in 2 s"),
+        ("error", "worker 0 (pid 11) died on pair (0, 1): signal 9; restarting now")]
     assert model.view.current == (0, 1) and model.shown_pair().live_losses == [0.0, 1.0, 0.0]
 
 
