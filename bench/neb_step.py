@@ -36,10 +36,15 @@ Prints a table per net, then one JSON line (with the start time and the load
 average before and after).   python bench/neb_step.py [--quick]
 The MLP and CNN-BN ratios at N = 16, every strategy, 20 rounds (about two
 minutes on two cores):   python bench/neb_step.py --rounds 20
-ResNet-20 at 16 x 512 on two CPU cores, the batched step at two threads only
-(one thread doubles a step of tens of seconds), one step per round:
-    python bench/neb_step.py --nets resnet20 --pivots 16 --batch 512 --strategies batched \
-        --thread-counts 2 --steps 1 --rounds 2 --train-micro-batch 512
+ResNet-20 at 16 x 512 on two CPU cores, the loop at two threads only (one thread
+doubles a step of twenty seconds; the batched step measured 1.9x a training step
+there), one step per round (about six minutes):
+    python bench/neb_step.py --nets resnet20 --pivots 16 --batch 512 --strategies loop \
+        --thread-counts 2 --steps 1 --rounds 4 --train-micro-batch 512
+
+The process restarts itself at once with the environment the product's workers run
+with (sessions.spawn.cpu_friendly_env: OpenMP waits and glibc malloc settings), so
+that every contender, the training step included, runs as a worker would.
 """
 
 from __future__ import annotations
@@ -55,11 +60,16 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the product's processes run (sessions.spawn)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sessions.spawn import cpu_friendly_env  # noqa: E402
+
+if any(os.environ.get(k) != v for k, v in cpu_friendly_env().items()):
+    # as the product's workers run (OpenMP waits, malloc settings): glibc reads the
+    # latter at start-up only, so this process starts again with them
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **cpu_friendly_env()})
 
 import torch  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import engine.neb.autoneb as autoneb  # noqa: E402
 from engine.energy.network import NetworkEnergy, ParameterLayout  # noqa: E402
@@ -461,7 +471,7 @@ def main() -> None:
                 "load_1_5_15_after": [round(v, 2) for v in os.getloadavg()],
                 "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
                 "thread_counts": counts,
-                "torch": torch.__version__,
+                "torch": torch.__version__, "environment": cpu_friendly_env(),
                 "python": platform.python_version(),
                 "batch_per_pivot": args.batch,
                 "speed_options": {**speed, "cudnn_benchmark": args.cudnn_benchmark},
