@@ -34,22 +34,23 @@ def test_workers_come_from_the_fork_server_and_end_with_a_killed_runner(nebtui_h
     folder = nebtui_home / "forked"
     runner = holder(folder / "lock")
     assert runner is not None
-    log = folder / "events.jsonl"
-    started = wait_until(lambda: len(pids := [e["pid"] for e in logged_events(log) if e["kind"] == "worker_started"])
-                         == 2 and pids, 60, "both workers started")
-    servers = {parent_of(pid) for pid in started}
-    assert len(servers) == 1 and runner not in servers  # one fork server, started by the runner
-    [server] = servers
-    assert parent_of(server) == runner
-    for pid in started:
-        environment = environment_of(pid)
-        # glibc parses the variable in place in the initial environment block that /proc
-        # shows, cutting it after the first tunable (the process's environ keeps it whole)
-        tunables = environment.get("GLIBC_TUNABLES")
-        assert tunables and os.environ.get("GLIBC_TUNABLES", MALLOC_TUNABLES).startswith(tunables), tunables
-        assert environment.get("OMP_WAIT_POLICY") == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
-
-    os.kill(runner, signal.SIGKILL)
+    try:  # the runner is killed whatever happens: a failed check leaves no run behind
+        log = folder / "events.jsonl"
+        started = wait_until(lambda: len(pids := [e["pid"] for e in logged_events(log) if e["kind"] == "worker_started"])
+                             == 2 and pids, 60, "both workers started")
+        servers = {parent_of(pid) for pid in started}
+        assert len(servers) == 1 and runner not in servers  # one fork server, started by the runner
+        [server] = servers
+        assert parent_of(server) == runner
+        for pid in started:
+            environment = environment_of(pid)
+            # glibc parses the variable in place in the initial environment block that /proc
+            # shows, cutting it after the first tunable (the process's environ keeps it whole)
+            tunables = environment.get("GLIBC_TUNABLES")
+            assert tunables and os.environ.get("GLIBC_TUNABLES", MALLOC_TUNABLES).startswith(tunables), tunables
+            assert environment.get("OMP_WAIT_POLICY") == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    finally:
+        os.kill(runner, signal.SIGKILL)
     for pid in (*started, server):
         wait_until(lambda: not alive(pid), 30, f"process {pid} to end with its runner")
     assert holder(folder / "lock") is None
