@@ -437,13 +437,11 @@ class NetworkEnergy:
         view of the pivot, and measured 13 to 16 % faster for ResNet-20 at batch 512 on
         the CPU (the training step's own backward is the same path)."""
         model, params = self._loop_parts()
-        numels = self.layout.numels
         losses = thetas.new_empty(thetas.shape[0])  # (N,)
         grads = torch.empty_like(thetas)  # (N, D)
         with torch.enable_grad():
             for i in range(thetas.shape[0]):
-                with torch.no_grad():
-                    torch._foreach_copy_(params, [v.view_as(p) for v, p in zip(thetas[i].split(numels), params)])
+                self.layout.load_into(model, thetas[i])
                 for p in params:
                     p.grad = None
                 loss = self._looped_loss(model, self._layout_batch(inputs[i]), targets[i])
