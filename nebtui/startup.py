@@ -82,13 +82,12 @@ def open_new_session(folder: SessionFolder) -> None:
 
 
 def preload_app() -> None:
-    """Import the app (textual, the panes, and plotext, which the schedule pane's first frame
-    draws with) on a thread while this process checks its options and waits for the runner
-    to start: the app then paints as soon as the runner holds its session."""
+    """Import the app (textual and the panes) on a thread while this process checks its
+    options and waits for the runner to start: the app then paints as soon as the runner
+    holds its session. plotext waits until the first frame is on screen (``load_plots``)."""
     import threading
 
     def load() -> None:
         import nebtui.app  # noqa: F401
-        import plotext  # noqa: F401
 
     threading.Thread(target=load, name="preload app", daemon=True).start()

@@ -25,6 +25,7 @@ from rich.text import Text
 from textual.worker import get_current_worker
 
 from engine.events import StepEnergies
+from nebtui.app.chart import load_plots, plots_ready
 from nebtui.app.messages import ControlAnswered, ControlFailed, EventsRead, SourceFailed, StatusProbed
 from nebtui.app.model import ENDED, SessionModel
 from nebtui.app.panes import EnergyPane, LogPane, MSTPane, SchedulePane, StatusLine
@@ -215,6 +216,8 @@ class SessionApp(App[None]):
         self._redraw()
         self.set_interval(1.0, self._tick)  # elapsed time moves without events
         self._read_events()
+        if not plots_ready():
+            self.call_after_refresh(self._load_plots)  # the first frame is on its way without them
 
     def on_unmount(self) -> None:
         self._stop_reading.set()
@@ -254,6 +257,15 @@ class SessionApp(App[None]):
         name = (event.tab.id or "tab-energy").removeprefix("tab-")
         if name in PANES and self._current_pane() != name:
             self._show_pane(name)
+
+    @work(thread=True, group="plots", exit_on_error=False, name="plot loader")
+    def _load_plots(self) -> None:
+        load_plots()
+        self.call_from_thread(self._plots_loaded)
+
+    def _plots_loaded(self) -> None:
+        self.energy.refresh()
+        self.schedule_pane.refresh()
 
     # ---- the reader
 

@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.binding import Binding
 
 from engine.events import CycleFinished
-from nebtui.app.chart import Chart, tick
+from nebtui.app.chart import LOADING, Chart, plots_ready, tick
 from nebtui.app.panes.base import Pane
 from sessions.view import PairProgress
 
@@ -33,7 +33,7 @@ class EnergyPane(Pane):
         self.selected: int | None = None  # index into the pair's finished cycles; None: follow the newest
 
     def render_key(self) -> object:
-        return (self.log_scale, self.selected)
+        return (self.log_scale, self.selected, plots_ready())
 
     def toggle_log_scale(self) -> None:
         self.log_scale = not self.log_scale
@@ -93,6 +93,8 @@ class EnergyPane(Pane):
         values += live or []
         if not values:
             return None
+        if not plots_ready():
+            return Text(LOADING, style="dim")
         low, high = min(values), max(values)
         linear = trace.linear_saddle_energy
         span = high - low

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from nebtui.app.model import CycleRow
 from nebtui.app.panes.base import Pane, clock_text
-from nebtui.app.chart import Chart
+from nebtui.app.chart import LOADING, Chart, plots_ready
 
 
 def phases(rows: list[CycleRow]) -> list[tuple[int, int, CycleRow]]:
@@ -40,7 +40,7 @@ class SchedulePane(Pane):
         self.elapsed = 0.0  # set by the app from its clock before each redraw
 
     def render_key(self) -> object:
-        return int(self.elapsed)
+        return (int(self.elapsed), plots_ready())
 
     def draw(self, width: int, height: int) -> Text:
         model = self.model
@@ -62,7 +62,7 @@ class SchedulePane(Pane):
             lines.append(Text(text, style="reverse" if here else "", no_wrap=True, overflow="ellipsis"))
         used = sum(1 + line.plain.count("\n") for line in lines)
         if height - used >= 5 and width >= 30:
-            lines.append(self._lr_plot(rows, width, height - used))
+            lines.append(self._lr_plot(rows, width, height - used) if plots_ready() else Text(LOADING, style="dim"))
         return Text("\n").join(lines)
 
     def _now_line(self) -> Text:
