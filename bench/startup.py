@@ -110,20 +110,38 @@ def gone(pid: int) -> bool:
         return True
 
 
+def processes_of(home: Path) -> list[int]:
+    """Live processes whose command line names a folder under ``home``: a runner, and its fork
+    server (multiprocessing passes the session folder on its sys.path)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if str(home).encode() in (entry / "cmdline").read_bytes() and not gone(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def stop_runners(home: Path) -> None:
     """SIGTERM every runner under ``home`` (a runner stops at its next step) and wait until it
-    has left: its lock released, and the process gone (it may still write as it closes)."""
+    has left with its fork server and workers: a runner left running, or a fork server still
+    importing torch, would slow the next measurement."""
+    from sessions.folder import LOCK_FILE
     from sessions.lock import holder
 
-    for lock in home.glob("*/runner.lock"):
+    for lock in home.glob(f"*/{LOCK_FILE}"):
         pid = holder(lock)
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 60
-        while holder(lock) is not None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        while pid is not None and not gone(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+    deadline = time.monotonic() + 60
+    while processes_of(home):
+        if time.monotonic() > deadline:
+            for pid in processes_of(home):
+                os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
 
 
 def has_step(home: Path) -> bool:
@@ -197,6 +215,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per tree (default 3: about a minute on a quiet machine)")
     parser.add_argument("--source", type=Path, default=ROOT, help="the nebtui source tree to measure (default: this one)")
     parser.add_argument("--baseline", type=Path, help="another nebtui source tree, measured interleaved")
+    parser.add_argument("--each", action="store_true", help="also print every run's figures to stderr")
     args = parser.parse_args()
     trees = {"this": args.source.resolve(), **({"baseline": args.baseline.resolve()} if args.baseline else {})}
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
@@ -206,6 +225,9 @@ def main() -> None:
         for _ in range(args.runs):
             for name, source in trees.items():  # interleaved: both see the same load
                 samples[name].append(measure(source, home, session))
+                if args.each:
+                    print(json.dumps({name: {key: round(value, 3) for key, value in samples[name][-1].items()}}),
+                          file=sys.stderr)
     medians = {name: {key: round(statistics.median(run[key] for run in runs), 3) for key in runs[0]}
                for name, runs in samples.items()}
     line: dict[str, object] = {"runs": args.runs, "events": EVENTS, **medians,
