@@ -10,7 +10,13 @@ One JSON line of medians (seconds) over ``--runs`` runs. With ``--baseline DIR``
 source tree of nebtui, e.g. ``git archive COMMIT | tar -x -C DIR``) both trees run
 interleaved in the same run, and the line holds their ratios (baseline / this):
 
-    python bench/startup.py [--runs 3] [--source DIR] [--baseline /tmp/before]
+    python bench/startup.py [--runs 3] [--source DIR] [--baseline /tmp/before] [--compiled]
+
+Python compiles each module it imports, unless a cached compilation is in ``__pycache__``:
+it writes one on the first run unless PYTHONDONTWRITEBYTECODE is set (as on the development
+machine), and then every process (the CLI, the runner, its fork server) compiles nebtui's
+modules again at every start. The line says which way it ran (``"bytecode"``); ``--compiled``
+writes the trees' caches first (``compileall``, what a first run writes where Python may).
 
 Goals on the development machine: first paint <= 1.0 s, first step <= 6 s, attach of
 100k events <= 2 s.
@@ -215,10 +221,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per tree (default 3: about a minute on a quiet machine)")
     parser.add_argument("--source", type=Path, default=ROOT, help="the nebtui source tree to measure (default: this one)")
     parser.add_argument("--baseline", type=Path, help="another nebtui source tree, measured interleaved")
+    parser.add_argument("--compiled", action="store_true",
+                        help="compile the trees' modules into __pycache__ first (as a first run does where Python may)")
     parser.add_argument("--each", action="store_true", help="also print every run's figures to stderr")
     args = parser.parse_args()
     trees = {"this": args.source.resolve(), **({"baseline": args.baseline.resolve()} if args.baseline else {})}
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    if args.compiled:
+        for source in trees.values():
+            subprocess.run([sys.executable, "-m", "compileall", "-q", "nebtui", "engine", "sessions"], cwd=source,
+                           check=True, stdout=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         session = finished_session(home)
@@ -230,7 +242,9 @@ def main() -> None:
                           file=sys.stderr)
     medians = {name: {key: round(statistics.median(run[key] for run in runs), 3) for key in runs[0]}
                for name, runs in samples.items()}
-    line: dict[str, object] = {"runs": args.runs, "events": EVENTS, **medians,
+    bytecode = "compiled first" if args.compiled else (
+        "compiled at each start (PYTHONDONTWRITEBYTECODE)" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "as found")
+    line: dict[str, object] = {"runs": args.runs, "events": EVENTS, "bytecode": bytecode, **medians,
                                "goals": {"demo_paint": 1.0, "demo_first_step": 6.0, "attach_100k": 2.0}}
     if args.baseline:
         line["ratio_baseline_over_this"] = {key: round(medians["baseline"][key] / medians["this"][key], 2)
