@@ -122,11 +122,15 @@ def _runner(home: Path, name: str) -> int | None:
     return holder(home / name / "lock")
 
 
-def _refining(home: Path, name: str) -> bool:
-    """A pair chosen to replace an MST edge has stepped."""
+def _two_in_flight_while_refining(home: Path, name: str) -> tuple[int] | None:
+    """Once two pairs are in flight, one of them chosen to replace an MST edge (each of the two
+    workers holds one of them): (how many pairs had finished by then,); before, None."""
     log = _log(home / name)
     replacing = {tuple(e["pair"]) for e in log if e["kind"] == "pair_chosen" and e["reason"] == "replace"}
-    return any(e["kind"] in ("cycle_started", "step_energies") and tuple(e["pair"]) in replacing for e in log)
+    started = {tuple(e["pair"]) for e in log if e["kind"] == "cycle_started"}
+    finished = {tuple(e["pair"]) for e in log if e["kind"] == "connection_finished"}
+    in_flight = started - finished
+    return (len(finished),) if len(in_flight) == 2 and in_flight & replacing else None
 
 
 @pytest.fixture(scope="module")
@@ -138,20 +142,21 @@ def himmelblau_one_worker(tmp_path_factory) -> Path:
 
 
 def test_two_workers_with_one_slowed_end_as_one_worker_does(nebtui_home, himmelblau_one_worker):
-    """Worker 0 is frozen (SIGSTOP) once refinement pairs run beside the initial ones, until
+    """Worker 0 is frozen (SIGSTOP) while a refinement pair runs beside another pair, until
     the other worker has finished a pair: paths finish in another order than they were
-    chosen, and the result is still the one-worker result."""
+    chosen, and the result is still the one-worker result. Frozen only with two pairs in
+    flight: frozen with the last pair, worker 0 would leave the other nothing to finish."""
     done = nebtui(nebtui_home, *HIMMELBLAU, "--workers", "2", "--detach", "--session", "slow")
     assert done.returncode == 0, done.stderr
-    wait_until(lambda: _refining(nebtui_home, "slow"), 120, "refinement pairs in flight")
+    (before,) = wait_until(lambda: _two_in_flight_while_refining(nebtui_home, "slow"), 120,
+                           "a refinement pair in flight beside another")
     slow = next(e["pid"] for e in _log(nebtui_home / "slow") if e["kind"] == "worker_started" and e["worker"] == 0)
     os.kill(slow, signal.SIGSTOP)
 
     def finished() -> int:
         return sum(e["kind"] == "connection_finished" for e in _log(nebtui_home / "slow"))
 
-    before = finished()
-    try:
+    try:  # a pair that finished since the two were seen in flight counts: the other worker may be done already
         wait_until(lambda: finished() > before or _runner(nebtui_home, "slow") is None, 240,
                    "the other worker to finish a pair")
     finally:
