@@ -109,15 +109,17 @@ class Runner:
 
     # --- the process ----------------------------------------------------------
 
-    def main(self, lock: RunnerLock | None = None) -> int:
-        """Run the session to its end; ``lock``: the session's lock, if already taken."""
+    def main(self, lock: RunnerLock | None = None, log: EventLogWriter | None = None) -> int:
+        """Run the session to its end; ``lock``: the session's lock, if already taken; ``log``:
+        the event log's writer, if the process has already announced the runner in it
+        (sessions.spawn.announce)."""
         lock = lock or RunnerLock(self.folder.lock_path)
         try:
             lock.acquire()
         except LockedError as error:
             print(f"nebtui runner: {error}", file=sys.stderr)
             return 3
-        self.log = EventLogWriter(self.folder.events_path)
+        self.log = log or EventLogWriter(self.folder.events_path)
         stop_beating = threading.Event()
         control = None
         self.pool: WorkerPool | None = None
@@ -127,7 +129,8 @@ class Runner:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             self.folder.beat()
             threading.Thread(target=self._beat, args=(stop_beating,), name="heartbeat", daemon=True).start()
-            self.emit(session_events.StartupPhaseStarted(phase="runner"))
+            if log is None:  # else announced before this process's imports
+                self.emit(session_events.StartupPhaseStarted(phase="runner"))
             # The CPU is known without torch (cpu, or auto with no GPU driver); GPUs are counted by torch.
             if self.config.cluster == "local" or self.pool_override is not None:
                 devices = ["cpu"] if surely_cpu(self.config.device) else resolve_devices(self.config.device)

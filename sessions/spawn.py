@@ -7,20 +7,26 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sessions.folder import SessionError, SessionFolder
 from sessions.lock import LockedError, RunnerLock, holder
+
+if TYPE_CHECKING:
+    from sessions.eventlog import EventLogWriter
 
 
 def start_runner(folder: SessionFolder, wait: float = 60.0) -> int:
     """Start the runner in its own process session (immune to SIGHUP and to the
     terminal going away; stdin from /dev/null; stdout and stderr to runner.log)
-    and wait until it holds the session's lock. Returns its pid."""
+    and wait until it holds the session's lock and has announced itself (``announce``).
+    Returns its pid."""
     pid = holder(folder.lock_path)
     if pid is not None:
         raise SessionError(
             f"session {folder.id} is being run by pid {pid}: stop it with nebtui sessions stop {folder.id}, or wait"
         )
+    since = time.time()
     with open(folder.runner_log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "sessions.spawn", str(folder.path)],
@@ -34,7 +40,7 @@ def start_runner(folder: SessionFolder, wait: float = 60.0) -> int:
         )
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if holder(folder.lock_path) == process.pid:
+        if holder(folder.lock_path) == process.pid and _beaten_since(folder, since):
             return process.pid
         code = process.poll()
         if code is not None:
@@ -43,6 +49,30 @@ def start_runner(folder: SessionFolder, wait: float = 60.0) -> int:
             )
         time.sleep(0.05)
     raise SessionError(f"the runner of session {folder.id} did not start within {wait:g} s: see {folder.runner_log_path}")
+
+
+def _beaten_since(folder: SessionFolder, since: float) -> bool:
+    age = folder.heartbeat_age()
+    return age is not None and age <= time.time() - since
+
+
+def announce(folder: SessionFolder) -> EventLogWriter:
+    """The runner's first word, before its imports (a third of a second or more): the log
+    says the runner is starting and the heartbeat that it is alive. A viewer that opens the
+    session as soon as the CLI has started its runner then shows "starting the runner" at
+    once, not a session held by a process with no heartbeat ("unresponsive"). Returns the
+    log's writer, for the runner to go on with."""
+    from sessions.eventlog import EventLogWriter
+    from sessions.lifecycle import StartupPhaseStarted
+
+    log = EventLogWriter(folder.events_path)
+    try:
+        log.append(StartupPhaseStarted(phase="runner"))
+        folder.beat()
+    except BaseException:
+        log.close()
+        raise
+    return log
 
 
 # glibc's malloc keeps freed memory for reuse instead of handing every large block
@@ -75,8 +105,9 @@ def last_line(folder: SessionFolder) -> str:
 
 def runner_main(argv: list[str] | None = None) -> int:
     """The runner's process (``python -m sessions.spawn SESSION_FOLDER``). It takes the
-    session's lock before it imports the runner (a third of a second of schedules and
-    engine modules), so that the CLI, which waits for the lock, paints its app sooner;
+    session's lock and announces the runner (``announce``) before it imports the runner (a
+    third of a second of schedules and engine modules), so that the CLI, which waits for
+    that, paints its app sooner and with the runner's first phase on it;
     and the workers, which multiprocessing starts by importing this main module again,
     import only this light one."""
     args = sys.argv[1:] if argv is None else argv
@@ -91,9 +122,15 @@ def runner_main(argv: list[str] | None = None) -> int:
     except SessionError as error:  # LockedError: another runner holds the session
         print(f"nebtui runner: {error}", file=sys.stderr)
         return 3 if isinstance(error, LockedError) else 2
+    try:
+        log = announce(folder)
+    except (SessionError, OSError) as error:  # a full disk, say: nothing was run
+        print(f"nebtui runner: {error}", file=sys.stderr)
+        lock.release()
+        return 2
     from sessions.runner import Runner
 
-    return Runner(folder).main(lock)
+    return Runner(folder).main(lock, log=log)
 
 
 if __name__ == "__main__":
