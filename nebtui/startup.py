@@ -73,6 +73,7 @@ def open_new_session(folder: SessionFolder) -> None:
     app = build_app(folder)
     app.close_on_refusal = True
     try:
+        app.read_now()  # its log has a line or two: the first frame says what the runner is doing
         app.run()
     finally:
         app.source.close()  # type: ignore[attr-defined]

@@ -258,6 +258,17 @@ class SessionApp(App[None]):
         if name in PANES and self._current_pane() != name:
             self._show_pane(name)
 
+    def read_now(self) -> None:
+        """Take in what the source and the probe say now, before the app runs: for a session
+        whose runner has just started, a line or two, and the first frame shows its start-up
+        phase instead of waiting for the reader's first poll."""
+        events = self.source.poll()
+        self.model.apply_all(events)
+        for entry in events:
+            self.startup.apply(entry)
+        if self.status_probe is not None:
+            self.probed = self.status_probe()
+
     @work(thread=True, group="plots", exit_on_error=False, name="plot loader")
     def _load_plots(self) -> None:
         load_plots()

@@ -117,6 +117,25 @@ async def test_the_status_line_and_energy_pane_say_each_start_up_phase(nebtui_ho
 
 
 @app_test
+async def test_a_new_sessions_first_frame_says_what_the_runner_is_doing(nebtui_home, tmp_path):
+    # what the CLI does for a session it has just started: read its log and status before the
+    # app runs, so the first frame shows the phase, not "waiting for the first cycle"
+    folder, process = start_slow_runner(nebtui_home, "fresh", "steps", tmp_path / "gates")
+    app = build_app(folder)
+    try:
+        app.read_now()
+        assert app.status == "running" and app.startup.active
+        async with app.run_test(size=(160, 48)):
+            assert "starting the runner and its workers" in app.status_line.plain
+            assert "STARTING" in app.status_line.plain
+            assert "starting the runner and its workers" in app.energy.render().plain
+    finally:
+        app.source.close()
+        app.status_probe.close()
+        finish(tmp_path / "gates", process)
+
+
+@app_test
 async def test_a_new_sessions_app_closes_when_the_runner_refuses_its_problem(nebtui_home, tmp_path):
     folder, process = start_slow_runner(nebtui_home, "refused", "refuse", tmp_path / "gates")
     app = build_app(folder)
