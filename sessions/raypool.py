@@ -57,6 +57,8 @@ from sessions.workers import build_worker, run_job, worker_config
 INSTALL = "pip install -e '.[ray]' (in nebtui's folder) or pip install 'ray[client]>=2.60'"
 DRAIN_SECONDS = 1.0  # how long an actor's drain waits for a message before it answers empty
 CONNECT_SECONDS = 5.0  # how long the cluster's address may take to accept a connection
+CLIENT_ATTEMPTS = 3  # Ray 2.60's client server now and then fails to start a client: tries before giving up
+CLIENT_FAILED = "Starting Ray client server failed"  # what it says then
 CONCURRENCY = 4  # a job, a drain, and requests beside them
 BATCH_SECONDS = 0.05  # events wait this long for company: one call per batch, not per step
 ENDS = (WorkerReady, JobDone, JobStopped, JobFailed)  # what the runner acts on at once
@@ -111,20 +113,37 @@ def connect(cluster: str) -> tuple[Any, str]:
     options: dict[str, Any] = {"namespace": "nebtui", "log_to_driver": False, "logging_level": "WARNING"}
     if not address.startswith("ray://"):
         options["include_dashboard"] = False
-    try:
-        ray.init(address=address, **options)
-    except Exception as error:  # noqa: BLE001 - Ray raises many kinds; each becomes one line
-        cause = error.__cause__ or error
-        text = " ".join(str(error).split())
-        if type(cause).__name__ == "AuthenticationError":
-            raise SessionError(f"the Ray cluster at {address} asks for a token this machine lacks: copy the "
-                               "head's ~/.ray/auth_token here (ray get-auth-token prints it), or set "
-                               "RAY_AUTH_TOKEN") from None
-        if "version mismatch" in text.lower() or "versions" in text.lower():
-            raise SessionError(f"the Ray cluster at {address} runs other versions than this machine ({text[:300]}): "
-                               "install the cluster's Ray and Python versions here") from None
-        raise SessionError(f"cannot join the Ray cluster at {address}: {text[:300]}") from None
+    for attempt in range(1, CLIENT_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, **options)
+            break
+        except Exception as error:  # noqa: BLE001 - Ray raises many kinds; each becomes one line
+            if address.startswith("ray://") and CLIENT_FAILED in str(error) and attempt < CLIENT_ATTEMPTS:
+                ray.shutdown()
+                time.sleep(1.0)
+                continue
+            raise SessionError(join_failure(address, error)) from None
     return ray, address
+
+
+def join_failure(address: str, error: BaseException) -> str:
+    """The one line that says why joining the cluster at ``address`` failed. Ray Client
+    passes on the server's traceback in its message: of that, the last line."""
+    cause = error.__cause__ or error
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    traceback = "Traceback (most recent call last)" in str(error)
+    text = lines[-1] if traceback and lines else " ".join(" ".join(lines).split())
+    if type(cause).__name__ == "AuthenticationError":
+        return (f"the Ray cluster at {address} asks for a token this machine lacks: copy the head's "
+                "~/.ray/auth_token here (ray get-auth-token prints it), or set RAY_AUTH_TOKEN")
+    if "version mismatch" in text.lower() or "versions" in text.lower():
+        return (f"the Ray cluster at {address} runs other versions than this machine ({text[:300]}): "
+                "install the cluster's Ray and Python versions here")
+    if CLIENT_FAILED in text:
+        return (f"cannot join the Ray cluster at {address}: its Ray Client server failed to start a client "
+                f"{CLIENT_ATTEMPTS} times ({text[:200]}): run it again, or join as a node's driver "
+                "(--cluster ray on a node of the cluster)")
+    return f"cannot join the Ray cluster at {address}: {text[:300]}"
 
 
 def files_of(config: dict[str, Any]) -> dict[str, bytes]:
