@@ -4,6 +4,7 @@ its real event log, its control socket and its status from the lock."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -41,6 +42,17 @@ def end(folder: SessionFolder) -> None:
         time.sleep(0.1)
 
 
+def log_shown(app) -> bool:
+    """Every line the model logged is written to the log pane and laid out."""
+    pane = app.query_one(LogPane)
+    return pane.written == app.model.log_count and len(pane.lines) > 0 and not app.redraw_pending
+
+
+def pair_lines(log: str) -> list[str]:
+    """The per-cycle lines of the pairs ("pair (0, 1) restart 1 cycle 2: 7 pivots, saddle ...")."""
+    return re.findall(r"pair \(\d+, \d+\) restart \d+ cycle \d+: \d+ pivots, saddle -?[\d.]+ at [\d.]+", log)
+
+
 def pane_text(app, pane) -> str:
     widget = app.query_one(pane)
     if isinstance(widget, LogPane):  # its lines wrap at the pane's width: read them as one run of words
@@ -69,19 +81,19 @@ async def test_pause_resume_stop_on_a_real_session_then_attach_replays(nebtui_ho
             await wait_until(pilot, lambda: app.status in ("stopped", "finished"), timeout=30, what="the end")
             assert app.check_action("pause", ()) is None and app.check_action("stop", ()) is None
             ended = app.status
+            await wait_until(pilot, lambda: app.model.view.lifecycle == ended and log_shown(app),
+                             what="the live log pane written to the end")
             live_log = pane_text(app, LogPane)
         app.source.close()
         app.status_probe.close()
 
         again = build_app(folder)  # attach afresh: the whole history is replayed
         async with again.run_test(size=(160, 48)) as pilot:
-            await wait_until(pilot, lambda: again.status == ended and again.model.view.lifecycle == ended,
-                             timeout=15, what="the replay")
-            await pilot.pause(0.4)
+            await wait_until(pilot, lambda: again.status == ended and again.model.view.lifecycle == ended
+                             and log_shown(again), timeout=15, what="the replay")
             log = pane_text(again, LogPane)
             assert "session paused" in log and "session resumed" in log
-            assert [line for line in log.splitlines() if line.startswith("pair ")] == \
-                   [line for line in live_log.splitlines() if line.startswith("pair ")]
+            assert pair_lines(log) and pair_lines(log) == pair_lines(live_log)
             assert "energy · pair (" in str(again.query_one(EnergyPane).border_title)
             assert "now: pair" in pane_text(again, SchedulePane)
             assert "minimum 0 (E -146.6995)" in pane_text(again, MSTPane)  # the lowest Mueller-Brown minimum
