@@ -280,16 +280,14 @@ async def test_small_terminal_shows_one_pane_and_tab_moves_on():
                          and app.query_one(f"#{p}").region.area > 0]
         assert shown() == ["energy"]
         await pilot.press("tab")
-        await pilot.pause(0.1)
-        assert shown() == ["schedule"]
+        await wait_until(pilot, lambda: shown() == ["schedule"], what="the schedule pane alone")
         await pilot.press("shift+tab")
         await pilot.press("shift+tab")
-        await pilot.pause(0.1)
-        assert shown() == ["log"]
+        await wait_until(pilot, lambda: shown() == ["log"], what="the log pane alone")
     wide = make_app(running_events())
     async with wide.run_test(size=(160, 48)) as pilot:
-        await pilot.pause(0.1)
-        assert all(wide.query_one(f"#{p}").region.area > 0 for p in ("energy", "schedule", "mst", "log"))
+        await wait_until(pilot, lambda: all(wide.query_one(f"#{p}").region.area > 0
+                                            for p in ("energy", "schedule", "mst", "log")), what="all four panes")
 
 
 @app_test
