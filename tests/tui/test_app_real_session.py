@@ -94,7 +94,9 @@ async def test_pause_resume_stop_on_a_real_session_then_attach_replays(nebtui_ho
             log = pane_text(again, LogPane)
             assert "session paused" in log and "session resumed" in log
             assert pair_lines(log) and pair_lines(log) == pair_lines(live_log)
-            assert "energy · pair (" in str(again.query_one(EnergyPane).border_title)
+            # the pane names its pair in its border when it draws: on the next frame
+            await wait_until(pilot, lambda: "energy · pair (" in str(again.query_one(EnergyPane).border_title),
+                             what="the energy pane's border to name its pair")
             assert "now: pair" in pane_text(again, SchedulePane)
             assert "minimum 0 (E -146.6995)" in pane_text(again, MSTPane)  # the lowest Mueller-Brown minimum
         again.source.close()
