@@ -210,6 +210,8 @@ class SessionApp(App[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        if self._refused():  # read_now found the refusal already: the reader will not see it again
+            return
         self._fit(self.size.width, self.size.height)
         self.energy.focus()
         self._show_pane("energy")
@@ -262,12 +264,21 @@ class SessionApp(App[None]):
         """Take in what the source and the probe say now, before the app runs: for a session
         whose runner has just started, a line or two, and the first frame shows its start-up
         phase instead of waiting for the reader's first poll."""
-        events = self.source.poll()
+        self._take(self.source.poll())
+        if self.status_probe is not None:
+            self.probed = self.status_probe()
+
+    def _take(self, events: list[Any]) -> None:
         self.model.apply_all(events)
         for entry in events:
             self.startup.apply(entry)
-        if self.status_probe is not None:
-            self.probed = self.status_probe()
+
+    def _refused(self) -> bool:
+        """A new session's runner refused its problem: the app closes (the CLI says why, in one line)."""
+        if self.close_on_refusal and self.startup.refusal is not None:
+            self.exit()
+            return True
+        return False
 
     @work(thread=True, group="plots", exit_on_error=False, name="plot loader")
     def _load_plots(self) -> None:
@@ -304,11 +315,8 @@ class SessionApp(App[None]):
     @on(EventsRead)
     def _events_read(self, message: EventsRead) -> None:
         before = self.status
-        self.model.apply_all(message.events)
-        for entry in message.events:
-            self.startup.apply(entry)
-        if self.close_on_refusal and self.startup.refusal is not None:
-            self.exit()  # the CLI says why, in one line
+        self._take(message.events)
+        if self._refused():
             return
         self._arrival = self.clock()
         if self.status != before:

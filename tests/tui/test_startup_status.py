@@ -152,3 +152,26 @@ async def test_a_new_sessions_app_closes_when_the_runner_refuses_its_problem(neb
         app.source.close()
         app.status_probe.close()
         finish(tmp_path / "gates", process)
+
+
+@app_test
+async def test_a_refusal_already_in_the_log_when_the_app_starts_closes_it(nebtui_home, tmp_path):
+    # read_now takes the refusal in before the app runs: the reader never sees it again
+    folder, process = start_slow_runner(nebtui_home, "refused-early", "refuse", tmp_path / "gates")
+    open_gate(tmp_path / "gates", "minima")
+    open_gate(tmp_path / "gates", "fail")
+    deadline = time.monotonic() + 30
+    while b"session_failed" not in folder.events_path.read_bytes():
+        assert time.monotonic() < deadline, "the slow runner did not refuse"
+        time.sleep(0.05)
+    app = build_app(folder)
+    app.close_on_refusal = True
+    try:
+        app.read_now()
+        assert app.startup.refusal == "minimum b.safetensors has no parameter '0.bias'"
+        async with app.run_test(size=(120, 36)) as pilot:
+            await wait_until(pilot, lambda: not app.is_running, what="the app to close")
+    finally:
+        app.source.close()
+        app.status_probe.close()
+        finish(tmp_path / "gates", process)
