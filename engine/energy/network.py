@@ -130,6 +130,12 @@ def loss_function(loss: Loss) -> tuple[LossFn, Callable[[Tensor, Tensor], Tensor
     )
 
 
+def at_least_float32(outputs: Tensor) -> Tensor:
+    """A network's outputs as its loss takes them: bf16 (autocast) raised to float32,
+    float32 and float64 as they are, so that a float64 network is scored in float64."""
+    return outputs.to(torch.promote_types(outputs.dtype, torch.float32))
+
+
 def _free_memory_bytes(device: torch.device) -> int:
     """Free memory where the tensors live: CUDA's free memory, else available RAM."""
     if device.type == "cuda":
@@ -354,13 +360,13 @@ class NetworkEnergy:
     def _pivot_loss(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
         with self._autocast():
             outputs = functional_call(self._step_model, self.layout.unflatten(theta), (x,))
-        return self._loss_fn(outputs.float(), y)
+        return self._loss_fn(at_least_float32(outputs), y)
 
     def _module_loss(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         """The loss of ``model`` (the loop's network, a pivot loaded into it) on one batch."""
         with self._autocast():
             outputs = model(x)
-        return self._loss_fn(outputs.float(), y)
+        return self._loss_fn(at_least_float32(outputs), y)
 
     def batch_indices(
         self, n_pivots: int, batch_size: int, generator: torch.Generator | None = None
@@ -467,7 +473,7 @@ class NetworkEnergy:
         memory_format = torch.channels_last if self.channels_last else None
         with self._autocast():
             outputs = self._direct(thetas, x, memory_format)  # (c, B, ...)
-        return self._direct_losses(outputs.float(), y)
+        return self._direct_losses(at_least_float32(outputs), y)
 
     def _direct_forward(self, thetas: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, tuple]:
         """The losses (c,) of the batched network with its backward written out, and what that backward needs."""
@@ -611,7 +617,7 @@ class NetworkEnergy:
                 for s in range(0, n, self.eval_batch_size):
                     x, y = inputs[s : s + self.eval_batch_size], targets[s : s + self.eval_batch_size]
                     with self._autocast():
-                        outputs = self._eval_model(self._layout_batch(self.prepare(x))).float()
+                        outputs = at_least_float32(self._eval_model(self._layout_batch(self.prepare(x))))
                     loss_sum += self._loss_fn(outputs, y).double() * x.shape[0]
                     if self._error_count is not None:
                         error_sum += self._error_count(outputs, y)
