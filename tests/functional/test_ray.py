@@ -51,31 +51,45 @@ def two_nodes() -> Any:
     node's (one worker: as many threads as the local pool's one worker, whose sums then
     round alike), so it runs on one node and its replacement fits on the other. Token authentication on, as ray start and ray.init set up a new cluster (a
     token in ~/.ray/auth_token, made if missing), so the runner joins it as it joins a
-    real one. Its own short temp folder: Ray's socket paths must stay short."""
+    real one. Its own short temp folder (Ray's socket paths must stay short), which is
+    also Ray's default one while the cluster runs."""
     from ray._private.authentication.authentication_token_setup import (
         enable_token_auth_by_default,
         ensure_token_if_auth_enabled,
     )
     from ray.cluster_utils import Cluster
 
-    mode = os.environ.get("RAY_AUTH_MODE")
+    saved = {name: os.environ.get(name) for name in ("RAY_AUTH_MODE", "RAY_TMPDIR")}
     enable_token_auth_by_default()
     ensure_token_if_auth_enabled()
-    temp = tempfile.mkdtemp(prefix="nebtui-ray-", dir="/tmp")
+    parent = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
+    temp = Path(tempfile.mkdtemp(prefix="nebtui-ray-", dir=parent if len(parent) <= 40 else "/tmp"))
+    # Ray writes the cluster's address beside its default temp folder ($RAY_TMPDIR/ray, else
+    # $TMPDIR/ray, else /tmp/ray), whatever temp_dir its nodes are given, and does not make that
+    # folder: the nodes' own folder is made the default one, so a machine where Ray never ran
+    # (no /tmp/ray) works, and a developer's /tmp/ray is neither read nor written.
+    os.environ["RAY_TMPDIR"] = str(temp)
+    nodes_temp = temp / "ray"
+    nodes_temp.mkdir()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0, "include_dashboard": False, "ray_client_server_port": port, "temp_dir": temp})
+    cluster = None
     try:
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 0, "include_dashboard": False, "ray_client_server_port": port, "temp_dir": str(nodes_temp)})
         for _ in range(2):
-            cluster.add_node(num_cpus=len(os.sched_getaffinity(0)), temp_dir=temp)
+            cluster.add_node(num_cpus=len(os.sched_getaffinity(0)), temp_dir=str(nodes_temp))
         yield TwoNodes(cluster, f"ray://127.0.0.1:{port}")
     finally:
-        cluster.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
-        if mode is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _log(folder: Path) -> list[dict[str, Any]]:
@@ -175,14 +189,14 @@ def test_a_digits_session_on_two_nodes_ends_as_on_local_workers_through_a_lost_n
 @pytest.mark.parametrize("client", [False, True], ids=["ray", "ray-client"])
 def test_gpus_asked_of_a_cluster_without_any_are_one_line_and_leave_no_session(
         nebtui_home, two_nodes, digits_minima, digits_schedule, monkeypatch, client):
-    """The runner joins the cluster (--cluster ray: the one RAY_ADDRESS names; or through
-    Ray Client, --cluster ray://HOST:PORT), which has no GPU: its refusal comes back as
-    from the CLI."""
+    """The runner joins the cluster (--cluster ray: the one this machine runs, found as after
+    a user's ray start, with no RAY_ADDRESS; or through Ray Client, --cluster ray://HOST:PORT),
+    which has no GPU: its refusal comes back as from the CLI."""
     if client:
         cluster = address = two_nodes.client
     else:
         cluster, address = "ray", two_nodes.cluster.address
-        monkeypatch.setenv("RAY_ADDRESS", address)
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
     done = nebtui(nebtui_home, *digits_args(digits_minima, digits_schedule), "--device", "cuda", "--cluster", cluster,
                   "--session", "nogpu", "--headless")
     assert_one_clear_line(done, f"the Ray cluster at {address} has no GPU, and --device cuda asks for GPUs")
