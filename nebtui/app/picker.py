@@ -36,7 +36,8 @@ class SessionListApp(App[SessionFolder | None]):
         self.folders: list[SessionFolder] = []
 
     def compose(self) -> ComposeResult:
-        yield Static(f"sessions in {self.home}: Enter attaches", id="heading")
+        # the keys first: a deep data home is cut at the screen's edge
+        yield Static(f"Enter attaches · sessions in {self.home}", id="heading")
         yield DataTable(cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
@@ -49,7 +50,7 @@ class SessionListApp(App[SessionFolder | None]):
             table.add_row(folder.id, "…", "", "", "", key=folder.id)
         if not self.folders:
             self.query_one("#heading", Static).update(
-                f"no sessions in {self.home}: start one with nebtui demo muller-brown (q quits)")
+                f"no sessions yet: start one with nebtui demo muller-brown (q quits) · data home {self.home}")
         table.focus()
         self._read_summaries(list(reversed(self.folders)), dict(zip(COLUMNS, columns)))
 

@@ -50,7 +50,10 @@ async def frames_until(ws, wanted: str, timeout: float) -> str:
     while wanted not in seen:
         left = deadline - time.monotonic()
         assert left > 0, f"{wanted!r} not in the app's output within {timeout:g} s: {seen[-400:]!r}"
-        message = await ws.receive(timeout=left)
+        try:
+            message = await ws.receive(timeout=left)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"{wanted!r} not in the app's output within {timeout:g} s: {seen[-400:]!r}") from None
         assert message.type.name in ("BINARY", "TEXT"), message
         seen += message.data.decode("utf-8", "replace") if isinstance(message.data, bytes) else message.data
     return seen

@@ -28,7 +28,7 @@ async def test_no_sessions_says_how_to_start_one(tmp_path):
     app = SessionListApp(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.1)
-        assert "no sessions in" in str(app.query_one("#heading").render())
+        assert "no sessions yet" in str(app.query_one("#heading").render())
         await pilot.press("q")
     assert app.return_value is None
 
@@ -57,4 +57,20 @@ async def test_rows_show_at_once_and_their_status_and_pairs_come_from_the_logs(t
                 break
             await pilot.pause(0.05)
         assert table.get_row("long")[1:4] == ["finished", "muller-brown", "1/3"]
+        await pilot.press("q")
+
+
+@app_test
+async def test_the_keys_stay_on_screen_when_the_data_home_is_deep(tmp_path):
+    from textual.geometry import Region
+
+    deep = tmp_path.joinpath(*["a-folder-of-some-length"] * 8)  # 200 characters and more
+    deep.mkdir(parents=True)
+    SessionFolder.create(deep, "only", {"schedule": SCHEDULE}, [])
+    app = SessionListApp(deep)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.1)
+        heading = app.query_one("#heading")
+        shown = "".join(strip.text for strip in heading.render_lines(Region(0, 0, *heading.size)))
+        assert "Enter attaches" in shown
         await pilot.press("q")
