@@ -278,9 +278,11 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state) -> 
 
     session_config = worker_config(config)
     threads = None
-    if device == "cpu" and session_config.workers > 1:
-        # Each CPU worker gets its share of the cores; the energy measures whether
-        # fewer threads than that share run faster (small networks often do).
+    if device == "cpu":
+        # Each CPU worker gets its share of the cores, one worker all of them, whatever
+        # OMP_NUM_THREADS says: a Ray actor gets the same share of a node's cores, so the
+        # two pools sum in the same order. The energy measures whether fewer threads than
+        # that share run faster (small networks often do).
         threads = max(1, len(os.sched_getaffinity(0)) // session_config.workers)
     energy, schedule = build_worker(session_config, device, threads)
     send(WorkerReady(index, os.getpid(), device))
