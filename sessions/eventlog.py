@@ -31,6 +31,7 @@ from engine.events import Event, UnknownEvent, event_from_dict
 from sessions import lifecycle  # noqa: F401 - registers the session's event kinds
 from sessions.atomic import write_all
 from sessions.errors import SessionError
+from sessions.lock import open_unfollowed
 
 _TAIL_CHUNK = 64 * 1024
 _LOG_FIELDS = ("seq", "time")
@@ -231,7 +232,8 @@ class EventLogWriter:
     def __init__(self, path: Path, *, fsync: bool = False) -> None:
         self.path = Path(path)
         self.fsync = fsync
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        # Not through a planted symbolic link: the recovery below truncates what it opens.
+        self._fd = open_unfollowed(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, "the event log")
         try:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -9,13 +9,19 @@ The lock belongs to the open file: a child made by a plain fork() (not
 exec'd) would hold it too. The workers do not: they are forked from
 multiprocessing's fork server, an exec'd process given only the descriptors it
 needs, never from the runner.
+
+Others may write the folders these files live in (a shared minima folder, say),
+so they are opened with ``open_unfollowed``: a symbolic link planted there,
+pointing at a file of the user's, is refused rather than followed and emptied.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +36,32 @@ _RETRY_S = 0.01
 
 class LockedError(SessionError):
     """The session is being run by another live process."""
+
+
+class UnsafeFileError(SessionError):
+    """A file nebtui writes is a symbolic link, or not a plain file with one name: refused, never followed."""
+
+
+def open_unfollowed(path: Path, flags: int, what: str) -> int:
+    """A descriptor of the plain file at ``path``, opened without following a symbolic link
+    (O_NOFOLLOW) and closed on exec (O_CLOEXEC). Whoever can write the folder could plant a
+    link there to a file of the user's, which O_CREAT and a truncate would then empty; a
+    FIFO (which would block) or a hard link is refused the same way. ``what`` names the
+    file in the message, e.g. "the lock"; other OSErrors pass through."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFileError(f"{what} {path} is a symbolic link, which nebtui never follows: remove it "
+                                  "(someone who can write the folder may have planted it) and try again") from None
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        kind = "a hard link to another file" if stat.S_ISREG(info.st_mode) else "not a plain file"
+        raise UnsafeFileError(f"{what} {path} is {kind}, which nebtui never writes through: remove it "
+                              "(someone who can write the folder may have planted it) and try again")
+    return fd
 
 
 @dataclass(frozen=True)
@@ -54,9 +86,9 @@ def _read_holder(fd: int) -> LockHolder:
 def holder_info(path: Path) -> LockHolder | None:
     """Who holds the lock at ``path`` now, or None if no live process does. Takes nothing."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
+        fd = open_unfollowed(path, os.O_RDONLY, "the lock")
+    except (FileNotFoundError, UnsafeFileError):
+        return None  # no lock, or a planted one no runner can hold
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -110,7 +142,7 @@ class RunnerLock:
         if self.held:
             return
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = open_unfollowed(self.path, os.O_RDWR | os.O_CREAT, "the lock")
         except OSError as exc:
             raise SessionError(f"cannot open the lock {self.path} ({exc.strerror}): check the session folder") from None
         deadline = time.monotonic() + _ACQUIRE_PATIENCE_S

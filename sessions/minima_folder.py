@@ -26,7 +26,7 @@ from typing import Any, Callable
 from sessions import statefile
 from sessions.atomic import write_atomic
 from sessions.errors import SessionError
-from sessions.lock import LockedError, RunnerLock, holder, holder_info
+from sessions.lock import LockedError, RunnerLock, UnsafeFileError, holder, holder_info
 from sessions.minima import PARTIAL_SUFFIX
 
 SIDECAR_VERSION = 1
@@ -55,6 +55,8 @@ def claim(stem: Path) -> RunnerLock | None:
         lock.acquire()
     except LockedError:
         return None
+    except UnsafeFileError:
+        raise  # a planted link: its own line names it
     except SessionError:
         raise SessionError(f"cannot claim {stem.name} in {stem.parent} (its lock file cannot be written): make the "
                            f"folder writable or choose another --out") from None
