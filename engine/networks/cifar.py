@@ -1,16 +1,27 @@
 """CIFAR10 / CIFAR100 kept on the device as uint8, with the standard
 augmentation ("C10+", "C100+") done there, batched.
 
-Files are read through torchvision's CIFAR readers (which check their md5
-sums) from a local root; they are fetched only when asked (``download=True``).
+Files are read from a local root, in the layout and with the md5 sums of
+torchvision's CIFAR classes; they are fetched (by torchvision) only when asked
+(``download=True``). The batches are Python pickles, and a pickle may name any
+function to call: each file is read once, its md5 checked on those bytes, and
+those same bytes unpickled by ``load_batch``, which builds only the dicts,
+lists, strings, numbers and numpy arrays a CIFAR batch holds and refuses a
+file that names anything else. MD5 alone would not do: collisions are cheap.
 """
 
 from __future__ import annotations
 
+import codecs
+import hashlib
+import io
+import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -76,37 +87,136 @@ def read_cifar(
     dataset, root: Path | str, *, download: bool = False, device: str | torch.device = "cpu"
 ) -> CifarData:
     """Both splits of a torchvision CIFAR dataset class (CIFAR10, CIFAR100 or a
-    subclass with the same file layout) as uint8 tensors on ``device``."""
+    subclass with the same file layout and md5 sums) as uint8 tensors on ``device``."""
     from torchvision.datasets import CIFAR100
 
     kind = "cifar100" if issubclass(dataset, CIFAR100) else "cifar10"
     root = Path(root)
-    name = dataset.__name__
-    if not download:
-        folder = root / dataset.base_folder
-        if not folder.is_dir():
-            raise ValueError(
-                f"{name} not found: {folder} does not exist; pass --download to fetch it"
-            )
-        wanted = [f for f, _md5 in dataset.train_list + dataset.test_list] + [dataset.meta["filename"]]
-        missing = [f for f in wanted if not (folder / f).is_file()]
-        if missing:
-            raise ValueError(
-                f"{name} incomplete: {folder} lacks {', '.join(missing)}; pass --download to fetch it"
-            )
+    folder = root / dataset.base_folder
+    if download and not _intact(dataset, folder):
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        download_and_extract_archive(dataset.url, str(root), filename=dataset.filename, md5=dataset.tgz_md5)
+    _check_present(dataset, folder)
     splits = {}
-    for train in (True, False):
-        try:
-            raw = dataset(str(root), train=train, download=download)
-        except RuntimeError as err:
-            raise ValueError(
-                f"{name} files in {root / dataset.base_folder} are corrupt ({err}); "
-                f"delete them and pass --download to fetch them again"
-            ) from None
-        images = torch.from_numpy(raw.data).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32) uint8
-        labels = torch.tensor(raw.targets, dtype=torch.int64)  # (N,)
-        splits[train] = CifarSplit(kind, images.to(device), labels.to(device))
-    return CifarData(kind, tuple(raw.classes), train=splits[True], test=splits[False])
+    for train, files in ((True, dataset.train_list), (False, dataset.test_list)):
+        entries = [_read_entry(dataset, folder, name, md5) for name, md5 in files]
+        images = np.concatenate([_images(entry, folder / name) for entry, (name, _) in zip(entries, files)])
+        labels = [label for entry, (name, _) in zip(entries, files) for label in _labels(entry, folder / name)]
+        if len(labels) != images.shape[0]:
+            raise ValueError(f"{dataset.__name__} files in {folder} hold {images.shape[0]} images but "
+                             f"{len(labels)} labels; delete them and pass --download to fetch them again")
+        images_t = torch.from_numpy(images).reshape(-1, 3, SIZE, SIZE)  # (N, 3, 32, 32) uint8
+        splits[train] = CifarSplit(kind, images_t.to(device), torch.tensor(labels, dtype=torch.int64).to(device))
+    classes = _class_names(dataset, folder)
+    for split in splits.values():
+        if len(split) and not 0 <= int(split.labels.min()) <= int(split.labels.max()) < len(classes):
+            raise ValueError(f"{dataset.__name__} files in {folder} hold labels outside 0..{len(classes) - 1}; "
+                             f"delete them and pass --download to fetch them again")
+    return CifarData(kind, classes, train=splits[True], test=splits[False])
+
+
+def _check_present(dataset, folder: Path) -> None:
+    """One line naming what is missing, if anything is."""
+    name = dataset.__name__
+    if not folder.is_dir():
+        raise ValueError(f"{name} not found: {folder} does not exist; pass --download to fetch it")
+    wanted = [f for f, _md5 in dataset.train_list + dataset.test_list] + [dataset.meta["filename"]]
+    missing = [f for f in wanted if not (folder / f).is_file()]
+    if missing:
+        raise ValueError(f"{name} incomplete: {folder} lacks {', '.join(missing)}; pass --download to fetch it")
+
+
+def _intact(dataset, folder: Path) -> bool:
+    """Whether every file is there with its md5 sum (else a download fetches them)."""
+    files = dataset.train_list + dataset.test_list + [[dataset.meta["filename"], dataset.meta["md5"]]]
+    try:
+        return all(hashlib.md5((folder / f).read_bytes()).hexdigest() == md5 for f, md5 in files)
+    except OSError:
+        return False
+
+
+def _read_entry(dataset, folder: Path, filename: str, md5: str) -> Any:
+    """The unpickled content of one file, from bytes read once: the md5 sum is checked on
+    the very bytes then unpickled, so the file cannot change in between."""
+    path = folder / filename
+    data = path.read_bytes()
+    if hashlib.md5(data).hexdigest() != md5:
+        raise ValueError(f"{dataset.__name__} files in {folder} are corrupt ({filename} has the wrong md5 sum); "
+                         f"delete them and pass --download to fetch them again")
+    try:
+        return load_batch(data)
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"{dataset.__name__} file {path} {error}: it was not loaded; delete it and pass "
+                         f"--download to fetch the official files") from None
+    except Exception as error:  # noqa: BLE001 - any damage reads the same to the user
+        raise ValueError(f"{dataset.__name__} file {path} is not a CIFAR batch ({type(error).__name__}); "
+                         f"delete it and pass --download to fetch the official files") from None
+
+
+def _latin1(text: str, encoding: str) -> bytes:
+    """How a protocol-2 pickle written by Python 3 stores bytes: ``_codecs.encode(text, "latin1")``."""
+    if encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"asks for the text encoding {encoding!r}, which a CIFAR batch never does")
+    return codecs.encode(text, "latin1")
+
+
+# What a CIFAR batch's pickle may name: numpy's array rebuilder (under its numpy 1 and 2
+# module names), the array and dtype types, and the bytes encoder of Python 3's protocol 2.
+_RECONSTRUCT = np.zeros(0).__reduce__()[0]
+_BATCH_NAMES = {
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1,
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Builds dicts, lists, strings and numbers, and numpy arrays through _BATCH_NAMES only."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _BATCH_NAMES:
+            raise pickle.UnpicklingError(f"names {module[:80]}.{name[:80]}, which a CIFAR batch never does")
+        return _BATCH_NAMES[(module, name)]
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("refers to objects outside itself, which a CIFAR batch never does")
+
+
+def load_batch(data: bytes) -> Any:
+    """A CIFAR batch's pickle (Python 2's, as published, or Python 3's) from its bytes,
+    calling nothing but numpy's array rebuilding; pickle.UnpicklingError says what else it named."""
+    return _BatchUnpickler(io.BytesIO(data), encoding="latin1").load()
+
+
+def _images(entry: Any, path: Path) -> np.ndarray:
+    """A batch's images, (n, 3072) uint8, as the files hold them: each row is R, G, B planes of 32 x 32."""
+    images = entry.get("data") if isinstance(entry, dict) else None
+    if not (isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 2
+            and images.shape[1] == 3 * SIZE * SIZE):
+        raise ValueError(f"{path} holds no (n, 3072) uint8 'data' array, as a CIFAR batch does; delete it and "
+                         f"pass --download to fetch the official files")
+    return images
+
+
+def _labels(entry: dict, path: Path) -> list[int]:
+    labels = entry.get("labels", entry.get("fine_labels"))
+    if not (isinstance(labels, list) and all(type(label) is int for label in labels)):
+        raise ValueError(f"{path} holds no list of integer labels, as a CIFAR batch does; delete it and pass "
+                         f"--download to fetch the official files")
+    return labels
+
+
+def _class_names(dataset, folder: Path) -> tuple[str, ...]:
+    meta = dataset.meta
+    entry = _read_entry(dataset, folder, meta["filename"], meta["md5"])
+    names = entry.get(meta["key"]) if isinstance(entry, dict) else None
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise ValueError(f"{folder / meta['filename']} holds no list of class names under {meta['key']!r}; "
+                         f"delete it and pass --download to fetch the official files")
+    return tuple(names)
 
 
 def normalise(x: Tensor, kind: str = "cifar10") -> Tensor:

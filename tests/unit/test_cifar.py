@@ -154,6 +154,29 @@ def test_missing_root_or_files_give_one_clear_line(tmp_path, cifar10_root):
         load_cifar("cifar1000", tmp_path)
 
 
+def test_a_batch_whose_pickle_names_a_function_is_refused_in_one_line_and_nothing_runs(cifar10_root):
+    folder = cifar10_root / "cifar-10-batches-py"
+    ran = cifar10_root / "ran"
+    # a protocol-0 pickle that calls os.system: what torchvision's pickle.load would run
+    (folder / "data_batch_2").write_bytes(b"cos\nsystem\n(S'touch " + str(ran).encode() + b"'\ntR.")
+    with pytest.raises(ValueError) as refused:
+        read_cifar(_cifar10(cifar10_root), cifar10_root)  # md5 sums of these very files: only the pickle is wrong
+    assert "\n" not in str(refused.value)
+    assert "data_batch_2 names os.system, which a CIFAR batch never does" in str(refused.value)
+    assert not ran.exists()
+
+
+def test_a_batch_holding_other_objects_than_a_cifar_batch_is_refused_in_one_line(cifar10_root):
+    folder = cifar10_root / "cifar-10-batches-py"
+    _write(folder / "test_batch", {"data": _rows(3, 100).astype(np.float64), "labels": [9, 0, 4]})
+    with pytest.raises(ValueError, match=r"test_batch holds no \(n, 3072\) uint8 'data' array") as refused:
+        read_cifar(_cifar10(cifar10_root), cifar10_root)
+    assert "\n" not in str(refused.value)
+    _write(folder / "test_batch", {"data": _rows(3, 100), "labels": [9, 0, 10]})
+    with pytest.raises(ValueError, match=r"labels outside 0\.\.9"):
+        read_cifar(_cifar10(cifar10_root), cifar10_root)
+
+
 # --- normalisation and evaluation batches --------------------------------------------
 
 
