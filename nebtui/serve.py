@@ -32,6 +32,7 @@ import typer
 from nebtui.failure import fail
 
 READ_ONLY_FLAG = "--read-only"
+MOST_CELLS = 1000  # a tab's most columns or rows: no screen is wider, and an app's memory grows with them
 
 # The page a tab loads: textual-serve's terminal script and styles from this
 # server, its own font (no font service on the internet: GPU nodes are often
@@ -124,6 +125,39 @@ def same_origin(origin: str | None, host: str | None) -> bool:
         return False
 
 
+def cells(value: Any) -> bool:
+    """A terminal's width or height as a page gives it: a whole number of cells a screen can show."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MOST_CELLS
+
+
+def page_message(text: str) -> bool:
+    """Whether a websocket message is one the page sends (keys, a size, a ping, focus): textual-serve
+    takes any other apart with a traceback, and whoever holds the token may send anything."""
+    try:
+        envelope = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
+        return False
+    if not isinstance(envelope, list) or not envelope or not isinstance(envelope[0], str):
+        return False
+    kind, given = envelope[0], envelope[1:]
+    if kind == "stdin":
+        return len(given) == 1 and isinstance(given[0], str) and _encodes(given[0])
+    if kind == "resize":
+        return len(given) == 1 and isinstance(given[0], dict) and all(cells(given[0].get(side))
+                                                                     for side in ("width", "height"))
+    if kind == "ping":
+        return len(given) == 1
+    return True  # blur, focus and kinds textual-serve passes over
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate, which JSON can carry
+        return False
+    return True
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on; a non-loopback one needs --public.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -159,7 +193,7 @@ def serve(
 
 
 def _server(command: str, host: str, port: int, read_only: bool, max_viewers: int) -> Any:
-    from aiohttp import WSCloseCode, web
+    from aiohttp import WSCloseCode, WSMsgType, web
     from textual_serve.server import Server
 
     token = secrets.token_urlsafe(32)
@@ -198,6 +232,7 @@ def _server(command: str, host: str, port: int, read_only: bool, max_viewers: in
             if not same_origin(origin, request.headers.get("Host")):
                 raise refuse(f"a page from {origin} may not open this server's apps: open the link "
                              "that nebtui serve printed")
+            check_size(request)
             if self.viewers >= max_viewers:
                 return await turn_away(request)
             self.viewers += 1
@@ -205,6 +240,9 @@ def _server(command: str, host: str, port: int, read_only: bool, max_viewers: in
                 return await super().handle_websocket(request)  # until the tab closes and its app has ended
             finally:
                 self.viewers -= 1
+
+        async def _process_messages(self, websocket: web.WebSocketResponse, app_service: Any) -> None:
+            await super()._process_messages(PageMessages(websocket), app_service)
 
         async def on_startup(self, app: web.Application) -> None:
             pass  # the server's banner: our lines come once it listens (announce)
@@ -221,6 +259,36 @@ def _server(command: str, host: str, port: int, read_only: bool, max_viewers: in
 
         def initialize_logging(self) -> None:
             pass  # our lines only: the server's own log is not the user's business
+
+    def check_size(request: web.Request) -> None:
+        """The tab's first size, which textual-serve reads as a whole number (else its default)."""
+        for side in ("width", "height"):
+            given = request.query.get(side, "")
+            try:
+                number = int(given)
+            except ValueError:
+                continue
+            if not cells(number):
+                raise web.HTTPBadRequest(text=f"nebtui serve: {side}={given} is not a number of cells from 1 to "
+                                              f"{MOST_CELLS}: reload the page\n")
+
+    class PageMessages:
+        """The tab's websocket as textual-serve reads it, but only what the page sends: the
+        first other message closes the tab with the reason, and its app ends."""
+
+        def __init__(self, websocket: web.WebSocketResponse) -> None:
+            self.websocket = websocket
+
+        async def __aiter__(self) -> Any:
+            async for message in self.websocket:
+                if message.type == WSMsgType.TEXT and not page_message(message.data):
+                    await self.websocket.close(code=WSCloseCode.POLICY_VIOLATION,
+                                               message=b"nebtui serve: not a message of nebtui's page: reload the page")
+                    return
+                yield message
+
+        async def send_json(self, data: Any) -> None:
+            await self.websocket.send_json(data)  # the answer to a ping
 
     async def turn_away(request: web.Request) -> web.WebSocketResponse:
         """A tab over the cap: the reason in its terminal, where the user looks, and as the

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from cli_runs import NEBTUI, assert_one_clear_line, in_process, wait_until
 
+from nebtui.serve import page_message
 from sessions.folder import SessionFolder
 
 pytestmark = pytest.mark.timeout(120)
@@ -220,6 +221,52 @@ def test_a_tab_over_the_cap_is_told_so_and_a_closed_tab_ends_its_app(served_home
         asyncio.run(over_the_cap(served))
     finally:
         stop_server(served)
+
+
+async def hostile_messages(served: Served) -> None:
+    """Each message the page never sends closes its tab with the reason; a size no screen has is refused."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as client:
+        for message in ("not json", json.dumps(["resize", {"width": 10**9, "height": 24}])):
+            async with client.ws_connect(socket_url(served), headers=THROUGH_A_TUNNEL) as ws:
+                await ws.send_str(message)
+                closing = await ws.receive(timeout=30)
+                while closing.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):  # the app's first frames
+                    closing = await ws.receive(timeout=30)
+                assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1008, (message[:20], closing)
+                assert closing.extra == "nebtui serve: not a message of nebtui's page: reload the page"
+    status, body = await handshake_status(socket_url(served).replace("width=120", "width=1000000"), THROUGH_A_TUNNEL)
+    assert status == 400
+    assert body == "nebtui serve: width=1000000 is not a number of cells from 1 to 1000: reload the page\n"
+
+
+def test_a_message_the_page_never_sends_closes_its_tab_in_one_line_without_a_traceback(served_home):
+    served = start_server(served_home)
+    try:
+        served.process.stdout.readline()  # the ssh -L line
+        asyncio.run(hostile_messages(served))
+        wait_until(lambda: served.app_processes() == 0, 30, "end of the closed tabs' app processes")
+    finally:
+        stop_server(served)
+    assert served.process.stdout.read() == ""  # no traceback, nor any line, on the server's terminal
+
+
+@pytest.mark.parametrize("message", [
+    "not json", "[" * 100_000, json.dumps({"stdin": "q"}), json.dumps([]), json.dumps(["stdin"]),
+    json.dumps(["stdin", 7]), '["stdin", "\\ud800"]', json.dumps(["resize", {"width": 80}]),
+    json.dumps(["resize", {"width": 0, "height": 24}]), json.dumps(["resize", {"width": True, "height": 24}]),
+    json.dumps(["resize", {"width": 10**9, "height": 24}]), json.dumps(["ping"])],
+    ids=["not-json", "nested-deep", "not-a-list", "empty", "stdin-alone", "stdin-number", "lone-surrogate",
+         "no-height", "width-zero", "width-bool", "width-huge", "ping-alone"])
+def test_messages_the_page_never_sends_are_told_apart(message):
+    assert not page_message(message)
+
+
+@pytest.mark.parametrize("message", [["stdin", "q\r"], ["resize", {"width": 120, "height": 36}], ["ping", "17"],
+                                     ["blur"], ["focus"]])
+def test_the_messages_the_page_sends_pass(message):
+    assert page_message(json.dumps(message))
 
 
 def test_a_public_host_without_public_is_refused_in_one_line():
