@@ -161,8 +161,9 @@ def test_without_the_printed_token_neither_the_page_nor_its_websocket_answers(se
             assert "open the link that nebtui serve printed" in body
         for url in (f"ws://127.0.0.1:{served.port}/ws?width=120&height=36", socket_url(served, "guess"),
                     f"ws://127.0.0.1:{served.port}/ws?token=guess"):
-            status, body = asyncio.run(handshake_status(url, THROUGH_A_TUNNEL))
-            assert status == 403 and "wrong or missing token" in body, (url, status, body)
+            for headers in (THROUGH_A_TUNNEL, {}):  # a browser's page, a client that sends no Origin
+                status, body = asyncio.run(handshake_status(url, headers))
+                assert status == 403 and "wrong or missing token" in body, (url, headers, status, body)
         assert served.app_processes() == 0
     finally:
         stop_server(served)
@@ -224,12 +225,13 @@ def test_a_tab_over_the_cap_is_told_so_and_a_closed_tab_ends_its_app(served_home
 
 
 async def hostile_messages(served: Served) -> None:
-    """Each message the page never sends closes its tab with the reason; a size no screen has is refused."""
+    """Each message the page never sends closes its tab with the reason; a size no screen has is refused.
+    A client that sends no Origin is no browser's page: with the token it gets as far as the page would."""
     import aiohttp
 
     async with aiohttp.ClientSession() as client:
         for message in ("not json", json.dumps(["resize", {"width": 10**9, "height": 24}])):
-            async with client.ws_connect(socket_url(served), headers=THROUGH_A_TUNNEL) as ws:
+            async with client.ws_connect(socket_url(served)) as ws:
                 await ws.send_str(message)
                 closing = await ws.receive(timeout=30)
                 while closing.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):  # the app's first frames
