@@ -5,19 +5,27 @@ Every event has a ``kind`` (its class name in snake case) and round-trips
 through ``to_dict`` / ``event_from_dict``. One registry holds every kind: the
 engine's below and the session's (``sessions.lifecycle``) once imported.
 
-A dict whose kind is not registered (written by a newer version), or whose
-fields do not fit its class, comes back as an ``UnknownEvent`` that keeps the
-dict as it was: readers skip it, nothing fails on it.
+A dict whose kind is not registered (written by a newer version), or that
+lacks a field its class needs, comes back as an ``UnknownEvent`` that keeps the
+dict as it was: readers skip it, nothing fails on it. A dict of a known kind
+whose fields have the wrong types (a damaged or hostile log: ``"losses": 5``)
+comes back as an ``UnknownEvent`` that also says what is wrong (``problem``):
+readers skip it too, and the session's view reports the damage.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Annotated, Any, Callable, ClassVar, Union
 
 Pair = tuple[int, int]
+Edge = Annotated[list[int], 2]  # [a, b]
+WeightedEdge = Annotated[list[float], 3]  # [a, b, saddle_energy]
 
 _REGISTRY: dict[str, type["Event"]] = {}
 
@@ -30,11 +38,11 @@ def _snake(name: str) -> str:
 @dataclass(frozen=True)
 class Event:
     kind: ClassVar[str] = "event"
-    _field_names: ClassVar[tuple[str, ...] | None] = None  # filled on first use (after @dataclass ran)
+    _checks: ClassVar[tuple[tuple[str, Callable[[Any], bool]], ...] | None] = None  # made on first use
 
     def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._field_names = None
+        cls._checks = None
         if register:
             cls.kind = _snake(cls.__name__)
             _REGISTRY[cls.kind] = cls
@@ -49,9 +57,11 @@ class Event:
 
 @dataclass(frozen=True)
 class UnknownEvent(Event, register=False):
-    """An event this version cannot read: its dict, kept as written."""
+    """An event this version cannot read: its dict, kept as written, and what is
+    wrong with it when its kind is known but its fields have the wrong types."""
 
     data: dict[str, Any]
+    problem: str = ""
 
     @property  # type: ignore[override]
     def kind(self) -> str:  # type: ignore[override]
@@ -62,23 +72,78 @@ class UnknownEvent(Event, register=False):
         return dict(self.data)
 
 
+Check = Callable[[Any], bool]
+
+
+def _check_for(hint: Any) -> Check:
+    """A test of whether a JSON value fits the field type ``hint`` (the types events use:
+    numbers, strings, booleans, lists of them, pairs, fixed-length edges, optional ones)."""
+    if hint is Any:
+        return lambda value: True
+    if hint is float:  # a JSON number; NaN and infinities are floats too
+        return lambda value: type(value) is float or type(value) is int
+    if hint is int:
+        return lambda value: type(value) is int
+    if hint in (str, bool):
+        return lambda value: type(value) is hint
+    if hint is type(None):
+        return lambda value: value is None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Annotated:  # a list of fixed length
+        inner, length = _check_for(args[0]), args[1]
+        return lambda value: inner(value) and len(value) == length
+    if origin in (Union, types.UnionType):
+        choices = [_check_for(arg) for arg in args]
+        return lambda value: any(check(value) for check in choices)
+    if origin is list:
+        item = _check_for(args[0]) if args else _check_for(Any)
+        if args and args[0] is float:  # the long ones (losses, profiles): one pass in C
+            return lambda value: type(value) is list and all(type(v) is float or type(v) is int for v in value)
+        return lambda value: type(value) is list and all(item(v) for v in value)
+    if origin is tuple:  # a fixed-length tuple, as JSON writes it: a list
+        items = [_check_for(arg) for arg in args]
+        return lambda value: (type(value) is list or type(value) is tuple) and len(value) == len(items) and all(
+            check(v) for check, v in zip(items, value))
+    if origin is dict or hint is dict:
+        return lambda value: type(value) is dict
+    raise TypeError(f"an event field of type {hint!r}: add it to engine.events._check_for")
+
+
+def _field_checks(cls: type[Event]) -> tuple[tuple[str, Check], ...]:
+    """(name, check) of each field of ``cls``, made on first use (after @dataclass ran)."""
+    checks = cls._checks
+    if checks is None:
+        hints = typing.get_type_hints(cls, include_extras=True)
+        checks = cls._checks = tuple((f.name, _check_for(hints[f.name])) for f in dataclasses.fields(cls))
+    return checks
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def event_from_dict(data: dict[str, Any]) -> Event:
     """The event of ``Event.to_dict`` output (e.g. a JSON log line; other keys are
-    ignored); an ``UnknownEvent`` when its kind or its fields do not fit."""
+    ignored); an ``UnknownEvent`` when its kind is unknown, a field is missing or a
+    field has the wrong type (then with the ``problem`` in words)."""
     cls = _REGISTRY.get(data.get("kind"))  # type: ignore[arg-type]
-    if cls is not None:
-        names = cls._field_names
-        if names is None:
-            names = cls._field_names = tuple(f.name for f in dataclasses.fields(cls))
-        try:
-            kwargs = {name: data[name] for name in names if name in data}
-            pair = kwargs.get("pair")
-            if pair is not None:
-                kwargs["pair"] = tuple(pair)
-            return cls(**kwargs)
-        except TypeError:  # a field missing, or a pair that is no list
-            pass
-    return UnknownEvent(dict(data))
+    if cls is None:
+        return UnknownEvent(dict(data))
+    kwargs = {}
+    for name, check in _field_checks(cls):
+        if name in data:
+            value = data[name]
+            if not check(value):
+                return UnknownEvent(dict(data), f"{cls.kind}.{name} is {_describe(value)}, which does not fit its type")
+            kwargs[name] = value
+    pair = kwargs.get("pair")
+    if pair is not None:
+        kwargs["pair"] = tuple(pair)
+    try:
+        return cls(**kwargs)
+    except TypeError:  # a field missing: written by another version
+        return UnknownEvent(dict(data))
 
 
 EventSink = Callable[[Event], None]
@@ -155,7 +220,7 @@ class ConnectionFinished(Event):
 class PairChosen(Event):
     pair: Pair
     reason: str  # "initial" | "replace"
-    attacked_edge: list[int] | None = None  # the MST edge this pair may replace
+    attacked_edge: Edge | None = None  # the MST edge this pair may replace
 
 
 @dataclass(frozen=True)
@@ -167,9 +232,9 @@ class MSTEdgeAdded(Event):
 
 @dataclass(frozen=True)
 class MSTEdgeReplaced(Event):
-    removed: list[int]  # [a, b]
+    removed: Edge
     removed_energy: float
-    added: list[int]
+    added: Edge
     added_energy: float
 
 
@@ -183,4 +248,4 @@ class EdgeIgnored(Event):
 @dataclass(frozen=True)
 class LandscapeFinished(Event):
     reason: str  # "all_pairs" | "tolerance" | "max_pairs" | "star"
-    mst: list[list[float]] = field(default_factory=list)  # [a, b, saddle_energy]
+    mst: list[WeightedEdge] = field(default_factory=list)

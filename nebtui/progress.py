@@ -14,6 +14,7 @@ from engine.events import (
     MSTEdgeAdded,
     MSTEdgeReplaced,
     PairChosen,
+    UnknownEvent,
 )
 from sessions.lifecycle import (
     CheckpointFailed,
@@ -81,6 +82,8 @@ def describe(event: Event) -> str | None:
             return f"session FAILED: {message}"
         case SessionFinished(reason=reason, pairs_done=done):
             return f"session finished ({reason.replace('_', ' ')}), {done} pairs"
+        case UnknownEvent(problem=problem) if problem:
+            return f"a damaged event, skipped: {problem}"
     return None
 
 

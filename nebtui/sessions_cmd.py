@@ -72,20 +72,28 @@ def list_(as_json: AsJson = False) -> None:
     """Every session with its status and progress."""
     from sessions.folder import SessionError, list_sessions
     from sessions.home import data_home
-    from sessions.view import summary
+    from sessions.view import damaged_summary, summary
 
     try:
         home = data_home()
     except SessionError as error:
         fail(str(error))
     problems: list[SessionError] = []
-    rows = [summary(folder) for folder in list_sessions(home, problems)]
+    rows = []
+    for folder in list_sessions(home, problems):
+        try:
+            rows.append(summary(folder))
+        except SessionError as error:  # one damaged session: listed as such, the others as usual
+            rows.append(damaged_summary(folder, str(error)))
     if as_json:
         print(json.dumps(rows))
     else:
         if not rows:
             print(f"no sessions in {home}: start one with nebtui demo muller-brown")
         for row in rows:
+            if row["status"] == "damaged":
+                print(f"{row['id']:<40} damaged: {row['damaged']}")
+                continue
             current = " ".join(f"{tuple(c['pair'])} cycle {c['cycle']}/{c['cycles']}" for c in row["running"])
             print(f"{row['id']:<40} {row['status']:<12} pairs {row['pairs_done']}/{row['pairs_total']:<4} "
                   f"{row['created']}  {current}".rstrip())
@@ -96,11 +104,17 @@ def list_(as_json: AsJson = False) -> None:
 @app.command()
 def show(session_id: SessionId, as_json: AsJson = False) -> None:
     """One session: status, progress and the results so far."""
+    from sessions.folder import SessionError
     from sessions.view import summary
 
-    row = summary(_open(session_id))
+    try:
+        row = summary(_open(session_id))
+    except SessionError as error:
+        fail(f"session {session_id} is damaged: {error}")
     if as_json:
         print(json.dumps(row))
+        if row["damaged"]:
+            raise typer.Exit(1)
         return
     for key in ("id", "status", "pid", "created", "problem", "method", "align", "minima", "devices", "error"):
         if row[key] not in (None, []):
@@ -117,6 +131,8 @@ def show(session_id: SessionId, as_json: AsJson = False) -> None:
         print(f"{'path':<10} {p['a']} - {p['b']}: saddle {p['saddle_energy']:.4f} (linear {p['linear_saddle_energy']:.4f})")
     for e in row["mst"]:
         print(f"{'mst':<10} {e['a']} - {e['b']}: saddle {e['saddle_energy']:.4f}")
+    if row["damaged"]:
+        fail(f"session {session_id} is damaged: {row['damaged']} (shown without it)")
 
 
 @app.command()

@@ -53,7 +53,7 @@ class LoggedEvent(NamedTuple):
 def _logged(record: dict[str, Any]) -> LoggedEvent:
     event = event_from_dict(record)
     if type(event) is UnknownEvent:  # keep what the event wrote, not what the log added
-        event = UnknownEvent({k: v for k, v in record.items() if k not in _LOG_FIELDS})
+        event = UnknownEvent({k: v for k, v in record.items() if k not in _LOG_FIELDS}, event.problem)
     stamp = record.get("time")
     return LoggedEvent(record["seq"], stamp if type(stamp) is float or type(stamp) is int else None, event)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.events import Event
+from engine.events import Edge, Event, WeightedEdge
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ControlReceived(Event):
 
 @dataclass(frozen=True)
 class SessionPaused(Event):
-    running: list[list[int]] = field(default_factory=list)  # pairs that were in flight
+    running: list[Edge] = field(default_factory=list)  # pairs that were in flight
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class CheckpointWritten(Event):
     reason: str  # cycle | interval | pause | stop | request | pair
     seconds: float  # time it took
     size: int  # bytes
-    running: list[list[int]] = field(default_factory=list)
+    running: list[Edge] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class WorkerDied(Event):
     worker: int
     pid: int
     reason: str  # exit code, signal or the error line
-    pair: list[int] | None
+    pair: Edge | None
     restart_in: float | None  # seconds until it is restarted; None: given up
 
 
@@ -74,15 +74,15 @@ class SessionStopped(Event):
 class SessionFinished(Event):
     reason: str
     pairs_done: int
-    mst: list[list[float]] = field(default_factory=list)
+    mst: list[WeightedEdge] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class PairsBeyondNeed(Event):
     """Pairs chosen ahead of a stop rule that then ended the exploration without them."""
 
-    chosen: list[list[int]]
-    started: list[list[int]]  # of those, the ones a worker had begun
+    chosen: list[Edge]
+    started: list[Edge]  # of those, the ones a worker had begun
 
 
 @dataclass(frozen=True)

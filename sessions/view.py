@@ -17,10 +17,11 @@ from engine.events import (
     PairChosen,
     PivotsInserted,
     StepEnergies,
+    UnknownEvent,
 )
 from engine.neb.schedule import ScheduleError, schedule_from_dict
 from sessions.eventlog import EventLogReader, LoggedEvent, PassedSteps, read_log
-from sessions.folder import SessionFolder
+from sessions.folder import EVENTS_FILE, SessionFolder
 from sessions.lifecycle import (
     RunnerStarted,
     SessionFailed,
@@ -34,7 +35,7 @@ from sessions.lifecycle import (
 from sessions.lock import holder
 
 STALE_HEARTBEAT = 10.0  # seconds without a heartbeat before a live runner counts as unresponsive
-STATUSES = ("created", "running", "paused", "unresponsive", "stopped", "crashed", "failed", "finished")
+STATUSES = ("created", "running", "paused", "unresponsive", "stopped", "crashed", "failed", "finished", "damaged")
 
 
 Pair = tuple[int, int]
@@ -87,7 +88,9 @@ class PairProgress:
 @dataclass
 class SessionView:
     """The one reducer of a session's events: ``apply`` each ``LoggedEvent`` in log
-    order. Events of unknown kinds count as events and change nothing else."""
+    order. Events of unknown kinds count as events and change nothing else; an event of
+    a known kind whose fields have the wrong types changes nothing either, and the first
+    one is kept in ``damaged`` (a log changed by hand or by another program)."""
 
     events: int = 0
     lifecycle: str = "created"  # the last lifecycle event: running | paused | stopped | failed | finished
@@ -106,6 +109,7 @@ class SessionView:
     mst: dict[Pair, float] = field(default_factory=dict)
     finished_reason: str | None = None
     worker_deaths: int = 0
+    damaged: str | None = None  # the first damaged event, in words
     _profiled: list[Pair] = field(default_factory=list, repr=False)  # finished pairs with profiles, oldest first
 
     @property
@@ -207,6 +211,8 @@ class SessionView:
             case SessionFinished(reason=reason, mst=mst):
                 self.lifecycle, self.finished_reason = "finished", reason
                 self.mst = {(int(a), int(b)): float(s) for a, b, s in mst}
+            case UnknownEvent(problem=problem) if problem and self.damaged is None:
+                self.damaged = f"event {entry.seq} of {EVENTS_FILE}: {problem}: repair or remove that line"
 
 
     def _forget_rates(self) -> None:
@@ -235,8 +241,11 @@ def listing_view(folder: SessionFolder) -> SessionView:
 
 
 def status(folder: SessionFolder, view: SessionView) -> tuple[str, int | None]:
-    """(status, runner pid): from the lock, the heartbeat and the log's final events."""
+    """(status, runner pid): from the lock, the heartbeat and the log's final events;
+    "damaged" before anything else when the log holds an event of the wrong types."""
     pid = holder(folder.lock_path)
+    if view.damaged is not None:
+        return "damaged", pid
     if pid is not None:
         age = folder.heartbeat_age()
         if age is None or age > STALE_HEARTBEAT:
@@ -290,6 +299,17 @@ def summary(folder: SessionFolder, view: SessionView | None = None) -> dict[str,
                   for (a, b), s in sorted(view.saddles.items())],
         "mst": [{"a": a, "b": b, "saddle_energy": s} for (a, b), s in sorted(view.mst.items())],
         "error": view.error,
+        "damaged": view.damaged,
         "events": view.events,
         "worker_deaths": view.worker_deaths,
+    }
+
+
+def damaged_summary(folder: SessionFolder, problem: str) -> dict[str, Any]:
+    """What `sessions list` shows of a session it cannot read (its config or its log
+    damaged): the facts it has, and the problem in one line."""
+    return {
+        "id": folder.id, "status": "damaged", "damaged": problem, "pid": holder(folder.lock_path),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(folder.created)),
+        "pairs_done": 0, "pairs_total": 0, "running": [], "paths": [], "mst": [],
     }

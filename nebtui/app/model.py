@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from engine.events import Event, StepEnergies
+from engine.events import Event, StepEnergies, UnknownEvent
 from engine.neb.schedule import ScheduleError, schedule_from_dict
 from nebtui.progress import describe
 from sessions.eventlog import LoggedEvent, PassedSteps
@@ -92,7 +92,7 @@ class StepRate:
 
 def log_level(event: Event) -> str:
     """"error", "warning" or "info": how the log pane marks the event's line."""
-    if isinstance(event, ERRORS):
+    if isinstance(event, ERRORS) or (isinstance(event, UnknownEvent) and event.problem):
         return "error"
     if isinstance(event, ControlReceived) and not event.accepted:
         return "warning"
