@@ -40,15 +40,17 @@ a local session never notices, and ``--cluster ray`` says how to install it.
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
+import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from sessions.folder import SessionError
 from sessions.messages import JobDone, JobFailed, JobStopped, Pair, WorkerExited, WorkerMessage, WorkerReady
@@ -59,6 +61,9 @@ DRAIN_SECONDS = 1.0  # how long an actor's drain waits for a message before it a
 CONNECT_SECONDS = 5.0  # how long the cluster's address may take to accept a connection
 CLIENT_ATTEMPTS = 3  # Ray 2.60's client server now and then fails to start a client: tries before giving up
 CLIENT_FAILED = "Starting Ray client server failed"  # what it says then
+NO_TOKEN = ("joined the Ray cluster at {address} without token authentication: whoever can reach it can run "
+            "code on its nodes and in this runner; start it with a token (ray get-auth-token --generate on the "
+            "head, RAY_AUTH_MODE=token) and copy ~/.ray/auth_token here")
 CONCURRENCY = 4  # a job, a drain, and requests beside them
 BATCH_SECONDS = 0.05  # events wait this long for company: one call per batch, not per step
 ENDS = (WorkerReady, JobDone, JobStopped, JobFailed)  # what the runner acts on at once
@@ -102,14 +107,7 @@ def connect(cluster: str) -> tuple[Any, str]:
     if why is not None:
         raise SessionError(f"cannot reach the Ray cluster at {host}:{port} ({why}): start it (ray start --head), "
                            "or check --cluster and RAY_ADDRESS")
-    try:  # a cluster started with a token (Ray's default) is joined with it: the token stays on
-        from ray._private.authentication.authentication_token_setup import (
-            maybe_enable_token_auth_if_token_available,
-        )
-
-        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
-    except ImportError:
-        pass
+    token = _token_auth()
     options: dict[str, Any] = {"namespace": "nebtui", "log_to_driver": False, "logging_level": "WARNING"}
     if not address.startswith("ray://"):
         options["include_dashboard"] = False
@@ -123,7 +121,21 @@ def connect(cluster: str) -> tuple[Any, str]:
                 time.sleep(1.0)
                 continue
             raise SessionError(join_failure(address, error)) from None
+    if not token:
+        print(f"nebtui runner: warning: {NO_TOKEN.format(address=address)}", file=sys.stderr, flush=True)
     return ray, address
+
+
+def _token_auth() -> bool:
+    """Whether this driver joins with token authentication. A cluster started with a token
+    (Ray's default) is joined with it, found in RAY_AUTH_TOKEN or ~/.ray/auth_token."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token authentication
+        return False
+    return maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def join_failure(address: str, error: BaseException) -> str:
@@ -164,24 +176,42 @@ def files_of(config: dict[str, Any]) -> dict[str, bytes]:
     return files
 
 
-def localise(config: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+@contextmanager
+def localised(config: dict[str, Any], files: dict[str, bytes]) -> Iterator[dict[str, Any]]:
     """The config with its files where this node has them: as they are where the runner's
-    paths hold the same bytes (the runner's own node, a shared file system), else
-    written once per node to a folder named by their content."""
-    needed = {path: data for path, data in files.items() if not _same_file(Path(path), data)}
+    paths hold the same bytes (the runner's own node, a shared file system), else written
+    to a folder of this actor's own, removed when the block ends (the problem is built by then).
+
+    That folder is made fresh by mkdtemp (mode 0700, a name nobody can guess or plant a link
+    at) and each file created new in it, never written through a link: a fixed name in the
+    shared temp folder let anyone on the node read the minima and data, or have an actor
+    write them through a link of theirs."""
+    needed = {path for path, data in files.items() if not _same_file(Path(path), data)}
     if not needed:
-        return config
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        digest.update(path.encode() + hashlib.sha256(files[path]).digest())
-    here = Path(tempfile.gettempdir()) / f"nebtui-files-{digest.hexdigest()[:16]}"
-    for path, data in files.items():
-        target = here / path.lstrip("/")
-        if not _same_file(target, data):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.{os.getpid()}")
-            partial.write_bytes(data)
-            partial.replace(target)
+        yield config
+        return
+    here = Path(tempfile.mkdtemp(prefix="nebtui-files-"))
+    try:
+        for path, data in files.items():
+            _write_new(here, path, data)
+        yield _pointed_at(config, here, needed)
+    finally:
+        shutil.rmtree(here, ignore_errors=True)
+
+
+def _write_new(here: Path, path: str, data: bytes) -> None:
+    """Write ``data`` as a new file at ``path`` under ``here``, never outside it."""
+    target = here / path.lstrip("/")
+    if not target.resolve().is_relative_to(here.resolve()):
+        raise SessionError(f"the file {path} the runner sent leads outside this actor's folder: give plain paths")
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+
+
+def _pointed_at(config: dict[str, Any], here: Path, needed: set[str]) -> dict[str, Any]:
+    """A copy of ``config`` whose minima, and data folder where it was copied, are under ``here``."""
     config = copy.deepcopy(config)
     problem = config["problem"]
     for entry in problem.get("minima", []):
@@ -215,7 +245,8 @@ class PairActor:
         device, shown = "cpu", "cpu"
         if gpu:
             device, shown = "cuda:0", f"cuda:{ray.get_gpu_ids()[0]}"  # Ray shows the actor its GPU alone
-        self.energy, self.schedule = build_worker(worker_config(localise(config, files)), device, threads)
+        with localised(config, files) as here:
+            self.energy, self.schedule = build_worker(worker_config(here), device, threads)
         self.send(WorkerReady(index, os.getpid(), shown, socket.gethostname()))
 
     def send(self, message: WorkerMessage) -> None:
