@@ -11,6 +11,9 @@ from sessions.errors import SessionError
 
 SUFFIXES = (".safetensors", ".pt", ".pth")
 PARTIAL_SUFFIX = ".partial.safetensors"  # nebtui train's state of a minimum still in training
+# The largest header a safetensors file may have (safetensors' own limit): a file claiming
+# more is refused before any of it is read, whatever size it claims
+MAX_HEADER_BYTES = 100_000_000
 
 
 def find_minima(folder: str | Path) -> list[Path]:
@@ -73,6 +76,9 @@ def header_sizes(path: Path) -> dict[str, int]:
                 raise unreadable("too short for a header")
             length = int.from_bytes(head, "little")
             size = path.stat().st_size
+            if length > MAX_HEADER_BYTES:
+                raise unreadable(f"its header claims {length} bytes, more than the {MAX_HEADER_BYTES} safetensors "
+                                 "allows")
             if length > size - 8:
                 raise unreadable("its header runs past the end of the file")
             header = json.loads(stream.read(length))
@@ -105,6 +111,7 @@ def read_weights(path: Path) -> dict[str, Any]:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
+        header_sizes(path)  # a damaged header is refused here, in one line naming the file
         try:
             state: Any = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as error:
