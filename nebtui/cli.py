@@ -15,6 +15,7 @@ from nebtui.serve import serve
 from nebtui.sessions_cmd import app as sessions_app
 from nebtui.sessions_cmd import pick_session
 from nebtui.train import train
+from nebtui.trust_cmd import trust
 
 app = typer.Typer(
     name="nebtui",
@@ -28,6 +29,7 @@ app.command(no_args_is_help=True)(demo)
 app.command(no_args_is_help=True)(train)
 app.command(no_args_is_help=True)(report)
 app.command()(serve)
+sessions_app.command()(trust)
 app.add_typer(sessions_app, name="sessions")
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from nebtui.failure import fail
-from nebtui.launch import run_session, schedule_for, session_config, use_app
+from nebtui.launch import run_session, schedule_for, session_config, unique_name, use_app
 from nebtui.options import RunOptions, with_run_options
 from nebtui.progress import ProgressPrinter
 from nebtui.startup import preload_app
@@ -34,7 +35,7 @@ def explore(
     from sessions.devices import parse_devices
     from sessions.folder import SessionError
     from sessions.minima import find_minima, manifest_entry
-    from sessions.minima_folder import in_training, read_sidecars
+    from sessions.minima_folder import in_training, read_sidecars, sidecar_arguments, sidecar_data, sidecar_model
     from sessions.problem import parse_data
 
     if use_app(run.headless, run.as_json) and not run.detach:
@@ -46,15 +47,18 @@ def explore(
         if training:
             printer.note(f"{', '.join(training)} in {minima} still in training: left out of this session "
                          f"(explore again once nebtui train has finished them)")
+        typed_model = model
         model_args = _parse_args(model_arg or [])
         if model is None or data is None:
             known = read_sidecars(files)
             if known is None:
                 raise SessionError(f"give --model and --data: the minima in {minima} have no sidecars (nebtui train "
                                    "writes them)")
-            model = model or known["model"]
-            data = data or known["data"]
-            model_args = model_args or known["model_args"]
+            if model is None:
+                model = sidecar_model(known, minima)
+            if model == known["model"] and not model_args:
+                model_args = sidecar_arguments(known, minima)
+            data = data or sidecar_data(known, minima)
         parse_data(data)
         if download:  # fetching CIFAR is the one check that stays here: the runner never downloads
             from sessions.problem import load_data
@@ -68,9 +72,25 @@ def explore(
         chosen = schedule_for(run, surface=False, printer=printer, model=model)
         config = session_config(run, problem, chosen)
         parse_devices(run.device)  # the runner checks that its GPUs are there
+        run, config = _vouched(run, config, typed_model, hint=minima.absolute().name or "minima")
     except SessionError as error:
         fail(str(error), code=2)
     run_session(config, manifest, run, hint=minima.absolute().name or "minima", printer=printer)
+
+
+def _vouched(run: RunOptions, config: Any, typed_model: str | None, *, hint: str) -> tuple[RunOptions, Any]:
+    """The options and config with this user's vouch for the model factory typed here
+    (sessions.trust), so the session's runner, workers and reports may import it; the
+    vouch names the session, so the name is chosen here. Zoo names need no vouch."""
+    from sessions.home import data_home
+    from sessions.trust import is_zoo, tag
+
+    if typed_model is None or is_zoo(typed_model):
+        return run, config
+    home = data_home()
+    name = run.session or unique_name(home, hint)
+    vouch = tag(home, name, typed_model, config.problem.model_args)
+    return dataclasses.replace(run, session=name), dataclasses.replace(config, vouch=vouch)
 
 
 def _parse_args(pairs: list[str]) -> dict[str, object]:

@@ -221,7 +221,15 @@ class SessionFolder:
         return self.info.created
 
     def config(self) -> dict[str, Any]:
-        return _read_json(self.config_path, self.id)
+        """config.json as a dict whose fields, those present, have their types (a listing
+        reads what there is; sessions.config.read_config wants every field)."""
+        from sessions.config import config_damage
+
+        raw = _read_json(self.config_path, self.id)
+        damage = config_damage(raw, complete=False)
+        if damage is not None:
+            raise damaged_config(self.id, damage)
+        return raw
 
     def manifest(self) -> list[ManifestEntry]:
         raw = _read_json(self.manifest_path, self.id)
@@ -300,6 +308,12 @@ def list_sessions(home: Path, errors: list[SessionError] | None = None) -> list[
             if errors is not None:
                 errors.append(exc)
     return sorted(found, key=lambda s: (s.created, s.id))
+
+
+def damaged_config(id: str, what: str) -> SessionError:
+    """The one line for a config.json that cannot be used as it is."""
+    return SessionError(f"{CONFIG_FILE} of session {id} is damaged: {what}: restore it from a copy, or remove "
+                        f"the session with nebtui sessions rm {id}")
 
 
 def _corrupt(id: str, filename: str, why: str) -> SessionError:

@@ -218,7 +218,9 @@ def write_minimum(stem: Path, weights: dict[str, Any], sidecar: dict[str, Any]) 
 
 def read_sidecars(files: list[Path]) -> dict[str, Any] | None:
     """The model and data all minima's sidecars agree on, or None if any is missing.
-    Sidecars that disagree are an error: the minima come from different runs."""
+    Sidecars that disagree are an error: the minima come from different runs. What
+    they name is data, maybe from someone else: ``sidecar_model``, ``sidecar_arguments``
+    and ``sidecar_data`` check it before it is used."""
     found = []
     for path in files:
         sidecar = path.with_suffix(".json")
@@ -226,12 +228,59 @@ def read_sidecars(files: list[Path]) -> dict[str, Any] | None:
             return None
         try:
             found.append(json.loads(sidecar.read_text()))
-        except ValueError as error:
-            raise SessionError(f"sidecar {sidecar} is not valid JSON ({error}): retrain that minimum or remove it")
-    keys = {(s.get("model"), json.dumps(s.get("model_args", {}), sort_keys=True), s.get("data")) for s in found}
+        except (OSError, ValueError) as error:
+            raise SessionError(f"sidecar {sidecar} is not valid JSON ({error}): retrain that minimum or "
+                               "remove it") from None
+        if not isinstance(found[-1], dict):
+            raise SessionError(f"sidecar {sidecar} is not a JSON object: retrain that minimum or remove it")
+    keys = {json.dumps([s.get("model"), s.get("model_args", {}), s.get("data")], sort_keys=True) for s in found}
     if len(keys) != 1:
         raise SessionError(
             f"the minima's sidecars name different models or data ({len(keys)} kinds): explore one kind at a time"
         )
-    model, arguments, data = keys.pop()
-    return {"model": model, "model_args": json.loads(arguments), "data": data}
+    model, arguments, data = json.loads(keys.pop())
+    return {"model": model, "model_args": arguments, "data": data}
+
+
+def sidecar_model(known: dict[str, Any], folder: Path) -> str:
+    """The sidecars' model, if they name a zoo model; a ``package.module:factory`` is
+    refused (it runs when the user types it), and so is anything else."""
+    from sessions.trust import ZOO_NAMES, is_zoo
+
+    model = known["model"]
+    if isinstance(model, str) and ":" in model:
+        raise SessionError(f"the sidecars in {folder} name the model factory {model}, and nebtui runs no code named "
+                           f"in a file: if you trust it, pass --model {model}")
+    if not is_zoo(model):
+        raise SessionError(f"the sidecars in {folder} name the model {model!r}, which is not one of "
+                           f"{', '.join(ZOO_NAMES)}: pass --model")
+    return model
+
+
+def sidecar_arguments(known: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The sidecars' model arguments, if they are literal values (numbers, text, lists) by name."""
+    arguments = known["model_args"]
+    if not isinstance(arguments, dict) or not all(isinstance(k, str) and k.isidentifier() and _literal(v)
+                                                  for k, v in arguments.items()):
+        raise SessionError(f"the sidecars in {folder}: model_args must map argument names to numbers, text, "
+                           "true/false or lists of them: fix them, or pass --model-arg")
+    return arguments
+
+
+def sidecar_data(known: dict[str, Any], folder: Path) -> str:
+    """The sidecars' data, if it is one of the built-in data sets (digits, cifar10:PATH, ...)."""
+    from sessions.problem import parse_data
+
+    data = known["data"]
+    try:
+        parse_data(data if isinstance(data, str) else None)
+    except SessionError as error:
+        raise SessionError(f"the sidecars in {folder}: {error}, or pass --data") from None
+    return data
+
+
+def _literal(value: Any) -> bool:
+    """A JSON scalar, or a list of them (nested lists allowed): nothing that names code."""
+    if isinstance(value, list):
+        return all(_literal(item) for item in value)
+    return value is None or isinstance(value, (str, int, float, bool))

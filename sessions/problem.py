@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sessions.config import Problem, SessionConfig
-from sessions.folder import SessionError
+from sessions.errors import SessionError
 from sessions.minima import flat_minimum, sha256
 
 DATA_KINDS = ("digits", "digits-images", "cifar10", "cifar100")
@@ -79,6 +79,7 @@ def model_arguments(problem: Problem) -> dict[str, Any]:
         accepted = inspect.signature(factory).parameters
     except (TypeError, ValueError):
         accepted = {}
+    _check_names(problem.model, arguments, accepted)
     if "classes" in accepted:
         arguments.setdefault("classes", CLASSES[data.kind])
     if data.kind.startswith("cifar"):
@@ -87,6 +88,16 @@ def model_arguments(problem: Problem) -> dict[str, Any]:
         if problem.model == "small_cnn":
             raise SessionError("small_cnn is for the 8x8 digits: use resnet20 (or another CIFAR model) on CIFAR")
     return arguments
+
+
+def _check_names(model: Any, arguments: dict[str, Any], accepted: Any) -> None:
+    """Refuse arguments the factory does not name (unless it takes any ``**keywords``)."""
+    if not accepted or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        return
+    unknown = sorted(set(arguments) - set(accepted))
+    if unknown:
+        raise SessionError(f"model {model} takes no argument {unknown[0]!r}: it takes "
+                           f"{', '.join(accepted) or 'none'} (check --model-arg)")
 
 
 def build_model(problem: Problem) -> Any:

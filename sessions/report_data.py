@@ -240,7 +240,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
     from engine.curves.runs import method_schedule, run_from_state, spent_gradients
     from engine.neb.band import dense_points, linear_path
     from engine.neb.schedule import schedule_from_dict
-    from sessions.config import SessionConfig
+    from sessions.config import runnable_config
     from sessions.folder import SessionError
     from sessions.problem import build
     from sessions.statepack import unpack_state
@@ -253,7 +253,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
             f"(see nebtui sessions show {folder.id})"
         )
     try:
-        config = SessionConfig.from_dict(folder.config())
+        config = runnable_config(folder)
         schedule = schedule_from_dict(config.schedule)
         run_schedule = method_schedule(config.method, schedule)
         built = build(config, options.device)

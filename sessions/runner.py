@@ -51,7 +51,7 @@ from engine.neb.schedule import schedule_from_dict
 from engine.neb.sequence import lookahead_for
 from sessions import lifecycle as session_events
 from sessions.atomic import write_atomic
-from sessions.config import SessionConfig
+from sessions.config import runnable_config
 from sessions.control import EXPIRED, ControlServer, expired
 from sessions.devices import resolve_devices, surely_cpu
 from sessions.eventlog import EventLogWriter
@@ -80,7 +80,7 @@ def _key(pair: Pair) -> str:
 class Runner:
     def __init__(self, folder: SessionFolder, pool: WorkerPool | None = None):
         self.folder = folder
-        self.config = SessionConfig.from_dict(folder.config())
+        self.config = runnable_config(folder)  # a damaged config or a factory not vouched for: SessionError
         self.schedule = method_schedule(self.config.method, schedule_from_dict(self.config.schedule))
         self.pool_override = pool
         self.log: EventLogWriter | None = None

@@ -26,6 +26,9 @@ def start_runner(folder: SessionFolder, wait: float = 60.0) -> int:
         raise SessionError(
             f"session {folder.id} is being run by pid {pid}: stop it with nebtui sessions stop {folder.id}, or wait"
         )
+    from sessions.config import runnable_config
+
+    runnable_config(folder)  # what the runner would refuse, refused here in the user's words
     since = time.time()
     with open(folder.runner_log_path, "ab") as log:
         process = subprocess.Popen(
@@ -36,7 +39,8 @@ def start_runner(folder: SessionFolder, wait: float = 60.0) -> int:
             start_new_session=True,
             close_fds=True,
             cwd=folder.path,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **cpu_friendly_env()},
+            # the folder is its working directory, and it is data: no module is imported from it
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONSAFEPATH": "1", **cpu_friendly_env()},
         )
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
@@ -130,7 +134,26 @@ def runner_main(argv: list[str] | None = None) -> int:
         return 2
     from sessions.runner import Runner
 
-    return Runner(folder).main(lock, log=log)
+    try:
+        runner = Runner(folder)
+    except SessionError as error:  # its config: damaged, or naming a factory this user did not vouch for
+        print(f"nebtui runner: {error}", file=sys.stderr)
+        _refused(log, str(error))
+        lock.release()
+        return 2
+    return runner.main(lock, log=log)
+
+
+def _refused(log: EventLogWriter, message: str) -> None:
+    """The session's log says why the runner would not run it, as a failed session."""
+    from sessions.lifecycle import SessionFailed
+
+    try:
+        log.append(SessionFailed(message=message))
+    except SessionError:
+        pass
+    finally:
+        log.close()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,119 @@
+"""Which model factories a session may import: the zoo's, and the ones this user vouched for.
+
+A session folder is data: it may have been copied from someone else. A model
+spec ``package.module:factory`` in its config.json is imported only when this
+user gave it on this machine (``nebtui explore --model``) or vouched for it
+later (``nebtui sessions trust``). Either writes a tag into the config: an
+HMAC-SHA256 of the session id, the spec and its arguments under a secret key
+of this user, kept in the data home (``.key``, mode 0600), never in a session
+folder. A copied folder's tags were made with another key, so they do not
+verify here; zoo names need no tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sessions.errors import SessionError
+
+KEY_FILE = ".key"
+KEY_BYTES = 32
+# engine.networks.models.ZOO's names, without importing torch (the CLI never does)
+ZOO_NAMES = ("mlp", "small_cnn", "resnet20", "resnet32", "resnet44", "resnet56", "densenet40_12", "densenet100_12_bc")
+
+
+def is_zoo(spec: Any) -> bool:
+    """A model name of nebtui's own zoo: never a user's code."""
+    return isinstance(spec, str) and spec in ZOO_NAMES
+
+
+def _key_path(home: Path) -> Path:
+    return Path(home) / KEY_FILE
+
+
+def _read_key(path: Path) -> bytes | None:
+    """The key, or None when there is none yet; a damaged key file is an error."""
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise SessionError(f"cannot read nebtui's key {path} ({error.strerror}): make it readable by you") from None
+    if len(key) != KEY_BYTES:
+        raise SessionError(f"nebtui's key {path} is damaged: remove it (the factories you vouched for will need "
+                           "nebtui sessions trust again)")
+    return key
+
+
+def user_key(home: Path) -> bytes:
+    """This user's secret key, created on first use (mode 0600, written whole: a
+    second process that races the first reads the same key)."""
+    path = _key_path(home)
+    key = _read_key(path)
+    if key is not None:
+        return key
+    fd, tmp = tempfile.mkstemp(prefix=".key-", dir=path.parent)  # mode 0600
+    try:
+        os.write(fd, secrets.token_bytes(KEY_BYTES))
+        os.fsync(fd)
+        os.close(fd)
+        try:
+            os.link(tmp, path)  # never replaces a key another process made first
+        except FileExistsError:
+            pass
+    except OSError as error:
+        raise SessionError(f"cannot write nebtui's key {path} ({error.strerror}): check the data home") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return _read_key(path) or b""
+
+
+def _message(session_id: str, spec: str, arguments: Any) -> bytes:
+    return json.dumps({"session": session_id, "model": spec, "model_args": arguments}, sort_keys=True).encode()
+
+
+def tag(home: Path, session_id: str, spec: str, arguments: Any) -> str:
+    """The vouch for ``spec`` with ``arguments`` in session ``session_id``."""
+    return hmac.new(user_key(home), _message(session_id, spec, arguments), hashlib.sha256).hexdigest()
+
+
+def vouched(home: Path, session_id: str, spec: str, arguments: Any, given: Any) -> bool:
+    """Whether ``given`` is this user's vouch for ``spec``; reads the key, never creates it."""
+    key = _read_key(_key_path(home))
+    if key is None or not isinstance(given, str):
+        return False
+    wanted = hmac.new(key, _message(session_id, spec, arguments), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(wanted, given)
+
+
+def refusal(session_id: str, spec: str) -> str:
+    """The one line that says a session's factory was not given here, and how to vouch for it."""
+    return (f"session {session_id} names the model factory {spec}, which was not given on this machine, and "
+            f"nebtui runs no code named in a file: if you trust {spec}, vouch for it with "
+            f"nebtui sessions trust {session_id} {spec}")
+
+
+def vouch_for(folder: Any, spec: str) -> None:
+    """Record this user's vouch for the factory ``spec`` that session ``folder`` names
+    (``nebtui sessions trust``): its config.json gets the tag, rewritten whole."""
+    from sessions.atomic import write_atomic
+    from sessions.config import read_config
+
+    config = read_config(folder)
+    model = config.problem.model
+    if config.problem.kind != "network" or is_zoo(model):
+        raise SessionError(f"session {folder.id} runs no code of yours ({model or config.problem.surface} is "
+                           "nebtui's own): it needs no vouch")
+    if spec != model:
+        raise SessionError(f"session {folder.id} names the model factory {model}, not {spec}: type the factory it "
+                           f"names to vouch for it")
+    raw = folder.config()
+    raw["vouch"] = tag(folder.path.parent, folder.id, model, config.problem.model_args)
+    write_atomic(folder.config_path, (json.dumps(raw, indent=2, sort_keys=True) + "\n").encode())
