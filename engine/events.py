@@ -75,35 +75,42 @@ class UnknownEvent(Event, register=False):
 Check = Callable[[Any], bool]
 
 
+_SCALARS: dict[Any, frozenset[type]] = {  # the JSON types a field of each type takes
+    float: frozenset({float, int}),  # a JSON number; NaN and infinities are floats too
+    int: frozenset({int}),
+    str: frozenset({str}),
+    bool: frozenset({bool}),
+}
+
+
 def _check_for(hint: Any) -> Check:
     """A test of whether a JSON value fits the field type ``hint`` (the types events use:
-    numbers, strings, booleans, lists of them, pairs, fixed-length edges, optional ones)."""
+    numbers, strings, booleans, lists of them, pairs, fixed-length edges, optional ones).
+    Lists of scalars are tested with one pass in C (a replay checks every loss of a log)."""
     if hint is Any:
         return lambda value: True
-    if hint is float:  # a JSON number; NaN and infinities are floats too
-        return lambda value: type(value) is float or type(value) is int
-    if hint is int:
-        return lambda value: type(value) is int
-    if hint in (str, bool):
-        return lambda value: type(value) is hint
+    if hint in _SCALARS:
+        kinds = _SCALARS[hint]
+        return lambda value: type(value) in kinds
     if hint is type(None):
         return lambda value: value is None
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is Annotated:  # a list of fixed length
-        inner, length = _check_for(args[0]), args[1]
-        return lambda value: inner(value) and len(value) == length
     if origin in (Union, types.UnionType):
         choices = [_check_for(arg) for arg in args]
         return lambda value: any(check(value) for check in choices)
+    if origin is Annotated:  # a list of fixed length
+        items, length = _check_for(args[0]), args[1]
+        return lambda value: items(value) and len(value) == length
+    if origin is list and args and args[0] in _SCALARS:
+        kinds = _SCALARS[args[0]]
+        return lambda value: type(value) is list and kinds.issuperset(map(type, value))
     if origin is list:
         item = _check_for(args[0]) if args else _check_for(Any)
-        if args and args[0] is float:  # the long ones (losses, profiles): one pass in C
-            return lambda value: type(value) is list and all(type(v) is float or type(v) is int for v in value)
         return lambda value: type(value) is list and all(item(v) for v in value)
-    if origin is tuple:  # a fixed-length tuple, as JSON writes it: a list
-        items = [_check_for(arg) for arg in args]
-        return lambda value: (type(value) is list or type(value) is tuple) and len(value) == len(items) and all(
-            check(v) for check, v in zip(items, value))
+    if origin is tuple and args and len({_SCALARS.get(arg) for arg in args}) == 1 and args[0] in _SCALARS:
+        kinds, length = _SCALARS[args[0]], len(args)  # a pair: as JSON writes it, a list
+        return lambda value: type(value) in (list, tuple) and len(value) == length and kinds.issuperset(
+            map(type, value))
     if origin is dict or hint is dict:
         return lambda value: type(value) is dict
     raise TypeError(f"an event field of type {hint!r}: add it to engine.events._check_for")
