@@ -172,6 +172,8 @@ def finish_following(folder: Any, printer: ProgressPrinter, *, as_json: bool) ->
                 printer.table1(table1)
         return
     if view.lifecycle == "stopped":
+        if view.stopped_because is not None:  # the runner had to stop (a full disk): not what was asked
+            fail(f"session {folder.id} stopped: {view.stopped_because}")
         printer.line(f"session {folder.id} stopped: continue it with nebtui sessions resume {folder.id}")
         return
     if view.lifecycle == "failed":

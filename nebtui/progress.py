@@ -76,8 +76,8 @@ def describe(event: Event) -> str | None:
             return "session resumed"
         case CheckpointFailed(message=message):
             return f"checkpoint FAILED: {message}"
-        case SessionStopped(pairs_done=done):
-            return f"session stopped after {done} pairs"
+        case SessionStopped(pairs_done=done, reason=reason, detail=detail):
+            return f"session stopped after {done} pairs" + (f": {reason} ({detail})" if reason else "")
         case SessionFailed(message=message):
             return f"session FAILED: {message}"
         case SessionFinished(reason=reason, pairs_done=done):

@@ -95,8 +95,9 @@ def list_(as_json: AsJson = False) -> None:
                 print(f"{row['id']:<40} damaged: {row['damaged']}")
                 continue
             current = " ".join(f"{tuple(c['pair'])} cycle {c['cycle']}/{c['cycles']}" for c in row["running"])
+            why = f" ({row['stopped_because'].split(':')[0]})" if row["stopped_because"] else ""
             print(f"{row['id']:<40} {row['status']:<12} pairs {row['pairs_done']}/{row['pairs_total']:<4} "
-                  f"{row['created']}  {current}".rstrip())
+                  f"{row['created']}  {current}".rstrip() + why)
     for problem in problems:
         print(f"nebtui: skipped: {problem}", file=sys.stderr)
 
@@ -116,7 +117,8 @@ def show(session_id: SessionId, as_json: AsJson = False) -> None:
         if row["damaged"]:
             raise typer.Exit(1)
         return
-    for key in ("id", "status", "pid", "created", "problem", "method", "align", "minima", "devices", "error"):
+    for key in ("id", "status", "stopped_because", "pid", "created", "problem", "method", "align", "minima",
+                "devices", "error"):
         if row[key] not in (None, []):
             print(f"{key:<10} {row[key]}")
     for w in row.get("workers", []):

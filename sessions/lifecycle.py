@@ -68,6 +68,8 @@ class WorkerDied(Event):
 @dataclass(frozen=True)
 class SessionStopped(Event):
     pairs_done: int
+    reason: str = ""  # "" when asked to stop; "disk full" when the runner had to
+    detail: str = ""  # what failed, and how to go on
 
 
 @dataclass(frozen=True)

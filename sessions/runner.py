@@ -65,6 +65,12 @@ from sessions.workers import LocalPool, WorkerPool
 if TYPE_CHECKING:
     from engine.neb.autoneb import Connection
 
+# Space held back in the session folder for the last words of a runner on a full disk: it
+# removes the file, then writes why it stopped to the log (a few hundred bytes). Large
+# enough that the disk's other writers are unlikely to take it all in between.
+RESERVE_FILE = ".reserve"
+RESERVE_BYTES = 256 * 1024
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 MAX_RETRIES = 3  # restarts of a worker for the same pair before the session gives up
 FAILED_STARTS = 3  # a worker that ends before it is ready this many times in a row cannot start here
 HEARTBEAT_SECONDS = 1.0
@@ -75,6 +81,24 @@ Pair = tuple[int, int]
 
 def _key(pair: Pair) -> str:
     return f"{pair[0]}-{pair[1]}"
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from, is a full disk (or quota)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in DISK_FULL:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def say(message: str) -> None:
+    """A line to the runner's stderr (runner.log), which a full disk may refuse: then nothing."""
+    try:
+        print(f"nebtui runner: {message}", file=sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 class Runner:
@@ -117,13 +141,14 @@ class Runner:
         try:
             lock.acquire()
         except LockedError as error:
-            print(f"nebtui runner: {error}", file=sys.stderr)
+            say(str(error))
             return 3
         self.log = log or EventLogWriter(self.folder.events_path)
         stop_beating = threading.Event()
         control = None
         self.pool: WorkerPool | None = None
         try:
+            self._reserve_space()
             signal.signal(signal.SIGTERM, lambda *_: self._request("stop"))
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -165,12 +190,18 @@ class Runner:
             )
             self.emit(session_events.StartupPhaseStarted(phase="first cycle"))
             return self._loop()
-        except SessionError as error:
-            self._fail(str(error))
-            return 1
-        except Exception as error:  # noqa: BLE001 - logged whole to runner.log, one line to the event log
-            traceback.print_exc()
-            self._fail(traceback.format_exception_only(type(error), error)[-1].strip())
+        except Exception as error:  # noqa: BLE001 - a SessionError is its own line; others logged whole to runner.log
+            line = str(error) if isinstance(error, SessionError) else \
+                traceback.format_exception_only(type(error), error)[-1].strip()
+            if disk_full(error):
+                self._stop_on_full_disk(line)
+                return 1
+            if not isinstance(error, SessionError):
+                try:
+                    traceback.print_exc()
+                except OSError:
+                    pass
+            self._fail(line)
             return 1
         finally:
             stop_beating.set()
@@ -180,15 +211,45 @@ class Runner:
             if self.pool is not None:
                 self.pool.close()
             self.log.close()
+            (self.folder.path / RESERVE_FILE).unlink(missing_ok=True)  # held only while a runner runs
             lock.release()
 
     def _fail(self, message: str) -> None:
         self.status = "failed"
-        print(f"nebtui runner: {message}", file=sys.stderr)
+        say(message)
         try:
             self.emit(session_events.SessionFailed(message=message))
         except SessionError:
             pass
+
+    def _reserve_space(self) -> None:
+        """Hold RESERVE_BYTES of the disk in the session folder for ``_stop_on_full_disk``
+        (written out, not a sparse file: its blocks are really taken)."""
+        path = self.folder.path / RESERVE_FILE
+        if path.is_file() and path.stat().st_size >= RESERVE_BYTES:
+            return
+        try:
+            with open(path, "wb") as out:
+                out.write(bytes(RESERVE_BYTES))
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError:
+            pass  # a disk already full, or a file size limit below it: what was written is held all the same
+
+    def _stop_on_full_disk(self, message: str) -> None:
+        """The disk is full: give back the reserved space and say so in the log, so that
+        the session reads "stopped: disk full" and resumes from its last checkpoint once
+        there is space (what was saved before stays as it was)."""
+        self.status = "stopped"
+        (self.folder.path / RESERVE_FILE).unlink(missing_ok=True)
+        exploration = getattr(self, "exploration", None)
+        done = len(exploration.paths) if exploration is not None else 0
+        advice = f"free space, then nebtui sessions resume {self.folder.id} continues from the last checkpoint"
+        say(f"stopped: disk full ({message}): {advice}")
+        try:
+            self.emit(session_events.SessionStopped(pairs_done=done, reason="disk full", detail=f"{message}: {advice}"))
+        except SessionError:
+            pass  # the space went to another writer: the status reads crashed, and resume works all the same
 
     def _beat(self, stop: threading.Event) -> None:
         while not stop.wait(HEARTBEAT_SECONDS):

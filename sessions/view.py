@@ -110,6 +110,7 @@ class SessionView:
     finished_reason: str | None = None
     worker_deaths: int = 0
     damaged: str | None = None  # the first damaged event, in words
+    stopped_because: str | None = None  # why the runner stopped on its own ("disk full"), and how to go on
     _profiled: list[Pair] = field(default_factory=list, repr=False)  # finished pairs with profiles, oldest first
 
     @property
@@ -187,6 +188,7 @@ class SessionView:
                 self.mst[(added[0], added[1])] = saddle
             case RunnerStarted(devices=devices):
                 self.lifecycle, self.error, self.devices = "running", None, list(devices)
+                self.stopped_because = None
                 self.workers = {}
                 self._forget_rates()
                 self.devices_used += [d for d in devices if d not in self.devices_used]
@@ -204,8 +206,9 @@ class SessionView:
             case SessionResumed():
                 self.lifecycle = "running"
                 self._forget_rates()
-            case SessionStopped():
+            case SessionStopped(reason=reason, detail=detail):
                 self.lifecycle = "stopped"
+                self.stopped_because = f"{reason}: {detail}" if reason else None
             case SessionFailed(message=message):
                 self.lifecycle, self.error = "failed", message
             case SessionFinished(reason=reason, mst=mst):
@@ -299,6 +302,7 @@ def summary(folder: SessionFolder, view: SessionView | None = None) -> dict[str,
                   for (a, b), s in sorted(view.saddles.items())],
         "mst": [{"a": a, "b": b, "saddle_energy": s} for (a, b), s in sorted(view.mst.items())],
         "error": view.error,
+        "stopped_because": view.stopped_because if state == "stopped" else None,
         "damaged": view.damaged,
         "events": view.events,
         "worker_deaths": view.worker_deaths,
