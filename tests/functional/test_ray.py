@@ -62,8 +62,10 @@ def two_nodes() -> Any:
     saved = {name: os.environ.get(name) for name in ("RAY_AUTH_MODE", "RAY_TMPDIR")}
     enable_token_auth_by_default()
     ensure_token_if_auth_enabled()
+    # A node's socket is TEMP/ray/session_<date>_<time>_<us>_<pid>/sockets/plasma_store, and a
+    # Unix socket's path holds at most 107 bytes: a parent folder longer than 16 cannot take it.
     parent = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
-    temp = Path(tempfile.mkdtemp(prefix="nebtui-ray-", dir=parent if len(parent) <= 40 else "/tmp"))
+    temp = Path(tempfile.mkdtemp(prefix="nebtui-ray-", dir=parent if len(parent) <= 16 else "/tmp"))
     # Ray writes the cluster's address beside its default temp folder ($RAY_TMPDIR/ray, else
     # $TMPDIR/ray, else /tmp/ray), whatever temp_dir its nodes are given, and does not make that
     # folder: the nodes' own folder is made the default one, so a machine where Ray never ran
