@@ -4,6 +4,7 @@ it gets one error reply, and every other client's command is still answered."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from pathlib import Path
@@ -30,9 +31,19 @@ def serving(path: Path, **options: Any) -> ControlServer:
 
 
 def connected(path: Path) -> socket.socket:
+    """A client connected to the socket at ``path``, reached through an open descriptor of
+    its folder: a Unix socket's address holds at most 107 bytes, and a test's data home
+    under a deep TMPDIR is longer."""
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     client.settimeout(30)
-    client.connect(str(path))
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        client.connect(f"/proc/self/fd/{folder}/{path.name}")
+    except BaseException:
+        client.close()
+        raise
+    finally:
+        os.close(folder)
     return client
 
 

@@ -46,10 +46,13 @@ def test_stop_and_workers_reach_the_session_config():
     from nebtui.options import RunOptions
     from sessions.config import Problem, SessionConfig
 
+    from engine.neb.schedule import load_schedule
+
     problem = Problem(kind="surface", surface="himmelblau")
-    config = session_config(RunOptions(stop="relative=0.1", workers="3"), problem, {"name": "x"})
+    schedule = load_schedule("surface").to_dict()
+    config = session_config(RunOptions(stop="relative=0.1", workers="3"), problem, schedule)
     assert config.landscape == {"stop": "tolerance", "tolerance": 0.1, "relative": True} and config.workers == 3
     again = SessionConfig.from_dict(config.to_dict())  # as the runner reads config.json
     assert again.landscape == config.landscape and again.workers == 3
-    star = session_config(RunOptions(star=True, stop="max-pairs=5"), problem, {"name": "x"})
+    star = session_config(RunOptions(star=True, stop="max-pairs=5"), problem, schedule)
     assert star.landscape == {"stop": "all_pairs", "max_pairs": 5, "variant": "star"} and star.workers == 1
