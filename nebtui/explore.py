@@ -11,7 +11,7 @@ import typer
 
 from nebtui.failure import fail
 from nebtui.launch import run_session, schedule_for, session_config, unique_name, use_app
-from nebtui.options import RunOptions, with_run_options
+from nebtui.options import ModelArgs, RunOptions, parse_model_args, with_run_options
 from nebtui.progress import ProgressPrinter
 from nebtui.startup import preload_app
 
@@ -25,8 +25,7 @@ def explore(
                                                       "the minima's sidecars (from nebtui train) say.")] = None,
     data: Annotated[Optional[str], typer.Option(help="Training data: digits, digits-images, cifar10:/path or "
                                                      "cifar100:/path. Default: the sidecars' data.")] = None,
-    model_arg: Annotated[Optional[list[str]], typer.Option(help="Factory keyword argument KEY=VALUE (repeatable; "
-                                                                 "values are read as Python literals).")] = None,
+    model_arg: ModelArgs = None,
     run: RunOptions = RunOptions(),
     download: Annotated[bool, typer.Option("--download", help="Fetch CIFAR into its folder first.")] = False,
 ) -> None:
@@ -48,7 +47,7 @@ def explore(
             printer.note(f"{', '.join(training)} in {minima} still in training: left out of this session "
                          f"(explore again once nebtui train has finished them)")
         typed_model = model
-        model_args = _parse_args(model_arg or [])
+        model_args = parse_model_args(model_arg or [])
         if model is None or data is None:
             known = read_sidecars(files)
             if known is None:
@@ -91,20 +90,3 @@ def _vouched(run: RunOptions, config: Any, typed_model: str | None, *, hint: str
     name = run.session or unique_name(home, hint)
     vouch = tag(home, name, typed_model, config.problem.model_args)
     return dataclasses.replace(run, session=name), dataclasses.replace(config, vouch=vouch)
-
-
-def _parse_args(pairs: list[str]) -> dict[str, object]:
-    import ast
-
-    from sessions.folder import SessionError
-
-    parsed: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise SessionError(f"--model-arg {pair!r} is not KEY=VALUE")
-        try:
-            parsed[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            parsed[key] = value
-    return parsed

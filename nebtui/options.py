@@ -1,5 +1,6 @@
 """The options `explore` and `demo` share, declared once (`RunOptions`), and the
-decorator that hands them to Typer one by one and to the command as one object."""
+decorator that hands them to Typer one by one and to the command as one object;
+and `--model-arg`, which `explore` and `train` share (`ModelArgs`, `parse_model_args`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,29 @@ from dataclasses import dataclass, fields
 from typing import Annotated, Any, Callable, Optional
 
 import typer
+
+
+ModelArgs = Annotated[Optional[list[str]], typer.Option(
+    help="Factory keyword argument KEY=VALUE (repeatable; values are read as Python literals).")]
+
+
+def parse_model_args(pairs: list[str]) -> dict[str, object]:
+    """``--model-arg`` values as the factory's keyword arguments: a value that reads as a
+    Python literal is that literal (3, 0.5, [16, 32], True), any other is text."""
+    import ast
+
+    from sessions.errors import SessionError
+
+    parsed: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise SessionError(f"--model-arg {pair!r} is not KEY=VALUE")
+        try:
+            parsed[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parsed[key] = value
+    return parsed
 
 
 @dataclass(frozen=True)
