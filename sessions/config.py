@@ -29,6 +29,9 @@ class Problem:
     data: str | None = None  # "digits"
     loss: str = "cross_entropy"
     minima: list[dict[str, Any]] = field(default_factory=list)  # the manifest: path, sha256, parameters
+    # where a package.module:factory is imported from first, as python -m would: the folder the user
+    # typed the command in (the runner's own working directory is the session folder, never searched)
+    import_dir: str | None = None
 
     def problems(self) -> list[str]:
         found = []
@@ -229,6 +232,7 @@ def runnable_config(folder: Any) -> SessionConfig:
     model = config.problem.model
     if config.problem.kind == "network" and not trust.is_zoo(model):
         home = folder.path.parent
-        if not trust.vouched(home, folder.id, model, config.problem.model_args, config.vouch):
+        if not trust.vouched(home, folder.id, model, config.problem.model_args, config.vouch,
+                             import_dir=config.problem.import_dir):
             raise SessionError(trust.refusal(folder.id, model))
     return config

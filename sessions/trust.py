@@ -4,10 +4,10 @@ A session folder is data: it may have been copied from someone else. A model
 spec ``package.module:factory`` in its config.json is imported only when this
 user gave it on this machine (``nebtui explore --model``) or vouched for it
 later (``nebtui sessions trust``). Either writes a tag into the config: an
-HMAC-SHA256 of the session id, the spec and its arguments under a secret key
-of this user, kept in the data home (``.key``, mode 0600), never in a session
-folder. A copied folder's tags were made with another key, so they do not
-verify here; zoo names need no tag.
+HMAC-SHA256 of the session id, the spec, its arguments and the folder it is
+imported from under a secret key of this user, kept in the data home (``.key``,
+mode 0600), never in a session folder. A copied folder's tags were made with
+another key, so they do not verify here; zoo names need no tag.
 """
 
 from __future__ import annotations
@@ -75,21 +75,24 @@ def user_key(home: Path) -> bytes:
     return _read_key(path) or b""
 
 
-def _message(session_id: str, spec: str, arguments: Any) -> bytes:
-    return json.dumps({"session": session_id, "model": spec, "model_args": arguments}, sort_keys=True).encode()
+def _message(session_id: str, spec: str, arguments: Any, import_dir: Any) -> bytes:
+    message = {"session": session_id, "model": spec, "model_args": arguments}
+    if import_dir is not None:  # the folder the code comes from is vouched for with it
+        message["import_dir"] = import_dir
+    return json.dumps(message, sort_keys=True).encode()
 
 
-def tag(home: Path, session_id: str, spec: str, arguments: Any) -> str:
-    """The vouch for ``spec`` with ``arguments`` in session ``session_id``."""
-    return hmac.new(user_key(home), _message(session_id, spec, arguments), hashlib.sha256).hexdigest()
+def tag(home: Path, session_id: str, spec: str, arguments: Any, *, import_dir: str | None = None) -> str:
+    """The vouch for ``spec`` with ``arguments``, imported from ``import_dir`` first, in session ``session_id``."""
+    return hmac.new(user_key(home), _message(session_id, spec, arguments, import_dir), hashlib.sha256).hexdigest()
 
 
-def vouched(home: Path, session_id: str, spec: str, arguments: Any, given: Any) -> bool:
+def vouched(home: Path, session_id: str, spec: str, arguments: Any, given: Any, *, import_dir: Any = None) -> bool:
     """Whether ``given`` is this user's vouch for ``spec``; reads the key, never creates it."""
     key = _read_key(_key_path(home))
     if key is None or not isinstance(given, str):
         return False
-    wanted = hmac.new(key, _message(session_id, spec, arguments), hashlib.sha256).hexdigest()
+    wanted = hmac.new(key, _message(session_id, spec, arguments, import_dir), hashlib.sha256).hexdigest()
     return hmac.compare_digest(wanted, given)
 
 
@@ -115,5 +118,6 @@ def vouch_for(folder: Any, spec: str) -> None:
         raise SessionError(f"session {folder.id} names the model factory {model}, not {spec}: type the factory it "
                            f"names to vouch for it")
     raw = folder.config()
-    raw["vouch"] = tag(folder.path.parent, folder.id, model, config.problem.model_args)
+    raw["vouch"] = tag(folder.path.parent, folder.id, model, config.problem.model_args,
+                       import_dir=config.problem.import_dir)
     write_atomic(folder.config_path, (json.dumps(raw, indent=2, sort_keys=True) + "\n").encode())
