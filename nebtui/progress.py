@@ -39,6 +39,26 @@ def clock_text(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+FINISHED_BECAUSE = {  # a landscape's finished reason: what the stop rule saw
+    "all_pairs": "every pair has a path",
+    "tolerance": "the MST's saddle energies are within the tolerance of each other",
+    "relative": "the MST's saddle energies are within the tolerance times the largest",
+    "max_pairs": "the max-pairs budget is spent",
+    "star": "the lowest minimum is connected to every other",
+}
+
+
+def finished_text(reason: str, mst: list) -> str:
+    """The stop rule that ended a landscape, by its own name, and why it holds. A
+    max-pairs budget below the first spanning tree says that the tree overran it."""
+    if reason == "max_pairs_after_tree":
+        return (f"max-pairs, after the first spanning tree: its {len(mst)} pairs connect all {len(mst) + 1} "
+                "minima, more than max-pairs allowed")
+    because = FINISHED_BECAUSE.get(reason)
+    name = reason.replace("_", "-")
+    return f"{name}: {because}" if because else name
+
+
 def describe(event: Event) -> str | None:
     """One line for an event worth a line, else None."""
     match event:
@@ -58,8 +78,8 @@ def describe(event: Event) -> str | None:
                     f"{tuple(e.added)} ({e.added_energy:.4f})")
         case EdgeIgnored(a=a, b=b):
             return f"MST: edge ({a}, {b}) kept: every pair across it is known"
-        case LandscapeFinished(reason=reason):
-            return f"landscape: finished ({reason.replace('_', ' ')})"
+        case LandscapeFinished(reason=reason, mst=mst):
+            return f"landscape: finished ({finished_text(reason, mst)})"
         case RunnerStarted() as e:
             how = "resumed from its checkpoint" if e.resumed else "started"
             return f"runner {e.pid} {how} on {', '.join(e.devices)}"

@@ -37,6 +37,12 @@ if TYPE_CHECKING:
 
 VARIANTS = ("mst", "star")  # "star": connect the lowest minimum to all others, then stop
 STOPS = ("all_pairs", "tolerance")
+# Why a landscape finished, named for the stop rule as the command line writes it
+# (snake case): "relative" is the tolerance rule relative to the largest saddle, and
+# "max_pairs_after_tree" a max-pairs budget below the first spanning tree's N - 1
+# pairs, spent and then overrun to complete that tree (a tree that leaves a minimum
+# out is no result). No stop rule ends a landscape before its first spanning tree.
+FINISH_REASONS = ("all_pairs", "tolerance", "relative", "max_pairs", "max_pairs_after_tree", "star")
 STATE_VERSION = 1
 
 Edge = tuple[int, int, float]  # (a, b, saddle energy), a < b
@@ -54,7 +60,7 @@ class LandscapeOptions:
     stop: str = "all_pairs"  # "all_pairs" | "tolerance"
     tolerance: float = 0.0  # "tolerance": stop when max - min of MST saddles <= this
     relative: bool = False  # tolerance relative to the largest |MST saddle|
-    max_pairs: int | None = None  # stop after this many computed paths
+    max_pairs: int | None = None  # stop after this many computed paths, never before the first spanning tree
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -299,7 +305,7 @@ class Landscape:
 
     @property
     def finished_reason(self) -> str | None:
-        """Why it finished: "all_pairs", "tolerance", "max_pairs" or "star"; None while running."""
+        """Why it finished, one of FINISH_REASONS; None while running."""
         return self._finished_reason
 
     def choose(self, in_flight: Iterable[Pair] = ()) -> Pair | None:
@@ -317,12 +323,12 @@ class Landscape:
         if self.finished:
             return None
         busy = {_pair(*p) for p in in_flight}
-        if self.options.max_pairs is not None and self._computed + len(busy) >= self.options.max_pairs:
-            return None
         star = [p for p in self._star_left() if p not in busy]
-        if star:
+        if star:  # the first spanning tree, whatever the stop rule: an MST that leaves a minimum out is no result
             self._announce(star[0], "initial", None)
             return star[0]
+        if self.options.max_pairs is not None and self._computed + len(busy) >= self.options.max_pairs:
+            return None
         if self._star_left() and (self.options.stop != "all_pairs" or self.options.max_pairs is not None):
             return None  # the initial tree is still in flight: a stop rule's choices wait for all of it
         chosen = self._choose_pair(busy)
@@ -415,10 +421,10 @@ class Landscape:
         return self._sides[edge]
 
     def _stop_reason(self) -> str | None:
-        max_pairs = self.options.max_pairs
-        out_of_pairs = max_pairs is not None and self._computed >= max_pairs
+        """Which stop rule holds now (one of FINISH_REASONS), None while none does; none
+        holds before the first spanning tree is complete."""
         if self._star_left():
-            return "max_pairs" if out_of_pairs else None
+            return None
         if self.options.variant == "star":
             return "star"
         n = len(self)
@@ -429,8 +435,16 @@ class Landscape:
             spread = max(saddles) - min(saddles)
             scale = max(abs(s) for s in saddles) if self.options.relative else 1.0
             if spread <= self.options.tolerance * scale:
-                return "tolerance"
-        return "max_pairs" if out_of_pairs else None
+                return "relative" if self.options.relative else "tolerance"
+        return self._budget_reason()
+
+    def _budget_reason(self) -> str | None:
+        """"max_pairs" once the max-pairs budget is spent; "max_pairs_after_tree" when the
+        budget was below the first spanning tree's size, so the tree overran it."""
+        max_pairs = self.options.max_pairs
+        if max_pairs is None or self._computed < max_pairs:
+            return None
+        return "max_pairs_after_tree" if max_pairs < len(self) - 1 else "max_pairs"
 
     def _check_stop(self) -> None:
         if not self.finished:

@@ -163,7 +163,7 @@ def test_star_variant_connects_the_lowest_minimum_and_stops():
     [
         (0.5, False, "tolerance", 3),  # star saddles 5, 4.5, 4.75: spread 0.5
         (0.25, False, "all_pairs", 6),
-        (0.1, True, "tolerance", 3),  # 0.1 * 5 = 0.5
+        (0.1, True, "relative", 3),  # 0.1 * 5 = 0.5: the rule's own name
         (0.05, True, "all_pairs", 6),
     ],
 )
@@ -177,21 +177,38 @@ def test_tolerance_stop(tolerance, relative, reason, paths):
 
 def test_max_pairs_stops_and_limits_parallel_starts():
     events = []
-    landscape = Landscape(FOUR_ENERGIES, max_pairs=2, on_event=events.append)
-    assert landscape.choose() == (0, 1)
-    assert landscape.choose(in_flight=[(0, 1)]) == (0, 2)
-    assert landscape.choose(in_flight=[(0, 1), (0, 2)]) is None  # not three: only two may be computed
-    landscape.add_path(0, 1, 5.0)
-    assert landscape.choose(in_flight=[(0, 2)]) is None
-    landscape.add_path(0, 2, 4.0)
+    landscape = Landscape(FOUR_ENERGIES, max_pairs=4, on_event=events.append)
+    assert [landscape.choose(in_flight=[(0, 1), (0, 2), (0, 3)][:k]) for k in range(3)] == [(0, 1), (0, 2), (0, 3)]
+    for pair in [(0, 1), (0, 2), (0, 3)]:
+        landscape.add_path(*pair, FOUR_SADDLES[pair])
+    assert landscape.choose() == (1, 2)
+    assert landscape.choose(in_flight=[(1, 2)]) is None  # not a fifth: only four may be computed
+    landscape.add_path(1, 2, FOUR_SADDLES[(1, 2)])
     assert landscape.finished_reason == "max_pairs"
     assert landscape.next_pair() is None
-    assert events[-1] == LandscapeFinished(reason="max_pairs", mst=[[0, 1, 5.0], [0, 2, 4.0]])
+    assert events[-1] == LandscapeFinished(reason="max_pairs", mst=[[0, 1, 5.0], [0, 2, 4.0], [0, 3, 3.0]])
     assert sum(isinstance(e, LandscapeFinished) for e in events) == 1
 
-    table = Table(FOUR_SADDLES)
-    run_landscape(Landscape(FOUR_ENERGIES, max_pairs=4), table)
-    assert table.asked == [(0, 1), (0, 2), (0, 3), (1, 2)]
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_max_pairs_below_the_spanning_tree_still_connects_every_minimum(workers):
+    """A budget of 2 pairs for 4 minima: the first spanning tree's 3 pairs are computed
+    all the same (one at a time or side by side), and the reason says the tree overran it."""
+    events = []
+    landscape = Landscape(FOUR_ENERGIES, max_pairs=2, on_event=events.append)
+    in_flight: list = []
+    while True:
+        while len(in_flight) < workers and (pair := landscape.choose(in_flight)) is not None:
+            in_flight.append(pair)
+        if not in_flight:
+            break
+        done = in_flight.pop(0)
+        landscape.add_path(*done, FOUR_SADDLES[done])
+    assert landscape.computed == 3
+    assert landscape.mst() == [(0, 1, 5.0), (0, 2, 4.0), (0, 3, 3.0)]
+    assert landscape.finished_reason == "max_pairs_after_tree"
+    assert [e for e in events if isinstance(e, LandscapeFinished)] == [
+        LandscapeFinished(reason="max_pairs_after_tree", mst=[[0, 1, 5.0], [0, 2, 4.0], [0, 3, 3.0]])]
 
 
 def test_choices_beside_pairs_in_flight():
