@@ -254,5 +254,5 @@ class EdgeIgnored(Event):
 
 @dataclass(frozen=True)
 class LandscapeFinished(Event):
-    reason: str  # "all_pairs" | "tolerance" | "max_pairs" | "star"
+    reason: str  # one of engine.neb.landscape.FINISH_REASONS
     mst: list[WeightedEdge] = field(default_factory=list)
