@@ -20,6 +20,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from nebtui.failure import fail
+from nebtui.options import ModelArgs, parse_model_args
 from nebtui.progress import clock_text
 
 
@@ -37,12 +38,14 @@ def train(
     download: Annotated[bool, typer.Option("--download", help="Fetch CIFAR into its folder first.")] = False,
     checkpoint_every: Annotated[float, typer.Option(help="Seconds between saves of a minimum's training state "
                                                          "(a killed run continues from the last one).")] = 60.0,
+    model_arg: ModelArgs = None,
 ) -> None:
     """Train minima from distinct random initialisations (He et al. / Huang et al. recipes)."""
     from sessions.config import Problem
     from sessions.devices import resolve_device
     from sessions.errors import SessionError
     from sessions.minima_folder import claim, claimed_by, partial_path, train_one, trained
+    from sessions.trust import is_zoo
 
     if count < 1:
         fail(f"--count must be at least 1, got {count}", code=2)
@@ -51,14 +54,15 @@ def train(
     if not checkpoint_every >= 0:
         fail(f"--checkpoint-every must be a number of seconds >= 0, got {checkpoint_every}", code=2)
     try:
-        problem = Problem(kind="network", model=model, data=data)
+        problem = Problem(kind="network", model=model, model_args=parse_model_args(model_arg or []), data=data,
+                          import_dir=None if is_zoo(model) else os.getcwd())
         device = resolve_device(device)
         chosen = _recipe(model, recipe).scaled(scale)
-        from sessions.problem import build_model, load_data, model_arguments
+        from sessions.problem import build_model, check_input_fits, load_data, model_arguments
 
         dataset = load_data(problem, device, download=download)
         arguments = model_arguments(problem)
-        build_model(problem)
+        check_input_fits(build_model(problem), problem, dataset)
         out.mkdir(parents=True, exist_ok=True)
     except (SessionError, ValueError, OSError) as error:
         fail(str(error), code=2)

@@ -51,7 +51,7 @@ def parse_data(spec: str | None) -> DataSpec:
     return DataSpec(kind, None)
 
 
-def _factory(spec: str) -> Callable[..., Any]:
+def _factory(spec: str, import_dir: str | None = None) -> Callable[..., Any]:
     from engine.networks.models import ZOO
 
     if spec in ZOO:
@@ -59,14 +59,35 @@ def _factory(spec: str) -> Callable[..., Any]:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise SessionError(f"unknown model {spec!r}: use one of {', '.join(ZOO)} or package.module:factory")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise SessionError(f"cannot import {module_name!r} for model {spec!r} ({error}): check --model") from None
+    module = _import_module(module_name, spec, import_dir)
     factory = getattr(module, attribute, None)
     if not callable(factory):
         raise SessionError(f"{module_name} has no callable {attribute!r}: check --model {spec}")
     return factory
+
+
+def _import_module(module_name: str, spec: str, import_dir: str | None) -> Any:
+    """The user's module, looked for first in ``import_dir`` (the folder they typed the command
+    in), as ``python -m`` would; the folder stays searched, for the modules it imports later."""
+    import sys
+
+    if import_dir is not None and import_dir not in sys.path:
+        sys.path.insert(0, import_dir)
+        importlib.invalidate_caches()
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        top = module_name.partition(".")[0]
+        if error.name is not None and module_name.startswith(error.name):  # the module itself is not there
+            where = f" from {import_dir}" if import_dir else ""
+            raise SessionError(f"cannot import {module_name!r} for model {spec!r}{where}: run nebtui in the folder "
+                               f"that holds {top}.py (or the package {top}/), or add that folder to PYTHONPATH"
+                               ) from None
+        raise SessionError(f"importing {module_name} for model {spec!r} failed ({error}): install what it "
+                           f"needs or fix its imports") from None
+    except Exception as error:  # noqa: BLE001 - a user's module may raise anything while it is imported
+        raise SessionError(f"importing {module_name} for model {spec!r} failed ({type(error).__name__}: "
+                           f"{error}): fix the module") from None
 
 
 def model_arguments(problem: Problem) -> dict[str, Any]:
@@ -74,7 +95,7 @@ def model_arguments(problem: Problem) -> dict[str, Any]:
     MLP on CIFAR) the input size the data implies, where the factory takes them."""
     data = parse_data(problem.data)
     arguments = dict(problem.model_args)
-    factory = _factory(problem.model or "")
+    factory = _factory(problem.model or "", problem.import_dir)
     try:
         accepted = inspect.signature(factory).parameters
     except (TypeError, ValueError):
@@ -101,13 +122,58 @@ def _check_names(model: Any, arguments: dict[str, Any], accepted: Any) -> None:
 
 
 def build_model(problem: Problem) -> Any:
-    factory = _factory(problem.model or "")
+    factory = _factory(problem.model or "", problem.import_dir)
     try:
         return factory(**model_arguments(problem))
     except SessionError:
         raise
     except Exception as error:  # noqa: BLE001 - a user's factory may raise anything
         raise SessionError(f"model {problem.model!r} could not be built ({type(error).__name__}: {error})") from None
+
+
+def check_input_fits(model: Any, problem: Problem, data: dict[str, Any]) -> None:
+    """Run the model on two training samples, so that a model made for other inputs (a
+    ResNet's 3-channel images on the 1-channel digits) is one line naming both shapes
+    before anything trains or explores, not torch's error from deep inside a layer."""
+    import torch
+
+    inputs = data["train"][0][:2].cpu()  # (2, ...) as the energy feeds them, before prepare
+    if data["prepare"] is not None:
+        inputs = data["prepare"](inputs)
+    training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(inputs)
+    except Exception as error:  # noqa: BLE001 - any failure on the data is this mismatch
+        shape = ", ".join(["N", *map(str, inputs.shape[1:])])
+        takes = _first_layer_misfit(model, inputs)
+        if takes is None:  # the first layer fits: say where it failed instead
+            first = (str(error).splitlines() or [""])[0]
+            takes = f"it fails on them ({type(error).__name__}: {first})"
+        raise SessionError(f"model {problem.model} does not fit the data {problem.data}: {takes}, and "
+                           f"{problem.data} gives inputs of shape ({shape}): choose a --model made for this data, "
+                           f"or --data made for this model") from None
+    finally:
+        model.train(training)
+
+
+def _first_layer_misfit(model: Any, inputs: Any) -> str | None:
+    """What the model's first layer takes, in words, when ``inputs`` (N, ...) do not fit it; else None."""
+    from torch import nn
+
+    for layer in model.modules():
+        if isinstance(layer, nn.modules.conv._ConvNd):
+            dims = len(layer.kernel_size)
+            if inputs.dim() == dims + 2 and inputs.shape[1] == layer.in_channels:
+                return None
+            spatial = ", ".join("HWD"[:dims])
+            return f"its first layer takes images of {layer.in_channels} channels (N, {layer.in_channels}, {spatial})"
+        if isinstance(layer, nn.Linear):
+            if inputs.shape[-1] == layer.in_features:
+                return None
+            return f"its first layer takes {layer.in_features} features per sample (N, {layer.in_features})"
+    return None
 
 
 def check_model_spec(problem: Problem) -> None:
@@ -186,6 +252,7 @@ def build(config: SessionConfig, device: str = "cpu") -> Built:
         vectors.append(flat_minimum(path, layout))
         names.append(path.stem)
     data = load_data(problem, device)
+    check_input_fits(model, problem, data)
     train_x, train_y = data["train"]
     energy = NetworkEnergy(
         model, train_x, train_y, problem.loss, strategy=config.strategy, device=device,
