@@ -27,6 +27,7 @@ from sessions.lifecycle import (
     SessionStopped,
     WorkerDied,
 )
+from sessions.view import AT_END_MEANING, at_end_note, end_at_saddle
 
 
 def clock_text(seconds: float | None) -> str:
@@ -66,11 +67,15 @@ def describe(event: Event) -> str | None:
             why = "initial tree" if reason == "initial" else f"to replace MST edge {tuple(edge or ())}"
             return f"pair {pair}: chosen ({why})"
         case CycleFinished() as e:
+            end = end_at_saddle(e.pair, e.saddle_position)
             return (f"pair {e.pair} restart {e.restart + 1} cycle {e.cycle}: "
-                    f"{len(e.pivot_losses)} pivots, saddle {e.saddle_energy:.4f} at {e.saddle_position:.3f}")
+                    f"{len(e.pivot_losses)} pivots, saddle {e.saddle_energy:.4f} at {e.saddle_position:.3f}"
+                    + ("" if end is None else f" (an end: minimum {end})"))
         case ConnectionFinished() as e:
+            end = end_at_saddle(e.pair, e.saddle_position)
             return (f"pair {e.pair}: saddle {e.saddle_energy:.4f} "
-                    f"(linear segment {e.linear_saddle_energy:.4f}), {e.pivots} pivots")
+                    f"(linear segment {e.linear_saddle_energy:.4f}), {e.pivots} pivots"
+                    + ("" if end is None else f"; saddle at an end: {at_end_note(end)}"))
         case MSTEdgeAdded(a=a, b=b, saddle_energy=saddle):
             return f"MST: edge ({a}, {b}) added, saddle {saddle:.4f}"
         case MSTEdgeReplaced() as e:
@@ -134,11 +139,14 @@ class ProgressPrinter:
             position = minimum.get("position")
             where = f"  at ({', '.join(f'{v:.5f}' for v in position)})" if position and len(position) <= 4 else ""
             self.line(f"  {minimum['id']}  energy {minimum['energy']:10.4f}{where}")
-        linear = {(p["a"], p["b"]): p["linear_saddle_energy"] for p in result["paths"]}
+        paths = {(p["a"], p["b"]): p for p in result["paths"]}
         self.line("minimum spanning tree (saddle energies)")
         for edge in result["mst"]:
-            a, b = edge["a"], edge["b"]
-            self.line(f"  {a} - {b}  saddle {edge['saddle_energy']:10.4f}   linear segment {linear[(a, b)]:10.4f}")
+            path = paths[(edge["a"], edge["b"])]
+            end = end_at_saddle((path["a"], path["b"]), path.get("saddle_position"))
+            self.line(f"  {path['a']} - {path['b']}  saddle {edge['saddle_energy']:10.4f}   "
+                      f"linear segment {path['linear_saddle_energy']:10.4f}"
+                      + ("" if end is None else f"   at an end (minimum {end}): no barrier"))
 
     def table1(self, row: dict[str, Any]) -> None:
         """The paper's Table 1 row: means over the minima and over the MST saddles."""
@@ -150,9 +158,15 @@ class ProgressPrinter:
 
         self.line("Table 1 (means over minima and MST saddles)    minima    saddles")
         self.line(f"  train loss                                  {number(row['train_loss_minima']):>8}   "
-                  f"{number(row['train_loss_saddles']):>8}   factor {row['factor'] or 0:.2g}")
+                  f"{number(row['train_loss_saddles']):>8}   factor "
+                  + ("-" if row["factor"] is None else f"{row['factor']:.2g}"))
         self.line(f"  test loss                                   {number(row['test_loss_minima']):>8}   "
                   f"{number(row['test_loss_saddles']):>8}")
         self.line(f"  test error                                  {number(row['test_error_minima'], True):>8}   "
                   f"{number(row['test_error_saddles'], True):>8}   "
                   f"difference {number(row['test_error_difference'], True)}")
+        at_end = row.get("saddles_at_an_end") or []
+        if at_end:
+            pairs = ", ".join(f"{a} - {b}" for a, b in at_end)
+            self.line(f"  saddles: {row['saddles']} of {row['saddles'] + len(at_end)} MST pairs; none claimed for "
+                      f"{pairs}, whose highest point is an end: {AT_END_MEANING}")

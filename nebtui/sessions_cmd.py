@@ -72,7 +72,7 @@ def list_(as_json: AsJson = False) -> None:
     """Every session with its status and progress."""
     from sessions.folder import SessionError, list_sessions
     from sessions.home import data_home
-    from sessions.view import damaged_summary, summary
+    from sessions.view import damaged_summary, method_text, summary
 
     try:
         home = data_home()
@@ -96,7 +96,8 @@ def list_(as_json: AsJson = False) -> None:
                 continue
             current = " ".join(f"{tuple(c['pair'])} cycle {c['cycle']}/{c['cycles']}" for c in row["running"])
             why = f" ({row['stopped_because'].split(':')[0]})" if row["stopped_because"] else ""
-            print(f"{row['id']:<40} {row['status']:<12} pairs {row['pairs_done']}/{row['pairs_total']:<4} "
+            method = method_text(row["method"], row["align"])
+            print(f"{row['id']:<40} {row['status']:<12} {method:<17} pairs {row['pairs_done']}/{row['pairs_total']:<4} "
                   f"{row['created']}  {current}".rstrip() + why)
     for problem in problems:
         print(f"nebtui: skipped: {problem}", file=sys.stderr)
@@ -130,9 +131,14 @@ def show(session_id: SessionId, as_json: AsJson = False) -> None:
         print(f"{'running':<10} pair {tuple(c['pair'])}: cycle {c['cycle']}/{c['cycles']}, step {c['step']}/{c['steps']}, "
               f"{c['pivots']} pivots{eta}")
     for p in row["paths"]:
-        print(f"{'path':<10} {p['a']} - {p['b']}: saddle {p['saddle_energy']:.4f} (linear {p['linear_saddle_energy']:.4f})")
+        end = "" if p["saddle_at_end"] is None else f", at an end (minimum {p['saddle_at_end']})"
+        print(f"{'path':<10} {p['a']} - {p['b']}: saddle {p['saddle_energy']:.4f} "
+              f"(linear {p['linear_saddle_energy']:.4f}){end}")
     for e in row["mst"]:
         print(f"{'mst':<10} {e['a']} - {e['b']}: saddle {e['saddle_energy']:.4f}")
+    for p in row["paths"]:
+        if p["saddle_at_end"] is not None:
+            print(f"{'note':<10} pair {p['a']} - {p['b']}: {p['note']}")
     if row["damaged"]:
         fail(f"session {session_id} is damaged: {row['damaged']} (shown without it)")
 

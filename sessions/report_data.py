@@ -244,7 +244,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
     from sessions.folder import SessionError
     from sessions.problem import build
     from sessions.statepack import unpack_state
-    from sessions.view import read_view
+    from sessions.view import end_at_saddle, read_view
 
     files = sorted((folder.results_path / "paths").glob("*.safetensors"))
     if not files:
@@ -322,7 +322,8 @@ def collect(folder: Any, options: ReportOptions) -> Report:
         linear_test = (
             evaluator.test_losses(linear_path(start, end, len(r.linear.positions))) if (a, b) in in_mst else None
         )
-        saddle: dict[str, Any] = {"position": r.saddle_position, "train": train[0], "test": test[0]}
+        saddle: dict[str, Any] = {"position": r.saddle_position, "train": train[0], "test": test[0],
+                                  "at_end": end_at_saddle((a, b), r.saddle_position)}
         linear_saddle: dict[str, Any] = {"position": r.linear.saddle_position, "train": train[1], "test": test[1]}
         if not network:
             saddle["point"] = r.saddle_point.tolist()
@@ -389,8 +390,11 @@ def collect(folder: Any, options: ReportOptions) -> Report:
     def mean_of(split: str, what: str, rows: list[dict[str, Any] | None]) -> float | None:
         return _mean([None if m is None else m[what] for m in rows])
 
-    saddle_train = [saddle_metrics[(a, b)][0] for a, b, _ in mst]
-    saddle_test = [saddle_metrics[(a, b)][1] for a, b, _ in mst]
+    # a pair whose path peaks at one of its minima has no barrier: Table 1 claims none for it
+    at_end = [(a, b) for a, b, _ in mst if end_at_saddle((a, b), results[(a, b)].saddle_position) is not None]
+    claimed = [(a, b) for a, b, _ in mst if (a, b) not in at_end]
+    saddle_train = [saddle_metrics[pair][0] for pair in claimed]
+    saddle_test = [saddle_metrics[pair][1] for pair in claimed]
     train_min, train_saddle = mean_of("train", "loss", minima_train), mean_of("train", "loss", saddle_train)
     test_err_min, test_err_saddle = mean_of("test", "error", minima_test), mean_of("test", "error", saddle_test)
     table = {
@@ -405,7 +409,8 @@ def collect(folder: Any, options: ReportOptions) -> Report:
             test_err_saddle - test_err_min if test_err_min is not None and test_err_saddle is not None else None
         ),
         "minima": count,
-        "saddles": len(mst),
+        "saddles": len(claimed),
+        "saddles_at_an_end": [list(pair) for pair in at_end],
         "bn_recalibrated": evaluator.bn,
         "splits": {"train_loss": "train", "test_loss": "test", "test_error": "test"},
     }

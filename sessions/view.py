@@ -45,6 +45,29 @@ PROFILED_FINISHED = 12  # finished pairs whose cycle profiles are kept (the olde
 PROGRESS_KINDS = frozenset({StepEnergies.kind, CycleFinished.kind})
 
 
+# What a path that falls below its own end means, in the words every output uses.
+AT_END_MEANING = "the minima are not minima of this loss (train them longer), or the path found a lower basin"
+
+
+def at_end_note(end: int) -> str:
+    """What a saddle at minimum ``end`` means: a path that falls below its own end has
+    no barrier to claim."""
+    return (f"the path's highest point is minimum {end} itself, so the path falls below it: {AT_END_MEANING}; "
+            "no barrier is claimed for this pair")
+
+
+def end_at_saddle(pair: Pair, saddle_position: float | None) -> int | None:
+    """The minimum of ``pair`` where its path peaks, when the saddle position is an end
+    (0.0: the pair's first minimum, 1.0: its second); None for a saddle between them."""
+    if saddle_position is None:
+        return None
+    if saddle_position <= 0.0:
+        return pair[0]
+    if saddle_position >= 1.0:
+        return pair[1]
+    return None
+
+
 @dataclass
 class PairProgress:
     """Where one pair's connection stands, from its events."""
@@ -106,6 +129,7 @@ class SessionView:
     minima: dict[int, float] = field(default_factory=dict)  # minimum -> its energy (the ends of its profiles)
     saddles: dict[Pair, float] = field(default_factory=dict)  # finished pairs
     linear: dict[Pair, float] = field(default_factory=dict)
+    saddle_positions: dict[Pair, float] = field(default_factory=dict)  # finished pairs: where the path peaks
     mst: dict[Pair, float] = field(default_factory=dict)
     finished_reason: str | None = None
     worker_deaths: int = 0
@@ -175,6 +199,7 @@ class SessionView:
                 progress.finished, progress.finished_at = True, stamp
                 progress.saddle_energy = self.saddles[pair] = event.saddle_energy
                 progress.linear_saddle_energy = self.linear[pair] = event.linear_saddle_energy
+                self.saddle_positions[pair] = event.saddle_position
                 self.attacked.pop(pair, None)
                 self._profiled.append(pair)
                 if len(self._profiled) > PROFILED_FINISHED:
@@ -298,8 +323,7 @@ def summary(folder: SessionFolder, view: SessionView | None = None) -> dict[str,
         "step": running[0]["step"] if running else None,
         "devices": view.devices,
         "workers": [view.workers[w] for w in sorted(view.workers)],  # the latest runner's, as they started
-        "paths": [{"a": a, "b": b, "saddle_energy": s, "linear_saddle_energy": view.linear.get((a, b))}
-                  for (a, b), s in sorted(view.saddles.items())],
+        "paths": [path_facts(view, pair, saddle) for pair, saddle in sorted(view.saddles.items())],
         "mst": [{"a": a, "b": b, "saddle_energy": s} for (a, b), s in sorted(view.mst.items())],
         "error": view.error,
         "stopped_because": view.stopped_because if state == "stopped" else None,
@@ -307,6 +331,24 @@ def summary(folder: SessionFolder, view: SessionView | None = None) -> dict[str,
         "events": view.events,
         "worker_deaths": view.worker_deaths,
     }
+
+
+def method_text(method: str, align: bool) -> str:
+    """How a session connects its minima, in a few words: autoneb, bezier or polychain,
+    and "aligned" when it weight-matched them first."""
+    return method + (" aligned" if align else "")
+
+
+def path_facts(view: SessionView, pair: Pair, saddle: float) -> dict[str, Any]:
+    """One finished path as `sessions show` gives it; a saddle at an end names its
+    minimum (``saddle_at_end``) and says what that means (``note``)."""
+    position = view.saddle_positions.get(pair)
+    end = end_at_saddle(pair, position)
+    facts = {"a": pair[0], "b": pair[1], "saddle_energy": saddle, "saddle_position": position,
+             "linear_saddle_energy": view.linear.get(pair), "saddle_at_end": end}
+    if end is not None:
+        facts["note"] = at_end_note(end)
+    return facts
 
 
 def damaged_summary(folder: SessionFolder, problem: str) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
 from sessions.folder import SessionError, SessionFolder, list_sessions
-from sessions.view import listing_view, summary
+from sessions.view import listing_view, method_text, summary
 
-COLUMNS = ("session", "status", "problem", "pairs", "created")
+COLUMNS = ("session", "status", "problem", "method", "pairs", "created")
 
 
 class SessionListApp(App[SessionFolder | None]):
@@ -47,7 +47,7 @@ class SessionListApp(App[SessionFolder | None]):
         errors: list[SessionError] = []
         self.folders = list_sessions(self.home, errors)
         for folder in reversed(self.folders):  # newest first
-            table.add_row(folder.id, "…", "", "", "", key=folder.id)
+            table.add_row(folder.id, "…", *[""] * (len(COLUMNS) - 2), key=folder.id)
         if not self.folders:
             self.query_one("#heading", Static).update(
                 f"no sessions yet: start one with nebtui demo muller-brown (q quits) · data home {self.home}")
@@ -63,6 +63,7 @@ class SessionListApp(App[SessionFolder | None]):
                 cells = {"status": "unreadable", "problem": str(error)[:40]}
             else:
                 cells = {"status": facts["status"], "problem": str(facts["problem"]),
+                         "method": method_text(facts["method"], facts["align"]),
                          "pairs": f"{facts['pairs_done']}/{facts['pairs_total']}", "created": facts["created"]}
             self.call_from_thread(self._fill_row, folder.id, {columns[name]: value for name, value in cells.items()})
 

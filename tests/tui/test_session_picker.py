@@ -56,7 +56,25 @@ async def test_rows_show_at_once_and_their_status_and_pairs_come_from_the_logs(t
             if table.get_row("long")[1] != "…":
                 break
             await pilot.pause(0.05)
-        assert table.get_row("long")[1:4] == ["finished", "muller-brown", "1/3"]
+        assert table.get_row("long")[1:5] == ["finished", "muller-brown", "autoneb", "1/3"]
+        await pilot.press("q")
+
+
+@app_test
+async def test_the_method_tells_autoneb_and_bezier_sessions_apart(tmp_path):
+    surface = {"kind": "surface", "surface": "himmelblau"}
+    SessionFolder.create(tmp_path, "neb", {"problem": surface, "schedule": SCHEDULE, "method": "autoneb"}, [])
+    SessionFolder.create(tmp_path, "curve", {"problem": surface, "schedule": SCHEDULE, "method": "bezier",
+                                             "align": True}, [])
+    app = SessionListApp(tmp_path)
+    async with app.run_test(size=(120, 24)) as pilot:
+        table = app.query_one("DataTable")
+        method = list(table.columns).index(next(k for k, c in table.columns.items() if str(c.label) == "method"))
+        for _ in range(200):  # 10 s at most
+            if all(table.get_row(name)[1] != "…" for name in ("neb", "curve")):
+                break
+            await pilot.pause(0.05)
+        assert [table.get_row(name)[method] for name in ("neb", "curve")] == ["autoneb", "bezier aligned"]
         await pilot.press("q")
 
 

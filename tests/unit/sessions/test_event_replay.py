@@ -61,8 +61,10 @@ def test_a_log_written_before_replays_into_the_same_summary(tmp_path):
                      "eta_seconds": None}],
         "cycle": 2, "step": 4, "devices": ["cpu"],
         "workers": [{"worker": 0, "device": "cpu", "node": "", "pid": 13}],  # a log without nodes: ""
-        "paths": [{"a": 0, "b": 1, "saddle_energy": -40.6, "linear_saddle_energy": 3.3},
-                  {"a": 0, "b": 2, "saddle_energy": -72.3, "linear_saddle_energy": -72.2}],
+        "paths": [{"a": 0, "b": 1, "saddle_energy": -40.6, "saddle_position": 0.5, "linear_saddle_energy": 3.3,
+                   "saddle_at_end": None},
+                  {"a": 0, "b": 2, "saddle_energy": -72.3, "saddle_position": 0.4, "linear_saddle_energy": -72.2,
+                   "saddle_at_end": None}],
         "mst": [{"a": 0, "b": 1, "saddle_energy": -40.6}, {"a": 0, "b": 2, "saddle_energy": -72.3}],
         "error": None, "stopped_because": None, "damaged": None, "events": 23, "worker_deaths": 1,
     }
