@@ -93,16 +93,36 @@ def test_data_home_that_is_a_file_or_under_a_file_is_refused(tmp_path):
         data_home({"NEBTUI_HOME": str(a_file / "home")})
 
 
+# Root writes through permission bits: a check of them runs in a child process that holds
+# no capability (setpriv empties root's bounding set, so the bits apply to it as to anyone).
+WITHOUT_PRIVILEGES = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"] if os.geteuid() == 0 else []
+
+
+def run_without_privileges(code: str, *args: str) -> None:
+    """Runs ``code`` (asserts of its own) in a Python that permission bits bind."""
+    done = subprocess.run([*WITHOUT_PRIVILEGES, sys.executable, "-c", textwrap.dedent(code), *args],
+                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+
+
 def test_data_home_in_a_read_only_folder_is_refused(tmp_path):
     locked = tmp_path / "ro"
     locked.mkdir(mode=0o500)
     try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("root writes through permission bits; covered above by a file as home")
-        with pytest.raises(SessionError, match=r"is not writable .*: set NEBTUI_HOME"):
-            data_home({"NEBTUI_HOME": str(locked)})
-        with pytest.raises(SessionError, match=r"cannot be created"):
-            data_home({"NEBTUI_HOME": str(locked / "home")})
+        run_without_privileges("""
+            import re, sys
+            from sessions.errors import SessionError
+            from sessions.home import data_home
+
+            for home, wanted in ((sys.argv[1], r"is not writable .*: set NEBTUI_HOME"),
+                                 (sys.argv[1] + "/home", r"cannot be created")):
+                try:
+                    data_home({"NEBTUI_HOME": home})
+                except SessionError as error:
+                    assert re.search(wanted, str(error)), error
+                else:
+                    raise AssertionError(f"{home} was accepted")
+        """, str(locked))
     finally:
         locked.chmod(0o700)
 
@@ -524,10 +544,17 @@ def test_read_only_folder_keeps_the_previous_checkpoint(tmp_path):
     save_checkpoint(tmp_path, _tensors(1.0), {"cycle": 1})
     tmp_path.chmod(0o500)
     try:
-        if os.access(tmp_path, os.W_OK):
-            pytest.skip("root writes through permission bits; the file size limit test covers this")
-        with pytest.raises(CheckpointError, match="cannot write the checkpoint .*the previous checkpoint is intact"):
-            save_checkpoint(tmp_path, _tensors(2.0), {"cycle": 2})
+        run_without_privileges("""
+            import re, sys, torch
+            from sessions.checkpoint import CheckpointError, save_checkpoint
+
+            try:
+                save_checkpoint(sys.argv[1], {"x": torch.full((4,), 2.0)}, {"cycle": 2})
+            except CheckpointError as error:
+                assert re.search("cannot write the checkpoint .*the previous checkpoint is intact", str(error)), error
+            else:
+                raise AssertionError("a read-only folder took the checkpoint")
+        """, str(tmp_path))
     finally:
         tmp_path.chmod(0o700)
     assert load_checkpoint(tmp_path).meta == {"cycle": 1}
