@@ -26,19 +26,9 @@ def project_perpendicular(grads: Tensor, tangents: Tensor) -> Tensor:
     return grads - parallel * tangents
 
 
-def loss_force(grads: Tensor, tangents: Tensor) -> Tensor:
-    """F^L: the negative gradient with its component along the path removed."""
-    return -project_perpendicular(grads, tangents)
-
-
 def spring_force(pivots: Tensor, tangents: Tensor, k: float) -> Tensor:
     """F^S: springs of stiffness k acting along the tangent only: (N-2, D)."""
     return spring_force_from_lengths(segment_lengths(pivots), tangents, k)
-
-
-def climbing_force(grad: Tensor, tangent: Tensor) -> Tensor:
-    """The climbing image's force: uphill along the path, downhill across it: (D,)."""
-    return -grad + 2.0 * torch.dot(grad, tangent) * tangent
 
 
 def neb_forces(

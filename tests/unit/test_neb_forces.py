@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.neb.forces import climbing_force, loss_force, neb_forces, project_perpendicular, spring_force
+from engine.neb.forces import neb_forces, project_perpendicular, spring_force
 
 
 def t(rows: list) -> torch.Tensor:
@@ -26,11 +26,6 @@ def test_project_perpendicular_hand_numbers() -> None:
     # (3,4) - 3 (1,0) = (0,4);  (1,0) - 0.6 (0.6,0.8) = (0.64,-0.48);  (2,2) - 2 (0,1) = (2,0)
     expected = t([[0.0, 4.0], [0.64, -0.48], [2.0, 0.0]])
     assert torch.allclose(project_perpendicular(grads, tangents), expected)
-
-
-def test_loss_force_is_the_negative_perpendicular_gradient() -> None:
-    # -(1, 2) + (1, 2).(0.6, 0.8) (0.6, 0.8) = -(1, 2) + 2.2 (0.6, 0.8) = (0.32, -0.24)
-    assert torch.allclose(loss_force(t([[1.0, 2.0]]), t([[0.6, 0.8]])), t([[0.32, -0.24]]))
 
 
 @settings(max_examples=50, deadline=None)
@@ -81,18 +76,6 @@ def test_property_spring_force_is_parallel_with_magnitude_k_times_length_differe
     signed = k * (lengths[1:] - lengths[:-1])  # (N-2,)
     assert torch.allclose(force, signed.unsqueeze(1) * tangents, atol=1e-10)
     assert torch.allclose(force.norm(dim=1), signed.abs(), atol=1e-10)
-
-
-# -- climbing image -----------------------------------------------------------------------------
-
-
-def test_climbing_force_inverts_the_parallel_part() -> None:
-    # grad (3, 4), tau (1, 0): -(3, 4) + 2 * 3 * (1, 0) = (3, -4): uphill along x, downhill across
-    assert torch.allclose(climbing_force(t([3.0, 4.0]), t([1.0, 0.0])), t([3.0, -4.0]))
-    grad, tau = t([1.0, 2.0]), t([0.6, 0.8])
-    force = climbing_force(grad, tau)
-    parallel = torch.dot(grad, tau) * tau
-    assert torch.allclose(force, parallel - (grad - parallel))
 
 
 # -- neb_forces -------------------------------------------------------------------------------
