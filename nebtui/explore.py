@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -36,6 +37,7 @@ def explore(
     from sessions.minima import find_minima, manifest_entry
     from sessions.minima_folder import in_training, read_sidecars, sidecar_arguments, sidecar_data, sidecar_model
     from sessions.problem import parse_data
+    from sessions.trust import is_zoo
 
     if use_app(run.headless, run.as_json) and not run.detach:
         preload_app()  # while this process checks the minima and the runner starts
@@ -67,7 +69,8 @@ def explore(
         # runner (torch is its business, not this process's): its refusal comes back
         # as one line, as from here (nebtui.startup).
         manifest = [manifest_entry(path) for path in files]
-        problem = Problem(kind="network", model=model, model_args=model_args, data=data, minima=manifest)
+        problem = Problem(kind="network", model=model, model_args=model_args, data=data, minima=manifest,
+                          import_dir=None if is_zoo(model) else os.getcwd())
         chosen = schedule_for(run, surface=False, printer=printer, model=model)
         config = session_config(run, problem, chosen)
         parse_devices(run.device)  # the runner checks that its GPUs are there
@@ -88,5 +91,5 @@ def _vouched(run: RunOptions, config: Any, typed_model: str | None, *, hint: str
         return run, config
     home = data_home()
     name = run.session or unique_name(home, hint)
-    vouch = tag(home, name, typed_model, config.problem.model_args)
+    vouch = tag(home, name, typed_model, config.problem.model_args, import_dir=config.problem.import_dir)
     return dataclasses.replace(run, session=name), dataclasses.replace(config, vouch=vouch)
