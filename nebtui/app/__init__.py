@@ -21,9 +21,10 @@ def build_app(folder: SessionFolder) -> SessionApp:
     its status from the lock and heartbeat, its schedule from config.json."""
     config = folder.config()
     try:
-        pairs_total = summary(folder, SessionView())["pairs_total"] or None
+        facts = summary(folder, SessionView())
+        pairs_total, minima_total = facts["pairs_total"] or None, facts["minima"] or None
     except SessionError:
-        pairs_total = None
+        pairs_total = minima_total = None
     # thinned: of a long run of steps, the model needs a pair's first and last few only
     feed = FolderFeed(folder, keep_steps=RATE_WINDOW + 1)
     return SessionApp(
@@ -33,6 +34,7 @@ def build_app(folder: SessionFolder) -> SessionApp:
         schedule=config.get("schedule"),
         status_probe=FolderStatus(feed),
         pairs_total=pairs_total,
+        minima_total=minima_total,
         exporter=lambda: export_report(folder),
     )
 

@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from engine.events import Event, StepEnergies, UnknownEvent
+from engine.events import ConnectionFinished, Event, StepEnergies, UnknownEvent
 from engine.neb.schedule import ScheduleError, schedule_from_dict
 from nebtui.progress import describe
 from sessions.eventlog import LoggedEvent, PassedSteps
@@ -31,6 +31,11 @@ RATE_WINDOW = 20  # step events the step rate is measured over
 ERRORS = (SessionFailed, CheckpointFailed, WorkerDied)  # shown as errors in the log
 GAPS = (SessionPaused, RunnerStarted, SessionResumed)  # time between steps that the step rate must not count
 ENDED = ("finished", "stopped", "failed", "crashed")
+
+
+def at_an_end(saddle_position: float) -> bool:
+    """The highest point of a dense profile is one of its minima (position 0 or 1)."""
+    return saddle_position <= 0.0 or saddle_position >= 1.0
 
 
 @dataclass(frozen=True)
@@ -102,17 +107,20 @@ def log_level(event: Event) -> str:
 class SessionModel:
     """The app's state: a SessionView plus the schedule, the log lines and the step rate."""
 
-    def __init__(self, schedule: dict[str, Any] | None = None, pairs_total: int | None = None) -> None:
+    def __init__(self, schedule: dict[str, Any] | None = None, pairs_total: int | None = None,
+                 minima_total: int | None = None) -> None:
         self.view = SessionView()
         self.schedule = schedule_cycles(schedule)
         band = schedule.get("band", {}) if isinstance(schedule, dict) else {}
         self.restarts = int(band.get("restarts", 1)) if isinstance(band, dict) else 1
         self.equal_spacing = not isinstance(band, dict) or band.get("spacing", "equal") == "equal"
         self.pairs_total = pairs_total
+        self.minima_total = minima_total  # from the config: the events name a minimum only once a path reaches it
         self.log: deque[LogLine] = deque(maxlen=LOG_LINES)
         self.log_count = 0  # lines ever logged (the log pane writes the ones it has not yet)
         self.rate = StepRate()  # of the followed pair
         self.followed: Pair | None = None  # the pair in flight the energy pane follows
+        self.at_end: set[Pair] = set()  # finished pairs whose saddle is one of their ends
         self.version = 0
 
     # ---- reducing events
@@ -131,6 +139,8 @@ class SessionModel:
                 self.rate.observe(entry.time, self.steps_done(shown))
             self.version += 1
             return
+        if isinstance(event, ConnectionFinished) and at_an_end(event.saddle_position):
+            self.at_end.add(event.pair)
         if isinstance(event, GAPS):
             self.rate.gap()
         text = describe(event)
@@ -178,6 +188,12 @@ class SessionModel:
             self.followed = pair
             self.rate.gap()  # another pair's steps
             self.version += 1
+
+    def saddle_at_end(self, pair: Pair) -> bool:
+        """Whether the finished pair's highest point is one of its minima (saddle position 0 or 1):
+        then the path has no barrier to show: the minima are not minima of this loss, or the
+        path found a lower basin."""
+        return pair in self.at_end
 
     def attacked_edges(self) -> set[Pair]:
         """The MST edges that the pairs in flight were chosen to replace (the engine's choice)."""

@@ -17,12 +17,15 @@ class ConfirmStop(ModalScreen[bool]):
         align: center middle;
     }
     ConfirmStop > Vertical {
-        width: 60;
+        width: 64;
         max-width: 100%;
         height: auto;
         border: thick $error;
         background: $surface;
         padding: 1 2;
+    }
+    ConfirmStop Label {
+        width: 100%;  /* wrapped to the dialog: a long session id or a narrow screen cuts nothing */
     }
     ConfirmStop Horizontal {
         height: auto;

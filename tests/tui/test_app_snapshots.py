@@ -15,7 +15,7 @@ STATES = {"running": running_events, "paused": paused_events, "finished": finish
 
 def make(state: str) -> SessionApp:
     return SessionApp(FakeSource(STATES[state]()), None, session_id=f"{state}-session", schedule=SCHEDULE,
-                      clock=lambda: 0.0, pairs_total=3)
+                      clock=lambda: 0.0, pairs_total=3, minima_total=3)
 
 
 @pytest.mark.timeout(60)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(60)
 
 def make_app(events, control=None, status=None, size_hint=None):
     return SessionApp(FakeSource(events), control, session_id="test-session", schedule=SCHEDULE,
-                      status_probe=status, clock=lambda: 0.0, pairs_total=3)
+                      status_probe=status, clock=lambda: 0.0, pairs_total=3, minima_total=3)
 
 
 def text(app, pane) -> str:
@@ -129,8 +129,9 @@ async def test_log_scale_key_switches_the_energy_axis():
         assert "scale linear" in text(app, EnergyPane)
         await pilot.press("l")
         assert "scale log10(loss - min + eps)" in text(app, EnergyPane)
-        # log ticks count up from the lowest loss: the bottom tick is +eps, not a negative loss
-        assert "-10" not in text(app, EnergyPane).splitlines()[-2]
+        # the ticks are the losses themselves: the lowest shown (minimum 0, -10) at the bottom
+        ticks = [line.split("┤")[0].strip() for line in text(app, EnergyPane).splitlines() if "┤" in line]
+        assert ticks[-1] == "-10" and all(float(t) >= -10 for t in ticks) and "+" not in "".join(ticks)
         await pilot.press("l")
         assert "scale linear" in text(app, EnergyPane)
 

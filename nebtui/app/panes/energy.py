@@ -14,11 +14,21 @@ from textual.binding import Binding
 
 from engine.events import CycleFinished
 from nebtui.app.chart import LOADING, Chart, plots_ready, tick
+from nebtui.app.model import at_an_end
 from nebtui.app.panes.base import Pane
 from sessions.view import PairProgress
 
 FADED_CYCLES = 3  # earlier cycles drawn faded behind the selected one
 EPS_SHARE = 1e-3  # eps of the log scale, as a share of the range shown
+
+
+def saddle_text(profile: CycleFinished, pair: tuple[int, int]) -> str:
+    """A cycle's saddle in words; one at an end of the path is no barrier, and is said so."""
+    if at_an_end(profile.saddle_position):
+        end = pair[0] if profile.saddle_position <= 0.0 else pair[1]
+        return (f"no barrier: the highest point ({profile.saddle_energy:.4f}) is minimum {end} itself "
+                "(these minima are not minima of this loss, or the path found a lower basin)")
+    return f"saddle {profile.saddle_energy:.4f} at {profile.saddle_position:.3f}"
 
 
 class EnergyPane(Pane):
@@ -79,7 +89,7 @@ class EnergyPane(Pane):
         parts = []
         if profile is not None:
             which = "latest" if self.selected is None else "selected"
-            parts.append(f"{which} cycle {profile.cycle}: saddle {profile.saddle_energy:.4f} at {profile.saddle_position:.3f}")
+            parts.append(f"{which} cycle {profile.cycle}: " + saddle_text(profile, trace.pair))
         if trace.linear_saddle_energy is not None:
             parts.append(f"linear segment saddle {trace.linear_saddle_energy:.4f}")
         return Text(first + ("\n" + " · ".join(parts) if parts else ""), no_wrap=True, overflow="ellipsis")
@@ -113,7 +123,8 @@ class EnergyPane(Pane):
         if profile is not None:
             plot.line(profile.positions, [transform(v) for v in profile.losses], "•", "cyan")
             plot.points(profile.pivot_positions, [transform(v) for v in profile.pivot_losses], "o", "bold yellow")
-            plot.points([profile.saddle_position], [transform(profile.saddle_energy)], "▲", "bold red")
+            if not at_an_end(profile.saddle_position):  # else the highest point is a minimum: no saddle to mark
+                plot.points([profile.saddle_position], [transform(profile.saddle_energy)], "▲", "bold red")
         if live and live_x:
             plot.points(live_x, [transform(v) for v in live], "+", "bold green")
         return plot.render()
@@ -127,7 +138,10 @@ class EnergyPane(Pane):
         def transform(v: float) -> float:
             return math.log10(max(v - low, 0.0) + eps)
 
-        return transform, (transform(low), transform(high)), (lambda y: "+" + tick(10 ** y - eps))
+        def label(y: float) -> str:  # the loss itself at that height, not its distance from the lowest
+            return tick(low + max(10 ** y - eps, 0.0))
+
+        return transform, (transform(low), transform(high)), label
 
     def _live_positions(self, trace: PairProgress, profile: CycleFinished | None, live: list[float] | None) -> list[float]:
         """Where the latest step's pivots sit: equally spaced under "equal" spacing, else

@@ -21,7 +21,8 @@ class MSTPane(Pane):
         model = self.model
         view = model.view
         total = "?" if model.pairs_total is None else str(model.pairs_total)
-        lines = [Text(f"minima {len(model.minima) or '?'} · pairs done {len(view.saddles)}/{total}", no_wrap=True)]
+        minima = "?" if model.minima_total is None else str(model.minima_total)  # never the few seen so far
+        lines = [Text(f"minima {minima} · pairs done {len(view.saddles)}/{total}", no_wrap=True)]
         shown = model.shown_pair()
         cycle_steps = [row.steps for row in model.schedule]
         for pair, trace in view.running.items():
@@ -64,7 +65,10 @@ class MSTPane(Pane):
                 mark = "  ◀ attacked" if edge in attacked else ""
                 line = Text(no_wrap=True, overflow="ellipsis")
                 line.append(prefix + ("└─ " if last else "├─ "), style="dim")
-                line.append(f"saddle {saddle:.4f} ", style="bold" if mark else "")
+                if self.model.saddle_at_end(edge):  # no barrier: its highest point is a minimum
+                    line.append(f"no barrier, highest at an end {saddle:.4f} ", style="bold yellow")
+                else:
+                    line.append(f"saddle {saddle:.4f} ", style="bold" if mark else "")
                 line.append(f"─ {minimum(child)}")
                 line.append(mark, style="bold red")
                 out.append(line)

@@ -34,6 +34,45 @@ def optimiser_text(row: CycleRow) -> str:
     return f"{row.optimiser}({args})" if args else row.optimiser
 
 
+def fitted(parts: list[str], width: int) -> list[Text]:
+    """The parts joined by " · ", on as few lines as fit ``width``: a narrow pane (the right
+    column at 120 columns) shows every value whole rather than cutting the last one."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return [Text(line, no_wrap=True, overflow="ellipsis") for line in lines]
+
+
+FULL_ROW = 60  # characters of a cycle row with the optimiser in its own column
+
+
+def cycle_table(runs: list[tuple[int, int, CycleRow]], current: int | None, width: int) -> list[Text]:
+    """The schedule's phases, one row each, the current one marked; narrower than a full row,
+    each phase's optimiser goes on a line of its own under it, so nothing is cut."""
+    wide = width >= FULL_ROW
+    head = (f"  {'cycles':<6} {'steps':>6} {'lr':>8}  {'optimiser':<18} {'ins':<3} {'batch':>5} climb" if wide
+            else f"  {'cycles':<6} {'steps':>5} {'lr':>7} {'ins':<3} {'batch':>5} climb")
+    lines = [Text(head, style="bold", no_wrap=True, overflow="ellipsis")]
+    for first, last, row in runs:
+        here = current is not None and first <= current <= last
+        numbers = f"{first}" if first == last else f"{first}-{last}"
+        batch = "-" if row.batch_size is None else str(row.batch_size)
+        ins, climb = ("yes" if row.insert else "no"), ("yes" if row.climb else "no")
+        mark, style = ("▶" if here else " "), ("reverse" if here else "")
+        if wide:
+            text = (f"{mark} {numbers:<6} {row.steps:>6} {row.lr:>8.2g}  {optimiser_text(row):<18.18} {ins:<3} "
+                    f"{batch:>5} {climb}")
+            lines.append(Text(text, style=style, no_wrap=True, overflow="ellipsis"))
+        else:
+            text = f"{mark} {numbers:<6} {row.steps:>5} {row.lr:>7.2g} {ins:<3} {batch:>5} {climb}"
+            lines.append(Text(text, style=style, no_wrap=True, overflow="ellipsis"))
+            lines.append(Text(f"  {optimiser_text(row)}", style="dim", no_wrap=True, overflow="ellipsis"))
+    return lines
+
+
 class SchedulePane(Pane):
     def __init__(self, model, *, id: str = "schedule") -> None:
         super().__init__(model, title="schedule", id=id)
@@ -45,43 +84,34 @@ class SchedulePane(Pane):
     def draw(self, width: int, height: int) -> Text:
         model = self.model
         trace = model.shown_pair()
-        lines: list[Text] = [self._now_line(), self._eta_line()]
+        lines: list[Text] = [*self._now_lines(width), *self._eta_lines(width)]
         rows = model.schedule
         if not rows:
             lines.append(Text("schedule unknown (no config): cycles show as they start", style="dim"))
             return Text("\n").join(lines)
         current = trace.cycle if trace is not None and not trace.finished else None
-        lines.append(Text(f"  {'cycles':<7} {'steps':>6} {'lr':>8}  {'optimiser':<18} {'ins':<3} {'batch':>5} climb",
-                          style="bold", no_wrap=True, overflow="ellipsis"))
-        for first, last, row in phases(rows):
-            here = current is not None and first <= current <= last
-            numbers = f"{first}" if first == last else f"{first}-{last}"
-            batch = "-" if row.batch_size is None else str(row.batch_size)
-            text = (f"{'▶' if here else ' '} {numbers:<7} {row.steps:>6} {row.lr:>8.2g}  {optimiser_text(row):<18.18} "
-                    f"{'yes' if row.insert else 'no':<3} {batch:>5} {'yes' if row.climb else 'no'}")
-            lines.append(Text(text, style="reverse" if here else "", no_wrap=True, overflow="ellipsis"))
+        lines += cycle_table(phases(rows), current, width)
         used = sum(1 + line.plain.count("\n") for line in lines)
         if height - used >= 5 and width >= 30:
             lines.append(self._lr_plot(rows, width, height - used) if plots_ready() else Text(LOADING, style="dim"))
         return Text("\n").join(lines)
 
-    def _now_line(self) -> Text:
+    def _now_lines(self, width: int) -> list[Text]:
         trace = self.model.shown_pair()
         rate = self.model.rate.rate
-        speed = f" · {rate:.3g} steps/s" if rate else ""
         if trace is None:
-            where = "no cycle yet"
+            where = ["now: no cycle yet"]
         elif trace.finished:
-            where = f"pair {trace.pair} finished"
+            where = [f"now: pair {trace.pair} finished"]
         else:
-            where = f"pair {trace.pair} cycle {trace.cycle}/{trace.cycles} step {trace.step}/{trace.steps}"
-        return Text(f"now: {where}{speed}", no_wrap=True, overflow="ellipsis")
+            where = [f"now: pair {trace.pair} cycle {trace.cycle}/{trace.cycles} step {trace.step}/{trace.steps}"]
+        return fitted([*where, *([f"{rate:.3g} steps/s"] if rate else [])], width)
 
-    def _eta_line(self) -> Text:
+    def _eta_lines(self, width: int) -> list[Text]:
         pair_eta, session_eta = self.model.eta()
         session = f"≤ {clock_text(session_eta)}" if session_eta is not None else "-"
-        return Text(f"elapsed {clock_text(self.elapsed)} · ETA pair {clock_text(pair_eta)} · session {session}",
-                    no_wrap=True, overflow="ellipsis")
+        return fitted([f"elapsed {clock_text(self.elapsed)}", f"ETA pair {clock_text(pair_eta)}", f"session {session}"],
+                      width)
 
     def _lr_plot(self, rows: list[CycleRow], width: int, height: int) -> Text:
         edges = [0.0]
