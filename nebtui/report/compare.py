@@ -14,6 +14,8 @@ from typing import Any
 from nebtui.report.writers import _html_table, _md_table, _number, csv_text, json_text, method_facts
 
 FIGURE = "compare-profiles.png"
+CAPTION = ("Train loss along every pair in the MST of any session compared (each panel's title names the sessions "
+           "whose MST holds the pair): every method's path and the two straight lines.")
 PAIR_HEADER = ["pair", "method", "MST", "saddle train loss", "largest test error %", "gradient evaluations", "seconds"]
 MEAN_HEADER = ["method", "pairs", "mean saddle train loss", "mean largest test error %", "gradient evaluations",
                "seconds"]
@@ -79,8 +81,7 @@ def markdown(document: dict[str, Any], folder: str = "figures") -> str:
     lines += [f"- {fact}" for fact in facts(document)] + [""]
     lines += ["## Means", "", _md_table(MEAN_HEADER, mean_rows(document)), ""]
     lines += ["## Pairs", "", _md_table(PAIR_HEADER, pair_rows(document)), ""]
-    caption = "Train loss along each MST pair: every method's path and the two straight lines."
-    lines += ["## Figure", "", f"![{caption}]({folder}/{FIGURE})", "", f"*{caption}*", ""]
+    lines += ["## Figure", "", f"![{CAPTION}]({folder}/{FIGURE})", "", f"*{CAPTION}*", ""]
     return "\n".join(lines)
 
 
@@ -97,8 +98,7 @@ def html_text(document: dict[str, Any], png: bytes) -> str:
         "<h2>Means</h2>", _html_table(MEAN_HEADER, mean_rows(document)),
         "<h2>Pairs</h2>", _html_table(PAIR_HEADER, pair_rows(document)),
         f'<h2>Figure</h2><figure><img alt="{FIGURE}" src="data:image/png;base64,{data}">'
-        "<figcaption>Train loss along each MST pair: every method's path and the two straight lines."
-        "</figcaption></figure>",
+        f"<figcaption>{e(CAPTION)}</figcaption></figure>",
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"

@@ -15,6 +15,8 @@ matplotlib.use("Agg")
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from nebtui.report.writers import hessian_methods  # noqa: E402
+
 DPI = 110
 
 
@@ -251,15 +253,16 @@ def all_figures(report: Any) -> dict[str, tuple[str, bytes]]:
             "Training loss of each minimum and the step where it first falls below the mean MST saddle energy "
             "(cf. the paper's Fig. 7).", first_passage_figure(document, report.curves, report.curve_every))
     if document["hessian"] is not None:
-        figures["hessian.png"] = ("Hessian extreme eigenvalues (Lanczos on Hessian-vector products) and the "
+        figures["hessian.png"] = (f"Hessian extreme eigenvalues, {hessian_methods(document)}, and the "
                                   "curvature along each MST path's tangent.", hessian_figure(document))
     return figures
 
 
 
 def comparison_figure(document: dict[str, Any]) -> bytes:
-    """Train loss along each MST pair (of any session compared): every method's path
-    and the two straight lines, one panel per pair."""
+    """Train loss along each pair in the MST of any session compared, one panel per pair
+    titled with the sessions whose MST holds it: every method's path and the two
+    straight lines."""
     rows = {(p["a"], p["b"]): p for p in document["pairs"]}
     pairs = [tuple(pair) for pair in document["mst_pairs"] if tuple(pair) in rows]
     columns = min(3, max(1, len(pairs)))
@@ -280,7 +283,8 @@ def comparison_figure(document: dict[str, Any]) -> bytes:
         for method in row["methods"]:
             axes.plot(method["profile"]["positions"], method["profile"]["losses"], linewidth=1.6,
                       color=colours(order.index(method["label"]) % 10), label=method["label"])
-        axes.set_title(f"pair {pair[0]} - {pair[1]}")
+        holders = ", ".join(m["label"] for m in row["methods"] if m["in_mst"])
+        axes.set_title(f"pair {pair[0]} - {pair[1]} (in the MST of {holders})", fontsize=9)
         axes.set_xlabel("position along the path (fraction of arc length)")
         axes.set_ylabel(word)
         losses = [v for m in row["methods"] for v in m["profile"]["losses"]]

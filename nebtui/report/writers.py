@@ -153,14 +153,31 @@ def _facts(document: dict[str, Any]) -> list[str]:
     facts = [
         f"Session {s['id']} ({s['lifecycle']}): {s['problem']}, {s['parameters']} parameters, "
         f"schedule {s['schedule']} ({s['cycles']} cycles), {s['pairs_finished']} finished paths.",
-        f"Means over {t['minima']} minima and {t['saddles']} MST saddles; train and test {word} on the full sets"
-        + (", BatchNorm statistics recalibrated at every point." if s["bn_recalibrated"] else "."),
+        f"Means over {t['minima']} minima and {t['saddles']} MST saddles; "
+        + ("the surface's energy at each point." if s["kind"] == "surface" else
+           f"train and test {word} on the full sets"
+           + (", BatchNorm statistics recalibrated at every point." if s["bn_recalibrated"] else ".")),
+        *_at_end_facts(document),
         f"Devices: {', '.join(timing['devices']) or 'unknown'}; "
         + (f"{timing['seconds']:.1f} s from the first to the last logged event." if timing["seconds"] is not None else ""),
     ]
     facts += method_facts(s)
     if s["lifecycle"] != "finished":
         facts.append("The session has not finished: this reports the paths finished so far.")
+    return facts
+
+
+def _at_end_facts(document: dict[str, Any]) -> list[str]:
+    """One sentence per path whose highest point is one of its minima: no barrier there,
+    and none in Table 1."""
+    from sessions.view import at_end_note
+
+    facts = []
+    for p in document["paths"]:
+        end = p["saddle"].get("at_end")
+        if end is not None:
+            table = " Table 1 leaves it out of the saddles." if p["in_mst"] else ""
+            facts.append(f"Path {p['a']} - {p['b']}: {at_end_note(end)}.{table}")
     return facts
 
 
@@ -193,10 +210,21 @@ def _line_saddle(line: dict[str, Any] | None) -> str:
     return "-" if line is None else _number(line["saddle"], 4)
 
 
+def _saddle_train(path: dict[str, Any]) -> str:
+    """The saddle's train loss; "at an end" when the path peaks at one of its minima."""
+    text = _number(path["saddle"]["train"]["loss"], 4)
+    end = path["saddle"].get("at_end")
+    return text if end is None else f"{text} (at an end: minimum {end})"
+
+
 def _path_rows(document: dict[str, Any]) -> list[list[str]]:
+    """The Paths table's rows. The straight line between the path's own ends is a column
+    of its own only when the session aligned its minima: otherwise those ends are the
+    files' minima, and it is the straight line (files) again."""
+    aligned = document["session"]["align"]
     return [
-        [f"{p['a']} - {p['b']}", "yes" if p["in_mst"] else "", str(p["pivots"]),
-         _number(p["saddle"]["train"]["loss"], 4), _number(p["linear_saddle"]["train"]["loss"], 4),
+        [f"{p['a']} - {p['b']}", "yes" if p["in_mst"] else "", str(p["pivots"]), _saddle_train(p),
+         *([_number(p["linear_saddle"]["train"]["loss"], 4)] if aligned else []),
          _line_saddle(p["lines"]["straight"]), _line_saddle(p["lines"]["aligned"]),
          _number(p["saddle"]["test"]["loss"], 4) if p["saddle"]["test"] else "-",
          _number(p["saddle"]["test"]["error"], percent=True) if p["saddle"]["test"] else "-",
@@ -207,9 +235,23 @@ def _path_rows(document: dict[str, Any]) -> list[list[str]]:
     ]
 
 
-PATH_HEADER = ["pair", "MST", "pivots", "saddle train", "linear saddle train", "straight line (files) saddle train",
-               "aligned straight line saddle train", "saddle test", "saddle test error %", "largest test error %",
-               "gradient evaluations", "seconds"]
+def path_header(document: dict[str, Any]) -> list[str]:
+    """The Paths table's columns (see `_path_rows`)."""
+    ends = ["straight line (aligned ends) saddle train"] if document["session"]["align"] else []
+    return ["pair", "MST", "pivots", "saddle train", *ends, "straight line (files) saddle train",
+            "straight line (b matched to a) saddle train", "saddle test", "saddle test error %",
+            "largest test error %", "gradient evaluations", "seconds"]
+
+
+def paths_note(document: dict[str, Any]) -> str | None:
+    """Why a path's largest test error is "-": the test set is evaluated all along the
+    MST's paths only (the others keep their saddle's test numbers)."""
+    untested = [p for p in document["paths"] if p["profile"]["test"] is None and not p["in_mst"]]
+    if not untested or document["session"]["kind"] == "surface":
+        return None
+    pairs = ", ".join(f"{p['a']} - {p['b']}" for p in untested)
+    return (f"Largest test error %: evaluated along the MST's paths only; {pairs} "
+            f"{'is' if len(untested) == 1 else 'are'} outside the MST, so it is '-' there.")
 ENSEMBLE_HEADER = ["pair", "members", "path ensemble %", "minimum a %", "minimum b %", "two-model ensemble %"]
 HESSIAN_HEADER = ["point", "largest", "smallest", "negative", "near zero", "method"]
 
@@ -236,15 +278,27 @@ def _hessian_note(document: dict[str, Any]) -> str:
         return "No Hessian (asked with --hessian-k 0)."
     batch = h["batch"]
     where = f" on a fixed batch of {batch['samples']} training samples" if batch["samples"] else ""
-    return (f"Hessian{where}: the {h['k']} largest and smallest eigenvalues (more with --hessian-k; the whole "
-            f"spectrum up to --hessian-dense-limit parameters, Lanczos beyond). Near zero: {h['near_zero_rule']}.")
+    return (f"Hessian{where}: the {h['k']} largest and smallest eigenvalues (more with --hessian-k), "
+            f"{hessian_methods(document)}. Near zero: {h['near_zero_rule']}.")
+
+
+HESSIAN_METHODS = {"dense": "from the whole spectrum (dense)", "lanczos": "by Lanczos on Hessian-vector products"}
+
+
+def hessian_methods(document: dict[str, Any]) -> str:
+    """How the eigenvalues were computed, as the Hessian table's method column says:
+    dense up to --hessian-dense-limit parameters, Lanczos beyond."""
+    used = sorted({h["method"] for h in document["hessian"]["points"]})
+    return " and ".join(HESSIAN_METHODS.get(m, m) for m in used) or "none computed"
 
 
 def markdown(document: dict[str, Any], figures: dict[str, tuple[str, bytes]], folder: str = "figures") -> str:
     lines = [f"# nebtui report: {_label(document)}", ""]
     lines += [f"- {fact}" for fact in _facts(document)] + [""]
     lines += ["## Table 1", "", _md_table(["", *TABLE1_HEADER], [[_label(document), *table1_cells(document)]]), ""]
-    lines += ["## Paths", "", _md_table(PATH_HEADER, _path_rows(document)), ""]
+    lines += ["## Paths", "", _md_table(path_header(document), _path_rows(document)), ""]
+    note = paths_note(document)
+    lines += [note, ""] if note else []
     if document["ensembles"]:
         lines += ["## Path ensembles (test accuracy)", "", _md_table(ENSEMBLE_HEADER, _ensemble_rows(document)), ""]
     lines += ["## Curvature", "", _hessian_note(document), ""]
@@ -283,8 +337,10 @@ def html_text(document: dict[str, Any], figures: dict[str, tuple[str, bytes]]) -
         "<tr><th></th><th>minima</th><th>saddles</th><th>factor</th><th>minima</th><th>saddles</th>"
         "<th>minima</th><th>saddles</th><th>difference</th></tr>",
         f"<tr><td>{e(_label(document))}</td>{t1}</tr></table>",
-        "<h2>Paths</h2>", _html_table(PATH_HEADER, _path_rows(document)),
+        "<h2>Paths</h2>", _html_table(path_header(document), _path_rows(document)),
     ]
+    note = paths_note(document)
+    parts += [f"<p>{e(note)}</p>"] if note else []
     if document["ensembles"]:
         parts += ["<h2>Path ensembles (test accuracy)</h2>", _html_table(ENSEMBLE_HEADER, _ensemble_rows(document))]
     parts += ["<h2>Curvature</h2>", f"<p>{e(_hessian_note(document))}</p>"]

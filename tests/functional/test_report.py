@@ -281,3 +281,29 @@ def test_the_mst_saddles_are_written_as_networks_that_score_what_the_report_says
 
     surface = in_process("report", "mb", "--format", "weights", "--out", str(tmp_path / "mb"), home=home)
     assert surface.returncode == 0 and "explores a surface, not networks" in surface.stderr
+
+
+def test_the_report_says_what_was_computed_and_for_which_pairs(reports):
+    mb, dg = ((reports[s] / "report.md").read_text() for s in ("mb", "dg"))
+    header = next(line for line in mb.splitlines() if line.startswith("| pair |"))
+    assert "linear saddle train" not in header and header.count("straight line (files) saddle train") == 1
+    assert "the surface's energy at each point" in mb and "full sets" not in mb  # a surface has no data
+    assert "*Hessian extreme eigenvalues, from the whole spectrum (dense), and the curvature" in mb
+    assert "Lanczos" not in mb
+    assert "*Hessian extreme eigenvalues, by Lanczos on Hessian-vector products, and the curvature" in dg
+    [outside] = [p for p in document(reports, "dg")["paths"] if not p["in_mst"]]
+    assert (f"Largest test error %: evaluated along the MST's paths only; {outside['a']} - {outside['b']} is "
+            "outside the MST, so it is '-' there.") in dg
+
+
+def test_the_comparison_figure_says_whose_mst_it_shows(home, tmp_path):
+    compared = tmp_path / "home"
+    copy_session(home / "mb", compared, "mb")
+    again = copy_session(home / "mb", compared, "again")  # the same session under another name
+    info = json.loads((again / "session.json").read_text())
+    (again / "session.json").write_text(json.dumps({**info, "id": "again"}))
+    out = tmp_path / "comparison"
+    done = in_process("report", "mb", "again", "--format", "md", "--out", str(out), home=compared)
+    assert done.returncode == 0, done.stderr
+    assert ("Train loss along every pair in the MST of any session compared (each panel's title names the "
+            "sessions whose MST holds the pair)") in (out / "comparison.md").read_text()
