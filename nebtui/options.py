@@ -58,7 +58,8 @@ class RunOptions:
     stop: Annotated[str, typer.Option(
         help="When the exploration ends: all-pairs (a path for every pair, the paper's rule), tolerance=VALUE "
              "(the MST's saddle energies within VALUE of each other), relative=VALUE (within VALUE times the "
-             "largest), or max-pairs=N.")] = "all-pairs"
+             "largest), or max-pairs=N. No rule ends before the first spanning tree connects every minimum "
+             "(max-pairs below it is overrun, and the end says so).")] = "all-pairs"
     workers: Annotated[str, typer.Option(
         help="CPU worker processes, each with its share of the cores: a number, or auto (one per core). "
              "With GPUs there is one worker per GPU.")] = "1"
