@@ -204,7 +204,8 @@ def resume(
     session_id: SessionId,
     detach: Annotated[bool, typer.Option("--detach", help="Return at once instead of following.")] = False,
 ) -> None:
-    """Resume a paused session, or restart the runner of one whose runner is gone."""
+    """Resume a paused session, or restart the runner of one whose runner is gone; either way
+    follow it to its end (Ctrl-C detaches), unless --detach."""
     from nebtui.launch import finish_following
     from sessions.folder import SessionError
     from sessions.spawn import start_runner
@@ -216,7 +217,9 @@ def resume(
         fail(f"session {session_id} is finished: nothing to resume (see nebtui sessions show {session_id})")
     if pid is not None:
         reply = _control(session_id, "resume")
-        print(f"session {session_id}: {reply['detail']}")
+        print(f"session {session_id}: {reply['detail']}", flush=True)
+        if not detach:  # as for a session whose runner is restarted: one behaviour
+            finish_following(folder, ProgressPrinter(sys.stdout), as_json=False)
         return
     try:
         pid = start_runner(folder)

@@ -301,18 +301,25 @@ def test_pause_resume_stop_and_resume_round_trip(nebtui_home, mb_session):
     assert_one_clear_line(done, f"session ctl is being run by pid {pid}")
     assert runner_pid(home, "ctl") == pid
 
-    done = in_process("sessions", "resume", "ctl")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "session ctl: resumed"
-    wait_until(lambda: [e for e in events(home, "ctl")[paused_at:] if e["kind"] == "step_energies"], 30,
-               "steps after resume")
-    assert show(home, "ctl")["status"] == "running"
-    done = in_process("sessions", "resume", "ctl", "--detach")
-    assert_one_clear_line(done, "session ctl (running): resume refused: not paused")
+    # resume follows the paused session, as it follows a stopped one it restarts
+    following = subprocess.Popen([NEBTUI_SCRIPT, "sessions", "resume", "ctl"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env={**os.environ, "NEBTUI_HOME": str(home)})
+    try:
+        assert following.stdout.readline().strip() == "session ctl: resumed"
+        wait_until(lambda: [e for e in events(home, "ctl")[paused_at:] if e["kind"] == "step_energies"], 30,
+                   "steps after resume")
+        assert show(home, "ctl")["status"] == "running"
+        done = in_process("sessions", "resume", "ctl", "--detach")
+        assert_one_clear_line(done, "session ctl (running): resume refused: not paused")
 
-    done = in_process("sessions", "stop", "ctl")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "session ctl: stopping at the next step boundary"
+        done = in_process("sessions", "stop", "ctl")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "session ctl: stopping at the next step boundary"
+        followed, _ = following.communicate(timeout=60)
+    finally:
+        following.kill()
+    assert following.returncode == 0
+    assert followed.rstrip().endswith("session ctl stopped: continue it with nebtui sessions resume ctl")
     log = wait_ended(home, "ctl", 30)
     assert log[-1]["kind"] == "session_stopped"
     assert [e["reason"] for e in log if e["kind"] == "checkpoint_written"][-1] == "stop"
