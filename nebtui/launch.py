@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -33,8 +34,8 @@ def schedule_for(run: RunOptions, *, surface: bool, printer: ProgressPrinter, mo
             printer.note(f"lr scaled by {factor:g} to suit this surface (gradients in the hundreds)")
         if model is not None and spec in ("paper", "reference"):
             chosen = chosen.for_architecture(model)
-        if scale != 1.0:
-            chosen = chosen.scaled(scale)
+        if scale != 1.0:  # named so: the config, sessions show and reports say what really runs
+            chosen = dataclasses.replace(chosen.scaled(scale), name=f"{chosen.name} x{scale:g}")
         if run.climb:
             chosen = chosen.with_climbing()
     except ScheduleError as error:

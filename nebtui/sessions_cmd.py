@@ -118,8 +118,8 @@ def show(session_id: SessionId, as_json: AsJson = False) -> None:
         if row["damaged"]:
             raise typer.Exit(1)
         return
-    for key in ("id", "status", "stopped_because", "pid", "created", "problem", "method", "align", "minima",
-                "devices", "error"):
+    for key in ("id", "status", "stopped_because", "pid", "created", "problem", "method", "schedule", "align",
+                "minima", "devices", "error"):
         if row[key] not in (None, []):
             print(f"{key:<10} {row[key]}")
     for w in row.get("workers", []):

@@ -313,6 +313,7 @@ def summary(folder: SessionFolder, view: SessionView | None = None) -> dict[str,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(folder.created)),
         "problem": problem.get("surface") or problem.get("model"),
         "method": config.get("method", "autoneb"),
+        "schedule": _schedule_name(config.get("schedule")),
         "align": config.get("align", False),
         "minima": minima,
         "pairs_done": len(view.saddles),
@@ -359,3 +360,9 @@ def damaged_summary(folder: SessionFolder, problem: str) -> dict[str, Any]:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(folder.created)),
         "pairs_done": 0, "pairs_total": 0, "running": [], "paths": [], "mst": [],
     }
+
+
+def _schedule_name(schedule: Any) -> str | None:
+    """The schedule's name as the config holds it ("paper x0.05": the paper's at 5 % of its steps)."""
+    name = schedule.get("name") if isinstance(schedule, dict) else None
+    return name if isinstance(name, str) else None
