@@ -422,7 +422,7 @@ class Connection:
             # (its NEB.apply), so the band it ends a cycle with is the optimiser's, not
             # re-spaced; nebtui's default re-spaces after the optimiser step. The two
             # differ by about 1e-4 relative in the pivots and not in the insertions
-            # (paper/NOTES.md section 6). The climbing image, which that code does not
+            # (measured against the authors' public code). The climbing image, which that code does not
             # have, is the previous step's.
             self._respace(self._last_climber)
         losses, grads = self.energy(pivots, generator=self.generator, batch_size=cycle.batch_size)

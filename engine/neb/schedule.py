@@ -354,7 +354,7 @@ class Schedule:
         return replace(self, cycles=tuple(c.changed(**changes) for c in self.cycles))
 
     def for_architecture(self, model: str) -> Schedule:
-        """The paper's per-architecture minibatch per pivot (NOTES section 5): 512 for
+        """The paper's per-architecture minibatch per pivot (its sections 4.1-4.2): 512 for
         ResNet-20/32, 256 for ResNet-44/56, 64 for the DenseNets; others unchanged."""
         batch = PAPER_BATCH_SIZES.get(model)
         return self if batch is None else self.replace_cycles(batch_size=batch)

@@ -1,6 +1,6 @@
 """Training a minimum: minibatch SGD on in-memory data, following a recipe.
 
-Recipes (NOTES.md section 5):
+Recipes (the papers the paper follows, its section 4):
 - ``he2016`` for the CIFAR ResNets: SGD, momentum 0.9, weight decay 1e-4, batch
   128, lr 0.1 divided by 10 at 32k and 48k of 64k iterations;
 - ``huang2017`` for the DenseNets: batch 64, 300 epochs, lr 0.1 divided by 10 at
