@@ -176,12 +176,6 @@ def _first_layer_misfit(model: Any, inputs: Any) -> str | None:
     return None
 
 
-def check_model_spec(problem: Problem) -> None:
-    """Fail early, in the CLI, on a model or data spec that cannot work."""
-    parse_data(problem.data)
-    build_model(problem)
-
-
 def _images(problem: Problem) -> bool:
     from engine.networks.models import INPUTS
 

@@ -387,7 +387,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
         row["seconds"] = row["cost"]["seconds"] = span["seconds"] if span else None
 
     # Table 1
-    def mean_of(split: str, what: str, rows: list[dict[str, Any] | None]) -> float | None:
+    def mean_of(what: str, rows: list[dict[str, Any] | None]) -> float | None:
         return _mean([None if m is None else m[what] for m in rows])
 
     # a pair whose path peaks at one of its minima has no barrier: Table 1 claims none for it
@@ -395,14 +395,14 @@ def collect(folder: Any, options: ReportOptions) -> Report:
     claimed = [(a, b) for a, b, _ in mst if (a, b) not in at_end]
     saddle_train = [saddle_metrics[pair][0] for pair in claimed]
     saddle_test = [saddle_metrics[pair][1] for pair in claimed]
-    train_min, train_saddle = mean_of("train", "loss", minima_train), mean_of("train", "loss", saddle_train)
-    test_err_min, test_err_saddle = mean_of("test", "error", minima_test), mean_of("test", "error", saddle_test)
+    train_min, train_saddle = mean_of("loss", minima_train), mean_of("loss", saddle_train)
+    test_err_min, test_err_saddle = mean_of("error", minima_test), mean_of("error", saddle_test)
     table = {
         "train_loss_minima": train_min,
         "train_loss_saddles": train_saddle,
         "factor": train_saddle / train_min if train_min and train_saddle is not None and train_min > 0 else None,
-        "test_loss_minima": mean_of("test", "loss", minima_test),
-        "test_loss_saddles": mean_of("test", "loss", saddle_test),
+        "test_loss_minima": mean_of("loss", minima_test),
+        "test_loss_saddles": mean_of("loss", saddle_test),
         "test_error_minima": test_err_min,
         "test_error_saddles": test_err_saddle,
         "test_error_difference": (
