@@ -32,7 +32,7 @@ def follow(folder: SessionFolder, printer: ProgressPrinter, poll: float = 0.1) -
         def catch_up() -> None:
             for entry in reader.poll():
                 view.apply(entry)
-                printer(entry.event)
+                printer(entry.event, view)
 
         last_check = 0.0
         while True:

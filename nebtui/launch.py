@@ -12,7 +12,7 @@ from typing import Any
 from nebtui.failure import fail
 from nebtui.follow import follow, read_result
 from nebtui.options import RunOptions
-from nebtui.progress import ProgressPrinter
+from nebtui.progress import ProgressPrinter, estimate_text
 
 
 def schedule_for(run: RunOptions, *, surface: bool, printer: ProgressPrinter, model: str | None = None,
@@ -107,6 +107,9 @@ def run_session(config: Any, manifest: list[dict[str, Any]], run: RunOptions, *,
     from sessions.home import data_home
     from sessions.spawn import start_runner
 
+    if run.estimate:
+        print_estimate(config, printer, as_json=run.as_json)
+        return
     try:
         home = data_home()
         folder = SessionFolder.create(home, run.session or unique_name(home, hint), config.to_dict(), manifest)
@@ -125,6 +128,37 @@ def run_session(config: Any, manifest: list[dict[str, Any]], run: RunOptions, *,
         return
     accepted(folder)
     finish_following(folder, printer, as_json=run.as_json)
+
+
+def print_estimate(config: Any, printer: ProgressPrinter, *, as_json: bool) -> None:
+    """What the session of ``config`` would cost, timed here as its runner would time it
+    (the problem built on its first device, at a worker's share of the cores); nothing
+    is written."""
+    from engine.curves.runs import method_schedule
+    from engine.neb.schedule import schedule_from_dict
+    from sessions.devices import cpu_share, resolve_devices, surely_cpu
+    from sessions.folder import SessionError
+    from sessions.problem import build
+    from sessions.timing import estimate_session
+
+    try:
+        devices = ["cpu"] if surely_cpu(config.device) else resolve_devices(config.device)
+        device = devices[0]
+        workers = config.workers if device == "cpu" else len(devices)
+        threads = cpu_share(config.workers) if device == "cpu" else None
+        built = build(config, device, threads)
+        schedule = method_schedule(config.method, schedule_from_dict(config.schedule))
+        event = estimate_session(config, built, schedule, device=device, threads=threads, workers=workers)
+    except SessionError as error:
+        fail(str(error))
+    if as_json:
+        print(json.dumps(event.to_dict() if event is not None else None))
+    elif event is None:
+        printer.line("estimate: no pair to connect")
+    else:
+        printer.line(f"estimate: {estimate_text(event)}")
+        if config.cluster != "local":
+            printer.note("timed on this machine: the cluster's nodes may be faster or slower")
 
 
 def table1_row(folder: Any) -> dict[str, Any] | None:

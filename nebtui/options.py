@@ -51,6 +51,9 @@ class RunOptions:
     detach: Annotated[bool, typer.Option("--detach", help="Start the session and return at once.")] = False
     headless: Annotated[bool, typer.Option("--headless", help="Plain progress lines instead of the app.")] = False
     as_json: Annotated[bool, typer.Option("--json", help="Print only the final result, as one JSON object.")] = False
+    estimate: Annotated[bool, typer.Option(
+        "--estimate", help="Time a few steps of the problem, print what the session would cost on this device "
+                           "and worker count, and exit without running it (--json: as one JSON object).")] = False
     climb: Annotated[bool, typer.Option("--climb", help="Climbing image in the final phase of the schedule.")] = False
     scale: Annotated[float, typer.Option(help="Multiply every cycle's steps by this factor.")] = 1.0
     star: Annotated[bool, typer.Option(

@@ -20,6 +20,7 @@ from sessions.lifecycle import (
     CheckpointFailed,
     ControlReceived,
     RunnerStarted,
+    SessionEstimated,
     SessionFailed,
     SessionFinished,
     SessionPaused,
@@ -27,7 +28,7 @@ from sessions.lifecycle import (
     SessionStopped,
     WorkerDied,
 )
-from sessions.view import AT_END_MEANING, at_end_note, end_at_saddle
+from sessions.view import AT_END_MEANING, SessionView, at_end_note, end_at_saddle
 
 
 def clock_text(seconds: float | None) -> str:
@@ -38,6 +39,29 @@ def clock_text(seconds: float | None) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def span_text(low: float, high: float) -> str:
+    """A time range as clock text: one time when both ends read the same."""
+    low_text, high_text = clock_text(low), clock_text(high)
+    return low_text if low_text == high_text else f"{low_text} to {high_text}"
+
+
+def duration_text(seconds: float) -> str:
+    """A short measured duration: milliseconds below a second."""
+    return f"{1000 * seconds:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
+
+
+def estimate_text(estimate: SessionEstimated) -> str:
+    """What the session's rest will cost, as its runner estimated it before the first pair."""
+    fewest, most = estimate.pairs
+    pairs = f"{fewest} pair{'s' * (fewest != 1)}" if fewest == most else f"{fewest} to {most} pairs"
+    workers = f"{estimate.workers} worker{'s' * (estimate.workers != 1)} on {estimate.device}"
+    if estimate.threads is not None:
+        workers += f" ({estimate.threads} thread{'s' * (estimate.threads != 1)} each)"
+    return (f"{pairs} left, {span_text(*estimate.pair_seconds)} a pair, {workers}: "
+            f"{span_text(*estimate.seconds)} in all (timed: a step on {estimate.step_points} points "
+            f"{duration_text(estimate.step_seconds)}, one point's evaluation {duration_text(estimate.point_seconds)})")
 
 
 FINISHED_BECAUSE = {  # a landscape's finished reason: what the stop rule saw
@@ -105,6 +129,8 @@ def describe(event: Event) -> str | None:
             return f"session stopped after {done} pairs" + (f": {reason} ({detail})" if reason else "")
         case SessionFailed(message=message):
             return f"session FAILED: {message}"
+        case SessionEstimated() as e:
+            return f"estimate: {estimate_text(e)}; refined as pairs finish"
         case SessionFinished(reason=reason, pairs_done=done):
             return f"session finished ({reason.replace('_', ' ')}), {done} pairs"
         case UnknownEvent(problem=problem) if problem:
@@ -126,10 +152,17 @@ class ProgressPrinter:
     def note(self, text: str) -> None:
         self.line(f"note: {text}")
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Event, view: SessionView | None = None) -> None:
+        """The event's line; a pair's cycle or end also says the session's ETA from ``view``
+        (the events so far, this one included), once its runner has made an estimate."""
         text = describe(event)
-        if text is not None:
-            self.line(text)
+        if text is None:
+            return
+        if view is not None and isinstance(event, (CycleFinished, ConnectionFinished)):
+            eta = view.eta()
+            if eta is not None:
+                text += f" · session ETA {span_text(*eta)}"
+        self.line(text)
 
     def summary(self, result: dict[str, Any]) -> None:
         """The final result (results/result.json) as a short table."""

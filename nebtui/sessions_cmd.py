@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from nebtui.failure import fail
-from nebtui.progress import ProgressPrinter, clock_text
+from nebtui.progress import ProgressPrinter, clock_text, estimate_text, span_text
 
 app = typer.Typer(help="Sessions under the data home (NEBTUI_HOME).", rich_markup_mode=None)
 
@@ -106,7 +106,9 @@ def list_(as_json: AsJson = False) -> None:
 @app.command()
 def show(session_id: SessionId, as_json: AsJson = False) -> None:
     """One session: status, progress and the results so far."""
+    from engine.events import event_from_dict
     from sessions.folder import SessionError
+    from sessions.lifecycle import SessionEstimated
     from sessions.view import summary
 
     try:
@@ -126,6 +128,12 @@ def show(session_id: SessionId, as_json: AsJson = False) -> None:
         print(f"{'worker':<10} {w['worker']}: {w['device']}" + (f" on {w['node']}" if w["node"] else "")
               + f" (pid {w['pid']})")
     print(f"{'pairs':<10} {row['pairs_done']} done of at most {row['pairs_total']}")
+    if row["estimate"] is not None:
+        estimate = event_from_dict(row["estimate"])
+        if isinstance(estimate, SessionEstimated):
+            print(f"{'estimate':<10} at the runner's start, {estimate.done} pairs done: {estimate_text(estimate)}")
+    if row["eta_seconds"] is not None:
+        print(f"{'ETA':<10} {span_text(*row['eta_seconds'])} (refined as pairs finish)")
     for c in row["running"]:
         eta = f", ETA {clock_text(c['eta_seconds'])}" if c["eta_seconds"] is not None else ""
         print(f"{'running':<10} pair {tuple(c['pair'])}: cycle {c['cycle']}/{c['cycles']}, step {c['step']}/{c['steps']}, "

@@ -77,3 +77,9 @@ def resolve_device(spec: str) -> str:
         raise SessionError(f"device {spec!r} names {len(devices)} GPUs, this command uses one: give cuda:N "
                            "(run one command per GPU)")
     return devices[0]
+
+
+def cpu_share(workers: int) -> int:
+    """Torch threads of each of ``workers`` CPU workers on this machine: its share of
+    the cores this process may use, at least one."""
+    return max(1, len(os.sched_getaffinity(0)) // max(1, workers))

@@ -92,13 +92,34 @@ class SessionFailed(Event):
     message: str
 
 
+@dataclass(frozen=True)
+class SessionEstimated(Event):
+    """What the rest of the session will cost, before its runner starts a pair: from a
+    few timed steps of the real problem (engine.estimate) on ``device``, the schedule's
+    steps and evaluations, and the pairs the stop rule leaves (ranges: low, high)."""
+
+    device: str  # where the steps were timed
+    workers: int  # pairs run side by side
+    threads: int | None  # torch threads of the timed steps (the CPU), as each worker has
+    step_points: int  # a timed gradient step: on this many points (pivots, or a curve's points)
+    step_seconds: float
+    point_seconds: float  # one point's evaluation on the evaluation set
+    pair_seconds: list[float]  # one pair's run: low, high
+    pairs: list[int]  # pairs left: fewest, most
+    seconds: list[float]  # the rest of the session: low, high
+    done: int  # pairs finished when it was made
+    cycle_steps: list[int]  # steps of each cycle of one restart (a curve: of each evaluation interval)
+    restarts: int = 1
+
+
 STARTUP_PHASES = {  # phase -> what the runner is doing, in words (in the order they come)
     "runner": "starting the runner and its workers",
     "minima": "loading and hashing the minima",
     "evaluating": "evaluating the minima",
+    "timing": "timing a few steps for the estimate",
     "first cycle": "starting the first cycle",
 }
-CHECKED_PHASES = ("evaluating", "first cycle")  # the problem was accepted: its model, data and minima are sound
+CHECKED_PHASES = ("evaluating", "timing", "first cycle")  # the problem was accepted: its model, data and minima are sound
 
 
 @dataclass(frozen=True)

@@ -221,7 +221,9 @@ def load_data(problem: Problem, device: str, download: bool = False) -> dict[str
     }
 
 
-def build(config: SessionConfig, device: str = "cpu") -> Built:
+def build(config: SessionConfig, device: str = "cpu", threads: int | None = None) -> Built:
+    """The session's energy on ``device`` (at most ``threads`` torch threads in its steps on
+    the CPU; None: torch's count now) and its minima."""
     problem = config.problem
     if problem.kind == "surface":
         from engine.energy.surfaces import SURFACES
@@ -251,7 +253,7 @@ def build(config: SessionConfig, device: str = "cpu") -> Built:
     energy = NetworkEnergy(
         model, train_x, train_y, problem.loss, strategy=config.strategy, device=device,
         prepare=data["prepare"], augment=data["augment"],
-        precision=config.precision, channels_last=config.channels_last, compile=config.compile,
+        precision=config.precision, channels_last=config.channels_last, compile=config.compile, threads=threads,
     )
     # The minima stay on the CPU, like every state that travels between processes
     # and every path result: runner, reports and workers never mix devices.

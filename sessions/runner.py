@@ -53,7 +53,7 @@ from sessions import lifecycle as session_events
 from sessions.atomic import write_atomic
 from sessions.config import runnable_config
 from sessions.control import EXPIRED, ControlServer, expired
-from sessions.devices import resolve_devices, surely_cpu
+from sessions.devices import cpu_share, resolve_devices, surely_cpu
 from sessions.eventlog import EventLogWriter
 from sessions.folder import SessionError, SessionFolder
 from sessions.lock import LockedError, RunnerLock
@@ -178,11 +178,15 @@ class Runner:
             minima = len(self.config.problem.minima)
             self.emit(session_events.StartupPhaseStarted(
                 phase="minima", detail=f"{minima} files" if minima else self.config.problem.surface or ""))
-            built = build(self.config, devices[0] if devices[0].startswith("cuda") else "cpu")
+            device = devices[0] if devices[0].startswith("cuda") else "cpu"
+            # Its steps at a worker's share of the cores: the estimate times them so.
+            threads = cpu_share(self.config.workers) if device == "cpu" else None
+            built = build(self.config, device, threads)
             self.energy = built.energy
             self.emit(session_events.StartupPhaseStarted(phase="evaluating", detail=f"{len(built.names)} minima"))
             resumed = self._load_or_start(built)
             control = ControlServer(self.folder.control_socket_path, self._on_command).start()
+            self._estimate(built, device, threads)
             self.emit(
                 session_events.RunnerStarted(
                     pid=os.getpid(), devices=devices, resumed=resumed, pairs_done=len(self.exploration.paths)
@@ -213,6 +217,23 @@ class Runner:
             self.log.close()
             (self.folder.path / RESERVE_FILE).unlink(missing_ok=True)  # held only while a runner runs
             lock.release()
+
+    def _estimate(self, built: Any, device: str, threads: int | None) -> None:
+        """Time a few steps of the problem and say what the pairs left will cost
+        (SessionEstimated), before the first pair starts. A failure to time is said in
+        runner.log and costs the session nothing else."""
+        from sessions.timing import estimate_session
+
+        self.emit(session_events.StartupPhaseStarted(phase="timing"))
+        try:
+            event = estimate_session(self.config, built, self.schedule, device=device, threads=threads,
+                                     workers=len(self.pool.devices), done=len(self.exploration.paths))
+        except Exception:  # noqa: BLE001 - the run itself will say what is wrong, if anything is
+            say("no estimate: timing the first steps failed")
+            traceback.print_exc()
+            return
+        if event is not None:
+            self.emit(event)
 
     def _fail(self, message: str) -> None:
         self.status = "failed"

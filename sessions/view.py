@@ -4,6 +4,7 @@ last wrote). Imports no torch: the CLI's `sessions list` stays fast."""
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from sessions.eventlog import EventLogReader, LoggedEvent, PassedSteps, read_log
 from sessions.folder import EVENTS_FILE, SessionFolder
 from sessions.lifecycle import (
     RunnerStarted,
+    SessionEstimated,
     SessionFailed,
     SessionFinished,
     SessionPaused,
@@ -135,6 +137,8 @@ class SessionView:
     worker_deaths: int = 0
     damaged: str | None = None  # the first damaged event, in words
     stopped_because: str | None = None  # why the runner stopped on its own ("disk full"), and how to go on
+    estimate: SessionEstimated | None = None  # the latest runner's, made before it started a pair
+    estimated_at: float | None = None  # its time
     _profiled: list[Pair] = field(default_factory=list, repr=False)  # finished pairs with profiles, oldest first
 
     @property
@@ -234,6 +238,8 @@ class SessionView:
             case SessionStopped(reason=reason, detail=detail):
                 self.lifecycle = "stopped"
                 self.stopped_because = f"{reason}: {detail}" if reason else None
+            case SessionEstimated() as event:
+                self.estimate, self.estimated_at = event, stamp
             case SessionFailed(message=message):
                 self.lifecycle, self.error = "failed", message
             case SessionFinished(reason=reason, mst=mst):
@@ -242,6 +248,39 @@ class SessionView:
             case UnknownEvent(problem=problem) if problem and self.damaged is None:
                 self.damaged = f"event {entry.seq} of {EVENTS_FILE}: {problem}: repair or remove that line"
 
+
+    def eta(self, now: float | None = None) -> tuple[float, float] | None:
+        """Seconds (low, high) until the session ends, at ``now`` (default: the latest
+        event's time), while it runs and once its runner made an estimate: the pairs in
+        flight finish at their own step rates, the pairs left take what the pairs
+        finished since the estimate took (their median), or what the estimate's timed
+        steps say until one has, ``workers`` at a time. None otherwise."""
+        guess = self.estimate
+        if guess is None or self.lifecycle != "running":
+            return None
+        now = self.last_time if now is None else now
+        since = self.estimated_at if self.estimated_at is not None else float("-inf")
+        took = [end - start for start, end in self.pair_times().values() if start >= since]
+        per_pair = (statistics.median(took),) * 2 if took else tuple(guess.pair_seconds)
+        running = list(self.running.values())
+        finished = max(0, len(self.saddles) - guess.done)
+        total = sum(guess.cycle_steps) * guess.restarts
+        bounds = []
+        for pairs, seconds in zip(guess.pairs, per_pair):
+            left = []
+            for progress in running:
+                own = progress.eta(guess.cycle_steps, guess.restarts)
+                if own is None:  # no step rate yet: its share of a pair's time
+                    done = (progress.restart * sum(guess.cycle_steps)
+                            + sum(guess.cycle_steps[: max(0, progress.cycle - 1)]) + progress.step)
+                    own = seconds * max(0.0, 1 - done / total) if total else seconds
+                elif progress.rate_to is not None and now is not None:  # since its latest step
+                    own = max(0.0, own - (now - progress.rate_to[0]))
+                left.append(own)
+            waiting = max(0, pairs - finished - len(running))
+            spread = (sum(left) + waiting * seconds) / max(1, guess.workers)
+            bounds.append(max([spread, *left]))
+        return bounds[0], bounds[1]
 
     def _forget_rates(self) -> None:
         """A pause or a new runner lies between: step rates start again."""
@@ -296,11 +335,14 @@ def summary(folder: SessionFolder, view: SessionView | None = None) -> dict[str,
         "muller-brown": 3, "himmelblau": 4}.get(problem.get("surface"), 0)
     variant = config.get("landscape", {}).get("variant", "mst")
     total = minima - 1 if variant == "star" else minima * (minima - 1) // 2
-    try:
-        schedule = schedule_from_dict(config.get("schedule"))
-        cycle_steps, restarts = [c.steps for c in schedule.cycles], schedule.band.restarts
-    except ScheduleError:
-        cycle_steps, restarts = [], 1
+    if view.estimate is not None:  # the schedule the method runs, as its runner saw it
+        cycle_steps, restarts = view.estimate.cycle_steps, view.estimate.restarts
+    else:
+        try:
+            schedule = schedule_from_dict(config.get("schedule"))
+            cycle_steps, restarts = [c.steps for c in schedule.cycles], schedule.band.restarts
+        except ScheduleError:
+            cycle_steps, restarts = [], 1
     running = [
         {"pair": list(p), "restart": g.restart, "cycle": g.cycle, "cycles": g.cycles, "step": g.step,
          "steps": g.steps, "pivots": g.pivots, "eta_seconds": g.eta(cycle_steps, restarts)}
@@ -331,6 +373,8 @@ def summary(folder: SessionFolder, view: SessionView | None = None) -> dict[str,
         "damaged": view.damaged,
         "events": view.events,
         "worker_deaths": view.worker_deaths,
+        "estimate": view.estimate.to_dict() if view.estimate is not None else None,
+        "eta_seconds": list(eta) if state == "running" and (eta := view.eta(time.time())) else None,
     }
 
 

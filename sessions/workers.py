@@ -27,6 +27,7 @@ from multiprocessing.connection import wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Protocol
 
+from sessions.devices import cpu_share
 from sessions.messages import (
     JobDone,
     JobFailed,
@@ -283,7 +284,7 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state) -> 
         # OMP_NUM_THREADS says: a Ray actor gets the same share of a node's cores, so the
         # two pools sum in the same order. The energy measures whether fewer threads than
         # that share run faster (small networks often do).
-        threads = max(1, len(os.sched_getaffinity(0)) // session_config.workers)
+        threads = cpu_share(session_config.workers)
     energy, schedule = build_worker(session_config, device, threads)
     send(WorkerReady(index, os.getpid(), device))
     while True:
@@ -317,7 +318,7 @@ def build_worker(session_config: Any, device: str, threads: int | None = None) -
         import torch
 
         torch.set_num_threads(threads)
-    built = build(session_config, device)
+    built = build(session_config, device, threads)
     schedule = method_schedule(session_config.method, schedule_from_dict(session_config.schedule))
     if _will_import_dynamo(built.energy, schedule):
         # pay the 2 to 5 s now, while the runner still evaluates the minima, not once the first pair runs

@@ -68,6 +68,7 @@ def test_a_log_written_before_replays_into_the_same_summary(tmp_path):
                    "saddle_at_end": None}],
         "mst": [{"a": 0, "b": 1, "saddle_energy": -40.6}, {"a": 0, "b": 2, "saddle_energy": -72.3}],
         "error": None, "stopped_because": None, "damaged": None, "events": 23, "worker_deaths": 1,
+        "estimate": None, "eta_seconds": None,
     }
     view = read_view(folder)
     assert view.lifecycle == "paused" and view.attacked == {(1, 2): (0, 1)}
