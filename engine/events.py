@@ -193,7 +193,17 @@ class StepEnergies(Event):
     restart: int
     cycle: int
     step: int  # 1-based, within the cycle
-    losses: list[float]  # one per pivot, ends included (minibatch losses)
+    losses: list[float]  # one per point, in order along the path, ends included (minibatch losses)
+    # Where each loss was taken, 0 .. 1: a band's pivots as fractions of its arc length at
+    # that step (first 0, last 1), a curve's values of t. None in logs written before
+    # steps carried their positions.
+    positions: list[float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if self.positions is None:  # written as a step was before steps had positions
+            del out["positions"]
+        return out
 
 
 @dataclass(frozen=True)

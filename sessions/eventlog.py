@@ -71,7 +71,8 @@ _scan_json = json.scanner.make_scanner(json.JSONDecoder())  # json.loads without
 
 # A whole step line as the writer writes it: such a line is a StepEnergies event, known
 # without parsing it. The head is matched field by field (its groups: the time, then the
-# pair); the losses, whose values a thinning reader never reads, only as comma-separated
+# pair); the losses and the positions (absent from logs written before steps carried
+# them), whose values a thinning reader never reads, only as comma-separated
 # runs of the characters of JSON numbers (NaN and Infinity included): checking each
 # number's grammar took two thirds of the time of reading a long log.
 _UINT = r"(?:0|[1-9]\d*)"
@@ -79,7 +80,8 @@ _STEP_HEAD = re.compile(
     r'\{"seq":' + _UINT + r',"time":(-?(?:0|[1-9]\d*)\.\d+(?:[eE][-+]?\d+)?),"kind":"step_energies","pair":\[('
     + _UINT + "," + _UINT + r')\],"restart":' + _UINT + ',"cycle":' + _UINT + ',"step":' + _UINT + r',"losses":\[')
 _LOSS = r"[-+0-9.eEaNIfinty]+"
-_STEP_TAIL = re.compile(r"(?:" + _LOSS + "(?:," + _LOSS + r")*)?\]\}")
+_NUMBERS = r"(?:" + _LOSS + "(?:," + _LOSS + r")*)?"
+_STEP_TAIL = re.compile(_NUMBERS + r'\](?:,"positions":\[' + _NUMBERS + r'\])?\}')
 
 
 # A whole line that is a step as the writer writes it, found in the text of many lines at

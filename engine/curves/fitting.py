@@ -13,10 +13,11 @@ decay on the bend). theta starts at (w1 + w2) / 2, the straight line.
 A ``CurveFit`` is a resumable object like ``engine.neb.autoneb.Connection``:
 ``run()`` honours a stop request at any step boundary, ``state_dict()`` holds
 everything, ``CurveFit.from_state`` continues bit for bit. It speaks the same
-events (a cycle is a stretch of steps ending with an evaluation of the curve)
-and its result is a ``ConnectionResult``: the curve evaluated at ``eval_points``
-evenly spaced t (BatchNorm statistics recomputed at every point by the energy),
-its saddle, the straight segment's profile, plus the bend and the cost.
+events (a cycle is a stretch of steps ending with an evaluation of the curve; a
+step's positions are its values of t, not fractions of arc length) and its
+result is a ``ConnectionResult``: the curve evaluated at ``eval_points`` evenly
+spaced t (BatchNorm statistics recomputed at every point by the energy), its
+saddle, the straight segment's profile, plus the bend and the cost.
 """
 
 from __future__ import annotations
@@ -181,6 +182,7 @@ class CurveFit:
                     cycle=self.cycle + 1,
                     step=in_cycle,
                     losses=[float(v) for v in losses],  # in order of t
+                    positions=t.tolist(),  # ascending: one draw in each of `points` equal parts of [0, 1]
                 )
             )
 

@@ -22,6 +22,8 @@ costs nothing, the re-spacing works out its few dozen scalars on the host: fewer
 operations, the same bits). The divergence check reads the
 losses back every few steps (``CHECK_EVERY``), at an energy event, at a stop and
 at the end of a cycle; a diverged band is reported with the step it diverged at.
+A step that sends an energy event also reads back where its pivots were along the
+band (their arc-length fractions, the event's positions) before it moves them.
 Tensors go to the CPU only in ``state_dict`` and in the result.
 """
 
@@ -35,7 +37,8 @@ import torch
 from torch import Tensor
 
 from engine import events
-from engine.neb.band import Segments, dense_fractions, dense_points, equal_fraction_table, linear_path, respaced_interior
+from engine.neb.band import (Segments, arc_fractions, dense_fractions, dense_points, equal_fraction_table, linear_path,
+                             respaced_interior)
 from engine.energy.base import Energy
 from engine.energy.threads import intra_op_threads
 from engine.events import EventSink
@@ -427,6 +430,9 @@ class Connection:
             self._respace(self._last_climber)
         losses, grads = self.energy(pivots, generator=self.generator, batch_size=cycle.batch_size)
         self._unchecked.append(losses)
+        emit = (self.step + 1) % self.options.energy_every == 0 or self.step + 1 == cycle.steps
+        # where the losses were taken: the band before the update moves it (N,)
+        positions = arc_fractions(pivots) if emit else None
         interior_grads = grads[1:-1]  # (N-2, D)
         if self.options.weight_decay:
             interior_grads = interior_grads + self.options.weight_decay * pivots[1:-1]
@@ -441,10 +447,9 @@ class Connection:
         if math.isinf(spring) and not respace_before:
             self._respace(climber)
         self.step += 1
-        emit = self.step % self.options.energy_every == 0 or self.step == cycle.steps
         if emit or len(self._unchecked) >= CHECK_EVERY:
             self._check_divergence(cycle)
-        if emit:
+        if positions is not None:
             self._emit(
                 events.StepEnergies(
                     pair=self.pair,
@@ -452,6 +457,7 @@ class Connection:
                     cycle=self.cycle + 1,
                     step=self.step,
                     losses=[float(v) for v in losses.tolist()],
+                    positions=positions.tolist(),
                 )
             )
 
