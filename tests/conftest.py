@@ -3,8 +3,8 @@ into the user's real one.
 
 Finished sessions are expensive (a runner, its workers, training for the
 digits), so each kind is made once per test run with the real CLI, in a data
-home of its own: ``mb_session`` (Mueller-Brown) and ``digits_session`` (over
-``digits_minima``). Tests only read them; a test that changes a session (reports
+home of its own: ``mb_session`` (Mueller-Brown), ``digits_session`` and
+``bezier_session`` (both over ``digits_minima``). Tests only read them; a test that changes a session (reports
 into it, resumes or removes it) works on a copy in its own data home
 (cli_runs.copy_session)."""
 
@@ -124,3 +124,18 @@ def digits_session(tmp_path_factory, digits_minima, digits_schedule) -> Path:
         assert len(result["minima"]) == 3 and len(result["mst"]) == 2
 
     return made_once(tmp_path_factory, "digits-home", make) / "dg"
+
+
+@pytest.fixture(scope="session")
+def bezier_session(tmp_path_factory, digits_minima, digits_schedule) -> Path:
+    """The folder of a finished Bezier session over ``digits_minima``, aligned first, at half
+    the tiny schedule's budget. Read only (the method tests report it, the app tests show it)."""
+
+    def make(home: Path) -> None:
+        # headless: --json would also evaluate a Table 1 row that nothing here reads
+        done = nebtui(home, *digits_args(digits_minima, digits_schedule), "--scale", "0.5", "--method", "bezier",
+                      "--align", "--headless", "--session", "bz")
+        assert done.returncode == 0, done.stderr
+        assert len(json.loads((home / "bz" / "results" / "result.json").read_text())["mst"]) == 2
+
+    return made_once(tmp_path_factory, "bezier-home", make) / "bz"

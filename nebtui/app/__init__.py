@@ -18,7 +18,7 @@ from sessions.view import SessionView, summary
 
 def build_app(folder: SessionFolder) -> SessionApp:
     """The app on a real session: its log replayed from the start, its control socket,
-    its status from the lock and heartbeat, its schedule from config.json."""
+    its status from the lock and heartbeat, its method and schedule from config.json."""
     config = folder.config()
     try:
         facts = summary(folder, SessionView())
@@ -32,6 +32,7 @@ def build_app(folder: SessionFolder) -> SessionApp:
         SocketControl(folder.control_socket_path),
         session_id=folder.id,
         schedule=config.get("schedule"),
+        method=config.get("method", "autoneb"),
         status_probe=FolderStatus(feed),
         pairs_total=pairs_total,
         minima_total=minima_total,

@@ -163,6 +163,7 @@ class SessionApp(App[None]):
         *,
         session_id: str,
         schedule: dict[str, Any] | None,
+        method: str = "autoneb",
         status_probe: Callable[[], tuple[str, int | None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         pairs_total: int | None = None,
@@ -177,7 +178,7 @@ class SessionApp(App[None]):
         self.session_id = session_id
         self.status_probe = status_probe
         self.clock = clock
-        self.model = SessionModel(schedule, pairs_total=pairs_total, minima_total=minima_total)
+        self.model = SessionModel(schedule, pairs_total=pairs_total, minima_total=minima_total, method=method)
         self.probed: tuple[str, int | None] | None = None
         self.pending: str | None = None  # a command sent and not yet answered
         self._arrival = clock()  # clock() when the newest events arrived

@@ -2,7 +2,12 @@
 plus what only the app needs: the schedule's cycles, the log lines, the step
 rate and ETAs. No textual here, so it is testable and cheap.
 ``SessionModel.apply`` takes each logged event in log order; ``version`` grows
-whenever something visible changed (the panes redraw on a timer when it did)."""
+whenever something visible changed (the panes redraw on a timer when it did).
+
+The schedule is the one the session's runs run, derived from its config as the
+runner derives it (``engine.curves.runs.method_schedule``): AutoNEB's cycles, or
+for a curve session (``--method bezier`` / ``polychain``) its ``CurveSchedule``,
+whose stretches of steps between evaluations of the curve are its cycles."""
 
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from engine.curves.runs import MethodSchedule, method_schedule
+from engine.curves.schedule import CURVE_KINDS, CurveSchedule
 from engine.events import ConnectionFinished, Event, StepEnergies, UnknownEvent
-from engine.neb.schedule import ScheduleError, schedule_from_dict
+from engine.neb.schedule import Schedule, ScheduleError, schedule_from_dict
 from nebtui.progress import describe
 from sessions.eventlog import LoggedEvent, PassedSteps
 from sessions.lifecycle import (
@@ -56,12 +63,38 @@ def schedule_cycles(schedule: dict[str, Any] | None) -> list[CycleRow]:
     """The cycles of a ``Schedule.to_dict()``, read by the engine. A schedule that does
     not read is no schedule."""
     try:
-        cycles = schedule_from_dict(schedule).cycles
+        return cycle_rows(schedule_from_dict(schedule))
     except ScheduleError:
         return []
+
+
+def run_schedule(method: object, schedule: dict[str, Any] | None) -> MethodSchedule | None:
+    """What the session's runs run: its config's method and AutoNEB schedule, derived as
+    the runner derives them (``method_schedule``). None when either does not read."""
+    try:
+        return method_schedule(method, schedule_from_dict(schedule))  # type: ignore[arg-type]
+    except ValueError:  # a ScheduleError, or a method no version knows
+        return None
+
+
+def cycle_rows(runs: MethodSchedule) -> list[CycleRow]:
+    """The cycles of what runs: AutoNEB's; a curve's stretches of steps between evaluations,
+    each with the lr of its first step, as the curve's CycleStarted events announce them."""
+    if isinstance(runs, CurveSchedule):
+        starts = [0, *runs.cycle_ends()]
+        return [CycleRow(number=number, steps=end - first, lr=runs.lr_at(first), optimiser=runs.optimiser,
+                         optimiser_args=runs.optimiser_args, batch_size=runs.batch_size, insert=False, climb=False)
+                for number, (first, end) in enumerate(zip(starts, starts[1:]), start=1)]
     return [CycleRow(number=number, steps=c.steps, lr=c.lr, optimiser=c.optimiser, optimiser_args=c.optimiser_args,
                      batch_size=c.batch_size, insert=c.insert, climb=c.climb)
-            for number, c in enumerate(cycles, start=1)]
+            for number, c in enumerate(runs.cycles, start=1)]
+
+
+def fits_the_path(positions: list[float] | None, losses: list[float]) -> bool:
+    """Positions (StepEnergies.positions) that place each of ``losses`` along the path:
+    one per loss, each in 0 .. 1. A step written before steps carried them has none."""
+    return (positions is not None and len(positions) == len(losses)
+            and all(0.0 <= position <= 1.0 for position in positions))  # NaN fails too
 
 
 @dataclass(frozen=True)
@@ -108,12 +141,17 @@ class SessionModel:
     """The app's state: a SessionView plus the schedule, the log lines and the step rate."""
 
     def __init__(self, schedule: dict[str, Any] | None = None, pairs_total: int | None = None,
-                 minima_total: int | None = None) -> None:
+                 minima_total: int | None = None, method: str = "autoneb") -> None:
         self.view = SessionView()
-        self.schedule = schedule_cycles(schedule)
-        band = schedule.get("band", {}) if isinstance(schedule, dict) else {}
-        self.restarts = int(band.get("restarts", 1)) if isinstance(band, dict) else 1
-        self.equal_spacing = not isinstance(band, dict) or band.get("spacing", "equal") == "equal"
+        self.method = method if isinstance(method, str) else "?"  # as config.json names it
+        runs = run_schedule(method, schedule)
+        self.curve = runs if isinstance(runs, CurveSchedule) else None  # a curve session's schedule
+        self.schedule = cycle_rows(runs) if runs is not None else []  # the cycles of what runs
+        band = runs.band if isinstance(runs, Schedule) else None
+        self.restarts = band.restarts if band is not None else 1  # a curve has none
+        # a step without positions (an older log) is drawn with its pivots equally spaced unless the band says not
+        self.equal_spacing = band is None or band.spacing == "equal"
+        self._latest: dict[Pair, StepEnergies] = {}  # each pair's latest step
         self.pairs_total = pairs_total
         self.minima_total = minima_total  # from the config: the events name a minimum only once a path reaches it
         self.log: deque[LogLine] = deque(maxlen=LOG_LINES)
@@ -133,6 +171,7 @@ class SessionModel:
             return
         event = entry.event
         if isinstance(event, StepEnergies):  # most events; describe() has no line for a step
+            self._latest[event.pair] = event
             # most steps are the followed pair's: ask which pair is shown only when not
             shown = view.progress[event.pair] if event.pair == self.followed else self.shown_pair()
             if shown is not None and event.pair == shown.pair and entry.time is not None:
@@ -163,6 +202,22 @@ class SessionModel:
     @property
     def minima(self) -> dict[int, float]:
         return self.view.minima
+
+    @property
+    def curve_session(self) -> bool:
+        """The session fits curves (Bezier, polychain): its runs have points of t, not pivots,
+        and no restarts."""
+        return self.method in CURVE_KINDS
+
+    def live_positions(self, trace: PairProgress) -> list[float] | None:
+        """Where the pair's latest step took its losses (``trace.live_losses``): a band's
+        arc-length fractions, a curve's values of t. None when there is no live step, or
+        the step carried no positions that fit (a log written before steps had them)."""
+        step = self._latest.get(trace.pair)
+        live = trace.live_losses
+        if step is None or live is None or not fits_the_path(step.positions, live):
+            return None
+        return step.positions
 
     def shown_pair(self) -> PairProgress | None:
         """The pair the energy pane follows: one pair in flight, kept until it finishes
@@ -205,7 +260,7 @@ class SessionModel:
         return before + trace.step
 
     def pair_steps(self) -> int | None:
-        """Steps of one connection (all restarts), from the schedule."""
+        """Steps of one connection (all restarts; a curve's steps), from the schedule."""
         return sum(row.steps for row in self.schedule) * self.restarts if self.schedule else None
 
     def eta(self) -> tuple[float | None, float | None]:

@@ -10,22 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cli_runs import assert_one_clear_line, copy_session, digits_args, in_process, nebtui
+from cli_runs import assert_one_clear_line, copy_session, in_process
 
 QUICK = ("--hessian-k", "0", "--slices", "0", "--ensemble-k", "0")
-
-
-@pytest.fixture(scope="module")
-def bezier_session(tmp_path_factory, digits_minima, digits_schedule) -> Path:
-    """A finished Bezier session over the shared digits minima, aligned first, at half the
-    tiny schedule's budget. Read only."""
-    home = tmp_path_factory.mktemp("bezier-home")
-    # headless: --json would also evaluate a Table 1 row that nothing here reads
-    done = nebtui(home, *digits_args(digits_minima, digits_schedule), "--scale", "0.5", "--method", "bezier",
-                  "--align", "--headless", "--session", "bz")
-    assert done.returncode == 0, done.stderr
-    assert len(json.loads((home / "bz" / "results" / "result.json").read_text())["mst"]) == 2
-    return home / "bz"
 
 
 def test_method_and_alignment_reach_the_session_and_show(bezier_session, digits_minima):

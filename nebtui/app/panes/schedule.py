@@ -1,6 +1,11 @@
-"""The schedule: its cycles grouped in phases, where the run stands (cycle,
-step, elapsed, ETA for the pair and the session at the measured step rate),
-and the lr over the whole schedule as a step plot with a marker at now."""
+"""The schedule of what runs, where the run stands (cycle, step, elapsed, ETA
+for the pair and the session at the measured step rate), and the lr over the
+whole schedule with a marker at now.
+
+AutoNEB: its cycles grouped in phases, the lr a step plot. A curve (Bezier,
+polychain): its steps, points of t per step, cycles (stretches of steps each
+ending with an evaluation of the curve) and its lr schedule, the lr a curve
+over the steps (``CurveSchedule.lr_at``)."""
 
 from __future__ import annotations
 
@@ -8,9 +13,12 @@ import math
 
 from rich.text import Text
 
+from engine.curves.schedule import CurveSchedule
 from nebtui.app.model import CycleRow
 from nebtui.app.panes.base import Pane, clock_text
 from nebtui.app.chart import LOADING, Chart, plots_ready
+
+LR_SAMPLES = 4  # a curve's lr plot: lr values per column of the pane, at most
 
 
 def phases(rows: list[CycleRow]) -> list[tuple[int, int, CycleRow]]:
@@ -29,7 +37,7 @@ def _same(a: CycleRow, b: CycleRow) -> bool:
         b.steps, b.lr, b.optimiser, b.optimiser_args, b.batch_size, b.insert, b.climb)
 
 
-def optimiser_text(row: CycleRow) -> str:
+def optimiser_text(row: CycleRow | CurveSchedule) -> str:
     args = ",".join(f"{k}={v}" for k, v in sorted(row.optimiser_args.items()))
     return f"{row.optimiser}({args})" if args else row.optimiser
 
@@ -73,6 +81,29 @@ def cycle_table(runs: list[tuple[int, int, CycleRow]], current: int | None, widt
     return lines
 
 
+def curve_lines(curve: CurveSchedule, current: int | None, width: int) -> list[Text]:
+    """A curve's schedule in words, then its cycles, one row each with the lr of its first
+    and last steps, the current one marked."""
+    batch = "the energy's" if curve.batch_size is None else str(curve.batch_size)
+    groups = [  # each on lines of its own
+        [f"{curve.kind} curve", f"{curve.steps} steps × {curve.points} points of t",
+         f"{curve.gradient_evaluations} gradient evaluations"],
+        [optimiser_text(curve), f"batch {batch}", f"weight decay {curve.weight_decay:g}"],
+        [f"lr {curve.lr:.2g} for half the steps", f"then linearly to {curve.lr_at(curve.steps):.2g} at 90 %"],
+        [f"{curve.cycles} cycles", f"each ends evaluating the curve at {curve.eval_points} t"],
+    ]
+    lines = [line for parts in groups for line in fitted(parts, width)]
+    lines.append(Text(f"  {'cycle':<6} {'steps':>6}  lr first → last", style="bold", no_wrap=True, overflow="ellipsis"))
+    first = 0
+    for number, end in enumerate(curve.cycle_ends(), start=1):
+        here = number == current
+        mark, style = ("▶" if here else " "), ("reverse" if here else "")
+        text = f"{mark} {number:<6} {end - first:>6}  {curve.lr_at(first):.2g} → {curve.lr_at(max(first, end - 1)):.2g}"
+        lines.append(Text(text, style=style, no_wrap=True, overflow="ellipsis"))
+        first = end
+    return lines
+
+
 class SchedulePane(Pane):
     def __init__(self, model, *, id: str = "schedule") -> None:
         super().__init__(model, title="schedule", id=id)
@@ -85,24 +116,33 @@ class SchedulePane(Pane):
         model = self.model
         trace = model.shown_pair()
         lines: list[Text] = [*self._now_lines(width), *self._eta_lines(width)]
-        rows = model.schedule
+        rows, curve = model.schedule, model.curve
         if not rows:
             lines.append(Text("schedule unknown (no config): cycles show as they start", style="dim"))
             return Text("\n").join(lines)
         current = trace.cycle if trace is not None and not trace.finished else None
-        lines += cycle_table(phases(rows), current, width)
+        lines += curve_lines(curve, current, width) if curve is not None else cycle_table(phases(rows), current, width)
         used = sum(1 + line.plain.count("\n") for line in lines)
         if height - used >= 5 and width >= 30:
-            lines.append(self._lr_plot(rows, width, height - used) if plots_ready() else Text(LOADING, style="dim"))
+            if not plots_ready():
+                lines.append(Text(LOADING, style="dim"))
+            elif curve is not None:
+                lines.append(self._curve_lr_plot(curve, width, height - used))
+            else:
+                lines.append(self._lr_plot(rows, width, height - used))
         return Text("\n").join(lines)
 
     def _now_lines(self, width: int) -> list[Text]:
-        trace = self.model.shown_pair()
-        rate = self.model.rate.rate
+        model = self.model
+        trace = model.shown_pair()
+        rate = model.rate.rate
         if trace is None:
             where = ["now: no cycle yet"]
         elif trace.finished:
             where = [f"now: pair {trace.pair} finished"]
+        elif model.curve is not None:  # a curve's cycles are stretches of its steps: its step counts first
+            where = [f"now: pair {trace.pair} step {model.steps_done(trace)}/{model.pair_steps()}",
+                     f"cycle {trace.cycle}/{trace.cycles}"]
         else:
             where = [f"now: pair {trace.pair} cycle {trace.cycle}/{trace.cycles} step {trace.step}/{trace.steps}"]
         return fitted([*where, *([f"{rate:.3g} steps/s"] if rate else [])], width)
@@ -124,7 +164,25 @@ class SchedulePane(Pane):
         plot = Chart(width, height, (0.0, edges[-1]), (low, high), x_label="step (lr on a log scale)",
                      x_ticks=((0.0, "0"), (edges[-1], str(int(edges[-1])))), y_format=lambda y: f"{10 ** y:.2g}")
         plot.steps(edges, lrs, "cyan")
+        self._now_marker(plot)
+        return plot.render()
+
+    def _curve_lr_plot(self, curve: CurveSchedule, width: int, height: int) -> Text:
+        """The curve's lr at each step (at most LR_SAMPLES a column), on a log scale."""
+        last = curve.steps - 1
+        count = min(curve.steps, LR_SAMPLES * width)
+        steps = sorted({round(i * last / (count - 1)) for i in range(count)}) if count > 1 else [0]
+        lrs = [math.log10(curve.lr_at(step)) for step in steps]
+        low, high = min(lrs), max(lrs)
+        if high - low < 1e-9:
+            low, high = low - 0.5, high + 0.5
+        plot = Chart(width, height, (0.0, curve.steps), (low, high), x_label="step (lr on a log scale)",
+                     x_ticks=((0.0, "0"), (curve.steps, str(curve.steps))), y_format=lambda y: f"{10 ** y:.2g}")
+        plot.line(steps, lrs, "•", "cyan")
+        self._now_marker(plot)
+        return plot.render()
+
+    def _now_marker(self, plot: Chart) -> None:
         trace = self.model.shown_pair()
         if trace is not None and not trace.finished:
             plot.vline(self.model.steps_done(trace), "┃", "bold yellow")
-        return plot.render()
