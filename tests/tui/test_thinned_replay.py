@@ -1,17 +1,18 @@
 """The app's reader thins long runs of steps (a pair's first and last RATE_WINDOW + 1
 steps parsed, the rest counted and timed): the model it leaves is the one a full
 replay leaves, however the steps of the pairs interleave with pauses, restarts and
-new cycles, and wherever the polls cut the log."""
+new cycles, with or without their positions, and wherever the polls cut the log."""
 
 from __future__ import annotations
 
+import copy
 import random
 
 import pytest
 
 from engine.events import CycleStarted, StepEnergies
 from nebtui.app.model import RATE_WINDOW, SessionModel
-from sessions.eventlog import EventLogReader, EventLogWriter, PassedSteps
+from sessions.eventlog import EventLogReader, EventLogWriter, LoggedEvent, PassedSteps
 from sessions.lifecycle import RunnerStarted, SessionPaused, SessionResumed
 
 PAIRS = [(0, 1), (0, 2), (1, 2)]
@@ -22,6 +23,7 @@ def write_log(path, seed: int, gaps: float) -> None:
     """A log of steps of three pairs (their steps now and then going back, as a new cycle's
     do), with pauses, resumes, runner restarts and cycle starts at the rate ``gaps``."""
     rng = random.Random(seed)
+    placing = random.Random(-seed - 1)  # the steps' positions: draws of their own, the log's events as before
     done = {pair: 0 for pair in PAIRS}
     with EventLogWriter(path) as log:
         for _ in range(rng.randint(200, 1500)):
@@ -38,8 +40,11 @@ def write_log(path, seed: int, gaps: float) -> None:
                                         climb=False, pivots=5))
             else:
                 done[pair] = max(1, done[pair] + rng.choice([1, 1, 1, 1, -5]))
-                log.append(StepEnergies(pair=pair, restart=0, cycle=1, step=done[pair],
-                                        losses=[rng.uniform(-150.0, 0.0) for _ in range(rng.randint(1, 6))]))
+                losses = [rng.uniform(-150.0, 0.0) for _ in range(rng.randint(1, 6))]
+                inner = sorted(placing.random() for _ in range(len(losses) - 2))
+                positions = [0.0, *inner, 1.0] if len(losses) > 1 and placing.random() < 0.5 else None  # older: none
+                log.append(StepEnergies(pair=pair, restart=0, cycle=1, step=done[pair], losses=losses,
+                                        positions=positions))
 
 
 def replayed(path, keep_steps: int, cut: int | None = None) -> tuple[SessionModel, int]:
@@ -58,8 +63,25 @@ def replayed(path, keep_steps: int, cut: int | None = None) -> tuple[SessionMode
     return model, records
 
 
+def rates_ahead(model: SessionModel) -> list[float | None]:
+    """The step rate after each of RATE_WINDOW more steps of the pair shown, a second apart,
+    on a copy of the model: each rate is measured from one more of the steps the model's rate
+    held when the replay ended, so the same rates ahead mean the same steps held."""
+    model = copy.deepcopy(model)
+    trace = model.shown_pair()
+    if trace is None:
+        return []
+    now, rates = model.view.last_time or 0.0, []
+    for ahead in range(1, RATE_WINDOW + 1):
+        model.apply(LoggedEvent(10**6 + ahead, now + ahead, StepEnergies(
+            pair=trace.pair, restart=trace.restart, cycle=trace.cycle, step=trace.step + ahead, losses=[0.0])))
+        rates.append(model.rate.rate)
+    return rates
+
+
 def state(model: SessionModel) -> tuple:
-    return model.view, list(model.rate._window), model.rate.rate, model.followed, list(model.log), model.eta()
+    live = {pair: model.live_positions(trace) for pair, trace in model.view.progress.items()}
+    return model.view, model.rate.rate, rates_ahead(model), model.followed, list(model.log), model.eta(), live
 
 
 @pytest.mark.parametrize("seed", range(8))
