@@ -3,11 +3,13 @@ event log (times, devices) and the finished paths' states (results/paths/),
 with the minima and saddles evaluated again on the train and test sets.
 
 Whatever the session's method (AutoNEB, a Bezier curve, a polygonal chain) and
-whether it aligned its minima, every path is set beside two straight lines
-between the minima as their files hold them: the segment itself, and the
-segment after the second network's hidden units are permuted to match the first
-(weight matching). ``comparison`` puts several reports over the same minima side
-by side, pair by pair and method by method.
+whether it aligned its minima, every path is set beside two straight lines: the
+segment between the minima as their files hold them, and the segment between
+the same minima aligned as ``--align`` aligns them (every minimum's hidden units
+permuted by weight matching to match the lowest one, by the sessions' own code,
+``sessions.problem.AlignedBuilt``), so the aligned line of a pair is the one an
+aligned session's path sets out from. ``comparison`` puts several reports over
+the same minima side by side, pair by pair and method by method.
 
 A running session is reported as far as it has got: its finished paths only.
 """
@@ -147,27 +149,44 @@ def _straight(evaluator: _Evaluator, start: Any, end: Any, count: int) -> dict[s
     }
 
 
-def _lines(evaluator: _Evaluator, config: Any, built: Any, originals: Any, pair: tuple[int, int],
-           count: int) -> dict[str, Any]:
-    """The two straight lines of a pair between the minima as their files hold them:
-    as they are, and with b's hidden units permuted to match a's (networks)."""
+ALIGNMENT_RULE = ("every minimum's hidden units permuted by weight matching to match the lowest minimum "
+                  "(train loss); the files are unchanged")
+
+
+def _aligned_minima(config: Any, built: Any) -> tuple[Any, dict[str, Any] | None]:
+    """The minima as an ``--align`` session connects them, (M, D), and how they were
+    aligned: the session's own minima if it aligned them, else the same alignment done
+    here by the same code. (None, None) for a surface; (None, refusal) for a network
+    weight matching cannot analyse."""
+    if config.problem.kind != "network":
+        return None, None
+    from sessions.folder import SessionError
+    from sessions.problem import AlignedBuilt
+
+    aligned = built if isinstance(built, AlignedBuilt) else AlignedBuilt(built, seed=config.seed)
+    try:
+        minima = aligned.minima  # (M, D)
+    except SessionError as error:  # a layer weight matching cannot analyse: the report says why
+        return None, {"reference": None, "refused": str(error).removeprefix("--align: ")}
+    return minima, {"reference": aligned.reference, "rule": ALIGNMENT_RULE}
+
+
+def _lines(evaluator: _Evaluator, originals: Any, aligned: Any, alignment: dict[str, Any] | None,
+           pair: tuple[int, int], count: int) -> dict[str, Any]:
+    """The two straight lines of a pair: between the minima as their files hold them,
+    and between the same minima aligned to the lowest one (``_aligned_minima``)."""
     a, b = pair
     lines: dict[str, Any] = {"points": count, "straight": _straight(evaluator, originals[a], originals[b], count),
                              "aligned": None}
-    if evaluator.network:
-        from engine.alignment.weight_matching import align
-
-        try:
-            moved = align(built.model, originals[a], originals[b], seed=config.seed)
-        except ValueError as error:  # a layer weight matching cannot analyse: the report says why
-            lines["aligned_refused"] = str(error)
-            return lines
+    if aligned is not None:
         lines["aligned"] = {
-            **_straight(evaluator, originals[a], moved.params.to(originals[b].dtype), count),
-            "distance_before": moved.distance_before,
-            "distance_after": moved.distance_after,
-            "sweeps": moved.sweeps,
+            **_straight(evaluator, aligned[a], aligned[b], count),
+            "reference": alignment["reference"] if alignment else None,
+            "distance_before": (originals[a].double() - originals[b].double()).norm().item(),
+            "distance_after": (aligned[a].double() - aligned[b].double()).norm().item(),
         }
+    elif alignment is not None and alignment.get("refused"):
+        lines["aligned_refused"] = alignment["refused"]
     return lines
 
 
@@ -201,8 +220,7 @@ def _method_facts(config: Any, schedule: Any, run_schedule: Any, built: Any) -> 
     if config.align:
         facts["alignment"] = {
             "reference": built.reference,
-            "rule": "every minimum's hidden units permuted by weight matching to match the lowest minimum "
-                    "(train loss); the files are unchanged",
+            "rule": ALIGNMENT_RULE,
             "distances": [{"minimum": i, "before": before, "after": after}
                           for i, (before, after) in enumerate(built.distances)],
         }
@@ -278,6 +296,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
     except SessionError as error:
         raise ReportError(str(error)) from None
     originals = getattr(built, "original", minima)  # as the files hold them
+    aligned, line_alignment = _aligned_minima(config, built)  # the straight lines' aligned ends
     count = minima.shape[0]
 
     # minima
@@ -347,7 +366,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
             "method": config.method,
             "max_test_error": None if profile_metrics is None else _largest(profile_metrics[1]),
             "cost": {"gradient_evaluations": spent_gradients(r, run_schedule), "seconds": None},
-            "lines": _lines(evaluator, config, built, originals, (a, b), options.line_points),
+            "lines": _lines(evaluator, originals, aligned, line_alignment, (a, b), options.line_points),
             "linear": {
                 "positions": r.linear.positions,
                 "train": {"losses": r.linear.losses, "split": "train", "bn_recalibrated": evaluator.bn},
@@ -442,6 +461,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
             "pairs_finished": len(results),
             "bn_recalibrated": evaluator.bn,
             **_method_facts(config, schedule, run_schedule, built),
+            "line_alignment": line_alignment,  # how the aligned straight lines' minima were aligned
         },
         "minima": minima_rows,
         "paths": path_rows,
@@ -597,6 +617,13 @@ def check_same_minima(folders: list[Any]) -> None:
             )
 
 
+def _lines_note(alignment: dict[str, Any] | None) -> str:
+    if alignment is None or alignment.get("reference") is None:
+        return "straight lines: between the minima as their files hold them"
+    return ("straight lines: between the minima as their files hold them, and between the minima after weight "
+            f"matching every one to minimum {alignment['reference']}, the lowest (the minima --align connects)")
+
+
 def _label(session: dict[str, Any]) -> str:
     return session["method"] + (" aligned" if session["align"] else "")
 
@@ -674,6 +701,6 @@ def comparison(reports: list[tuple[Any, Report]]) -> dict[str, Any]:
             + (", BatchNorm recalibrated at every point" if first["session"]["bn_recalibrated"] else "") + ")",
             "largest test error: the highest test error at the path's evaluated points",
             "cost: minibatch gradient evaluations (one per point per step) and seconds from the session's log",
-            "straight lines: between the minima as their files hold them, and after weight matching b to a",
+            _lines_note(first["session"]["line_alignment"]),
         ],
     }

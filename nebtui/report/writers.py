@@ -201,9 +201,20 @@ def method_facts(s: dict[str, Any]) -> list[str]:
                      f"{a['reference']}, the lowest (Ainsworth et al. 2023); the files are unchanged.")
     else:
         facts.append("Not aligned: the minima were connected as their files hold them.")
-    facts.append("Straight lines per path: between the minima as their files hold them, and after permuting b's "
-                 "hidden units to match a's (weight matching, networks only).")
+    facts.append(lines_fact(s.get("line_alignment"), s["align"]))
     return facts
+
+
+def lines_fact(alignment: dict[str, Any] | None, aligned_session: bool) -> str:
+    """Which two straight lines every path is set beside, and how the second one's minima were aligned."""
+    files = "Straight lines per path: between the minima as their files hold them"
+    if alignment is None:
+        return files + "."
+    if alignment.get("reference") is None:
+        return f"{files}; no aligned line: weight matching cannot analyse this network ({alignment['refused']})."
+    whose = "this session connected" if aligned_session else "an --align session connects"
+    return (f"{files}, and between the minima after weight matching every one to minimum {alignment['reference']}, "
+            f"the lowest (Ainsworth et al. 2023): the minima {whose}.")
 
 
 def _line_saddle(line: dict[str, Any] | None) -> str:
@@ -218,13 +229,11 @@ def _saddle_train(path: dict[str, Any]) -> str:
 
 
 def _path_rows(document: dict[str, Any]) -> list[list[str]]:
-    """The Paths table's rows. The straight line between the path's own ends is a column
-    of its own only when the session aligned its minima: otherwise those ends are the
-    files' minima, and it is the straight line (files) again."""
-    aligned = document["session"]["align"]
+    """The Paths table's rows. The straight line between the path's own ends is no column
+    of its own: those ends are the files' minima (the straight line (files)) or, when the
+    session aligned its minima, the aligned minima (the aligned straight line)."""
     return [
         [f"{p['a']} - {p['b']}", "yes" if p["in_mst"] else "", str(p["pivots"]), _saddle_train(p),
-         *([_number(p["linear_saddle"]["train"]["loss"], 4)] if aligned else []),
          _line_saddle(p["lines"]["straight"]), _line_saddle(p["lines"]["aligned"]),
          _number(p["saddle"]["test"]["loss"], 4) if p["saddle"]["test"] else "-",
          _number(p["saddle"]["test"]["error"], percent=True) if p["saddle"]["test"] else "-",
@@ -237,9 +246,10 @@ def _path_rows(document: dict[str, Any]) -> list[list[str]]:
 
 def path_header(document: dict[str, Any]) -> list[str]:
     """The Paths table's columns (see `_path_rows`)."""
-    ends = ["straight line (aligned ends) saddle train"] if document["session"]["align"] else []
-    return ["pair", "MST", "pivots", "saddle train", *ends, "straight line (files) saddle train",
-            "straight line (b matched to a) saddle train", "saddle test", "saddle test error %",
+    reference = (document["session"].get("line_alignment") or {}).get("reference")
+    aligned = "aligned" if reference is None else f"aligned to minimum {reference}"
+    return ["pair", "MST", "pivots", "saddle train", "straight line (files) saddle train",
+            f"straight line ({aligned}) saddle train", "saddle test", "saddle test error %",
             "largest test error %", "gradient evaluations", "seconds"]
 
 

@@ -232,6 +232,32 @@ def test_a_second_report_is_byte_identical(home, reports, tmp_path):
         assert sorted(p.name for p in (tmp_path / session).iterdir()) == ["report.json"]
 
 
+def test_the_aligned_straight_line_joins_the_minima_an_aligned_session_connects(home, reports):
+    """Every minimum weight-matched to the lowest (what --align connects), not b matched to a:
+    recomputed here from the files with the alignment itself, for every pair."""
+    from engine.alignment.weight_matching import align
+    from engine.neb.band import linear_path
+
+    config, built, _, _ = _connections(home, "dg")
+    data = document(reports, "dg")
+    lowest = min(range(len(data["minima"])), key=lambda i: data["minima"][i]["train"]["loss"])
+    assert data["session"]["line_alignment"]["reference"] == lowest
+    minima = built.minima  # (M, D), as the files hold them (dg did not align)
+    aligned = [m if i == lowest else align(built.model, minima[lowest], m, seed=config.seed).params
+               for i, m in enumerate(minima)]
+    assert any(lowest not in (p["a"], p["b"]) for p in data["paths"])  # a pair the two alignments tell apart
+    for path in data["paths"]:
+        a, b, line = path["a"], path["b"], path["lines"]["aligned"]
+        losses = built.energy.evaluate(linear_path(aligned[a], aligned[b], len(line["losses"])))
+        # the same float32 evaluation as the report's; the JSON keeps SIGNIFICANT digits
+        assert line["losses"] == pytest.approx(losses.tolist(), rel=1e-6), (a, b)
+        assert line["reference"] == lowest
+        assert line["distance_after"] == pytest.approx((aligned[a] - aligned[b]).double().norm().item(), rel=1e-6)
+    text = (reports["dg"] / "report.md").read_text()
+    assert f"and between the minima after weight matching every one to minimum {lowest}, the lowest" in text
+    assert f"| straight line (aligned to minimum {lowest}) saddle train |" in text
+
+
 def test_errors_are_one_clear_line(home, reports, tmp_path):
     from sessions.folder import SessionFolder
 
