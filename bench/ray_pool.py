@@ -55,9 +55,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    from engine.curves.runs import method_schedule
     from engine.neb.exploration import Exploration
-    from engine.neb.schedule import schedule_from_dict
     from sessions.config import SessionConfig
     from sessions.problem import build
     from sessions.raypool import RayPool
@@ -68,7 +66,7 @@ def main() -> None:
     config["checkpoint_interval"] = 1e9  # states at cycle ends only, as a long session sends them
     session = SessionConfig.from_dict(config)
     built = build(session, "cpu")
-    schedule = method_schedule(session.method, schedule_from_dict(session.schedule))
+    schedule = session.run_schedule()
     exploration = Exploration(built.energy, built.minima, schedule, seed=session.seed, **session.landscape)
     pair = exploration.pending()[0]
     packed = pack_state(exploration.running[pair].state_dict())

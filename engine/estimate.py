@@ -51,9 +51,11 @@ class StepTimes:
 
     def step_seconds(self, points: int, batch_size: int | None = None) -> float:
         """A gradient step on ``points`` points: the line through the two measured
-        sizes (never below zero), scaled by the batch size where it differs."""
+        sizes, never falling with more points (two close sizes on a busy machine may
+        time the larger one faster) nor below zero, scaled by the batch size where it
+        differs."""
         (n0, n1), (t0, t1) = self.sizes, self.step
-        slope = (t1 - t0) / (n1 - n0) if n1 != n0 else t0 / max(n0, 1)
+        slope = max(0.0, (t1 - t0) / (n1 - n0)) if n1 != n0 else t0 / max(n0, 1)
         seconds = max(0.0, t0 + slope * (points - n0))
         if batch_size is not None and self.batch_size is not None and batch_size != self.batch_size:
             seconds *= batch_size / self.batch_size

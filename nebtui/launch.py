@@ -134,8 +134,6 @@ def print_estimate(config: Any, printer: ProgressPrinter, *, as_json: bool) -> N
     """What the session of ``config`` would cost, timed here as its runner would time it
     (the problem built on its first device, at a worker's share of the cores); nothing
     is written."""
-    from engine.curves.runs import method_schedule
-    from engine.neb.schedule import schedule_from_dict
     from sessions.devices import cpu_share, resolve_devices, surely_cpu
     from sessions.folder import SessionError
     from sessions.problem import build
@@ -147,7 +145,7 @@ def print_estimate(config: Any, printer: ProgressPrinter, *, as_json: bool) -> N
         workers = config.workers if device == "cpu" else len(devices)
         threads = cpu_share(config.workers) if device == "cpu" else None
         built = build(config, device, threads)
-        schedule = method_schedule(config.method, schedule_from_dict(config.schedule))
+        schedule = config.run_schedule()
         event = estimate_session(config, built, schedule, device=device, threads=threads, workers=workers)
     except SessionError as error:
         fail(str(error))

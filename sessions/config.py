@@ -107,6 +107,15 @@ class SessionConfig:
         if found:
             raise SessionError("; ".join(found))
 
+    def run_schedule(self) -> Any:
+        """What each pair runs: the AutoNEB schedule, or the curve's schedule the method
+        derives from it (engine.curves.runs.method_schedule). Every process that runs,
+        times, shows or reports the session's pairs takes it from here."""
+        from engine.curves.runs import method_schedule
+        from engine.neb.schedule import schedule_from_dict
+
+        return method_schedule(self.method, schedule_from_dict(self.schedule))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -45,9 +45,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.curves.runs import method_schedule
 from engine.events import Event
-from engine.neb.schedule import schedule_from_dict
 from engine.neb.sequence import lookahead_for
 from sessions import lifecycle as session_events
 from sessions.atomic import write_atomic
@@ -105,7 +103,7 @@ class Runner:
     def __init__(self, folder: SessionFolder, pool: WorkerPool | None = None):
         self.folder = folder
         self.config = runnable_config(folder)  # a damaged config or a factory not vouched for: SessionError
-        self.schedule = method_schedule(self.config.method, schedule_from_dict(self.config.schedule))
+        self.schedule = self.config.run_schedule()
         self.pool_override = pool
         self.log: EventLogWriter | None = None
         # (command, done, reply, expires): the control thread's requests, until the loop takes them

@@ -310,8 +310,6 @@ def worker_config(config: dict[str, Any]) -> Any:
 
 def build_worker(session_config: Any, device: str, threads: int | None = None) -> tuple[Any, Any]:
     """A worker's energy on ``device`` (with ``threads`` torch threads where given) and the schedule it runs."""
-    from engine.curves.runs import method_schedule
-    from engine.neb.schedule import schedule_from_dict
     from sessions.problem import build
 
     if threads is not None:
@@ -319,7 +317,7 @@ def build_worker(session_config: Any, device: str, threads: int | None = None) -
 
         torch.set_num_threads(threads)
     built = build(session_config, device, threads)
-    schedule = method_schedule(session_config.method, schedule_from_dict(session_config.schedule))
+    schedule = session_config.run_schedule()
     if _will_import_dynamo(built.energy, schedule):
         # pay the 2 to 5 s now, while the runner still evaluates the minima, not once the first pair runs
         import torch._dynamo  # noqa: F401

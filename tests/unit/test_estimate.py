@@ -20,6 +20,11 @@ def test_a_step_costs_the_line_through_the_two_sizes_timed():
     assert TIMES.step_seconds(7, batch_size=128) == pytest.approx(30.0)  # twice the samples per point
 
 
+def test_a_step_never_costs_less_on_more_points():
+    noisy = StepTimes(sizes=(5, 6), step=(11.0, 10.0), point=0.5)  # the larger band timed faster
+    assert noisy.step_seconds(9) == pytest.approx(11.0)
+
+
 def test_an_autoneb_pair_adds_its_cycles_steps_and_dense_evaluations():
     schedule = Schedule(
         cycles=(Cycle(steps=10, lr=0.1, insert=True), Cycle(steps=20, lr=0.1, insert=True),
