@@ -93,13 +93,14 @@ def curve_lines(curve: CurveSchedule, current: int | None, width: int) -> list[T
         [f"{curve.cycles} cycles", f"each ends evaluating the curve at {curve.eval_points} t"],
     ]
     lines = [line for parts in groups for line in fitted(parts, width)]
-    lines.append(Text(f"  {'cycle':<6} {'steps':>6}  lr first → last", style="bold", no_wrap=True, overflow="ellipsis"))
+    head = f"  {'cycle':<6} {'steps':>6}  lr first → last"
+    lines.append(Text(head, style="bold", no_wrap=True, overflow="ellipsis"))
     first = 0
     for number, end in enumerate(curve.cycle_ends(), start=1):
         here = number == current
         mark, style = ("▶" if here else " "), ("reverse" if here else "")
-        text = f"{mark} {number:<6} {end - first:>6}  {curve.lr_at(first):.2g} → {curve.lr_at(max(first, end - 1)):.2g}"
-        lines.append(Text(text, style=style, no_wrap=True, overflow="ellipsis"))
+        lrs = f"{curve.lr_at(first):.2g} → {curve.lr_at(max(first, end - 1)):.2g}"
+        lines.append(Text(f"{mark} {number:<6} {end - first:>6}  {lrs}", style=style, no_wrap=True, overflow="ellipsis"))
         first = end
     return lines
 
