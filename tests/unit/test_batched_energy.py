@@ -190,6 +190,16 @@ def test_a_fixed_strategy_runs_at_the_cap_and_restores_torchs_thread_count(digit
         NetworkEnergy(net, x, y, threads=0)
 
 
+def calls_until_chosen(energy, pivots) -> int | None:
+    """How many calls ``energy`` takes to end its auto trial and choose (``strategy_used``);
+    None if it has not chosen after a whole trial's length."""
+    for calls in range(1, energy.trial_length + 1):
+        energy(pivots)
+        if energy.strategy_used is not None:
+            return calls
+    return None
+
+
 def test_a_trial_resumes_where_it_stood_and_a_choice_from_before_the_thread_choice_loads(digits):
     x, y = digits
     net = seeded(lambda: models.mlp(64, (8,), 10))
@@ -197,12 +207,21 @@ def test_a_trial_resumes_where_it_stood_and_a_choice_from_before_the_thread_choi
     first = NetworkEnergy(net, x, y, batch_size=16, threads=2)
     for _ in range(3):
         first(pivots)
+    assert first.strategy_used is None  # three calls into its trial
+    # resumed: it runs the rest of the trial, not all of it again, then keeps one contender
     resumed = NetworkEnergy(net, x, y, batch_size=16, threads=2)
     resumed.load_state_dict(first.state_dict())
-    assert resumed._trial_calls == 3 and resumed.strategy_used is None
+    assert resumed.strategy_used is None
+    assert calls_until_chosen(resumed, pivots) == resumed.trial_length - 3
+    chosen = (resumed.strategy_used, resumed.threads_used)
+    assert chosen in resumed.contenders
+    for _ in range(2):
+        resumed(pivots)
+        assert (resumed.strategy_used, resumed.threads_used) == chosen
+    # other contenders (another cap): the trial starts again, all of it
     other_cap = NetworkEnergy(net, x, y, batch_size=16, threads=1)
-    other_cap.load_state_dict(first.state_dict())  # other contenders: the trial starts again
-    assert other_cap._trial_calls == 0
+    other_cap.load_state_dict(first.state_dict())
+    assert calls_until_chosen(other_cap, pivots) == other_cap.trial_length
     old = NetworkEnergy(net, x, y, batch_size=16, threads=2)
     old.load_state_dict({"strategy": "vmap", "trial_calls": 8, "seconds_per_pivot": {"vmap": 1.0, "loop": 2.0}})
     assert (old.strategy_used, old.threads_used) == ("vmap", 2)

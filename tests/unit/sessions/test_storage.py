@@ -402,30 +402,35 @@ def test_kill_9_after_append_loses_nothing(tmp_path):
         assert writer.append(_event("after")) == 500
 
 
+@pytest.mark.timeout(30)
 def test_follow_stops_on_timeout_or_stop(tmp_path):
     log = tmp_path / EVENTS_FILE
     with EventLogWriter(log) as writer:
         for i in range(3):
             writer.append(_event(i=i))
         reader = EventLogReader(log)
-        start = time.monotonic()
-        assert [e.event.data["i"] for e in reader.follow(timeout=0.2, interval=0.01)] == [0, 1, 2]
-        assert 0.15 < time.monotonic() - start < 5
+        seen, asked = [], []
 
+        def not_yet() -> bool:
+            """Never stops; writes event 3 once the reader has caught up and polled in vain."""
+            asked.append(len(seen))
+            if asked[-1] == 3 and asked.count(3) == 2:  # asked again after the poll that found nothing new
+                writer.append(_event(i=3))
+            return False
+
+        # caught up, it waits for the timeout and takes what comes meanwhile, then ends on its own
+        for e in reader.follow(not_yet, timeout=1.0, interval=0.01):
+            seen.append(e.event.data["i"])
+        assert seen == [0, 1, 2, 3]
+
+        # with a stop, it ends once stop is set, long before its timeout (the test's own is 30 s)
+        writer.append(_event(i=4))
         stop = threading.Event()
         seen = []
-
-        def later() -> None:
-            time.sleep(0.1)
-            writer.append(_event(i=3))
-            time.sleep(0.1)
+        for e in reader.follow(stop, timeout=600, interval=0.01):
+            seen.append(e.event.data["i"])
             stop.set()
-
-        thread = threading.Thread(target=later)
-        thread.start()
-        seen = [e.event.data["i"] for e in reader.follow(stop, timeout=10, interval=0.01)]
-        thread.join()
-        assert seen == [3]
+        assert seen == [4]
 
 
 # ---------------------------------------------------------------- checkpoints
