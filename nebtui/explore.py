@@ -19,8 +19,9 @@ from nebtui.startup import preload_app
 
 @with_run_options()
 def explore(
-    minima: Annotated[Path, typer.Argument(help="Folder of minima: .safetensors, or .pt/.pth state_dicts.",
-                                           show_default=False)],
+    minima: Annotated[Path, typer.Argument(help="Folder of minima: .safetensors, or .pt/.pth/.ckpt state dicts "
+                                                "(Lightning's too), or Hugging Face-style sub-folders "
+                                                "(model.safetensors, sharded or not).", show_default=False)],
     model: Annotated[Optional[str], typer.Option(help="Architecture: mlp, small_cnn, resnet20/32/44/56, densenet40_12, "
                                                       "densenet100_12_bc, or package.module:factory. Default: what "
                                                       "the minima's sidecars (from nebtui train) say.")] = None,

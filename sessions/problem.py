@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from sessions.config import Problem, SessionConfig
 from sessions.errors import SessionError
-from sessions.minima import flat_minimum, sha256
+from sessions.minima import flat_minimum, minimum_name, sha256
 
 DATA_KINDS = ("digits", "digits-images", "cifar10", "cifar100")
 CLASSES = {"digits": 10, "digits-images": 10, "cifar10": 10, "cifar100": 100}
@@ -238,15 +238,17 @@ def build(config: SessionConfig, device: str = "cpu", threads: int | None = None
         torch.backends.cudnn.benchmark = config.cudnn_benchmark
     model = build_model(problem)
     layout = ParameterLayout.from_module(model)
+    buffers = [name for name, _ in model.named_buffers()]  # a checkpoint may hold them: not parameters, not foreign
     vectors, names = [], []
     for entry in problem.minima:
         path = Path(entry["path"])
         if not path.exists():
             raise SessionError(f"minimum {path} is gone: restore it (the session needs its minima files)")
-        if entry.get("sha256") and sha256(path) != entry["sha256"]:
-            raise SessionError(f"minimum {path} changed since the session started: restore the original file")
-        vectors.append(flat_minimum(path, layout))
-        names.append(path.stem)
+        if entry.get("sha256") and sha256(path) != entry["sha256"]:  # a model folder's digest covers its shards
+            original = "files" if path.is_dir() else "file"
+            raise SessionError(f"minimum {path} changed since the session started: restore the original {original}")
+        vectors.append(flat_minimum(path, layout, buffers))
+        names.append(minimum_name(path))
     data = load_data(problem, device)
     check_input_fits(model, problem, data)
     train_x, train_y = data["train"]
