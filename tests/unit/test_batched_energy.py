@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from engine.energy.batched import BatchedNetwork, pivot_losses
 from engine.energy.network import NetworkEnergy, ParameterLayout
 from engine.networks import data, models
 
@@ -35,23 +36,22 @@ def seeded(make):
 
 
 CASES = {
-    # name: (factory, input shape per sample, layout)
-    "digits_mlp": (lambda: models.mlp(64, (32,), 10), (64,), "rows"),
-    "mlp_batchnorm_tanh": (lambda: models.mlp(64, (16, 8), 10, activation="tanh", batchnorm=True), (64,), "rows"),
-    "small_cnn_bn": (lambda: models.small_cnn(width=4, batchnorm=True), (1, 8, 8), "channels"),
-    "small_cnn": (lambda: models.small_cnn(width=4, batchnorm=False), (1, 8, 8), "channels"),
+    # name: (factory, input shape per sample)
+    "digits_mlp": (lambda: models.mlp(64, (32,), 10), (64,)),
+    "mlp_batchnorm_tanh": (lambda: models.mlp(64, (16, 8), 10, activation="tanh", batchnorm=True), (64,)),
+    "small_cnn_bn": (lambda: models.small_cnn(width=4, batchnorm=True), (1, 8, 8)),
+    "small_cnn": (lambda: models.small_cnn(width=4, batchnorm=False), (1, 8, 8)),
 }
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_batched_gradients_equal_the_loops_on_each_pivots_own_batch(digits, name):
-    make, shape, layout = CASES[name]
+    make, shape = CASES[name]
     x, y = digits
     net = seeded(make)
     pivots = pivots_near(net, 4)
     ((losses, grads), (l_loop, g_loop)), energy = both(net, x.view(-1, *shape), y, pivots, 24)
     assert energy.batched_available
-    assert NetworkEnergy(net, x.view(-1, *shape), y, strategy="batched")._direct.layout == layout
     torch.testing.assert_close(losses, l_loop, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(grads, g_loop, rtol=1e-4, atol=1e-6)
 
@@ -65,28 +65,56 @@ WRITTEN_OUT = {
 }
 
 
+def batched_network(net) -> BatchedNetwork:
+    layout = ParameterLayout.from_module(net)
+    return BatchedNetwork(net, layout.names, layout.shapes, flat_inputs=True)
+
+
+def autograd_of(net, pivots, x, y, loss="cross_entropy"):
+    """(losses, grads) of the batched network's forward under autograd: what the energy
+    runs when it leaves the backward to autograd."""
+    thetas = pivots.clone().requires_grad_(True)
+    losses = pivot_losses(loss)(batched_network(net)(thetas, x), y)  # (N,)
+    (grads,) = torch.autograd.grad(losses.sum(), thetas)
+    return losses.detach(), grads
+
+
 @pytest.mark.parametrize("name", sorted(WRITTEN_OUT))
 def test_the_written_out_backward_is_autograds_bit_for_bit(digits, name):
     x, y = digits
     net = seeded(WRITTEN_OUT[name])
-    energy = NetworkEnergy(net, x, y, batch_size=24, strategy="batched")
-    assert energy._direct.gradient_written_out
+    written = batched_network(net)
+    assert written.gradient_written_out
     pivots = pivots_near(net, 5)
-    index = energy.batch_indices(5, 24, torch.Generator().manual_seed(2))
-    inputs, targets = energy._step_inputs(index, None), y[index]
-    losses, grads = energy._batched(pivots, inputs, targets, direct=True)
-    thetas = pivots.clone().requires_grad_(True)
-    expected = energy._direct_loss(thetas, inputs, targets)  # the batched network under autograd
-    (expected_grads,) = torch.autograd.grad(expected.sum(), thetas)
-    assert torch.equal(losses, expected.detach()) and torch.equal(grads, expected_grads)
+    energy = NetworkEnergy(net, x, y, batch_size=24, strategy="batched")
+    index = energy.batch_indices(5, 24, torch.Generator().manual_seed(2))  # the energy's own draw below
+    losses, saved = written.cross_entropy_forward(pivots, x[index], y[index])
+    grads = written.cross_entropy_backward(saved)
+    expected, expected_grads = autograd_of(net, pivots, x[index], y[index])
+    assert torch.equal(losses, expected) and torch.equal(grads, expected_grads)
+    # and it is what the energy's batched strategy gives, bit for bit
+    got, got_grads = energy(pivots, torch.Generator().manual_seed(2))
+    assert torch.equal(got, losses) and torch.equal(got_grads, grads)
 
 
 def test_the_backward_is_left_to_autograd_outside_linear_chains_and_cross_entropy(digits):
     x, y = digits
-    assert not NetworkEnergy(seeded(CASES["mlp_batchnorm_tanh"][0]), x, y, strategy="batched")._written_out
-    assert not NetworkEnergy(seeded(CASES["digits_mlp"][0]), x, y, loss="mse", strategy="batched")._written_out
-    assert not NetworkEnergy(seeded(CASES["digits_mlp"][0]), x, y, strategy="batched", precision="bf16")._written_out
-    assert NetworkEnergy(seeded(CASES["digits_mlp"][0]), x, y, strategy="batched")._written_out
+    assert not batched_network(seeded(CASES["mlp_batchnorm_tanh"][0])).gradient_written_out  # BatchNorm in the chain
+    net = seeded(lambda: models.mlp(64, (8,), 1))  # a chain the cross-entropy backward covers, under MSE
+    pivots = pivots_near(net, 3)
+    target = y.float() / 10
+    energy = NetworkEnergy(net, x, target, loss="mse", batch_size=16, strategy="batched")
+    index = energy.batch_indices(3, 16, torch.Generator().manual_seed(4))
+    losses, grads = energy(pivots, torch.Generator().manual_seed(4))
+    expected, expected_grads = autograd_of(net, pivots, x[index], target[index], loss="mse")
+    assert torch.equal(losses, expected) and torch.equal(grads, expected_grads)
+    # bf16 runs in bf16 (under autocast), not in the float32 written-out backward
+    net = seeded(CASES["digits_mlp"][0])
+    pivots = pivots_near(net, 3)
+    fp32, bf16 = (NetworkEnergy(net, x, y, batch_size=16, strategy="batched", precision=precision)(
+        pivots, torch.Generator().manual_seed(4)) for precision in ("fp32", "bf16"))
+    assert not torch.equal(bf16[0], fp32[0])
+    torch.testing.assert_close(bf16[0], fp32[0], rtol=0.05, atol=0.02)  # bf16's 8-bit mantissa, as below
 
 
 @pytest.mark.parametrize("name", ["resnet20", "densenet40_12"])
