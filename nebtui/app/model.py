@@ -263,19 +263,14 @@ class SessionModel:
         """Steps of one connection (all restarts; a curve's steps), from the schedule."""
         return sum(row.steps for row in self.schedule) * self.restarts if self.schedule else None
 
-    def eta(self) -> tuple[float | None, float | None]:
-        """(seconds left for the current pair, for the whole session) at the measured step rate."""
-        trace, per_pair, rate = self.shown_pair(), self.pair_steps(), self.rate.rate
-        if trace is None or trace.finished or per_pair is None or not rate:
-            return None, None
-        one = per_pair // self.restarts
-        left_pair = (self.restarts - trace.restart - 1) * one + max(0, one - self.steps_done(trace))
-        pair_eta = left_pair / rate
-        if self.pairs_total is None:
-            return pair_eta, None
-        waiting = max(0, self.pairs_total - len(self.view.saddles) - len(self.view.running))
-        workers = max(1, len(self.view.devices))
-        return pair_eta, pair_eta + waiting * per_pair / rate / workers
+    def eta(self) -> tuple[float | None, tuple[float, float] | None]:
+        """(seconds left for the pair shown, at its own step rate; seconds (low, high) left
+        for the session: the view's one ETA, from its runner's estimate refined as pairs
+        finish, None before the estimate or while not running)."""
+        trace = self.shown_pair()
+        cycle_steps = [row.steps for row in self.schedule]
+        pair_eta = trace.eta(cycle_steps, self.restarts) if trace is not None else None
+        return pair_eta, self.view.eta()
 
     def elapsed(self) -> float:
         """Seconds between the first and the latest event."""

@@ -63,7 +63,7 @@ async def test_the_schedule_and_the_stop_dialog_fit_the_screen(size):
         await pilot.pause()
         schedule = app.query_one(SchedulePane).render().plain
         assert "…" not in schedule, schedule
-        assert "session ≤ 0:11" in schedule and "8 steps/s" in schedule and "SGD(momentum=0.9)" in schedule
+        assert "session 0:11" in schedule and "8 steps/s" in schedule and "SGD(momentum=0.9)" in schedule
         assert "climb" in schedule
 
         app.push_screen(ConfirmStop(app.session_id))

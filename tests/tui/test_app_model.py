@@ -34,8 +34,11 @@ def test_step_rate_and_eta_from_event_times():
     model.apply_all(running_events())
     # pair (0, 2): 10 steps at one event, 30 steps five events (2.5 s) later
     assert model.rate.rate == 8.0
+    # the pair's ETA at its own rate: 30 of its 60 steps left at 8 steps a second; the
+    # session's: that, and the one pair waiting at what (0, 1) took (7 s: 14 events 0.5 s
+    # apart from its first cycle to its end), not at the runner's estimate (6 to 9 s)
     pair_eta, session_eta = model.eta()
-    assert pair_eta == 30 / 8 and session_eta == 30 / 8 + 60 / 8
+    assert pair_eta == 30 / 8 and session_eta == (30 / 8 + 7.0, 30 / 8 + 7.0)
     assert model.elapsed() == 0.5 * (len(running_events()) - 1)
 
 

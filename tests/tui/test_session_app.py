@@ -63,7 +63,7 @@ async def test_running_session_panes_show_the_values():
         # (0, 2) reached 10 steps, then 30 steps five events (2.5 s) later: 8 steps/s;
         # 30 steps left in the pair (3.75 s), then (1, 2) with 60 steps (7.5 s)
         assert "8 steps/s" in schedule
-        assert "ETA pair 0:04" in schedule and "session ≤ 0:11" in schedule
+        assert "ETA pair 0:04" in schedule and "session 0:11" in schedule
         assert "elapsed 0:" in schedule
 
         mst = text(app, MSTPane)

@@ -28,6 +28,7 @@ from sessions.lifecycle import (
     CheckpointWritten,
     ControlReceived,
     RunnerStarted,
+    SessionEstimated,
     SessionFinished,
     SessionPaused,
     WorkerStarted,
@@ -98,6 +99,9 @@ class Events:
 def running_events() -> list[LoggedEvent]:
     """Pair (0, 1) done and in the MST; pair (0, 2) in cycle 2 at step 10."""
     e = Events()
+    e.add(SessionEstimated(device="cpu", workers=1, threads=1, step_points=5, step_seconds=0.002,
+                           point_seconds=0.001, pair_seconds=[6.0, 9.0], pairs=[3, 3], seconds=[18.0, 27.0],
+                           done=0, cycle_steps=[20, 20, 20], restarts=1))
     e.add(RunnerStarted(pid=4242, devices=["cpu"], resumed=False, pairs_done=0))
     e.add(WorkerStarted(worker=0, device="cpu", pid=4243))
     e.add(PairChosen(pair=(0, 1), reason="initial", attacked_edge=None))

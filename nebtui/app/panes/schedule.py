@@ -16,6 +16,7 @@ from rich.text import Text
 from engine.curves.schedule import CurveSchedule
 from nebtui.app.model import CycleRow
 from nebtui.app.panes.base import Pane, clock_text
+from nebtui.progress import span_text
 from nebtui.app.chart import LOADING, Chart, plots_ready
 
 LR_SAMPLES = 4  # a curve's lr plot: lr values per column of the pane, at most
@@ -150,7 +151,7 @@ class SchedulePane(Pane):
 
     def _eta_lines(self, width: int) -> list[Text]:
         pair_eta, session_eta = self.model.eta()
-        session = f"≤ {clock_text(session_eta)}" if session_eta is not None else "-"
+        session = span_text(*session_eta) if session_eta is not None else "-"
         return fitted([f"elapsed {clock_text(self.elapsed)}", f"ETA pair {clock_text(pair_eta)}", f"session {session}"],
                       width)
 
