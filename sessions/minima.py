@@ -92,6 +92,13 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
+def minimum_files(path: Path) -> list[Path]:
+    """The files a minimum is read from: the file itself, or a model folder's weight
+    files (the index and its shards, or model.safetensors), what ``sha256`` covers."""
+    path = Path(path)
+    return _model_folder(path)[0] if path.is_dir() else [path]
+
+
 def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:

@@ -159,14 +159,16 @@ def join_failure(address: str, error: BaseException) -> str:
 
 
 def files_of(config: dict[str, Any]) -> dict[str, bytes]:
-    """The bytes of the files the problem is built from, by their path here: every minimum,
-    and CIFAR's folder (an embedded data set has none)."""
+    """The bytes of the files the problem is built from, by their path here: every minimum
+    (a model folder's weight files), and CIFAR's folder (an embedded data set has none)."""
+    from sessions.minima import minimum_files
     from sessions.problem import parse_data
 
     problem = config["problem"]
     files: dict[str, bytes] = {}
     for entry in problem.get("minima", []):
-        files[str(entry["path"])] = Path(entry["path"]).read_bytes()
+        for path in minimum_files(Path(entry["path"])):
+            files[str(path)] = path.read_bytes()
     if problem.get("kind") == "network":
         data = parse_data(problem.get("data"))
         if data.root is not None and data.root.is_dir():

@@ -8,7 +8,11 @@ import stat
 import tempfile
 from pathlib import Path
 
-from sessions.raypool import localised
+import torch
+from safetensors.torch import save_file
+
+from sessions.minima import sha256
+from sessions.raypool import files_of, localised
 
 MINIMUM = b"the bytes of a minimum"
 BATCH = b"the bytes of a data file"
@@ -45,3 +49,18 @@ def test_files_the_node_has_are_used_where_they_are(tmp_path):
         Path(path).write_bytes(data)
     with localised(config, files) as here:
         assert here == config
+
+
+def test_a_model_folder_minimum_travels_as_its_weight_files(tmp_path):
+    folder = tmp_path / "runner" / "run-3"
+    folder.mkdir(parents=True)
+    save_file({"weight": torch.arange(6.0).reshape(2, 3)}, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text("{}")  # not a weight file: stays behind
+    config = {"problem": {"kind": "network", "minima": [{"path": str(folder)}], "data": "digits"}}
+    files = files_of(config)
+    assert list(files) == [str(folder / "model.safetensors")]
+    digest = sha256(folder)
+    folder.rename(tmp_path / "moved")  # this node lacks the runner's folder
+    with localised(config, files) as here:
+        copied = Path(here["problem"]["minima"][0]["path"])
+        assert copied.is_dir() and sha256(copied) == digest  # the same minimum, as the manifest checks it
