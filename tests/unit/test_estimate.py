@@ -34,10 +34,17 @@ def test_an_autoneb_pair_adds_its_cycles_steps_and_dense_evaluations():
     linear = (4 * 5 + 1) * 0.5  # the segment's profile: 3 + 1 pieces of 5 points, and the end
     # no insertion: 5 points in every cycle; each cycle ends with 4 x 5 + 1 dense points
     low = linear + 2 * (60 * 11.0 + 3 * 21 * 0.5)
-    # one pivot inserted by the second cycle: 5, 6, 6 points
+    # two pivots inserted by the second cycle, held to max_pivots (the third inserts none): 5, 6, 6 points
     high = linear + 2 * (10 * 11.0 + 21 * 0.5 + 20 * 13.0 + 26 * 0.5 + 30 * 13.0 + 26 * 0.5)
     assert pair_seconds(schedule, TIMES) == (pytest.approx(low), pytest.approx(high))
     assert cycle_steps(schedule) == [10, 20, 30]
+
+
+def test_a_band_gains_at_most_two_pivots_a_cycle_in_the_high_estimate():
+    cycles = (Cycle(steps=1, lr=0.1), Cycle(steps=1, lr=0.1), Cycle(steps=1, lr=0.1, max_insert=1))
+    schedule = Schedule(cycles=cycles, band=BandOptions(initial_pivots=1, max_pivots=64))
+    timed = StepTimes(sizes=(3, 4), step=(3.0, 4.0), point=0.0)  # a step costs its number of points
+    assert pair_seconds(schedule, timed) == (pytest.approx(3 * 3.0), pytest.approx(3.0 + 5.0 + 6.0))
 
 
 def test_a_curve_pair_adds_its_steps_and_evaluations():
