@@ -30,9 +30,10 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from engine.curves.schedule import CurveSchedule
+from engine.neb.landscape import LandscapeOptions
 from engine.neb.schedule import Schedule
 
 GROWTH = 2  # pivots a band gains per inserting cycle at most, as the estimate's high end assumes
@@ -157,17 +158,16 @@ def pair_seconds(schedule: Schedule | CurveSchedule, times: StepTimes) -> tuple[
     return _band_seconds(schedule, times, grow=False), _band_seconds(schedule, times, grow=True)
 
 
-def pairs_left(minima: int, landscape: Mapping[str, Any], done: int = 0) -> tuple[int, int]:
-    """(fewest, most) pairs a landscape of ``minima`` with these options (LandscapeOptions'
-    fields) still computes, ``done`` pairs computed: every rule completes the first
+def pairs_left(minima: int, landscape: LandscapeOptions, done: int = 0) -> tuple[int, int]:
+    """(fewest, most) pairs a landscape of ``minima`` with these options still computes, ``done`` pairs computed: every rule completes the first
     spanning tree (N - 1 pairs); star stops there; all-pairs computes every pair,
     max-pairs=M stops at M; tolerance stops anywhere in between."""
     tree, every = max(0, minima - 1), minima * (minima - 1) // 2
-    cap = landscape.get("max_pairs")
+    cap = landscape.max_pairs
     most = every if cap is None else max(tree, min(cap, every))
-    if landscape.get("variant", "mst") == "star":
+    if landscape.variant == "star":
         fewest = most = tree
-    elif landscape.get("stop", "all_pairs") == "tolerance":
+    elif landscape.stop == "tolerance":
         fewest = tree
     else:
         fewest = most

@@ -46,7 +46,7 @@ def schedule_for(run: RunOptions, *, surface: bool, printer: ProgressPrinter, mo
 def session_config(run: RunOptions, problem: Any, schedule: dict[str, Any]) -> Any:
     """The session's config (its config.json) from the shared options; a bad value
     fails with one line and exit code 2."""
-    from engine.neb.landscape import parse_stop_rule
+    from engine.neb.landscape import LandscapeOptions, parse_stop_rule
     from sessions.config import SessionConfig
     from sessions.folder import SessionError
 
@@ -55,9 +55,9 @@ def session_config(run: RunOptions, problem: Any, schedule: dict[str, Any]) -> A
     except ValueError as error:
         fail(f"--stop: {error}", code=2)
     if run.star:
-        landscape["variant"] = "star"
+        landscape = LandscapeOptions(**landscape.given(), variant="star")
     try:
-        config = SessionConfig(problem, schedule, device=run.device, seed=run.seed, landscape=landscape,
+        config = SessionConfig(problem, schedule, device=run.device, seed=run.seed, landscape=landscape.given(),
                                workers=worker_count(run), checkpoint_interval=run.checkpoint_every,
                                strategy=run.strategy,
                                precision="bf16" if run.bf16 else "fp32", channels_last=run.channels_last,

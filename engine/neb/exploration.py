@@ -24,7 +24,7 @@ from engine.curves.runs import new_run, run_from_state
 from engine.neb.autoneb import Connection, ConnectionResult, StopRequest, seed_for_pair
 from engine.energy.base import Energy
 from engine.events import EventSink
-from engine.neb.landscape import Edge, Landscape
+from engine.neb.landscape import Edge, Landscape, LandscapeOptions
 from engine.neb.schedule import Schedule
 from engine.neb.sequence import PairSequence, parse_pair_key
 
@@ -73,15 +73,14 @@ class Exploration:
         schedule: Schedule,
         *,
         seed: int = 0,
-        variant: str = "mst",
-        stop: str = "all_pairs",
-        tolerance: float = 0.0,
-        relative: bool = False,
-        max_pairs: int | None = None,
+        landscape: LandscapeOptions | None = None,
         on_event: EventSink = events.ignore,
         energies: list[float] | None = None,
         lookahead: int = 1,
+        **landscape_fields: Any,
     ):
+        """``landscape``: the landscape options whole, or their fields as keywords
+        (``variant="star"``)."""
         if minima.dim() != 2 or minima.shape[1] != energy.dim:
             raise ValueError(f"minima must be an (M, {energy.dim}) tensor, got shape {tuple(minima.shape)}")
         if minima.shape[0] < 2:
@@ -94,16 +93,7 @@ class Exploration:
         if energies is None:
             energies = [float(v) for v in energy.evaluate(self.minima)]
         self.energies = energies
-        landscape = Landscape(
-            energies,
-            variant=variant,
-            stop=stop,
-            tolerance=tolerance,
-            relative=relative,
-            max_pairs=max_pairs,
-            on_event=on_event,
-        )
-        self.sequence = PairSequence(landscape, lookahead)
+        self.sequence = PairSequence(Landscape(energies, landscape, on_event=on_event, **landscape_fields), lookahead)
         self.paths: dict[tuple[int, int], ConnectionResult] = {}  # applied to the landscape
         self.connections: dict[tuple[int, int], Connection] = {}  # the applied ones, for state_dict
         self.running: dict[tuple[int, int], Connection] = {}  # chosen, not finished (maybe not started)
@@ -224,15 +214,14 @@ class Exploration:
     ) -> "Exploration":
         """Rebuild an exploration from ``state_dict()``; ``run()`` then continues it."""
         tensors, meta = state["tensors"], state["meta"]
-        options = meta["landscape"]["options"]
         self = cls(
             energy,
             tensors["minima"],
             schedule,
             seed=meta["seed"],
+            landscape=LandscapeOptions(**meta["landscape"]["options"]),
             energies=meta["energies"],
             on_event=events.ignore,
-            **options,
         )
         self.on_event = on_event
         if "sequence" in meta:

@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.events import (
     EdgeIgnored,
@@ -31,6 +32,7 @@ from engine.events import (
     PairChosen,
     ignore,
 )
+from engine.neb.schedule import field_lines
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -52,34 +54,39 @@ def _pair(a: int, b: int) -> Pair:
     return (a, b) if a < b else (b, a)
 
 
-@dataclass(frozen=True)
-class LandscapeOptions:
-    """How the exploration runs and when it stops."""
+class LandscapeOptions(BaseModel):
+    """How the exploration runs and when it stops. Frozen and strictly typed; a bad
+    field is a ValueError, one line per field. The fields given are remembered
+    (``given``): a session's config.json keeps only those, as the command line set them."""
 
-    variant: str = "mst"  # "mst" (the paper's algorithm) | "star" (DenseNet runs)
-    stop: str = "all_pairs"  # "all_pairs" | "tolerance"
-    tolerance: float = 0.0  # "tolerance": stop when max - min of MST saddles <= this
-    relative: bool = False  # tolerance relative to the largest |MST saddle|
-    max_pairs: int | None = None  # stop after this many computed paths, never before the first spanning tree
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
 
-    def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ValueError(f"landscape variant {self.variant!r} is unknown: use one of {VARIANTS}")
-        if self.stop not in STOPS:
-            raise ValueError(f"landscape stop rule {self.stop!r} is unknown: use one of {STOPS}")
-        if not (math.isfinite(self.tolerance) and self.tolerance >= 0):
-            raise ValueError(f"landscape tolerance must be a finite number >= 0, got {self.tolerance!r}")
-        if self.max_pairs is not None and (isinstance(self.max_pairs, bool) or self.max_pairs < 0):
-            raise ValueError(f"max_pairs must be None or an integer >= 0, got {self.max_pairs!r}")
+    variant: Literal[VARIANTS] = "mst"  # "mst" (the paper's algorithm) | "star" (DenseNet runs)
+    stop: Literal[STOPS] = "all_pairs"  # the stop rule: "all_pairs" | "tolerance"
+    tolerance: float = Field(  # "tolerance": stop when max - min of MST saddles <= this
+        0.0, ge=0, allow_inf_nan=False, description="a finite number >= 0")
+    relative: bool = Field(False, description="true or false")  # tolerance relative to the largest |MST saddle|
+    max_pairs: int | None = Field(  # stop after this many computed paths, never before the first spanning tree
+        None, ge=0, description="an integer >= 0 or None")
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise ValueError("landscape options: " + "; ".join(field_lines(type(self), error, values))) from None
+
+    def given(self) -> dict[str, Any]:
+        """The fields set when it was made (JSON-able), as a config stores them."""
+        return self.model_dump(exclude_unset=True)
 
 
-def parse_stop_rule(text: str) -> dict[str, Any]:
+def parse_stop_rule(text: str) -> LandscapeOptions:
     """The landscape options of a stop rule as written on the command line:
     ``all-pairs``, ``tolerance=VALUE``, ``relative=VALUE`` or ``max-pairs=N``."""
     name, _, value = text.strip().partition("=")
     usage = "use all-pairs, tolerance=VALUE, relative=VALUE or max-pairs=N"
     if name == "all-pairs" and not value:
-        return {"stop": "all_pairs"}
+        return LandscapeOptions(stop="all_pairs")
     if name in ("tolerance", "relative"):
         try:
             number = float(value)
@@ -88,12 +95,21 @@ def parse_stop_rule(text: str) -> dict[str, Any]:
         if not (math.isfinite(number) and number >= 0):
             raise ValueError(f"stop rule {text!r}: {name} needs a number >= 0 (the spread of the MST's saddle "
                              f"energies{' relative to the largest' if name == 'relative' else ''}), e.g. {name}=0.1")
-        return {"stop": "tolerance", "tolerance": number, "relative": name == "relative"}
+        return LandscapeOptions(stop="tolerance", tolerance=number, relative=name == "relative")
     if name == "max-pairs":
         if not value.isdigit() or int(value) < 1:
             raise ValueError(f"stop rule {text!r}: max-pairs needs a whole number >= 1 of pairs, e.g. max-pairs=20")
-        return {"stop": "all_pairs", "max_pairs": int(value)}
+        return LandscapeOptions(stop="all_pairs", max_pairs=int(value))
     raise ValueError(f"unknown stop rule {text!r}: {usage}")
+
+
+def _options(options: LandscapeOptions | None, fields: dict[str, Any]) -> LandscapeOptions:
+    """The options passed whole, or built from keyword fields; not both."""
+    if options is None:
+        return LandscapeOptions(**fields)
+    if fields:
+        raise TypeError(f"pass the landscape options whole or as fields, not both (got {', '.join(fields)})")
+    return options
 
 
 def edge_order(energies: Sequence[float], edge: Edge) -> tuple[float, float, int, int]:
@@ -201,21 +217,19 @@ class Landscape:
     def __init__(
         self,
         energies: Sequence[float],
+        options: LandscapeOptions | None = None,
         *,
-        variant: str = "mst",
-        stop: str = "all_pairs",
-        tolerance: float = 0.0,
-        relative: bool = False,
-        max_pairs: int | None = None,
         on_event: EventSink | None = None,
+        **fields: Any,
     ) -> None:
+        """``options`` whole, or its fields as keywords (``stop="tolerance", tolerance=0.1``)."""
         energies = [float(e) for e in energies]
         if not energies:
             raise ValueError("a landscape needs at least one minimum: pass one energy per minimum")
         for i, e in enumerate(energies):
             if not math.isfinite(e):
                 raise ValueError(f"energy of minimum {i} is {e}: every minimum needs a finite energy (loss)")
-        self.options = LandscapeOptions(variant, stop, float(tolerance), bool(relative), max_pairs)
+        self.options = _options(options, fields)
         self.energies: tuple[float, ...] = tuple(energies)
         self.on_event: EventSink = on_event or ignore
         import networkx as nx
@@ -507,7 +521,7 @@ class Landscape:
         return {
             "version": STATE_VERSION,
             "energies": list(self.energies),
-            "options": asdict(self.options),
+            "options": self.options.model_dump(),
             "paths": [[a, b, s] for a, b, s in sorted(self.graph.edges(data="saddle"))],
             "ignored": [list(e) for e in sorted(self._ignored)],
             "announced": [list(p) for p in sorted(self._announced)],
@@ -524,7 +538,7 @@ class Landscape:
                 f"landscape state version {state.get('version')!r} is not {STATE_VERSION}: "
                 "it was written by another nebtui version"
             )
-        landscape = cls(state["energies"], **state["options"])  # events of construction dropped
+        landscape = cls(state["energies"], LandscapeOptions(**state["options"]))  # events of construction dropped
         for a, b, saddle in state["paths"]:
             landscape._set_path(_pair(int(a), int(b)), float(saddle))
         landscape._tree = minimum_spanning_tree(landscape.graph, landscape.energies)

@@ -72,7 +72,7 @@ class ScheduleError(ValueError):
         super().__init__("\n".join(self.lines))
 
 
-def _did_you_mean(word: object, choices: Iterable[str]) -> str:
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
     if not isinstance(word, str):
         return ""
     by_lower = {c.lower(): c for c in choices}
@@ -141,7 +141,7 @@ def _optimiser_problems(name: object, args: object) -> list[str]:
     if name in UNSUPPORTED_OPTIMISERS:
         return [f"optimiser {name} cannot drive a band: {UNSUPPORTED_OPTIMISERS[name]}; use SGD or Adam"]
     if name not in OPTIMISER_ARGS:
-        hint = _did_you_mean(name, OPTIMISER_ARGS) or f"; allowed: {', '.join(OPTIMISER_ARGS)}"
+        hint = did_you_mean(name, OPTIMISER_ARGS) or f"; allowed: {', '.join(OPTIMISER_ARGS)}"
         return [f"optimiser must name a torch.optim optimiser class, got {name!r}{hint}"]
     accepted = OPTIMISER_ARGS[name]
     problems = []
@@ -151,7 +151,7 @@ def _optimiser_problems(name: object, args: object) -> list[str]:
         elif key == "params":
             problems.append("optimiser_args must not set params: the engine passes the pivots")
         elif key not in accepted:
-            problems.append(f"optimiser_args: {name} does not accept {key!r}{_did_you_mean(key, accepted)};"
+            problems.append(f"optimiser_args: {name} does not accept {key!r}{did_you_mean(key, accepted)};"
                             f" accepted: {', '.join(accepted)}")
         else:
             try:
@@ -181,7 +181,7 @@ class _Fields(BaseModel):
             super().__init__(**values)
             problems = []
         except ValidationError as error:
-            problems = _lines(type(self), error, values)
+            problems = field_lines(type(self), error, values)
         problems += self._more_problems(values)
         if problems:
             raise ScheduleError(problems, where=type(self).__name__)
@@ -195,7 +195,7 @@ class _Fields(BaseModel):
         return type(self)(**{**dict(self), **changes})
 
 
-def _lines(cls: type[BaseModel], error: ValidationError, values: Mapping[str, Any]) -> list[str]:
+def field_lines(cls: type[BaseModel], error: ValidationError, values: Mapping[str, Any]) -> list[str]:
     """The pydantic errors as our lines: one per field, with what the field accepts."""
     lines: dict[str, str] = {}
     for detail in error.errors():
@@ -203,7 +203,7 @@ def _lines(cls: type[BaseModel], error: ValidationError, values: Mapping[str, An
         if name in lines:
             continue
         if detail["type"] == "extra_forbidden":
-            lines[name] = f"unknown field {name!r}{_did_you_mean(name, cls.model_fields)}"
+            lines[name] = f"unknown field {name!r}{did_you_mean(name, cls.model_fields)}"
             continue
         field = cls.model_fields[name]
         choices = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is Literal else ()
@@ -217,7 +217,7 @@ def _lines(cls: type[BaseModel], error: ValidationError, values: Mapping[str, An
             lines[name] = f"{name} is missing ({what})"
         else:
             value = values[name]
-            lines[name] = f"{name} must be {what}, got {value!r}{_did_you_mean(value, choices)}"
+            lines[name] = f"{name} must be {what}, got {value!r}{did_you_mean(value, choices)}"
     return list(lines.values())
 
 
@@ -399,7 +399,7 @@ def _check_factor(method: str, factor: object) -> None:
 
 
 def _check_names(method: str, changes: Mapping[str, Any], cls: type[BaseModel]) -> None:
-    bad = [f"unknown field {k!r}{_did_you_mean(k, cls.model_fields)}" for k in changes if k not in cls.model_fields]
+    bad = [f"unknown field {k!r}{did_you_mean(k, cls.model_fields)}" for k in changes if k not in cls.model_fields]
     if bad:
         raise ScheduleError(bad, where=method)
 
@@ -424,7 +424,7 @@ _PHASE_KEYS = (*Cycle.model_fields, "repeat")
 
 def _unknown_keys(table: Mapping[str, Any], known: Iterable[str], where: str) -> list[str]:
     known = list(known)
-    return [f"unknown key {k!r} in {where}{_did_you_mean(k, known)}; known keys: {', '.join(known)}"
+    return [f"unknown key {k!r} in {where}{did_you_mean(k, known)}; known keys: {', '.join(known)}"
             for k in table if k not in known]
 
 

@@ -9,6 +9,7 @@ import torch
 from engine.curves.schedule import CurveSchedule
 from engine.energy.network import NetworkEnergy
 from engine.estimate import StepTimes, cycle_steps, estimate, pair_seconds, pairs_left, time_steps
+from engine.neb.landscape import LandscapeOptions
 from engine.neb.schedule import BandOptions, Cycle, Schedule
 
 # A step on n points costs 1 + 2 n seconds; a point's evaluation 0.5 s.
@@ -68,7 +69,7 @@ def test_a_curve_pair_adds_its_steps_and_evaluations():
     ],
 )
 def test_the_pairs_a_stop_rule_leaves(landscape, done, expected):
-    assert pairs_left(5, landscape, done) == expected
+    assert pairs_left(5, LandscapeOptions(**landscape), done) == expected
 
 
 def test_workers_run_pairs_side_by_side_in_rounds():

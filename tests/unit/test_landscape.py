@@ -270,7 +270,7 @@ def test_one_minimum_is_finished_at_once():
         ([], {}, "at least one minimum"),
         ([0.0, math.nan], {}, "minimum 1"),
         ([0.0, 1.0], {"variant": "ring"}, "variant"),
-        ([0.0, 1.0], {"stop": "never"}, "stop rule"),
+        ([0.0, 1.0], {"stop": "never"}, "stop must be one of 'all_pairs', 'tolerance'"),
         ([0.0, 1.0], {"tolerance": -1.0}, "tolerance"),
         ([0.0, 1.0], {"max_pairs": -1}, "max_pairs"),
     ],

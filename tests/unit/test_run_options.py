@@ -19,8 +19,8 @@ from engine.neb.landscape import Landscape, parse_stop_rule
     ],
 )
 def test_stop_rules_name_the_landscape_options(text, options):
-    assert parse_stop_rule(text) == options
-    Landscape([0.0, 1.0, 2.0], **options)  # the landscape takes them as they are
+    assert parse_stop_rule(text).given() == options  # as config.json keeps them
+    Landscape([0.0, 1.0, 2.0], parse_stop_rule(text))  # the landscape takes them as they are
 
 
 @pytest.mark.parametrize(
