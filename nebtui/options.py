@@ -14,7 +14,8 @@ import typer
 
 
 ModelArgs = Annotated[Optional[list[str]], typer.Option(
-    help="Factory keyword argument KEY=VALUE (repeatable; values are read as Python literals).")]
+    help="Factory keyword argument KEY=VALUE (repeatable; values are read as Python literals); a "
+         "torchvision:NAME model's go to its builder, as num_classes=10.")]
 
 
 def parse_model_args(pairs: list[str]) -> dict[str, object]:

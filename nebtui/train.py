@@ -26,13 +26,15 @@ from nebtui.progress import clock_text
 
 def train(
     model: Annotated[str, typer.Option(help="Architecture: resnet20/32/44/56, densenet40_12, densenet100_12_bc, "
-                                            "mlp, small_cnn, or package.module:factory.")],
+                                            "mlp, small_cnn, torchvision:NAME (a model of torchvision's registry, "
+                                            "random weights; give --recipe), or package.module:factory.")],
     data: Annotated[str, typer.Option(help="digits, digits-images, cifar10:/path or cifar100:/path.")],
     out: Annotated[Path, typer.Option(help="Folder for the minima (created).")],
     count: Annotated[int, typer.Option(help="How many minima.")] = 4,
     seed: Annotated[int, typer.Option(help="Seed of the first minimum; minimum i uses seed + i.")] = 0,
     recipe: Annotated[Optional[str], typer.Option(help="he2016 (ResNets), huang2017 (DenseNets) or digits; "
-                                                       "default by architecture.")] = None,
+                                                       "default by architecture (torchvision's models: none).")
+                      ] = None,
     scale: Annotated[float, typer.Option(help="Multiply the recipe's steps by this factor.")] = 1.0,
     device: Annotated[str, typer.Option(help="auto (the first GPU, else the CPU), cpu, cuda or cuda:N.")] = "cpu",
     download: Annotated[bool, typer.Option("--download", help="Fetch CIFAR into its folder first.")] = False,

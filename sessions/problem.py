@@ -1,7 +1,9 @@
 """From a session's config to the energy and the minima it explores, on a device.
 
 Model specs: a zoo name (engine.networks.models.ZOO: mlp, small_cnn, resnet20/32/44/56,
-densenet40_12, densenet100_12_bc) or a user's ``package.module:factory``.
+densenet40_12, densenet100_12_bc), a model of torchvision's registry (``torchvision:resnet18``,
+engine.networks.torchvision_zoo: random weights, never a download) or a user's
+``package.module:factory``.
 Data specs: ``digits`` (the embedded scikit-learn digits; ``digits-images`` for
 8x8 images), ``cifar10:/path`` or ``cifar100:/path`` (torchvision's files in a
 local folder; the paper's C10+/C100+ augmentation is done on the device).
@@ -53,9 +55,15 @@ def parse_data(spec: str | None) -> DataSpec:
 
 def _factory(spec: str, import_dir: str | None = None) -> Callable[..., Any]:
     from engine.networks.models import ZOO
+    from engine.networks.torchvision_zoo import is_torchvision, torchvision_factory
 
     if spec in ZOO:
         return ZOO[spec]
+    if is_torchvision(spec):  # looked up in torchvision's registry, never imported by name
+        try:
+            return torchvision_factory(spec)
+        except ValueError as error:
+            raise SessionError(str(error)) from None
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise SessionError(f"unknown model {spec!r}: use one of {', '.join(ZOO)} or package.module:factory")
@@ -92,7 +100,10 @@ def _import_module(module_name: str, spec: str, import_dir: str | None) -> Any:
 
 def model_arguments(problem: Problem) -> dict[str, Any]:
     """The factory's keyword arguments: the user's, plus the class count and (for the
-    MLP on CIFAR) the input size the data implies, where the factory takes them."""
+    MLP on CIFAR) the input size the data implies, where the factory takes them (a
+    torchvision model: ``num_classes``)."""
+    from engine.networks.torchvision_zoo import is_torchvision, refuse_weights
+
     data = parse_data(problem.data)
     arguments = dict(problem.model_args)
     factory = _factory(problem.model or "", problem.import_dir)
@@ -103,6 +114,12 @@ def model_arguments(problem: Problem) -> dict[str, Any]:
     _check_names(problem.model, arguments, accepted)
     if "classes" in accepted:
         arguments.setdefault("classes", CLASSES[data.kind])
+    if is_torchvision(problem.model):
+        try:
+            refuse_weights(problem.model, arguments)  # type: ignore[arg-type]
+        except ValueError as error:
+            raise SessionError(str(error)) from None
+        arguments.setdefault("num_classes", CLASSES[data.kind])
     if data.kind.startswith("cifar"):
         if problem.model == "mlp":
             arguments.setdefault("inputs", 3 * 32 * 32)
@@ -178,11 +195,13 @@ def _first_layer_misfit(model: Any, inputs: Any) -> str | None:
 
 def _images(problem: Problem) -> bool:
     from engine.networks.models import INPUTS
+    from engine.networks.torchvision_zoo import is_torchvision
 
     data = parse_data(problem.data)
     if data.kind.startswith("cifar"):
         return problem.model != "mlp"
-    return data.kind == "digits-images" or INPUTS.get(problem.model or "", "flat") == "images"
+    images = is_torchvision(problem.model) or INPUTS.get(problem.model or "", "flat") == "images"
+    return data.kind == "digits-images" or images
 
 
 def load_data(problem: Problem, device: str, download: bool = False) -> dict[str, Any]:

@@ -74,6 +74,11 @@ RECIPES: dict[str, Recipe] = {
 
 
 def default_recipe(model_name: str) -> Recipe:
+    """The recipe of the zoo's architecture ``model_name``. A torchvision model has none
+    (its papers' recipes differ by family): a ValueError asks for one by name."""
+    if model_name.startswith("torchvision:"):
+        raise ValueError(f"{model_name} has no default training recipe: choose one with --recipe "
+                         f"({', '.join(RECIPES)})")
     if model_name.startswith("resnet"):
         return RECIPES["he2016"]
     if model_name.startswith("densenet"):
