@@ -175,6 +175,18 @@ def check_input_fits(model: Any, problem: Problem, data: dict[str, Any]) -> None
         model.train(training)
 
 
+def check_alignable(model: Any) -> None:
+    """Refuse, in one line, ``--align`` on a model weight matching cannot analyse (a
+    grouped convolution, an operation that mixes channels...): found by tracing the
+    model as built, on the CPU, before any minimum is read or evaluated."""
+    from engine.alignment.groups import permutation_spec
+
+    try:
+        permutation_spec(model)
+    except ValueError as error:
+        raise SessionError(f"--align: {error}; leave --align out to connect the minima as they are") from None
+
+
 def _first_layer_misfit(model: Any, inputs: Any) -> str | None:
     """What the model's first layer takes, in words, when ``inputs`` (N, ...) do not fit it; else None."""
     from torch import nn
@@ -256,6 +268,8 @@ def build(config: SessionConfig, device: str = "cpu", threads: int | None = None
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = config.cudnn_benchmark
     model = build_model(problem)
+    if config.align:
+        check_alignable(model)
     layout = ParameterLayout.from_module(model)
     buffers = [name for name, _ in model.named_buffers()]  # a checkpoint may hold them: not parameters, not foreign
     vectors, names = [], []

@@ -1,5 +1,5 @@
 """Models by name from torchvision's registry (`--model torchvision:NAME`) in `nebtui train`
-and `explore`.
+and `explore`, and `--align` refused in one line on a model weight matching cannot analyse.
 
 torchvision's models take 3-channel images, so on the embedded 1-channel digits they are
 one line; they train and explore on CIFAR-10, here a few images in torchvision's file
@@ -61,6 +61,12 @@ def test_two_torchvision_minima_train_and_explore_with_an_estimate(tmp_path, tin
 
     assert done.returncode == 0, done.stderr
     assert "estimate: 1 pair left" in done.stdout
+
+    done = in_process("explore", str(minima), *SMALL, "--data", tiny_cifar10, "--align", "--estimate", "--device",
+                      "cpu", home=nebtui_home)
+
+    assert_one_clear_line(done, "--align: cannot analyse layer 'stage2.0.branch1.0': grouped convolutions "
+                                "(groups=24) are not supported; leave --align out to connect the minima as they are")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,6 +1,6 @@
 """`--model torchvision:NAME`: the name is looked up in torchvision's model registry and
 nowhere else, the model is built from random weights (nothing downloaded), and a name,
-or an argument that cannot be served is one line."""
+an argument or an `--align` that cannot be served is one line."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from engine.networks.torchvision_zoo import torchvision_factory
 from engine.networks.training import default_recipe
 from sessions.config import Problem
 from sessions.errors import SessionError
-from sessions.problem import build_model, model_arguments
+from sessions.problem import build_model, check_alignable, model_arguments
 
 
 def problem(model: str, data: str = "digits-images", **arguments: object) -> Problem:
@@ -76,3 +76,13 @@ def test_training_a_torchvision_model_asks_for_a_recipe():
 
     assert str(raised.value) == ("torchvision:resnet18 has no default training recipe: choose one with --recipe "
                                  "(he2016, huang2017, digits)")
+
+
+def test_align_is_refused_on_a_model_weight_matching_cannot_analyse():
+    check_alignable(build_model(problem("torchvision:resnet18")))  # traced whole: no refusal
+
+    with pytest.raises(SessionError) as raised:
+        check_alignable(build_model(problem("torchvision:mnasnet0_5")))
+
+    assert str(raised.value) == ("--align: cannot analyse layer 'layers.3': grouped convolutions (groups=16) are not "
+                                 "supported; leave --align out to connect the minima as they are")
