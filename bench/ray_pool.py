@@ -67,11 +67,11 @@ def main() -> None:
     session = SessionConfig.from_dict(config)
     built = build(session, "cpu")
     schedule = session.run_schedule()
-    exploration = Exploration(built.energy, built.minima, schedule, seed=session.seed, **session.landscape)
+    exploration = Exploration(built.energy, built.minima, schedule, seed=session.seed, landscape=session.landscape)
     pair = exploration.pending()[0]
     packed = pack_state(exploration.running[pair].state_dict())
 
-    pools = {"local": LocalPool(["cpu"], config, 1e9), "ray": RayPool("ray", config, 1e9)}
+    pools = {"local": LocalPool(["cpu"], session, 1e9), "ray": RayPool("ray", session, 1e9)}
     for pool in pools.values():
         pool.start()
     try:

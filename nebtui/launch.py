@@ -16,8 +16,8 @@ from nebtui.progress import ProgressPrinter, estimate_text
 
 
 def schedule_for(run: RunOptions, *, surface: bool, printer: ProgressPrinter, model: str | None = None,
-                 preset_scale: float = 1.0) -> dict[str, Any]:
-    """The schedule the options name as a dict (default: the surface preset for a
+                 preset_scale: float = 1.0) -> Any:
+    """The schedule the options name (default: the surface preset for a
     surface, paper for networks), adjusted by them; the paper's presets take the
     architecture's minibatch per pivot. A default preset runs ``preset_scale`` of
     its steps (times --scale)."""
@@ -40,10 +40,10 @@ def schedule_for(run: RunOptions, *, surface: bool, printer: ProgressPrinter, mo
             chosen = chosen.with_climbing()
     except ScheduleError as error:
         fail(str(error), code=2)
-    return chosen.to_dict()
+    return chosen
 
 
-def session_config(run: RunOptions, problem: Any, schedule: dict[str, Any]) -> Any:
+def session_config(run: RunOptions, problem: Any, schedule: Any) -> Any:
     """The session's config (its config.json) from the shared options; a bad value
     fails with one line and exit code 2."""
     from engine.neb.landscape import LandscapeOptions, parse_stop_rule
@@ -57,7 +57,8 @@ def session_config(run: RunOptions, problem: Any, schedule: dict[str, Any]) -> A
     if run.star:
         landscape = LandscapeOptions(**landscape.given(), variant="star")
     try:
-        config = SessionConfig(problem, schedule, device=run.device, seed=run.seed, landscape=landscape.given(),
+        config = SessionConfig(problem=problem, schedule=schedule, device=run.device, seed=run.seed,
+                               landscape=landscape,
                                workers=worker_count(run), checkpoint_interval=run.checkpoint_every,
                                strategy=run.strategy,
                                precision="bf16" if run.bf16 else "fp32", channels_last=run.channels_last,
@@ -112,7 +113,7 @@ def run_session(config: Any, manifest: list[dict[str, Any]], run: RunOptions, *,
         return
     try:
         home = data_home()
-        folder = SessionFolder.create(home, run.session or unique_name(home, hint), config.to_dict(), manifest)
+        folder = SessionFolder.create(home, run.session or unique_name(home, hint), config, manifest)
         pid = start_runner(folder)
     except SessionError as error:
         fail(str(error))
@@ -196,7 +197,8 @@ def finish_following(folder: Any, printer: ProgressPrinter, *, as_json: bool) ->
         result = read_result(folder)
         if result is None:
             fail(f"session {folder.id} finished but its result file is missing: see {folder.results_path}")
-        table1 = table1_row(folder) if folder.config().get("problem", {}).get("kind") == "network" else None
+        problem = folder.config().problem
+        table1 = table1_row(folder) if problem is not None and problem.kind == "network" else None
         if as_json:
             print(json.dumps({**result, "table1": table1} if table1 is not None else result))
         else:

@@ -3,35 +3,67 @@ edge, stored as config.json in the session folder."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
-import types
 import typing
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from typing import Annotated, Any, ClassVar, Literal, Mapping
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from engine.curves.runs import METHODS
+from engine.neb.landscape import LandscapeOptions
+from engine.neb.schedule import Schedule, ScheduleError, did_you_mean, schedule_from_dict
 from sessions.errors import SessionError
 
 SURFACE_NAMES = ("muller-brown", "himmelblau")
 DEFAULT_CHECKPOINT_INTERVAL = 60.0  # seconds
 
 
-@dataclass(frozen=True)
-class Problem:
+def _as_schedule(value: Any) -> Schedule:
+    """The AutoNEB schedule, given whole or in its TOML/dict layout (Schedule.to_dict())."""
+    return value if isinstance(value, Schedule) else schedule_from_dict(value)
+
+
+# The AutoNEB schedule; config.json keeps it in its TOML/dict layout.
+ScheduleField = Annotated[Schedule, PlainValidator(_as_schedule), PlainSerializer(Schedule.to_dict)]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+
+class Problem(_Config):
     """What the energy is: an analytic surface, or a network on data with minima files."""
 
-    kind: str  # "surface" | "network"
-    surface: str | None = None  # surface name
+    kind: str = Field(description="surface or network")
+    surface: str | None = None  # surface name, one of SURFACE_NAMES
     model: str | None = None  # zoo name or "package.module:factory"
-    model_args: dict[str, Any] = field(default_factory=dict)
-    data: str | None = None  # "digits"
+    model_args: dict[str, Any] = Field(default_factory=dict)
+    data: str | None = None  # "digits", a torchvision data set, a folder
     loss: str = "cross_entropy"
-    minima: list[dict[str, Any]] = field(default_factory=list)  # the manifest: path, sha256, parameters
+    minima: list[Any] = Field(default_factory=list)  # the manifest: path, sha256, parameters
     # where a package.module:factory is imported from first, as python -m would: the folder the user
     # typed the command in (the runner's own working directory is the session folder, never searched)
     import_dir: str | None = None
+
+    @field_validator("minima")
+    @classmethod
+    def _entries(cls, minima: list[Any]) -> list[Any]:
+        for i, entry in enumerate(minima):
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("path"), str):
+                raise ValueError(f"problem.minima[{i}] is not an entry with a path")
+            if not isinstance(entry.get("sha256", ""), str):
+                raise ValueError(f"problem.minima[{i}].sha256 is not text")
+        return minima
 
     def problems(self) -> list[str]:
         found = []
@@ -63,124 +95,112 @@ def cluster_problems(cluster: Any, device: str = "auto") -> list[str]:
     return []
 
 
-@dataclass(frozen=True)
-class SessionConfig:
+class SessionConfig(_Config):
+    """The one config of a session, from the command line to every process and back from
+    config.json: the problem, the AutoNEB schedule, the landscape options, the method and
+    how to run them. ``to_dict`` is config.json's layout; ``from_dict`` reads it back, a bad
+    field a SessionError of one line."""
+
+    complete: ClassVar[bool] = True  # every field is there, and they fit together (PartialConfig: not checked)
+
     problem: Problem
-    schedule: dict[str, Any]  # Schedule.to_dict()
+    schedule: ScheduleField
     device: str = "auto"  # auto | cpu | cuda:0,1
     seed: int = 0
-    landscape: dict[str, Any] = field(default_factory=dict)  # Landscape options: variant, stop, tolerance, ...
-    checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL
-    workers: int = 1  # CPU workers (each with its share of the cores); GPUs: one worker per device
-    strategy: str = "auto"  # network energy: auto | loop | vmap
+    # The landscape's options; config.json keeps the fields the command line set (--stop, --star)
+    landscape: LandscapeOptions = LandscapeOptions()
+    checkpoint_interval: float = Field(
+        DEFAULT_CHECKPOINT_INTERVAL, gt=0, allow_inf_nan=False, description="a positive number of seconds")
+    # CPU workers (each with its share of the cores); GPUs: one worker per device
+    workers: int = Field(1, ge=1, description="a whole number >= 1 (CPU worker processes)")
+    strategy: Literal["auto", "batched", "loop", "vmap"] = "auto"  # how the network energy runs its pivots
     # GPU speed options of the network energy (each also runs on the CPU)
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast
     channels_last: bool = False
     compile: bool = False  # torch.compile of the per-pivot loss
     cudnn_benchmark: bool = False
-    # How each pair is connected, and whether the minima are aligned first
-    method: str = "autoneb"  # autoneb | bezier | polychain (a curve's budget: engine.curves.runs.curve_schedule)
-    align: bool = False  # permute every minimum's hidden units to match the lowest one (networks)
+    # How each pair is connected (a curve's budget: engine.curves.runs.curve_schedule), and whether the
+    # minima are aligned first (permute every minimum's hidden units to match the lowest one; networks)
+    method: Literal[METHODS] = "autoneb"
+    align: bool = False
     cluster: str = "local"  # local (worker processes here) | ray (the Ray cluster here) | ray://HOST:PORT
     # This user's tag for a package.module:factory model (sessions.trust): the factory is imported only
     # when the tag verifies, so a session folder copied from elsewhere runs none of its code
     vouch: str | None = None
 
-    def __post_init__(self) -> None:
+    @field_serializer("landscape")
+    def _landscape_as_given(self, landscape: LandscapeOptions) -> dict[str, Any]:
+        return landscape.given()
+
+    @model_validator(mode="after")
+    def _fits_together(self) -> "SessionConfig":
+        if not self.complete:
+            return self
         found = self.problem.problems()
-        if not (isinstance(self.checkpoint_interval, (int, float)) and math.isfinite(self.checkpoint_interval)
-                and self.checkpoint_interval > 0):
-            found.append(f"checkpoint interval must be a positive number of seconds, got {self.checkpoint_interval!r}")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
-            found.append(f"workers must be a whole number >= 1 (CPU worker processes), got {self.workers!r}")
-        if self.strategy not in ("auto", "batched", "loop", "vmap"):
-            found.append(f"unknown strategy {self.strategy!r}: use auto, batched, loop or vmap")
-        if self.precision not in ("fp32", "bf16"):
-            found.append(f"unknown precision {self.precision!r}: use fp32 or bf16")
-        if self.method not in METHODS:
-            found.append(f"unknown method {self.method!r}: use {', '.join(METHODS[:-1])} or {METHODS[-1]}")
-        if not isinstance(self.align, bool):
-            found.append(f"align must be true or false, got {self.align!r}")
-        elif self.align and self.problem.kind != "network":
+        if self.align and self.problem.kind != "network":
             found.append("--align permutes the hidden units of networks: a surface has none; leave --align out")
         found += cluster_problems(self.cluster, self.device)
         if found:
-            raise SessionError("; ".join(found))
+            raise ValueError("; ".join(found))
+        return self
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise SessionError(first_bad_field(type(self), error)) from None
 
     def run_schedule(self) -> Any:
         """What each pair runs: the AutoNEB schedule, or the curve's schedule the method
         derives from it (engine.curves.runs.method_schedule). Every process that runs,
         times, shows or reports the session's pairs takes it from here."""
         from engine.curves.runs import method_schedule
-        from engine.neb.schedule import schedule_from_dict
 
-        return method_schedule(self.method, schedule_from_dict(self.schedule))
+        return method_schedule(self.method, self.schedule)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """config.json's layout (JSON-able): the schedule as Schedule.to_dict(), the landscape
+        options as given."""
+        return self.model_dump()
 
     @classmethod
     def from_dict(cls, d: Any) -> "SessionConfig":
         """The config as read back from JSON; what is missing, of the wrong type or out
         of range is a SessionError with the first such field."""
-        damage = config_damage(d, complete=True)
-        if damage is not None:
-            raise SessionError(damage)
-        from engine.neb.schedule import ScheduleError, schedule_from_dict
-
-        try:
-            schedule_from_dict(d["schedule"])
-        except ScheduleError as error:
-            raise SessionError("; ".join(error.lines)) from None
-        d = dict(d)
-        d["problem"] = Problem(**d["problem"])
+        if not isinstance(d, Mapping):
+            raise SessionError(f"the file is {_json_word(d)}, not an object")
         return cls(**d)
 
 
-# ---- reading config.json back: every field's JSON type, checked before anything uses it
-
-_TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", bool: "true or false", dict: "an object",
-               list: "a list", type(None): "null"}
-LANDSCAPE_KEYS = {"variant": str, "stop": str, "tolerance": float, "relative": bool, "max_pairs": int}
-REQUIRED = {"problem", "schedule"}
-
-
-def _json_kinds(hint: Any) -> tuple[type, ...]:
-    """The JSON value kinds a field's annotation admits (``str | None`` -> str, NoneType)."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return tuple(kind for arg in typing.get_args(hint) for kind in _json_kinds(arg))
-    if hint is Any:
-        return (object,)
-    if dataclasses.is_dataclass(hint):
-        return (dict,)
-    return (typing.get_origin(hint) or hint,)
+def _schedule_if_readable(value: Any) -> Schedule | None:
+    """A listing's schedule: None where there is none this nebtui reads (the runner says why)."""
+    try:
+        return None if value is None else _as_schedule(value)
+    except ScheduleError:
+        return None
 
 
-def _fits(value: Any, kinds: tuple[type, ...]) -> bool:
-    """JSON's kinds, as Python reads them: true is not a number, 3 is a float as well."""
-    if isinstance(value, bool):
-        return bool in kinds or object in kinds
-    if isinstance(value, int) and float in kinds:
-        return True
-    return isinstance(value, kinds)
+_ScheduleIfReadable = Annotated[Schedule | None, PlainValidator(_schedule_if_readable),
+                                PlainSerializer(lambda s: None if s is None else s.to_dict())]
 
 
-def _field_damage(raw: Any, cls: type, where: str, complete: bool, required: set[str]) -> str | None:
-    if not isinstance(raw, Mapping):
-        return f"{where.rstrip('.') or 'the file'} is {_json_word(raw)}, not an object"
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    for key, value in raw.items():
-        if key not in known:
-            if complete:
-                return f"unknown field {where}{key!r}"
-            continue
-        kinds = _json_kinds(hints[key])
-        if not _fits(value, kinds):
-            wanted = " or ".join(_TYPE_WORDS.get(kind, kind.__name__) for kind in kinds)
-            return f"{where}{key} is {_json_word(value)}, not {wanted}"
-    missing = sorted(required - set(raw)) if complete else []
-    return f"{where}{missing[0]} is missing" if missing else None
+class PartialConfig(SessionConfig):
+    """What a listing reads of a config.json: the fields there are, typed; a problem or
+    schedule missing is None, a field unknown to this nebtui (a newer one wrote it) is
+    skipped, and nothing is checked across fields (sessions.config.read_config does)."""
+
+    model_config = ConfigDict(extra="ignore")
+    complete: ClassVar[bool] = False
+
+    problem: Problem | None = None  # type: ignore[assignment]
+    schedule: _ScheduleIfReadable = None  # type: ignore[assignment]
+
+
+# ---- one line per bad config: the first bad field, with what it takes
+
+_KIND_WORDS = {"int_type": "a whole number", "float_type": "a number", "string_type": "text",
+               "bool_type": "true or false", "dict_type": "an object", "model_type": "an object",
+               "model_attributes_type": "an object", "list_type": "a list"}
 
 
 def _json_word(value: Any) -> str:
@@ -189,43 +209,52 @@ def _json_word(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _minima_damage(minima: list[Any]) -> str | None:
-    for i, entry in enumerate(minima):
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("path"), str):
-            return f"problem.minima[{i}] is not an entry with a path"
-        if not isinstance(entry.get("sha256", ""), str):
-            return f"problem.minima[{i}].sha256 is not text"
-    return None
+def _field(cls: Any, loc: tuple[Any, ...]) -> Any:
+    """The pydantic field ``loc`` names under the model ``cls`` (None past a model)."""
+    field = None
+    for part in loc:
+        models = [c for c in (cls, *typing.get_args(cls)) if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not isinstance(part, str) or not models or part not in models[0].model_fields:
+            return field if isinstance(part, int) else None
+        field = models[0].model_fields[part]
+        cls = field.annotation
+    return field
 
 
-def _landscape_damage(landscape: Mapping[str, Any]) -> str | None:
-    for key, value in landscape.items():
-        if key not in LANDSCAPE_KEYS:
-            return f"unknown field landscape.{key!r}"
-        if not (_fits(value, (LANDSCAPE_KEYS[key],)) or (key == "max_pairs" and value is None)):
-            return f"landscape.{key} is {_json_word(value)}, not {_TYPE_WORDS[LANDSCAPE_KEYS[key]]}"
-    return None
-
-
-def config_damage(raw: Any, *, complete: bool) -> str | None:
-    """What is wrong with a config read from JSON, in words (the first thing found), or None.
-    ``complete``: every required field must be there (a config to run); else only the fields
-    present are checked (a listing of sessions reads what there is)."""
-    damage = _field_damage(raw, SessionConfig, "", complete, REQUIRED)
-    if damage is None and "problem" in raw:
-        damage = _field_damage(raw["problem"], Problem, "problem.", complete, {"kind"})
-        if damage is None:
-            damage = _minima_damage(raw["problem"].get("minima", []))
-    if damage is None and "landscape" in raw:
-        damage = _landscape_damage(raw["landscape"])
-    return damage
+def first_bad_field(cls: type[BaseModel], error: ValidationError) -> str:
+    """The first of pydantic's errors as one line: where, what it is, what it takes."""
+    detail = error.errors()[0]
+    loc = tuple(detail["loc"])
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    value = detail.get("input")
+    kind = detail["type"]
+    if kind == "value_error":  # a validator of ours, or a schedule's lines: its words say it all
+        cause = detail["ctx"]["error"]
+        return "; ".join(cause.lines) if isinstance(cause, ScheduleError) else str(cause)
+    if kind == "missing":
+        return f"{where} is missing"
+    if kind == "extra_forbidden":
+        parent = _field(cls, loc[:-1]) if len(loc) > 1 else None
+        known = getattr(parent.annotation, "model_fields", {}) if parent is not None else cls.model_fields
+        return f"unknown field {where!r}{did_you_mean(str(loc[-1]), known)}"
+    if kind in _KIND_WORDS:
+        return f"{where or 'the file'} is {_json_word(value)}, not {_KIND_WORDS[kind]}"
+    field = _field(cls, loc)
+    if kind == "literal_error":
+        choices = [str(c) for c in typing.get_args(field.annotation)] if field is not None else []
+        if not isinstance(value, str):
+            return f"{where} is {_json_word(value)}, not text"
+        use = ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else "".join(choices)
+        return f"unknown {where} {value!r}: use {use}{did_you_mean(value, choices)}"
+    what = field.description if field is not None and field.description else detail["msg"].lower()
+    return f"{where} must be {what}, got {_json_word(value)}"
 
 
 def read_config(folder: Any) -> SessionConfig:
     """A session's config as a SessionConfig; a damaged config.json is one line naming the session."""
     from sessions.folder import damaged_config
 
-    raw = folder.config()
+    raw = folder.config_json()
     try:
         return SessionConfig.from_dict(raw)
     except SessionError as error:

@@ -135,10 +135,11 @@ class SessionFolder:
         cls,
         home: Path,
         name: str,
-        config: Mapping[str, Any],
+        config: Any,
         manifest: Sequence[ManifestEntry | Mapping[str, Any]],
     ) -> "SessionFolder":
-        """Create ``home/name`` with its metadata, atomically; a taken name is a SessionError."""
+        """Create ``home/name`` with its metadata, atomically; a taken name is a SessionError.
+        ``config``: a SessionConfig (config.json gets its ``to_dict()``), or the JSON itself."""
         validate_name(name)
         home = Path(home)
         target = home / name
@@ -146,7 +147,7 @@ class SessionFolder:
         info = SessionInfo(SCHEMA_VERSION, name, time.time(), nebtui_version())
         files = {
             SESSION_FILE: _dump_json(info.to_dict(), "info"),
-            CONFIG_FILE: _dump_json(dict(config), "config"),
+            CONFIG_FILE: _dump_json(config.to_dict() if hasattr(config, "to_dict") else dict(config), "config"),
             MANIFEST_FILE: _dump_json([e.to_dict() for e in entries], "manifest"),
             EVENTS_FILE: b"",
         }
@@ -220,16 +221,19 @@ class SessionFolder:
     def created(self) -> float:
         return self.info.created
 
-    def config(self) -> dict[str, Any]:
-        """config.json as a dict whose fields, those present, have their types (a listing
-        reads what there is; sessions.config.read_config wants every field)."""
-        from sessions.config import config_damage
+    def config(self) -> Any:
+        """config.json as a sessions.config.PartialConfig: the fields there are, typed (a
+        listing reads what there is; sessions.config.read_config wants every field)."""
+        from sessions.config import PartialConfig
 
-        raw = _read_json(self.config_path, self.id)
-        damage = config_damage(raw, complete=False)
-        if damage is not None:
-            raise damaged_config(self.id, damage)
-        return raw
+        try:
+            return PartialConfig.from_dict(self.config_json())
+        except SessionError as error:
+            raise damaged_config(self.id, str(error)) from None
+
+    def config_json(self) -> Any:
+        """config.json as JSON gives it, unchecked: for sessions.config to read, and to rewrite."""
+        return _read_json(self.config_path, self.id)
 
     def manifest(self) -> list[ManifestEntry]:
         raw = _read_json(self.manifest_path, self.id)

@@ -159,8 +159,9 @@ def join_failure(address: str, error: BaseException) -> str:
 
 
 def files_of(config: dict[str, Any]) -> dict[str, bytes]:
-    """The bytes of the files the problem is built from, by their path here: every minimum
-    (a model folder's weight files), and CIFAR's folder (an embedded data set has none)."""
+    """Of a config as it travels (SessionConfig.to_dict()): the bytes of the files the
+    problem is built from, by their path here: every minimum (a model folder's weight
+    files), and CIFAR's folder (an embedded data set has none)."""
     from sessions.minima import minimum_files
     from sessions.problem import parse_data
 
@@ -303,7 +304,7 @@ class RayPool:
     ray://HOST:PORT); ``devices`` is known once ``start`` has joined it."""
 
     cluster: str
-    config: dict[str, Any]
+    config: Any  # the SessionConfig; actors get its to_dict() and rebuild it once
     checkpoint_interval: float
     devices: list[str] = field(default_factory=list)
     actors: list[_Actor] = field(default_factory=list)
@@ -321,23 +322,24 @@ class RayPool:
         self.ray, self.address = ray, address
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
-        wanted = parse_devices(self.config.get("device", "auto")).kind
+        wanted = parse_devices(self.config.device).kind
         if wanted == "cuda" and gpus == 0:
             raise SessionError(f"the Ray cluster at {address} has no GPU, and --device "
-                               f"{self.config.get('device')} asks for GPUs: use --device auto or cpu")
+                               f"{self.config.device} asks for GPUs: use --device auto or cpu")
         actor = ray.remote(max_concurrency=CONCURRENCY, max_restarts=0)(PairActor)
         if wanted != "cpu" and gpus:
             self.devices = ["ray:gpu"] * gpus
             self._options, self._threads = {"num_gpus": 1}, None
         else:
-            workers = int(self.config.get("workers", 1))
+            workers = self.config.workers
             largest = max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node.get("Alive")), default=1)
             share = max(1, min(int(largest), int(resources.get("CPU", 1)) // workers))
             self.devices = ["ray:cpu"] * workers
             self._options, self._threads = {"num_cpus": share}, share
         self._class = actor
-        self._config = ray.put(self.config)  # once per session: every actor (and restart) reads these
-        self._files = ray.put(files_of(self.config))
+        wire = self.config.to_dict()
+        self._config = ray.put(wire)  # once per session: every actor (and restart) reads these
+        self._files = ray.put(files_of(wire))
         self.actors = [_Actor() for _ in self.devices]
         for index in range(len(self.actors)):
             self._spawn(index)

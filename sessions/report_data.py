@@ -255,9 +255,9 @@ def collect(folder: Any, options: ReportOptions) -> Report:
 
     import torch
 
-    from engine.curves.runs import method_schedule, run_from_state, spent_gradients
+    from engine.curves.runs import run_from_state, spent_gradients
+    from engine.curves.schedule import CURVE_KINDS
     from engine.neb.band import dense_points, linear_path
-    from engine.neb.schedule import schedule_from_dict
     from sessions.config import runnable_config
     from sessions.folder import SessionError
     from sessions.problem import build
@@ -272,8 +272,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
         )
     try:
         config = runnable_config(folder)
-        schedule = schedule_from_dict(config.schedule)
-        run_schedule = method_schedule(config.method, schedule)
+        schedule, run_schedule = config.schedule, config.run_schedule()
         built = build(config, options.device)
     except (SessionError, ValueError) as error:
         raise ReportError(str(error)) from None
@@ -333,7 +332,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
         linear_point = start + r.linear.saddle_position * (end - start)
         train, test = evaluator.metrics(torch.stack([r.saddle_point, linear_point.to(r.saddle_point.dtype)]))
         saddle_metrics[(a, b)] = (train[0], test[0])
-        curve = hasattr(r, "bend")  # a curve's pivots are its evaluation points: nothing between them
+        curve = config.method in CURVE_KINDS  # a curve's pivots are its evaluation points: nothing between them
         dense = r.pivots if curve else dense_points(r.pivots, between)
         tested = (a, b) in in_mst or options.path_test == "all"
         profile_metrics = evaluator.test_metrics(dense) if tested else None
@@ -596,12 +595,12 @@ def _ensembles(evaluator: _Evaluator, results: dict, mst: list, options: ReportO
 def check_same_minima(folders: list[Any]) -> None:
     """Sessions compared must explore the same minima, in the same order: the same
     surface, or manifests whose sha256 agree entry by entry (else a ReportError)."""
-    from sessions.config import SessionConfig
+    from sessions.config import read_config
     from sessions.folder import SessionError
 
     def minima_of(folder: Any) -> tuple[Any, ...]:
         try:
-            problem = SessionConfig.from_dict(folder.config()).problem
+            problem = read_config(folder).problem
         except SessionError as error:
             raise ReportError(str(error)) from None
         if problem.kind == "surface":

@@ -159,13 +159,11 @@ class Runner:
                 devices = ["cpu"] if surely_cpu(self.config.device) else resolve_devices(self.config.device)
                 if devices == ["cpu"]:
                     devices = devices * self.config.workers
-                self.pool = self.pool_override or LocalPool(devices, self.config.to_dict(),
-                                                            self.config.checkpoint_interval)
+                self.pool = self.pool_override or LocalPool(devices, self.config, self.config.checkpoint_interval)
             else:  # Ray actors on a cluster; this process builds its own problem on the CPU
                 from sessions.raypool import RayPool
 
-                self.pool, devices = RayPool(self.config.cluster, self.config.to_dict(),
-                                             self.config.checkpoint_interval), []
+                self.pool, devices = RayPool(self.config.cluster, self.config, self.config.checkpoint_interval), []
             self.pool.start()  # the workers import torch and build their problem while we do the same
             devices = devices or self.pool.devices
             # A new session evaluates its minima once (full training set, BatchNorm
@@ -293,7 +291,7 @@ class Runner:
         if loaded is None:
             self.exploration = Exploration(
                 built.energy, built.minima, self.schedule, seed=self.config.seed, on_event=self.emit,
-                lookahead=lookahead_for(len(self.pool.devices)), **self.config.landscape,
+                lookahead=lookahead_for(len(self.pool.devices)), landscape=self.config.landscape,
             )
             late = finished
         else:

@@ -7,7 +7,9 @@ later (``nebtui sessions trust``). Either writes a tag into the config: an
 HMAC-SHA256 of the session id, the spec, its arguments and the folder it is
 imported from under a secret key of this user, kept in the data home (``.key``,
 mode 0600), never in a session folder. A copied folder's tags were made with
-another key, so they do not verify here; zoo names need no tag.
+another key, so they do not verify here; zoo names need no tag, and nor do
+torchvision's models (``torchvision:NAME``): the name is looked up in torchvision's
+own model registry, never imported, so it can only call one of torchvision's builders.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ KEY_FILE = ".key"
 KEY_BYTES = 32
 # engine.networks.models.ZOO's names, without importing torch (the CLI never does)
 ZOO_NAMES = ("mlp", "small_cnn", "resnet20", "resnet32", "resnet44", "resnet56", "densenet40_12", "densenet100_12_bc")
+TORCHVISION_PREFIX = "torchvision:"  # engine.networks.torchvision_zoo.PREFIX
 
 
 def is_zoo(spec: Any) -> bool:
-    """A model name of nebtui's own zoo: never a user's code."""
-    return isinstance(spec, str) and spec in ZOO_NAMES
+    """A model name of nebtui's own zoo, or of torchvision's registry: never a user's code."""
+    return isinstance(spec, str) and (spec in ZOO_NAMES or spec.startswith(TORCHVISION_PREFIX))
 
 
 def _key_path(home: Path) -> Path:
@@ -117,7 +120,7 @@ def vouch_for(folder: Any, spec: str) -> None:
     if spec != model:
         raise SessionError(f"session {folder.id} names the model factory {model}, not {spec}: type the factory it "
                            f"names to vouch for it")
-    raw = folder.config()
+    raw = folder.config_json()  # rewritten as it is, with the tag: what an older nebtui wrote stays
     raw["vouch"] = tag(folder.path.parent, folder.id, model, config.problem.model_args,
                        import_dir=config.problem.import_dir)
     write_atomic(folder.config_path, (json.dumps(raw, indent=2, sort_keys=True) + "\n").encode())

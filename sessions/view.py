@@ -20,7 +20,6 @@ from engine.events import (
     StepEnergies,
     UnknownEvent,
 )
-from engine.neb.schedule import ScheduleError, schedule_from_dict
 from sessions.eventlog import EventLogReader, LoggedEvent, PassedSteps, read_log
 from sessions.folder import EVENTS_FILE, SessionFolder
 from sessions.lifecycle import (
@@ -330,19 +329,16 @@ def summary(folder: SessionFolder, view: SessionView | None = None) -> dict[str,
     view = view if view is not None else read_view(folder)
     state, pid = status(folder, view)
     config = folder.config()
-    problem = config.get("problem", {})
-    minima = len(problem.get("minima", [])) if problem.get("kind") == "network" else {
-        "muller-brown": 3, "himmelblau": 4}.get(problem.get("surface"), 0)
-    variant = config.get("landscape", {}).get("variant", "mst")
-    total = minima - 1 if variant == "star" else minima * (minima - 1) // 2
+    problem = config.problem
+    minima = 0 if problem is None else len(problem.minima) if problem.kind == "network" else {
+        "muller-brown": 3, "himmelblau": 4}.get(problem.surface or "", 0)
+    total = minima - 1 if config.landscape.variant == "star" else minima * (minima - 1) // 2
     if view.estimate is not None:  # the schedule the method runs, as its runner saw it
         cycle_steps, restarts = view.estimate.cycle_steps, view.estimate.restarts
+    elif config.schedule is not None:
+        cycle_steps, restarts = [c.steps for c in config.schedule.cycles], config.schedule.band.restarts
     else:
-        try:
-            schedule = schedule_from_dict(config.get("schedule"))
-            cycle_steps, restarts = [c.steps for c in schedule.cycles], schedule.band.restarts
-        except ScheduleError:
-            cycle_steps, restarts = [], 1
+        cycle_steps, restarts = [], 1
     running = [
         {"pair": list(p), "restart": g.restart, "cycle": g.cycle, "cycles": g.cycles, "step": g.step,
          "steps": g.steps, "pivots": g.pivots, "eta_seconds": g.eta(cycle_steps, restarts)}
@@ -353,10 +349,10 @@ def summary(folder: SessionFolder, view: SessionView | None = None) -> dict[str,
         "status": state,
         "pid": pid,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(folder.created)),
-        "problem": problem.get("surface") or problem.get("model"),
-        "method": config.get("method", "autoneb"),
-        "schedule": _schedule_name(config.get("schedule")),
-        "align": config.get("align", False),
+        "problem": None if problem is None else problem.surface or problem.model,
+        "method": config.method,
+        "schedule": None if config.schedule is None else config.schedule.name,
+        "align": config.align,
         "minima": minima,
         "pairs_done": len(view.saddles),
         "pairs_total": total,
@@ -404,9 +400,3 @@ def damaged_summary(folder: SessionFolder, problem: str) -> dict[str, Any]:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(folder.created)),
         "pairs_done": 0, "pairs_total": 0, "running": [], "paths": [], "mst": [],
     }
-
-
-def _schedule_name(schedule: Any) -> str | None:
-    """The schedule's name as the config holds it ("paper x0.05": the paper's at 5 % of its steps)."""
-    name = schedule.get("name") if isinstance(schedule, dict) else None
-    return name if isinstance(name, str) else None

@@ -84,7 +84,7 @@ class LocalPool:
     """One worker process per device (from the fork server): jobs down a queue, messages up a pipe each."""
 
     devices: list[str]
-    config: dict[str, Any]
+    config: Any  # the SessionConfig; each worker gets its to_dict() and rebuilds it once
     checkpoint_interval: float
     slots: list[_Slot] = field(default_factory=list)
     start_advice: ClassVar[str] = ""  # a worker's traceback goes to the runner log
@@ -133,7 +133,7 @@ class LocalPool:
         slot.up, writer = self._context.Pipe(duplex=False)
         slot.process = self._context.Process(
             target=worker_main,
-            args=(index, slot.device, self.config, self.checkpoint_interval, slot.jobs, writer, slot.stop,
+            args=(index, slot.device, self.config.to_dict(), self.checkpoint_interval, slot.jobs, writer, slot.stop,
                   slot.want_state),
             name=f"nebtui-worker-{index}",
             daemon=True,
@@ -303,6 +303,7 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state) -> 
 
 
 def worker_config(config: dict[str, Any]) -> Any:
+    """The SessionConfig again, from the to_dict() a worker process or actor was sent."""
     from sessions.config import SessionConfig
 
     return SessionConfig.from_dict(config)

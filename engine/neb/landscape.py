@@ -55,9 +55,10 @@ def _pair(a: int, b: int) -> Pair:
 
 
 class LandscapeOptions(BaseModel):
-    """How the exploration runs and when it stops. Frozen and strictly typed; a bad
-    field is a ValueError, one line per field. The fields given are remembered
-    (``given``): a session's config.json keeps only those, as the command line set them."""
+    """How the exploration runs and when it stops. Frozen and strictly typed (a bad field
+    is a pydantic ValidationError; Landscape says it in one line per field). The fields
+    given are remembered (``given``): a session's config.json keeps only those, as the
+    command line set them."""
 
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
 
@@ -68,12 +69,6 @@ class LandscapeOptions(BaseModel):
     relative: bool = Field(False, description="true or false")  # tolerance relative to the largest |MST saddle|
     max_pairs: int | None = Field(  # stop after this many computed paths, never before the first spanning tree
         None, ge=0, description="an integer >= 0 or None")
-
-    def __init__(self, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-        except ValidationError as error:
-            raise ValueError("landscape options: " + "; ".join(field_lines(type(self), error, values))) from None
 
     def given(self) -> dict[str, Any]:
         """The fields set when it was made (JSON-able), as a config stores them."""
@@ -104,9 +99,12 @@ def parse_stop_rule(text: str) -> LandscapeOptions:
 
 
 def _options(options: LandscapeOptions | None, fields: dict[str, Any]) -> LandscapeOptions:
-    """The options passed whole, or built from keyword fields; not both."""
+    """The options passed whole, or built from keyword fields (one line per bad field); not both."""
     if options is None:
-        return LandscapeOptions(**fields)
+        try:
+            return LandscapeOptions(**fields)
+        except ValidationError as error:
+            raise ValueError("landscape options: " + "; ".join(field_lines(LandscapeOptions, error, fields))) from None
     if fields:
         raise TypeError(f"pass the landscape options whole or as fields, not both (got {', '.join(fields)})")
     return options

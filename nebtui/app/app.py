@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from functools import partial
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -42,6 +42,9 @@ from sessions.lifecycle import (
     SessionStopped,
     StartupPhaseStarted,
 )
+
+if TYPE_CHECKING:
+    from sessions.config import SessionConfig
 
 POLL_SECONDS = 0.05  # the reader's wait between polls of the source
 PROBE_SECONDS = 1.0  # between status probes
@@ -162,8 +165,7 @@ class SessionApp(App[None]):
         control: Control | None,
         *,
         session_id: str,
-        schedule: dict[str, Any] | None,
-        method: str = "autoneb",
+        config: SessionConfig | None,
         status_probe: Callable[[], tuple[str, int | None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         pairs_total: int | None = None,
@@ -178,7 +180,7 @@ class SessionApp(App[None]):
         self.session_id = session_id
         self.status_probe = status_probe
         self.clock = clock
-        self.model = SessionModel(schedule, pairs_total=pairs_total, minima_total=minima_total, method=method)
+        self.model = SessionModel(config, pairs_total=pairs_total, minima_total=minima_total)
         self.probed: tuple[str, int | None] | None = None
         self.pending: str | None = None  # a command sent and not yet answered
         self._arrival = clock()  # clock() when the newest events arrived

@@ -5,7 +5,7 @@ rate and ETAs. No textual here, so it is testable and cheap.
 whenever something visible changed (the panes redraw on a timer when it did).
 
 The schedule is the one the session's runs run, derived from its config as the
-runner derives it (``engine.curves.runs.method_schedule``): AutoNEB's cycles, or
+runner derives it (``SessionConfig.run_schedule``): AutoNEB's cycles, or
 for a curve session (``--method bezier`` / ``polychain``) its ``CurveSchedule``,
 whose stretches of steps between evaluations of the curve are its cycles."""
 
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.curves.runs import MethodSchedule, method_schedule
+from engine.curves.runs import MethodSchedule
 from engine.curves.schedule import CURVE_KINDS, CurveSchedule
 from engine.events import ConnectionFinished, Event, StepEnergies, UnknownEvent
-from engine.neb.schedule import Schedule, ScheduleError, schedule_from_dict
+from engine.neb.schedule import Schedule
 from nebtui.progress import describe
 from sessions.eventlog import LoggedEvent, PassedSteps
 from sessions.lifecycle import (
@@ -31,6 +31,9 @@ from sessions.lifecycle import (
     WorkerDied,
 )
 from sessions.view import PairProgress, SessionView
+
+if TYPE_CHECKING:
+    from sessions.config import SessionConfig
 
 Pair = tuple[int, int]
 LOG_LINES = 500  # log lines kept for the log pane
@@ -57,24 +60,6 @@ class CycleRow:
     batch_size: int | None
     insert: bool
     climb: bool
-
-
-def schedule_cycles(schedule: dict[str, Any] | None) -> list[CycleRow]:
-    """The cycles of a ``Schedule.to_dict()``, read by the engine. A schedule that does
-    not read is no schedule."""
-    try:
-        return cycle_rows(schedule_from_dict(schedule))
-    except ScheduleError:
-        return []
-
-
-def run_schedule(method: object, schedule: dict[str, Any] | None) -> MethodSchedule | None:
-    """What the session's runs run: its config's method and AutoNEB schedule, derived as
-    the runner derives them (``method_schedule``). None when either does not read."""
-    try:
-        return method_schedule(method, schedule_from_dict(schedule))  # type: ignore[arg-type]
-    except ValueError:  # a ScheduleError, or a method no version knows
-        return None
 
 
 def cycle_rows(runs: MethodSchedule) -> list[CycleRow]:
@@ -140,11 +125,12 @@ def log_level(event: Event) -> str:
 class SessionModel:
     """The app's state: a SessionView plus the schedule, the log lines and the step rate."""
 
-    def __init__(self, schedule: dict[str, Any] | None = None, pairs_total: int | None = None,
-                 minima_total: int | None = None, method: str = "autoneb") -> None:
+    def __init__(self, config: SessionConfig | None = None, pairs_total: int | None = None,
+                 minima_total: int | None = None) -> None:
+        """``config``: the session's (sessions.config; a PartialConfig may lack its schedule), or None."""
         self.view = SessionView()
-        self.method = method if isinstance(method, str) else "?"  # as config.json names it
-        runs = run_schedule(method, schedule)
+        self.method = config.method if config is not None else "autoneb"
+        runs = config.run_schedule() if config is not None and config.schedule is not None else None
         self.curve = runs if isinstance(runs, CurveSchedule) else None  # a curve session's schedule
         self.schedule = cycle_rows(runs) if runs is not None else []  # the cycles of what runs
         band = runs.band if isinstance(runs, Schedule) else None

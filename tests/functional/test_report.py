@@ -110,16 +110,15 @@ def test_json_has_its_structure(reports):
 
 def _connections(home, session):
     from engine.neb.autoneb import Connection
-    from engine.neb.schedule import schedule_from_dict
-    from sessions.config import SessionConfig
+    from sessions.config import read_config
     from sessions.folder import SessionFolder
     from sessions.problem import build
     from sessions.statepack import unpack_state
 
     folder = SessionFolder.open(home, session)
-    config = SessionConfig.from_dict(folder.config())
+    config = read_config(folder)
     built = build(config, "cpu")
-    schedule = schedule_from_dict(config.schedule)
+    schedule = config.schedule
     results = {}
     for path in (folder.results_path / "paths").glob("*.safetensors"):
         connection = Connection.from_state(built.energy, schedule, unpack_state(path.read_bytes()))

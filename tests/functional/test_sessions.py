@@ -428,8 +428,8 @@ from pathlib import Path
 from engine.neb.schedule import load_schedule
 from sessions.config import Problem, SessionConfig
 from sessions.workers import LocalPool
-config = SessionConfig(problem=Problem(kind="surface", surface="muller-brown"), schedule=load_schedule("surface").to_dict())
-pool = LocalPool(["cpu", "cpu"], config.to_dict(), 60.0)
+config = SessionConfig(problem=Problem(kind="surface", surface="muller-brown"), schedule=load_schedule("surface"))
+pool = LocalPool(["cpu", "cpu"], config, 60.0)
 pool.start()
 Path(sys.argv[1]).write_text(" ".join(str(slot.pid) for slot in pool.slots))
 os._exit(0)  # gone before its workers ran a line of their own, as under an early kill -9
@@ -456,6 +456,7 @@ def _runner_refusal(folder: Path, model: str = "mlp", data: str = "digits") -> s
     """What the runner says when it refuses the network problem ``explore`` hands it (the
     CLI leaves model, data and the minima's values to the runner, which checks them by
     building the problem first: sessions.problem.build)."""
+    from engine.neb.schedule import load_schedule
     from sessions.config import Problem, SessionConfig
     from sessions.errors import SessionError
     from sessions.minima import find_minima, manifest_entry
@@ -464,7 +465,7 @@ def _runner_refusal(folder: Path, model: str = "mlp", data: str = "digits") -> s
     problem = Problem(kind="network", model=model, data=data,
                       minima=[manifest_entry(path) for path in find_minima(folder)])
     with pytest.raises(SessionError) as refused:
-        build(SessionConfig(problem, schedule={}, device="cpu"))
+        build(SessionConfig(problem=problem, schedule=load_schedule("surface"), device="cpu"))
     return str(refused.value)
 
 

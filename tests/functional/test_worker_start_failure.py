@@ -22,7 +22,8 @@ from sessions.workers import LocalPool
 
 folder = SessionFolder.open(sys.argv[1], sys.argv[2])
 config = folder.config()
-config["problem"]["surface"] = "no-such-surface"  # the workers' problem only: the runner's own is sound
+broken = config.problem.model_copy(update={"surface": "no-such-surface"})
+config = config.model_copy(update={"problem": broken})  # the workers' problem only: the runner's own is sound
 sys.exit(Runner(folder, pool=LocalPool(["cpu"], config, 60.0)).main())
 """
 
@@ -30,9 +31,9 @@ sys.exit(Runner(folder, pool=LocalPool(["cpu"], config, 60.0)).main())
 @pytest.mark.timeout(120)
 def test_a_worker_that_ends_before_it_is_ready_fails_the_session_after_three_starts(nebtui_home):
     config = SessionConfig(problem=Problem(kind="surface", surface="muller-brown"),
-                           schedule=load_schedule("surface").to_dict())
+                           schedule=load_schedule("surface"))
     nebtui_home.mkdir()
-    folder = SessionFolder.create(nebtui_home, "broken", config.to_dict(), [])
+    folder = SessionFolder.create(nebtui_home, "broken", config, [])
     done = subprocess.run([sys.executable, "-c", RUN_WITH_BROKEN_WORKERS, str(nebtui_home), "broken"],
                           capture_output=True, text=True, timeout=100)
     assert done.returncode == 1, done.stderr

@@ -8,7 +8,7 @@ import json
 
 import pytest
 from cli_runs import copy_session
-from tui_fakes import SCHEDULE, Events, FakeSource, app_test, running_events, wait_until
+from tui_fakes import CONFIG, Events, FakeSource, app_test, running_events, wait_until
 
 from engine.events import ConnectionFinished, CycleFinished, CycleStarted, MSTEdgeAdded, PairChosen
 from nebtui.app import SessionApp, build_app
@@ -44,7 +44,7 @@ async def test_the_minima_count_is_the_sessions_while_its_minima_load(digits_ses
 @app_test
 async def test_without_a_config_the_minima_count_is_unknown():
     events = running_events()
-    app = SessionApp(FakeSource(events), None, session_id="s", schedule=SCHEDULE, clock=lambda: 0.0)
+    app = SessionApp(FakeSource(events), None, session_id="s", config=CONFIG, clock=lambda: 0.0)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_until(pilot, _drawn(app, len(events)), what="the events drawn")
         await pilot.pause()
@@ -55,7 +55,7 @@ async def test_without_a_config_the_minima_count_is_unknown():
 @app_test
 async def test_the_schedule_and_the_stop_dialog_fit_the_screen(size):
     events = running_events()
-    app = SessionApp(FakeSource(events), None, session_id="digits-autoneb-20261207-165016", schedule=SCHEDULE,
+    app = SessionApp(FakeSource(events), None, session_id="digits-autoneb-20261207-165016", config=CONFIG,
                      clock=lambda: 0.0, pairs_total=3, minima_total=3)
     async with app.run_test(size=size) as pilot:
         await wait_until(pilot, _drawn(app, len(events)), what="the events drawn")
@@ -95,7 +95,7 @@ def _no_barrier_events() -> list:
 @app_test
 async def test_a_saddle_at_an_end_is_no_barrier_in_the_panes():
     events = _no_barrier_events()
-    app = SessionApp(FakeSource(events), None, session_id="s", schedule=SCHEDULE, clock=lambda: 0.0,
+    app = SessionApp(FakeSource(events), None, session_id="s", config=CONFIG, clock=lambda: 0.0,
                      pairs_total=1, minima_total=2)
     async with app.run_test(size=(200, 48)) as pilot:
         await wait_until(pilot, _drawn(app, len(events)), what="the events drawn")

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from tui_fakes import SCHEDULE, Events, finished_events, running_events
+from tui_fakes import CONFIG, SCHEDULE, Events, config_with, finished_events, running_events
 
 from engine.events import StepEnergies, UnknownEvent
-from nebtui.app.model import SessionModel, schedule_cycles
+from engine.neb.schedule import schedule_from_dict
+from nebtui.app.model import SessionModel, cycle_rows
 from sessions.lifecycle import WorkerDied
 
 
 def test_schedule_phases_expand_to_cycles():
-    rows = schedule_cycles(SCHEDULE)
+    rows = cycle_rows(schedule_from_dict(SCHEDULE))
     assert [(r.number, r.steps, r.lr) for r in rows] == [(1, 20, 0.01), (2, 20, 0.01), (3, 20, 0.001)]
     assert rows[0].optimiser_args == {"momentum": 0.9}
-    assert schedule_cycles(None) == [] and schedule_cycles({"phase": [{"lr": 1}]}) == []
+    assert SessionModel(config_with(schedule={"phase": [{"lr": 1}]})).schedule == [] and SessionModel().schedule == []
 
 
 def test_mst_is_rooted_at_the_lowest_minimum_and_attacked_edges_come_from_the_events():
-    model = SessionModel(SCHEDULE, pairs_total=3)
+    model = SessionModel(CONFIG, pairs_total=3)
     events = finished_events()
     replace = next(i for i, e in enumerate(events) if getattr(e.event, "reason", None) == "replace")
     model.apply_all(events[: replace + 1])
@@ -30,7 +31,7 @@ def test_mst_is_rooted_at_the_lowest_minimum_and_attacked_edges_come_from_the_ev
 
 
 def test_step_rate_and_eta_from_event_times():
-    model = SessionModel(SCHEDULE, pairs_total=3)
+    model = SessionModel(CONFIG, pairs_total=3)
     model.apply_all(running_events())
     # pair (0, 2): 10 steps at one event, 30 steps five events (2.5 s) later
     assert model.rate.rate == 8.0
@@ -56,12 +57,12 @@ def test_errors_are_marked_in_the_log():
 
 
 def test_events_of_unknown_kinds_are_counted_and_skipped():
-    model = SessionModel(SCHEDULE, pairs_total=3)
+    model = SessionModel(CONFIG, pairs_total=3)
     e = Events()
     e.events = running_events()
     e.add(UnknownEvent({"kind": "pivots_frozen", "pair": [0, 2], "count": 3}))
     model.apply_all(e.events)
-    reference = SessionModel(SCHEDULE, pairs_total=3)
+    reference = SessionModel(CONFIG, pairs_total=3)
     reference.apply_all(running_events())
     assert model.view.events == reference.view.events + 1
     assert [line.text for line in model.log] == [line.text for line in reference.log]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from tui_fakes import SCHEDULE, FakeSource, finished_events, paused_events, running_events
+from tui_fakes import CONFIG, FakeSource, finished_events, paused_events, running_events
 
 from nebtui.app import SessionApp
 
@@ -14,7 +14,7 @@ STATES = {"running": running_events, "paused": paused_events, "finished": finish
 
 
 def make(state: str) -> SessionApp:
-    return SessionApp(FakeSource(STATES[state]()), None, session_id=f"{state}-session", schedule=SCHEDULE,
+    return SessionApp(FakeSource(STATES[state]()), None, session_id=f"{state}-session", config=CONFIG,
                       clock=lambda: 0.0, pairs_total=3, minima_total=3)
 
 

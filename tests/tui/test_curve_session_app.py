@@ -6,10 +6,10 @@ step's losses where the step says it took them (StepEnergies.positions)."""
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 import pytest
-from tui_fakes import SCHEDULE, Events, FakeSource, app_test, running_events, wait_until
+from tui_fakes import CONFIG, SCHEDULE, Events, FakeSource, app_test, config_with, running_events, wait_until
 
 from engine.curves.runs import method_schedule
 from engine.curves.schedule import CurveSchedule
@@ -19,13 +19,14 @@ from nebtui.app import SessionApp, build_app
 from nebtui.app.model import SessionModel
 from nebtui.app.panes import EnergyPane, SchedulePane
 from sessions.eventlog import read_log
-from sessions.folder import SessionFolder
+from sessions.folder import SessionError, SessionFolder
 
 pytestmark = pytest.mark.timeout(300)  # the shared sessions are made on first use
 
 
-def config_of(folder) -> dict:
-    return json.loads((folder / "config.json").read_text())
+def config_of(folder) -> Any:
+    """The session's config as the app reads it."""
+    return SessionFolder.open(folder.parent, folder.name).config()
 
 
 def shown(app, pane) -> str:
@@ -35,7 +36,7 @@ def shown(app, pane) -> str:
 @app_test
 async def test_a_finished_bezier_session_shows_its_curve_schedule_and_points_of_t(bezier_session):
     config = config_of(bezier_session)
-    curve = method_schedule("bezier", schedule_from_dict(config["schedule"]))  # as the runner derives it
+    curve = method_schedule("bezier", config.schedule)  # as the runner derives it
     app = build_app(SessionFolder.open(bezier_session.parent, bezier_session.name))
     try:
         async with app.run_test(size=(160, 48)) as pilot:
@@ -61,7 +62,7 @@ def test_a_curve_s_steps_count_and_place_as_the_curve_ran_them(bezier_session):
     """Replaying the real log: each step's positions are its values of t, drawn where they
     were drawn; the steps done count the curve's steps, to its last at each pair's end."""
     config = config_of(bezier_session)
-    model = SessionModel(config["schedule"], method=config["method"])
+    model = SessionModel(config)
     curve = model.curve
     assert model.pair_steps() == curve.steps and model.restarts == 1
     assert sum(row.steps for row in model.schedule) == curve.steps
@@ -85,7 +86,7 @@ def test_a_curve_s_steps_count_and_place_as_the_curve_ran_them(bezier_session):
 
 
 def test_a_band_s_steps_carry_its_pivots_arc_fractions(mb_session):
-    model = SessionModel(config_of(mb_session)["schedule"])
+    model = SessionModel(config_of(mb_session))
     steps = 0
     for entry in read_log(mb_session / "events.jsonl"):
         model.apply(entry)
@@ -99,7 +100,7 @@ def test_a_band_s_steps_carry_its_pivots_arc_fractions(mb_session):
 
 @pytest.mark.parametrize("method", ["bezier", "polychain"])
 def test_a_curve_session_s_schedule_is_the_runner_s(method):
-    model = SessionModel(SCHEDULE, pairs_total=3, method=method)
+    model = SessionModel(config_with(method=method), pairs_total=3)
     curve = method_schedule(method, schedule_from_dict(SCHEDULE))
     assert model.curve == curve and model.curve_session and model.restarts == 1
     assert [row.steps for row in model.schedule] == [b - a for a, b in zip([0, *curve.cycle_ends()],
@@ -107,11 +108,16 @@ def test_a_curve_session_s_schedule_is_the_runner_s(method):
     assert [row.lr for row in model.schedule][0] == curve.lr
 
 
-@pytest.mark.parametrize(("schedule", "method"), [
-    (SCHEDULE, "neb"), (SCHEDULE, 5), ("phases", "bezier"), (None, None), ({"band": {"restarts": "x"}}, "autoneb")])
-def test_a_config_that_does_not_read_gives_no_schedule_and_no_traceback(schedule, method):
-    model = SessionModel(schedule, method=method)
-    assert model.schedule == [] and model.curve is None and model.pair_steps() is None and model.restarts == 1
+@pytest.mark.parametrize("schedule", ["phases", None, {"band": {"restarts": "x"}}])
+def test_a_schedule_that_does_not_read_gives_no_schedule_and_no_traceback(schedule):
+    for model in (SessionModel(config_with(schedule=schedule, method="bezier")), SessionModel(None)):
+        assert model.schedule == [] and model.curve is None and model.pair_steps() is None and model.restarts == 1
+
+
+@pytest.mark.parametrize("method", ["neb", 5])
+def test_a_method_no_version_knows_is_a_damaged_config_not_an_app(method):
+    with pytest.raises(SessionError, match="method"):
+        config_with(method=method)
 
 
 def steps_with(positions_of) -> list:
@@ -135,7 +141,7 @@ def steps_with(positions_of) -> list:
 ])
 def test_a_step_is_drawn_at_its_positions_when_they_fit_and_as_before_when_not(positions_of, used):
     events = steps_with(positions_of)
-    model = SessionModel(SCHEDULE, pairs_total=3)
+    model = SessionModel(CONFIG, pairs_total=3)
     model.apply_all(events)
     trace = model.shown_pair()
     assert model.live_positions(trace) == (events[-1].event.positions if used else None)
@@ -144,7 +150,7 @@ def test_a_step_is_drawn_at_its_positions_when_they_fit_and_as_before_when_not(p
 @app_test
 async def test_the_energy_pane_draws_a_step_whose_positions_do_not_fit(tmp_path):
     for positions_of in (lambda losses: [0.5], lambda losses: [float("inf")] * len(losses)):
-        app = SessionApp(FakeSource(steps_with(positions_of)), None, session_id="s", schedule=SCHEDULE,
+        app = SessionApp(FakeSource(steps_with(positions_of)), None, session_id="s", config=CONFIG,
                          clock=lambda: 0.0, pairs_total=3)
         async with app.run_test(size=(160, 48)) as pilot:
             await wait_until(pilot, lambda: "energy · pair (0, 2)" in str(app.query_one(EnergyPane).border_title),

@@ -5,7 +5,7 @@ which one it is."""
 from __future__ import annotations
 
 import pytest
-from tui_fakes import SCHEDULE, Events, FakeSource, FixedStatus, app_test, wait_until
+from tui_fakes import CONFIG, Events, FakeSource, FixedStatus, app_test, wait_until
 
 from engine.events import PairChosen
 from nebtui.app import SessionApp
@@ -31,7 +31,7 @@ def two_in_flight() -> list:
 async def test_the_energy_pane_follows_one_pair_and_n_moves_to_the_next():
     events = two_in_flight()
     source = FakeSource(events)
-    app = SessionApp(source, None, session_id="two", schedule=SCHEDULE, status_probe=FixedStatus(),
+    app = SessionApp(source, None, session_id="two", config=CONFIG, status_probe=FixedStatus(),
                      clock=lambda: 0.0, pairs_total=3)
     async with app.run_test(size=(160, 48)) as pilot:
         energy, mst = app.query_one(EnergyPane), app.query_one(MSTPane)
@@ -66,7 +66,7 @@ async def test_the_energy_pane_follows_one_pair_and_n_moves_to_the_next():
 
 @app_test
 async def test_the_palette_offers_next_pair():
-    app = SessionApp(FakeSource(two_in_flight()), None, session_id="two", schedule=SCHEDULE,
+    app = SessionApp(FakeSource(two_in_flight()), None, session_id="two", config=CONFIG,
                      status_probe=FixedStatus(), clock=lambda: 0.0, pairs_total=3)
     async with app.run_test(size=(160, 48)):
         titles = [title for title, _ in app.PALETTE.values()]

@@ -19,7 +19,7 @@ sys.path.insert(0, sys.argv[1])
 from nebtui.app import SessionApp
 from nebtui.app.chart import LOADING, plots_ready
 from nebtui.app.panes import SchedulePane
-from tui_fakes import SCHEDULE, FakeSource, running_events, wait_until
+from tui_fakes import CONFIG, FakeSource, running_events, wait_until
 
 drawn = []  # (plotext imported, what the schedule pane drew), for each draw
 draw = SchedulePane.draw
@@ -30,7 +30,7 @@ def recorded(self, width, height):
 SchedulePane.draw = recorded
 
 async def main():
-    app = SessionApp(FakeSource(running_events()), None, session_id="s", schedule=SCHEDULE,
+    app = SessionApp(FakeSource(running_events()), None, session_id="s", config=CONFIG,
                      clock=lambda: 0.0, pairs_total=3)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_until(pilot, lambda: bool(drawn) and "lr on a log scale" in drawn[-1][1], timeout=60,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tui_fakes import (SCHEDULE, app_test, Events, FakeControl, FakeSource, FixedStatus, finished_events,
+from tui_fakes import (CONFIG, app_test, Events, FakeControl, FakeSource, FixedStatus, finished_events,
                        paused_events, running_events, wait_until)
 
 from engine.events import CycleFinished, EdgeIgnored, MSTEdgeAdded, PairChosen
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def make_app(events, control=None, status=None, size_hint=None):
-    return SessionApp(FakeSource(events), control, session_id="test-session", schedule=SCHEDULE,
+    return SessionApp(FakeSource(events), control, session_id="test-session", config=CONFIG,
                       status_probe=status, clock=lambda: 0.0, pairs_total=3, minima_total=3)
 
 
@@ -106,7 +106,7 @@ async def test_the_attacked_edge_is_the_one_the_engine_chose():
 async def test_events_fed_in_steps_follow_the_session():
     events = finished_events()
     source = FakeSource(events[:10])
-    app = SessionApp(source, None, session_id="s", schedule=SCHEDULE, clock=lambda: 0.0, pairs_total=3)
+    app = SessionApp(source, None, session_id="s", config=CONFIG, clock=lambda: 0.0, pairs_total=3)
     async with app.run_test(size=(160, 48)) as pilot:
         await settled(pilot, app, 10)
         assert "pairs done 0/3" in text(app, MSTPane)
@@ -242,7 +242,7 @@ async def test_export_writes_a_report_off_the_event_loop_and_says_where():
         calls.append("export")
         return "/reports/test-session"
 
-    app = SessionApp(FakeSource(running_events()), None, session_id="test-session", schedule=SCHEDULE,
+    app = SessionApp(FakeSource(running_events()), None, session_id="test-session", config=CONFIG,
                      clock=lambda: 0.0, pairs_total=3, exporter=exporter)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("e")
@@ -253,7 +253,7 @@ async def test_export_writes_a_report_off_the_event_loop_and_says_where():
     def failing():
         raise RuntimeError("nothing finished yet")
 
-    app = SessionApp(FakeSource(running_events()), None, session_id="test-session", schedule=SCHEDULE,
+    app = SessionApp(FakeSource(running_events()), None, session_id="test-session", config=CONFIG,
                      clock=lambda: 0.0, pairs_total=3, exporter=failing)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("e")

@@ -23,6 +23,7 @@ from engine.events import (
     PivotsInserted,
     StepEnergies,
 )
+from sessions.config import PartialConfig
 from sessions.eventlog import LoggedEvent
 from sessions.lifecycle import (
     CheckpointWritten,
@@ -44,6 +45,14 @@ SCHEDULE = {
          "batch_size": None, "insert": True, "climb": False, "max_insert": None},
     ],
 }
+
+
+def config_with(**fields: Any) -> PartialConfig:
+    """The fake session's config (SCHEDULE, unless given), as the app reads config.json."""
+    return PartialConfig.from_dict({"schedule": SCHEDULE, **fields})
+
+
+CONFIG = config_with()
 MINIMA = {0: -10.0, 1: -8.0, 2: -6.0}
 # final saddle of each pair after its 3 cycles, and the linear segment's saddle
 SADDLES = {(0, 1): -2.0, (0, 2): -3.0, (1, 2): -4.0}

@@ -122,12 +122,12 @@ def test_the_session_config_names_its_method_and_alignment():
     from sessions.folder import SessionError
 
     surface = Problem(kind="surface", surface="muller-brown")
-    old = SessionConfig(surface, SHORT.to_dict()).to_dict()
+    old = SessionConfig(problem=surface, schedule=SHORT).to_dict()
     del old["method"], old["align"]  # a config.json written before the two fields
     loaded = SessionConfig.from_dict(old)
     assert (loaded.method, loaded.align) == ("autoneb", False)
     assert SessionConfig.from_dict({**old, "method": "polychain"}).method == "polychain"
     with pytest.raises(SessionError, match=r"^unknown method 'curve': use autoneb, bezier or polychain$"):
-        SessionConfig(surface, SHORT.to_dict(), method="curve")
+        SessionConfig(problem=surface, schedule=SHORT, method="curve")
     with pytest.raises(SessionError, match=r"^--align permutes the hidden units of networks: a surface has none"):
-        SessionConfig(surface, SHORT.to_dict(), align=True)
+        SessionConfig(problem=surface, schedule=SHORT, align=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cli_runs import assert_one_clear_line, in_process
-from engine.neb.landscape import Landscape, parse_stop_rule
+from engine.neb.landscape import Landscape, LandscapeOptions, parse_stop_rule
 
 
 @pytest.mark.parametrize(
@@ -49,10 +49,12 @@ def test_stop_and_workers_reach_the_session_config():
     from engine.neb.schedule import load_schedule
 
     problem = Problem(kind="surface", surface="himmelblau")
-    schedule = load_schedule("surface").to_dict()
+    schedule = load_schedule("surface")
     config = session_config(RunOptions(stop="relative=0.1", workers="3"), problem, schedule)
-    assert config.landscape == {"stop": "tolerance", "tolerance": 0.1, "relative": True} and config.workers == 3
+    assert config.landscape == LandscapeOptions(stop="tolerance", tolerance=0.1, relative=True) and config.workers == 3
+    assert config.to_dict()["landscape"] == {"stop": "tolerance", "tolerance": 0.1, "relative": True}  # as given
     again = SessionConfig.from_dict(config.to_dict())  # as the runner reads config.json
-    assert again.landscape == config.landscape and again.workers == 3
+    assert again == config and again.to_dict() == config.to_dict()
     star = session_config(RunOptions(star=True, stop="max-pairs=5"), problem, schedule)
-    assert star.landscape == {"stop": "all_pairs", "max_pairs": 5, "variant": "star"} and star.workers == 1
+    assert star.to_dict()["landscape"] == {"stop": "all_pairs", "max_pairs": 5, "variant": "star"}
+    assert star.landscape.variant == "star" and star.workers == 1

@@ -27,7 +27,7 @@ def test_the_zoo_names_are_the_engine_zoo():
     ({"landscape": {"stop": 5}}, "landscape.stop is 5, not text"),
     ({"problem": {"kind": "network", "model": "mlp", "data": "digits", "minima": [1, 2]}},
      "problem.minima[0] is not an entry with a path"),
-    ({"colour": "red"}, "unknown field 'colour'"),
+    ({"seeds": 3}, "unknown field 'seeds' (did you mean 'seed'?)"),
 ])
 def test_a_config_with_a_wrong_field_is_one_line(fields, what):
     with pytest.raises(SessionError) as raised:

@@ -141,7 +141,7 @@ def test_create_then_open_round_trips(tmp_path):
     assert opened.info == made.info
     assert opened.info.schema == SCHEMA_VERSION and opened.id == "run-1_a.b"
     assert abs(opened.created - time.time()) < 60
-    assert opened.config() == config
+    assert opened.config_json() == config
     assert opened.manifest() == [ManifestEntry(**MINIMUM), ManifestEntry("b.pt", "cd" * 32, 7)]
     assert opened.events_path.read_bytes() == b""
     assert opened.results_path.is_dir()
@@ -163,7 +163,7 @@ def test_taken_name_is_refused_and_keeps_the_first(tmp_path):
     assert str(err.value) == (
         "session 'x' already exists: choose another --session name or remove it with nebtui sessions rm x"
     )
-    assert SessionFolder.open(tmp_path, "x").config() == {"n": 1}
+    assert SessionFolder.open(tmp_path, "x").config_json() == {"n": 1}
     assert sorted(os.listdir(tmp_path)) == ["x"]
 
 
