@@ -93,4 +93,4 @@ def _vouched(run: RunOptions, config: Any, typed_model: str | None, *, hint: str
     home = data_home()
     name = run.session or unique_name(home, hint)
     vouch = tag(home, name, typed_model, config.problem.model_args, import_dir=config.problem.import_dir)
-    return dataclasses.replace(run, session=name), dataclasses.replace(config, vouch=vouch)
+    return dataclasses.replace(run, session=name), config.model_copy(update={"vouch": vouch})
