@@ -184,16 +184,26 @@ _ScheduleIfReadable = Annotated[Schedule | None, PlainValidator(_schedule_if_rea
                                 PlainSerializer(lambda s: None if s is None else s.to_dict())]
 
 
+class _ListedProblem(Problem):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _ListedLandscape(LandscapeOptions):
+    model_config = ConfigDict(extra="ignore")
+
+
 class PartialConfig(SessionConfig):
     """What a listing reads of a config.json: the fields there are, typed; a problem or
     schedule missing is None, a field unknown to this nebtui (a newer one wrote it) is
-    skipped, and nothing is checked across fields (sessions.config.read_config does)."""
+    skipped, here and in the problem and landscape options, and nothing is checked across
+    fields (sessions.config.read_config does)."""
 
     model_config = ConfigDict(extra="ignore")
     complete: ClassVar[bool] = False
 
-    problem: Problem | None = None  # type: ignore[assignment]
+    problem: _ListedProblem | None = None  # type: ignore[assignment]
     schedule: _ScheduleIfReadable = None  # type: ignore[assignment]
+    landscape: _ListedLandscape = _ListedLandscape()
 
 
 # ---- one line per bad config: the first bad field, with what it takes

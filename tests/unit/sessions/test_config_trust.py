@@ -47,3 +47,32 @@ def test_a_vouch_holds_for_its_session_factory_and_arguments_only(tmp_path):
     assert not trust.vouched(mine, "s1", "lab.nets:wide", {"width": 5}, given)
     assert not trust.vouched(theirs, "s1", "lab.nets:wide", {"width": 4}, given)  # another user's key, or none
     assert not (theirs / trust.KEY_FILE).exists()  # checking a vouch never makes a key
+
+
+def test_config_json_reads_back_to_the_same_keys_and_values():
+    """An older session's config.json (checked in) and one the command line makes: read
+    back and written out again, the same JSON, so sessions written before resume as they were."""
+    import json
+    from pathlib import Path
+
+    from engine.neb.landscape import parse_stop_rule
+    from engine.neb.schedule import load_schedule
+
+    old = json.loads((Path(__file__).parents[2] / "functional/data/sessions-2026-12/stopped/config.json").read_text())
+    assert SessionConfig.from_dict(old).to_dict() == old
+    made = SessionConfig(problem={"kind": "surface", "surface": "himmelblau"}, schedule=load_schedule("surface"),
+                         landscape=parse_stop_rule("relative=0.1"))
+    assert made.to_dict()["landscape"] == {"stop": "tolerance", "tolerance": 0.1, "relative": True}
+    assert SessionConfig.from_dict(json.loads(json.dumps(made.to_dict()))) == made
+
+
+def test_a_listing_reads_what_a_config_has_and_skips_what_a_newer_nebtui_wrote():
+    from sessions.config import PartialConfig
+
+    listed = PartialConfig.from_dict({"problem": {**SURFACE, "colour": 1}, "landscape": {"variant": "star", "ring": 2},
+                                      "method": "bezier", "future": True})
+    assert listed.problem.surface == "muller-brown" and listed.schedule is None
+    assert listed.landscape.variant == "star" and listed.method == "bezier"
+    assert PartialConfig.from_dict({}).problem is None
+    with pytest.raises(SessionError, match=r"^problem.surface is 5, not text$"):
+        PartialConfig.from_dict({"problem": {"kind": "surface", "surface": 5}})
