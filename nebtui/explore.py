@@ -23,8 +23,9 @@ def explore(
                                                 "(Lightning's too), or Hugging Face-style sub-folders "
                                                 "(model.safetensors, sharded or not).", show_default=False)],
     model: Annotated[Optional[str], typer.Option(help="Architecture: mlp, small_cnn, resnet20/32/44/56, densenet40_12, "
-                                                      "densenet100_12_bc, or package.module:factory. Default: what "
-                                                      "the minima's sidecars (from nebtui train) say.")] = None,
+                                                      "densenet100_12_bc, torchvision:NAME (a model of torchvision's "
+                                                      "registry), or package.module:factory. Default: what the "
+                                                      "minima's sidecars (from nebtui train) say.")] = None,
     data: Annotated[Optional[str], typer.Option(help="Training data: digits, digits-images, cifar10:/path or "
                                                      "cifar100:/path. Default: the sidecars' data.")] = None,
     model_arg: ModelArgs = None,

@@ -243,18 +243,19 @@ def read_sidecars(files: list[Path]) -> dict[str, Any] | None:
 
 
 def sidecar_model(known: dict[str, Any], folder: Path) -> str:
-    """The sidecars' model, if they name a zoo model; a ``package.module:factory`` is
-    refused (it runs when the user types it), and so is anything else."""
+    """The sidecars' model, if they name a zoo model or a torchvision one (looked up in its
+    registry when built); a ``package.module:factory`` is refused (it runs when the user
+    types it), and so is anything else."""
     from sessions.trust import ZOO_NAMES, is_zoo
 
     model = known["model"]
+    if is_zoo(model):
+        return model
     if isinstance(model, str) and ":" in model:
         raise SessionError(f"the sidecars in {folder} name the model factory {model}, and nebtui runs no code named "
                            f"in a file: if you trust it, pass --model {model}")
-    if not is_zoo(model):
-        raise SessionError(f"the sidecars in {folder} name the model {model!r}, which is not one of "
-                           f"{', '.join(ZOO_NAMES)}: pass --model")
-    return model
+    raise SessionError(f"the sidecars in {folder} name the model {model!r}, which is not one of "
+                       f"{', '.join(ZOO_NAMES)} or torchvision:NAME: pass --model")
 
 
 def sidecar_arguments(known: dict[str, Any], folder: Path) -> dict[str, Any]:

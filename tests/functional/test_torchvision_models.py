@@ -56,8 +56,8 @@ def test_two_torchvision_minima_train_and_explore_with_an_estimate(tmp_path, tin
     sidecar = json.loads((minima / "minimum-01.json").read_text())
     assert sidecar["model"] == "torchvision:shufflenet_v2_x0_5" and sidecar["model_args"] == {"num_classes": 10}
 
-    done = in_process("explore", str(minima), *SMALL, "--data", tiny_cifar10, "--estimate", "--device", "cpu",
-                      "--scale", "0.01", home=nebtui_home)
+    done = in_process("explore", str(minima), "--estimate", "--device", "cpu", "--scale", "0.01",
+                      home=nebtui_home)  # the model, its arguments and the data read back from the sidecars
 
     assert done.returncode == 0, done.stderr
     assert "estimate: 1 pair left" in done.stdout

@@ -9,8 +9,10 @@ import torch
 
 from engine.networks.torchvision_zoo import torchvision_factory
 from engine.networks.training import default_recipe
+from sessions import trust
 from sessions.config import Problem
 from sessions.errors import SessionError
+from sessions.minima_folder import sidecar_model
 from sessions.problem import build_model, check_alignable, model_arguments
 
 
@@ -68,6 +70,15 @@ def test_pretrained_weights_are_refused_in_one_line(argument):
     assert str(raised.value).startswith(f"model torchvision:resnet18 is built from random weights and nebtui "
                                         f"downloads none: leave out --model-arg {argument}=IMAGENET1K_V1")
     assert torchvision_factory("torchvision:resnet18")(weights=None, num_classes=3).fc.out_features == 3
+
+
+def test_torchvision_names_need_no_vouch_and_are_read_back_from_sidecars(tmp_path):
+    assert trust.is_zoo("torchvision:resnet18") and trust.is_zoo("torchvision:os.system")  # refused when built
+    assert not trust.is_zoo("torchvision.models:resnet18")  # a module path: the user's code, vouched for
+    known = {"model": "torchvision:resnet18", "model_args": {"num_classes": 10}, "data": "cifar10:/c"}
+    assert sidecar_model(known, tmp_path) == "torchvision:resnet18"
+    with pytest.raises(SessionError, match="name the model factory torchvision.models:resnet18"):
+        sidecar_model({**known, "model": "torchvision.models:resnet18"}, tmp_path)
 
 
 def test_training_a_torchvision_model_asks_for_a_recipe():
