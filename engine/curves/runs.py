@@ -62,8 +62,14 @@ def method_schedule(method: str, schedule: Schedule) -> MethodSchedule:
 
 
 def method_of(state: dict[str, Any]) -> str:
-    """The method that saved ``state`` (a Connection's state names none: AutoNEB)."""
+    """The method that saved ``state`` (a Connection's state names none: AutoNEB). Only
+    to check a saved run against the schedule it continues under (``run_from_state``)."""
     return state["meta"].get("method", "autoneb")
+
+
+def schedule_method(schedule: MethodSchedule) -> str:
+    """The method ``schedule`` is for: the session's, which ``method_schedule`` derived it from."""
+    return schedule.kind if isinstance(schedule, CurveSchedule) else "autoneb"
 
 
 def new_run(
@@ -95,8 +101,7 @@ def run_from_state(
 ) -> Run:
     """A run rebuilt from its ``state_dict()``, by the kind the state names; a state
     of another method than the schedule's is a ValueError with one line."""
-    method = method_of(state)
-    wanted = schedule.kind if isinstance(schedule, CurveSchedule) else "autoneb"
+    method, wanted = method_of(state), schedule_method(schedule)
     if method != wanted:
         raise ValueError(f"a saved run of method {method} cannot continue as {wanted}: "
                          "resume it with the method it was started with")
@@ -112,6 +117,6 @@ def run_from_state(
 def spent_gradients(result: Any, schedule: MethodSchedule) -> int:
     """The gradient evaluations a finished run spent: a curve's steps times points;
     AutoNEB's steps times the band's pivots, cycle by cycle (insertions included)."""
-    if isinstance(schedule, CurveSchedule) or hasattr(result, "gradient_evaluations"):
+    if isinstance(schedule, CurveSchedule):
         return int(result.gradient_evaluations)
     return sum(record.pivots * schedule.cycles[record.cycle - 1].steps for record in result.history)
