@@ -42,6 +42,7 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +100,18 @@ def say(message: str) -> None:
         pass
 
 
+@dataclass(eq=False)  # each request is itself: the queue finds and removes it by identity
+class ControlRequest:
+    """A command from the control thread (or the SIGTERM handler), queued for the main loop,
+    which fills ``reply`` and sets ``done``; one that has ``expires`` (time.time()) and is
+    taken later is answered EXPIRED instead."""
+
+    command: str  # pause | resume | stop | checkpoint | status
+    expires: float | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    reply: dict[str, Any] = field(default_factory=dict)
+
+
 class Runner:
     def __init__(self, folder: SessionFolder, pool: WorkerPool | None = None):
         self.folder = folder
@@ -106,8 +119,7 @@ class Runner:
         self.schedule = self.config.run_schedule()
         self.pool_override = pool
         self.log: EventLogWriter | None = None
-        # (command, done, reply, expires): the control thread's requests, until the loop takes them
-        self.commands: list[tuple[str, threading.Event, dict[str, Any], float | None]] = []
+        self.commands: list[ControlRequest] = []  # the control thread's requests, until the loop takes them
         self.commands_lock = threading.RLock()  # re-entered by the SIGTERM handler on the main thread
         self.accepting = True  # False once the loop has ended: commands are refused at once
         self.paused = False
@@ -358,32 +370,31 @@ class Runner:
 
     def _request(self, command: str, wait: float | None = None, expires: float | None = None) -> dict[str, Any]:
         """Queue a command for the main loop; with ``wait``, its answer (None: queue and return)."""
-        done, reply = threading.Event(), {}
-        entry = (command, done, reply, expires)
+        request = ControlRequest(command, expires)
         with self.commands_lock:
             if not self.accepting:
                 return self._ended_reply()
-            self.commands.append(entry)
-        if wait is not None and not done.wait(wait):
+            self.commands.append(request)
+        if wait is not None and not request.done.wait(wait):
             with self.commands_lock:
-                if entry in self.commands:  # not taken by the loop: it never will be
-                    self.commands.remove(entry)
+                if request in self.commands:  # not taken by the loop: it never will be
+                    self.commands.remove(request)
                     return {"ok": False, "error": "the runner was busy and did not take the command in time: "
                                                   "nothing was applied; try again"}
-            done.wait()  # taken just now: its answer comes at once
-        return reply
+            request.done.wait()  # taken just now: its answer comes at once
+        return request.reply
 
-    def _take_commands(self) -> list[tuple[str, threading.Event, dict[str, Any], float | None]]:
+    def _take_commands(self) -> list[ControlRequest]:
         """The commands to apply now; expired ones are answered and dropped (their client has given up)."""
         with self.commands_lock:
             pending, self.commands = self.commands, []
         taken = []
-        for entry in pending:
-            if expired(entry[3]):
-                entry[2].update({"ok": False, "error": EXPIRED})
-                entry[1].set()
+        for request in pending:
+            if expired(request.expires):
+                request.reply.update({"ok": False, "error": EXPIRED})
+                request.done.set()
             else:
-                taken.append(entry)
+                taken.append(request)
         return taken
 
     def _ended_reply(self) -> dict[str, Any]:
@@ -394,17 +405,17 @@ class Runner:
         with self.commands_lock:
             self.accepting = False
             pending, self.commands = self.commands, []
-        for _, done, reply, _ in pending:
-            reply.update(self._ended_reply())
-            done.set()
+        for request in pending:
+            request.reply.update(self._ended_reply())
+            request.done.set()
 
     def _handle_commands(self) -> None:
-        for command, done, reply, _ in self._take_commands():
-            accepted, detail = self._apply(command)
-            reply.update({"ok": True, "accepted": accepted, "detail": detail, "status": self.status})
-            if command != "status":
-                self.emit(session_events.ControlReceived(command=command, accepted=accepted, detail=detail))
-            done.set()
+        for request in self._take_commands():
+            accepted, detail = self._apply(request.command)
+            request.reply.update({"ok": True, "accepted": accepted, "detail": detail, "status": self.status})
+            if request.command != "status":
+                self.emit(session_events.ControlReceived(command=request.command, accepted=accepted, detail=detail))
+            request.done.set()
 
     def _apply(self, command: str) -> tuple[bool, str]:
         if command == "status":
