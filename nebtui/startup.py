@@ -8,47 +8,43 @@ is removed."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from nebtui.failure import fail
 from sessions.eventlog import EventLogReader
 from sessions.folder import SessionError, SessionFolder
-from sessions.lifecycle import CHECKED_PHASES, RunnerStarted, SessionFailed, StartupPhaseStarted
 from sessions.lock import holder
+from sessions.view import PROGRESS_KINDS, SessionView
 
 REFUSED_CODE = 2  # a problem the runner refused: bad input, as the CLI's own checks
 POLL_SECONDS = 0.05
 RUNNER_EXIT_SECONDS = 30.0  # a refusing runner closes its pool and leaves: this long at most
 
 
-def startup_outcome(events: list[Any], state: dict[str, Any]) -> None:
-    """Fold events into ``state``: "checked" once the problem was accepted, "refusal" (the
-    message) once the runner failed before that."""
-    for event in events:
-        if isinstance(event, StartupPhaseStarted) and event.phase in CHECKED_PHASES or isinstance(event, RunnerStarted):
-            state["checked"] = True
-        elif isinstance(event, SessionFailed) and not state.get("checked"):
-            state["refusal"] = event.message
-
-
 def accepted(folder: SessionFolder) -> None:
     """Return once the runner of the new session ``folder`` has accepted its problem (or
     has left without a word: following the session says how). A refusal removes the
     session and exits with its one line."""
-    state: dict[str, Any] = {}
-    with EventLogReader(folder.events_path) as reader:
+    view = SessionView()
+    # the steps say nothing of the start-up: counted, never parsed (the app may have followed a long run)
+    with EventLogReader(folder.events_path, ignore=PROGRESS_KINDS) as reader:
         while True:
-            startup_outcome([entry.event for entry in reader.poll()], state)
-            if state.get("checked"):
+            read_new(reader, view)
+            if view.problem_accepted:
                 return
-            if "refusal" in state:
-                refuse(folder, state["refusal"])
+            if view.refusal is not None:
+                refuse(folder, view.refusal)
             if holder(folder.lock_path) is None:
-                startup_outcome([entry.event for entry in reader.poll()], state)  # its last words
-                if "refusal" in state:
-                    refuse(folder, state["refusal"])
+                read_new(reader, view)  # its last words
+                if view.refusal is not None:
+                    refuse(folder, view.refusal)
                 return
             time.sleep(POLL_SECONDS)
+
+
+def read_new(reader: EventLogReader, view: SessionView) -> None:
+    """What the runner wrote since the last read, into ``view``."""
+    for entry in reader.poll():
+        view.apply(entry)
 
 
 def refuse(folder: SessionFolder, message: str) -> None:

@@ -23,6 +23,7 @@ from engine.events import (
 from sessions.eventlog import EventLogReader, LoggedEvent, PassedSteps, read_log
 from sessions.folder import EVENTS_FILE, SessionFolder
 from sessions.lifecycle import (
+    CHECKED_PHASES,
     RunnerStarted,
     SessionEstimated,
     SessionFailed,
@@ -30,6 +31,7 @@ from sessions.lifecycle import (
     SessionPaused,
     SessionResumed,
     SessionStopped,
+    StartupPhaseStarted,
     WorkerDied,
     WorkerStarted,
 )
@@ -109,12 +111,25 @@ class PairProgress:
         return max(0, per_restart * restarts - done(self.rate_to)) * seconds / steps
 
 
+@dataclass(frozen=True)
+class StartupPhase:
+    """What the runner said it began doing before its first step (a key of STARTUP_PHASES)."""
+
+    phase: str
+    detail: str
+    began: float | None  # the log's time when it began
+
+
 @dataclass
 class SessionView:
     """The one reducer of a session's events: ``apply`` each ``LoggedEvent`` in log
     order. Events of unknown kinds count as events and change nothing else; an event of
     a known kind whose fields have the wrong types changes nothing either, and the first
-    one is kept in ``damaged`` (a log changed by hand or by another program)."""
+    one is kept in ``damaged`` (a log changed by hand or by another program).
+
+    Its start-up too (StartupPhaseStarted): each phase as the runner began it, whether it
+    is still in one (``starting``), whether it accepted the problem and, if it failed
+    before that, its refusal: what the app and the CLI waiting for a new session read."""
 
     events: int = 0
     lifecycle: str = "created"  # the last lifecycle event: running | paused | stopped | failed | finished
@@ -138,7 +153,16 @@ class SessionView:
     stopped_because: str | None = None  # why the runner stopped on its own ("disk full"), and how to go on
     estimate: SessionEstimated | None = None  # the latest runner's, made before it started a pair
     estimated_at: float | None = None  # its time
+    startup: list[StartupPhase] = field(default_factory=list)  # every runner's start-up phases, in log order
+    startup_over: bool = False  # a step came, or the session ended, since the latest phase
+    problem_accepted: bool = False  # a runner began a phase of CHECKED_PHASES, or started: model, data, minima sound
+    refusal: str | None = None  # the runner failed during its start-up, before it accepted the problem
     _profiled: list[Pair] = field(default_factory=list, repr=False)  # finished pairs with profiles, oldest first
+
+    @property
+    def starting(self) -> bool:
+        """The runner is in a start-up phase: it said so and has not stepped (nor ended) since."""
+        return bool(self.startup) and not self.startup_over
 
     @property
     def running(self) -> dict[Pair, PairProgress]:
@@ -176,6 +200,7 @@ class SessionView:
                 progress = self._pair(pair)
                 progress.step, progress.live_losses, progress.pivots = step, losses, len(losses)
                 self.current = pair
+                self.startup_over = True
                 if stamp is not None:
                     progress.rate_to = (stamp, progress.restart, progress.cycle, step)
                     progress.rate_from = progress.rate_from or progress.rate_to
@@ -214,7 +239,12 @@ class SessionView:
             case MSTEdgeReplaced(removed=removed, added=added, added_energy=saddle):
                 self.mst.pop((removed[0], removed[1]), None)
                 self.mst[(added[0], added[1])] = saddle
+            case StartupPhaseStarted(phase=phase, detail=detail):
+                self.startup.append(StartupPhase(phase, detail, stamp))
+                self.startup_over = False
+                self.problem_accepted = self.problem_accepted or phase in CHECKED_PHASES
             case RunnerStarted(devices=devices):
+                self.problem_accepted = True
                 self.lifecycle, self.error, self.devices = "running", None, list(devices)
                 self.stopped_because = None
                 self.workers = {}
@@ -235,14 +265,16 @@ class SessionView:
                 self.lifecycle = "running"
                 self._forget_rates()
             case SessionStopped(reason=reason, detail=detail):
-                self.lifecycle = "stopped"
+                self.lifecycle, self.startup_over = "stopped", True
                 self.stopped_because = f"{reason}: {detail}" if reason else None
             case SessionEstimated() as event:
                 self.estimate, self.estimated_at = event, stamp
             case SessionFailed(message=message):
-                self.lifecycle, self.error = "failed", message
+                self.lifecycle, self.error, self.startup_over = "failed", message, True
+                if self.startup and not self.problem_accepted:  # a refusal of the problem
+                    self.refusal = message
             case SessionFinished(reason=reason, mst=mst):
-                self.lifecycle, self.finished_reason = "finished", reason
+                self.lifecycle, self.finished_reason, self.startup_over = "finished", reason, True
                 self.mst = {(int(a), int(b)): float(s) for a, b, s in mst}
             case UnknownEvent(problem=problem) if problem and self.damaged is None:
                 self.damaged = f"event {entry.seq} of {EVENTS_FILE}: {problem}: repair or remove that line"

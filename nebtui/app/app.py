@@ -24,7 +24,6 @@ from textual.widgets import Footer, Tab, Tabs
 from rich.text import Text
 from textual.worker import get_current_worker
 
-from engine.events import StepEnergies
 from nebtui.app.chart import load_plots, plots_ready
 from nebtui.app.messages import ControlAnswered, ControlFailed, EventsRead, SourceFailed, StatusProbed
 from nebtui.app.model import ENDED, SessionModel
@@ -32,16 +31,8 @@ from nebtui.app.panes import EnergyPane, LogPane, MSTPane, SchedulePane, StatusL
 from nebtui.app.screens import ConfirmStop
 from nebtui.app.sources import Control, EventSource
 from nebtui.progress import clock_text
-from sessions.eventlog import PassedSteps
-from sessions.lifecycle import (
-    CHECKED_PHASES,
-    STARTUP_PHASES,
-    RunnerStarted,
-    SessionFailed,
-    SessionFinished,
-    SessionStopped,
-    StartupPhaseStarted,
-)
+from sessions.lifecycle import STARTUP_PHASES
+from sessions.view import SessionView, StartupPhase
 
 if TYPE_CHECKING:
     from sessions.config import SessionConfig
@@ -64,54 +55,27 @@ CONTROL_ACTIONS = {
 LIFECYCLE_STATUS = {"created": "starting"}  # the model's lifecycle when there is no probe
 
 
-class StartupPhases:
-    """What the runner said it is doing until the first step: each phase with the log's
-    time when it began. Empty for a session whose log has no phases (or has steps)."""
+def phase_words(phase: StartupPhase) -> str:
+    return STARTUP_PHASES.get(phase.phase, phase.phase) + (f" ({phase.detail})" if phase.detail else "")
 
-    def __init__(self) -> None:
-        self.phases: list[tuple[str, str, float | None]] = []  # (phase, detail, time.time() when it began)
-        self.done = False  # the first step came, or the session ended
-        self.checked = False  # the runner accepted the problem
-        self.refusal: str | None = None  # the runner failed before accepting it
 
-    def apply(self, entry: Any) -> None:
-        if type(entry) is PassedSteps:  # steps between others that were read
-            return
-        event = entry.event
-        if type(event) is StepEnergies:  # most events
-            self.done = True
-        elif isinstance(event, StartupPhaseStarted):
-            self.phases.append((event.phase, event.detail, entry.time))
-            self.done = False
-            self.checked = self.checked or event.phase in CHECKED_PHASES
-        elif isinstance(event, RunnerStarted):
-            self.checked = True
-        elif isinstance(event, SessionFailed) and not self.checked and self.phases:
-            self.refusal, self.done = event.message, True
-        elif isinstance(event, (StepEnergies, SessionFailed, SessionFinished, SessionStopped)):
-            self.done = True
+def startup_now(view: SessionView, now: float) -> str:
+    """The runner's start-up phase now and its time so far, for the status line."""
+    phase = view.startup[-1]
+    return f"{phase_words(phase)} {clock_text(max(0.0, now - phase.began)) if phase.began is not None else ''}".rstrip()
 
-    @property
-    def active(self) -> bool:
-        return bool(self.phases) and not self.done
 
-    def current(self, now: float) -> str:
-        """The phase now and its time so far, for the status line."""
-        phase, detail, began = self.phases[-1]
-        words = STARTUP_PHASES.get(phase, phase) + (f" ({detail})" if detail else "")
-        return f"{words} {clock_text(max(0.0, now - began)) if began is not None else ''}".rstrip()
-
-    def lines(self, now: float) -> Text:
-        """Every phase so far, the finished ones with their durations, for the energy pane."""
-        text = Text()
-        for i, (phase, detail, began) in enumerate(self.phases):
-            words = STARTUP_PHASES.get(phase, phase) + (f" ({detail})" if detail else "")
-            end = self.phases[i + 1][2] if i + 1 < len(self.phases) else now
-            took = clock_text(max(0.0, end - began)) if began is not None and end is not None else ""
-            last = i == len(self.phases) - 1
-            text.append(f"{'…' if last else '✓'} {words}  {took}\n", style="bold" if last else "dim")
-        text.append("the energy profile appears with the first step", style="dim")
-        return text
+def startup_lines(view: SessionView, now: float) -> Text:
+    """Every start-up phase so far, the finished ones with their durations, for the energy pane."""
+    phases = view.startup
+    text = Text()
+    for i, phase in enumerate(phases):
+        end = phases[i + 1].began if i + 1 < len(phases) else now
+        took = clock_text(max(0.0, end - phase.began)) if phase.began is not None and end is not None else ""
+        last = i == len(phases) - 1
+        text.append(f"{'…' if last else '✓'} {phase_words(phase)}  {took}\n", style="bold" if last else "dim")
+    text.append("the energy profile appears with the first step", style="dim")
+    return text
 
 
 class StartupEnergyPane(EnergyPane):
@@ -192,7 +156,6 @@ class SessionApp(App[None]):
         self.tabs = Tabs(*(Tab(name, id=f"tab-{name}") for name in PANES), id="pane-tabs")
         self.pane_box = Container(id="panes")
         self.energy = StartupEnergyPane(self.model)
-        self.startup = StartupPhases()
         self.close_on_refusal = False  # a new session's app: the runner refusing the problem closes it
         self.schedule_pane = SchedulePane(self.model)
         self.mst = MSTPane(self.model)
@@ -274,12 +237,10 @@ class SessionApp(App[None]):
 
     def _take(self, events: list[Any]) -> None:
         self.model.apply_all(events)
-        for entry in events:
-            self.startup.apply(entry)
 
     def _refused(self) -> bool:
         """A new session's runner refused its problem: the app closes (the CLI says why, in one line)."""
-        if self.close_on_refusal and self.startup.refusal is not None:
+        if self.close_on_refusal and self.model.view.refusal is not None:
             self.exit()
             return True
         return False
@@ -388,14 +349,15 @@ class SessionApp(App[None]):
             schedule.refresh()
         trace = self.model.shown_pair()
         now = time.time()
-        starting = self.startup.active and self.status == "running"  # the runner is up and before its first step
-        startup = self.startup.lines(now) if starting else None
+        view = self.model.view
+        starting = view.starting and self.status == "running"  # the runner is up and before its first step
+        startup = startup_lines(view, now) if starting else None
         if (startup.plain if startup else None) != (self.energy.startup.plain if self.energy.startup else None):
             self.energy.startup = startup
             self.energy.refresh()
         self.status_line.show(
-            status="starting" if starting else self.status, phase=self.startup.current(now) if starting else None,
-            session_id=self.session_id, devices=self.model.view.devices,
+            status="starting" if starting else self.status, phase=startup_now(view, now) if starting else None,
+            session_id=self.session_id, devices=view.devices,
             pivots=trace.pivots if trace is not None else None,
             pair=trace.pair if trace is not None and not trace.finished else None,
             elapsed=elapsed, read_only=self.control is None, pending=self.pending,

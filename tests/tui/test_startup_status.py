@@ -124,7 +124,7 @@ async def test_a_new_sessions_first_frame_says_what_the_runner_is_doing(nebtui_h
     app = build_app(folder)
     try:
         app.read_now()
-        assert app.status == "running" and app.startup.active
+        assert app.status == "running" and app.model.view.starting
         async with app.run_test(size=(160, 48)):
             assert "starting the runner and its workers" in app.status_line.plain
             assert "STARTING" in app.status_line.plain
@@ -168,7 +168,7 @@ async def test_a_refusal_already_in_the_log_when_the_app_starts_closes_it(nebtui
     app.close_on_refusal = True
     try:
         app.read_now()
-        assert app.startup.refusal == "minimum b.safetensors has no parameter '0.bias'"
+        assert app.model.view.refusal == "minimum b.safetensors has no parameter '0.bias'"
         async with app.run_test(size=(120, 36)) as pilot:
             await wait_until(pilot, lambda: not app.is_running, what="the app to close")
     finally:
