@@ -36,6 +36,7 @@ def build_app(folder: SessionFolder) -> SessionApp:
         pairs_total=pairs_total,
         minima_total=minima_total,
         exporter=lambda: export_report(folder),
+        view=feed.view,  # the app reduces the events it polls into it; the status probe reads it
     )
 
 

@@ -135,7 +135,10 @@ class SessionApp(App[None]):
         pairs_total: int | None = None,
         minima_total: int | None = None,
         exporter: Callable[[], str] | None = None,
+        view: SessionView | None = None,
     ) -> None:
+        """``view``: the SessionView the app reduces the source's events into, when the
+        status probe reads it too (FolderFeed.view); a new one otherwise."""
         super().__init__()
         self.exporter = exporter  # writes a report, returns where (blocking: run on a worker thread)
         self.exporting = False
@@ -144,10 +147,12 @@ class SessionApp(App[None]):
         self.session_id = session_id
         self.status_probe = status_probe
         self.clock = clock
-        self.model = SessionModel(config, pairs_total=pairs_total, minima_total=minima_total)
+        self.model = SessionModel(config, pairs_total=pairs_total, minima_total=minima_total, view=view)
         self.probed: tuple[str, int | None] | None = None
         self.pending: str | None = None  # a command sent and not yet answered
         self._arrival = clock()  # clock() when the newest events arrived
+        self._posted = 0  # EventsRead messages the reader posted (read on its thread)
+        self._applied = 0  # of those, the ones the app has reduced into its view
         self._stop_reading = threading.Event()
         self._redraw_timer: Timer | bool | None = None  # a redraw is due
         self._last_redraw = 0.0
@@ -260,27 +265,53 @@ class SessionApp(App[None]):
     def _read_events(self) -> None:
         worker = get_current_worker()
         next_probe = 0.0
+        polled = False
         while not (worker.is_cancelled or self._stop_reading.is_set()):
-            try:
-                events = self.source.poll()
-            except Exception as error:  # noqa: BLE001 - shown in the log; the reader goes on
-                self.post_message(SourceFailed(f"{type(error).__name__}: {error}"))
-                events = []
-                self._stop_reading.wait(1.0)
-            for start in range(0, len(events), CHUNK):
-                self.post_message(EventsRead(events[start:start + CHUNK]))
-            if self.status_probe is not None and time.monotonic() >= next_probe:
+            # the probe reads the view the app reduces into: only once it holds every event read
+            if polled and self.status_probe is not None and time.monotonic() >= next_probe \
+                    and self._applied == self._posted:
                 next_probe = time.monotonic() + PROBE_SECONDS
-                try:
-                    self.post_message(StatusProbed(*self.status_probe()))
-                except Exception as error:  # noqa: BLE001
-                    self.post_message(SourceFailed(f"status probe: {type(error).__name__}: {error}"))
+                if not self._probe():
+                    next_probe = 0.0  # the runner's last words first: probe again once they are in
+            self._post(self._poll())
+            polled = True
             self._stop_reading.wait(POLL_SECONDS)
+
+    def _poll(self) -> list[Any]:
+        try:
+            return self.source.poll()
+        except Exception as error:  # noqa: BLE001 - shown in the log; the reader goes on
+            self.post_message(SourceFailed(f"{type(error).__name__}: {error}"))
+            self._stop_reading.wait(1.0)
+            return []
+
+    def _post(self, events: list[Any]) -> None:
+        for start in range(0, len(events), CHUNK):
+            self._posted += 1
+            self.post_message(EventsRead(events[start:start + CHUNK]))
+
+    def _probe(self) -> bool:
+        """Post the session's status; False, and the events that came with it instead, when the
+        runner seems to have crashed but wrote more events (it may have ended and left just now)."""
+        assert self.status_probe is not None
+        try:
+            probed = self.status_probe()
+        except Exception as error:  # noqa: BLE001
+            self.post_message(SourceFailed(f"status probe: {type(error).__name__}: {error}"))
+            return True
+        if probed[0] == "crashed":
+            last = self._poll()
+            if last:
+                self._post(last)
+                return False
+        self.post_message(StatusProbed(*probed))
+        return True
 
     @on(EventsRead)
     def _events_read(self, message: EventsRead) -> None:
         before = self.status
         self._take(message.events)
+        self._applied += 1
         if self._refused():
             return
         self._arrival = self.clock()

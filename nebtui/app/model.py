@@ -126,9 +126,11 @@ class SessionModel:
     """The app's state: a SessionView plus the schedule, the log lines and the step rate."""
 
     def __init__(self, config: SessionConfig | None = None, pairs_total: int | None = None,
-                 minima_total: int | None = None) -> None:
-        """``config``: the session's (sessions.config; a PartialConfig may lack its schedule), or None."""
-        self.view = SessionView()
+                 minima_total: int | None = None, view: SessionView | None = None) -> None:
+        """``config``: the session's (sessions.config; a PartialConfig may lack its schedule), or None;
+        ``view``: the SessionView to reduce the events into (a new one by default), which
+        nothing else reduces into."""
+        self.view = view if view is not None else SessionView()
         self.method = config.method if config is not None else "autoneb"
         runs = config.run_schedule() if config is not None and config.schedule is not None else None
         self.curve = runs if isinstance(runs, CurveSchedule) else None  # a curve session's schedule

@@ -4,7 +4,6 @@ reader), the control client (the runner's socket) and the status probe
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Protocol
 
 from sessions.control import ControlError, send_command
@@ -37,39 +36,24 @@ class SocketControl:
 
 
 class FolderFeed:
-    """A session folder's log, read once for both the app's events and its status.
+    """A session folder's log, read once, and its status from facts.
 
     ``poll`` is the app's event source (thinned by ``keep_steps``, see EventLogReader);
-    ``status`` is ``(status, pid)`` from facts: the lock, the heartbeat and the lifecycle
-    the same events give. One read of a long log serves both: a second reader of the same
-    file doubled the GIL-bound reading an attach waits on."""
+    ``view`` is the session's one SessionView, handed to the app, which reduces every
+    event it polls into it (on its own thread); ``status`` is ``(status, pid)`` from the
+    lock, the heartbeat and that view's lifecycle. The app asks for the status once the
+    view holds every event polled so far, so both agree (see SessionApp's reader)."""
 
     def __init__(self, folder: SessionFolder, keep_steps: int = 0) -> None:
         self.folder = folder
         self.reader = EventLogReader(folder.events_path, keep_steps=keep_steps)
         self.view = SessionView()
-        self._unread: list[Any] = []  # read for the status, not yet handed to the app
-        self._lock = threading.Lock()
 
     def poll(self) -> list[LoggedEvent]:
-        with self._lock:
-            self._catch_up()
-            events, self._unread = self._unread, []
-        return events
+        return self.reader.poll()
 
     def status(self) -> tuple[str, int | None]:
-        with self._lock:
-            state, pid = status(self.folder, self.view)
-            if state == "crashed":  # the runner may have written its last events and left just now
-                self._catch_up()
-                state, pid = status(self.folder, self.view)
-        return state, pid
-
-    def _catch_up(self) -> None:
-        new = self.reader.poll()
-        for entry in new:
-            self.view.apply(entry)
-        self._unread.extend(new)
+        return status(self.folder, self.view)
 
     def close(self) -> None:
         self.reader.close()
