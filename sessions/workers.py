@@ -23,7 +23,6 @@ import queue
 import threading
 import time
 import traceback
-from multiprocessing.connection import wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Protocol
 
@@ -64,6 +63,14 @@ class WorkerPool(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class _PipeEnded:
+    """A worker's pipe has ended: everything it sent before is in the inbox ahead of this."""
+
+    worker: int
+    pipe: Any
+
+
 @dataclass
 class _Slot:
     device: str
@@ -94,6 +101,10 @@ class LocalPool:
         self.slots = [_Slot(device) for device in self.devices]
         self._starter: threading.Thread | None = None
         self._start_error: BaseException | None = None
+        # What the workers sent, whole messages only: each pipe is read on a thread of its
+        # own, so a worker frozen halfway through writing a message (stopped, swapped out)
+        # holds up its own reader, never the runner and the other workers' messages.
+        self._inbox: queue.Queue[Any] = queue.Queue()
 
     def start(self) -> None:
         """Start the fork server, which imports torch and the workers' modules once while the
@@ -141,6 +152,19 @@ class LocalPool:
         slot.process.start()
         writer.close()  # the worker holds the only writing end: its death ends the pipe
         slot.pid = slot.process.pid
+        threading.Thread(target=self._read, args=(index, slot.up), name=f"worker {index} reader",
+                         daemon=True).start()
+
+    def _read(self, index: int, pipe: Any) -> None:
+        """Move the worker's messages from its pipe to the inbox, in order, until the pipe
+        ends (the worker is gone); then say so with the pipe, which ``poll`` retires."""
+        try:
+            while True:
+                self._inbox.put(pipe.recv())
+        except (EOFError, OSError):  # the worker is gone; a message it was writing ends here
+            pass
+        finally:
+            self._inbox.put(_PipeEnded(index, pipe))
 
     def idle(self) -> list[int]:
         self._started()
@@ -169,21 +193,22 @@ class LocalPool:
     def poll(self, timeout: float) -> list[WorkerMessage]:
         """The messages that came up within ``timeout`` seconds, each worker's in the order it sent them."""
         self._started()
-        pipes = {slot.up: index for index, slot in enumerate(self.slots) if slot.up is not None}
-        if not pipes:
-            time.sleep(timeout)
-            return []
+        received: list[Any] = []
+        try:
+            received.append(self._inbox.get(timeout=timeout))
+            while True:
+                received.append(self._inbox.get_nowait())
+        except queue.Empty:
+            pass
         messages: list[WorkerMessage] = []
-        for pipe in wait(list(pipes), timeout):
-            slot = self.slots[pipes[pipe]]
-            try:
-                while True:
-                    messages.append(pipe.recv())
-                    if not pipe.poll():
-                        break
-            except (EOFError, OSError):  # the worker is gone; a message it was writing ends here
-                pipe.close()
-                slot.up = None
+        for item in received:
+            if isinstance(item, _PipeEnded):
+                item.pipe.close()
+                slot = self.slots[item.worker]
+                if slot.up is item.pipe:  # not the pipe of a worker started again since
+                    slot.up = None
+            else:
+                messages.append(item)
         for message in messages:
             slot = self.slots[message.worker]
             match message:
