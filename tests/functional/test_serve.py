@@ -212,8 +212,20 @@ async def over_the_cap(served: Served) -> None:
                 assert "--max-viewers 1" in closing.extra
             assert served.app_processes() == 1
         wait_until(lambda: served.app_processes() == 0, 30, "end of the closed tab's app process")
-        async with client.ws_connect(socket_url(served), headers=THROUGH_A_TUNNEL) as again:
-            await frames_until(again, "Enter attaches", 60)
+        # The place is given back once the server has seen the old tab's app end, a moment
+        # after its process is gone: a new tab gets it then.
+        deadline = time.monotonic() + 30
+        while True:
+            async with client.ws_connect(socket_url(served), headers=THROUGH_A_TUNNEL) as again:
+                first_frame = await again.receive(timeout=60)
+                if first_frame.type != aiohttp.WSMsgType.CLOSE or time.monotonic() > deadline:
+                    assert first_frame.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT), first_frame
+                    data = first_frame.data
+                    if "Enter attaches" not in (data.decode("utf-8", "replace") if isinstance(data, bytes) else data):
+                        await frames_until(again, "Enter attaches", 60)
+                    break
+                assert first_frame.data == 1013, first_frame  # turned away: the old tab's place is not free yet
+            await asyncio.sleep(0.1)
 
 
 def test_a_tab_over_the_cap_is_told_so_and_a_closed_tab_ends_its_app(served_home):
