@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.estimate import pairs_left
 from engine.events import (
     ConnectionFinished,
     CycleFinished,
@@ -364,7 +365,7 @@ def summary(folder: SessionFolder, view: SessionView | None = None) -> dict[str,
     problem = config.problem
     minima = 0 if problem is None else len(problem.minima) if problem.kind == "network" else {
         "muller-brown": 3, "himmelblau": 4}.get(problem.surface or "", 0)
-    total = minima - 1 if config.landscape.variant == "star" else minima * (minima - 1) // 2
+    total = pairs_left(minima, config.landscape)[1]  # the most pairs its stop rule computes
     if view.estimate is not None:  # the schedule the method runs, as its runner saw it
         cycle_steps, restarts = view.estimate.cycle_steps, view.estimate.restarts
     elif config.schedule is not None:
