@@ -72,8 +72,9 @@ if any(os.environ.get(k) != v for k, v in cpu_friendly_env().items()):
 import torch  # noqa: E402
 
 import engine.neb.autoneb as autoneb  # noqa: E402
-from engine.energy.network import NetworkEnergy, ParameterLayout  # noqa: E402
-from engine.energy.threads import intra_op_threads  # noqa: E402
+from engine.energy.network import NetworkEnergy  # noqa: E402
+from engine.networks.layout import ParameterLayout  # noqa: E402
+from engine.threads import intra_op_threads  # noqa: E402
 from engine.neb.schedule import BandOptions, Cycle, Schedule  # noqa: E402
 from engine.networks import data, models  # noqa: E402
 

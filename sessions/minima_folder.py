@@ -141,7 +141,8 @@ def train_one(problem: Any, arguments: dict, dataset: dict, recipe: Any, seed: i
     (the summary; unless ``quiet``, where it continues from), ``progress`` gets about 20 updates."""
     import torch
 
-    from engine.energy.network import NetworkEnergy, ParameterLayout
+    from engine.energy.network import NetworkEnergy
+    from engine.networks.layout import ParameterLayout
     from engine.networks.training import train as run_recipe
     from sessions.problem import build_model
 

@@ -263,7 +263,8 @@ def build(config: SessionConfig, device: str = "cpu", threads: int | None = None
         return Built(surface, surface.minimum_positions(), [f"minimum {i}" for i in range(len(surface.minima))])
     import torch
 
-    from engine.energy.network import NetworkEnergy, ParameterLayout
+    from engine.energy.network import NetworkEnergy
+    from engine.networks.layout import ParameterLayout
 
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = config.cudnn_benchmark

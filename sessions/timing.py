@@ -15,7 +15,7 @@ def estimate_session(config: SessionConfig, built: Any, schedule: Any, *, device
                      workers: int, done: int = 0) -> SessionEstimated | None:
     """The estimate of the pairs left after ``done``, timed on ``built`` (sessions.problem.build)
     at ``threads`` torch threads; None when no pair is left."""
-    from engine.energy.threads import intra_op_threads
+    from engine.threads import intra_op_threads
     from engine.estimate import cycle_steps, estimate, pair_seconds, pairs_left, restarts, time_steps
 
     pairs = pairs_left(len(built.names), config.landscape, done)

@@ -27,7 +27,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 from engine.alignment.groups import Axis, Group, PermutationSpec, permutation_spec
-from engine.energy.network import ParameterLayout
+from engine.networks.layout import ParameterLayout
 
 
 def axis_index(axis: Axis, permutations: list[Tensor]) -> Tensor:

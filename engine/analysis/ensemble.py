@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from engine.neb.band import points_at
-from engine.energy.network import ParameterLayout
+from engine.networks.layout import ParameterLayout
 
 
 class Predictor:

@@ -19,7 +19,8 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import Tensor, nn
 from torch.func import functional_call, replace_all_batch_norm_modules_
 
-from engine.energy.network import Loss, ParameterLayout, loss_function
+from engine.networks.layout import ParameterLayout
+from engine.networks.loss import Loss, loss_function
 
 LossOfPoint = Callable[[Tensor], Tensor]  # theta (D,) -> scalar
 

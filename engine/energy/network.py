@@ -14,20 +14,17 @@ import contextlib
 import copy
 import os
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, replace_all_batch_norm_modules_, vmap
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from engine.energy.batched import BatchedNetwork, BatchedUnsupported, pivot_losses
-from engine.energy.threads import intra_op_threads
-
-LossFn = Callable[[Tensor, Tensor], Tensor]  # (outputs, targets) -> scalar mean
-Loss = Union[str, LossFn]
+from engine.networks.layout import ParameterLayout
+from engine.networks.loss import Loss, loss_function
+from engine.threads import intra_op_threads
 
 STRATEGIES = ("auto", "batched", "vmap", "loop")
 PRECISIONS = ("fp32", "bf16")
@@ -35,99 +32,6 @@ PRECISIONS = ("fp32", "bf16")
 # warm-up, then TIMED_ROUNDS timed calls each, interleaved; the fastest timed call
 # of each counts (the least disturbed by whatever else the machine is doing).
 TIMED_ROUNDS = 2
-
-
-@dataclass(frozen=True)
-class ParameterLayout:
-    """Where each named parameter of a module lives in the flat vector (D,)."""
-
-    names: tuple[str, ...]
-    shapes: tuple[torch.Size, ...]
-    offsets: tuple[int, ...]  # start of each parameter in the flat vector
-    dim: int  # D
-
-    @classmethod
-    def from_module(cls, module: nn.Module) -> "ParameterLayout":
-        names, shapes, offsets, offset = [], [], [], 0
-        for name, p in module.named_parameters():
-            names.append(name)
-            shapes.append(p.shape)
-            offsets.append(offset)
-            offset += p.numel()
-        if offset == 0:
-            raise ValueError("the module has no parameters: nothing to connect")
-        return cls(tuple(names), tuple(shapes), tuple(offsets), offset)
-
-    def _check_module(self, module: nn.Module) -> dict[str, nn.Parameter]:
-        params = dict(module.named_parameters())
-        if tuple(params) != self.names or any(
-            params[n].shape != s for n, s in zip(self.names, self.shapes)
-        ):
-            raise ValueError(
-                "the module's parameters do not match this layout: build the layout "
-                "from the same architecture"
-            )
-        return params
-
-    def _check_vector(self, vec: Tensor) -> None:
-        if vec.shape != (self.dim,):
-            raise ValueError(
-                f"expected a flat parameter vector of shape ({self.dim},), "
-                f"got {tuple(vec.shape)}"
-            )
-
-    def flatten(self, module: nn.Module) -> Tensor:
-        """The module's parameters as one new vector (D,), detached."""
-        params = self._check_module(module)
-        return torch.cat([params[n].detach().reshape(-1) for n in self.names])
-
-    def unflatten(self, vec: Tensor) -> dict[str, Tensor]:
-        """Name -> view of ``vec`` (D,) in that parameter's shape (no copies)."""
-        self._check_vector(vec)
-        # One split (not a slice per parameter): its backward is a single cat.
-        parts = vec.split(self.numels)
-        return {name: part.view(shape) for name, part, shape in zip(self.names, parts, self.shapes)}
-
-    @property
-    def numels(self) -> tuple[int, ...]:
-        return tuple(shape.numel() for shape in self.shapes)
-
-    def load_into(self, module: nn.Module, vec: Tensor) -> None:
-        """Copy ``vec`` (D,) into the module's parameters (the inverse of flatten)."""
-        params = self._check_module(module)
-        with torch.no_grad():
-            for name, view in self.unflatten(vec).items():
-                params[name].copy_(view)
-
-
-def loss_function(loss: Loss) -> tuple[LossFn, Callable[[Tensor, Tensor], Tensor] | None]:
-    """The mean loss (outputs, targets) -> scalar and, for classification, the
-    error count (outputs, targets) -> number misclassified."""
-    if callable(loss):
-        return loss, None
-    if loss == "cross_entropy":
-        return (
-            lambda out, y: F.cross_entropy(out, y),
-            lambda out, y: (out.argmax(dim=1) != y).sum(),
-        )
-    if loss == "bce":
-        return (
-            lambda out, y: F.binary_cross_entropy_with_logits(
-                out.reshape(y.shape), y.to(out.dtype)
-            ),
-            lambda out, y: ((out.reshape(y.shape) > 0).to(y.dtype) != y).sum(),
-        )
-    if loss == "mse":
-        return (
-            lambda out, y: F.mse_loss(
-                out.reshape(y.shape) if out.numel() == y.numel() else out, y.to(out.dtype)
-            ),
-            None,
-        )
-    raise ValueError(
-        f"unknown loss {loss!r}: use 'cross_entropy', 'bce', 'mse' or a callable "
-        "(outputs, targets) -> scalar mean"
-    )
 
 
 def at_least_float32(outputs: Tensor) -> Tensor:
@@ -178,7 +82,7 @@ class NetworkEnergy:
     "auto" measures one thread against the cap; a fixed strategy runs at the
     cap. Calls run at ``threads_used`` and restore torch's count afterwards;
     ``Connection`` runs its whole step at the energy's ``threads_used``. How
-    this shares the cores among several workers: ``engine.energy.threads``.
+    this shares the cores among several workers: ``engine.threads``.
 
     ``chunk_size=None`` picks the chunk from free memory (CUDA free memory, or
     available RAM on CPU): one pivot's cost is probed once per batch size as the

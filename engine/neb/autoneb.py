@@ -40,7 +40,7 @@ from engine import events
 from engine.neb.band import (Segments, arc_fractions, dense_fractions, dense_points, equal_fraction_table, linear_path,
                              respaced_interior)
 from engine.energy.base import Energy
-from engine.energy.threads import intra_op_threads
+from engine.threads import intra_op_threads
 from engine.events import EventSink
 from engine.neb.insertion import choose_insertions, insert_pivots
 from engine.neb.forces import descent_directions
@@ -303,7 +303,7 @@ class Connection:
                         self._check_divergence(cycle)
                         return None
                     # The whole step (band arithmetic too) at the energy's measured thread
-                    # count, where it has one (engine.energy.threads).
+                    # count, where it has one (engine.threads).
                     with intra_op_threads(getattr(self.energy, "threads_used", None)):
                         self._neb_step(cycle)
                 self._end_cycle(cycle)

@@ -1,4 +1,6 @@
-"""Networks as minima: the model zoo (``models``, ``cifar_models``), the data sets
-(``data``: embedded digits and XOR; ``cifar``: CIFAR-10/100 from a local folder,
-augmented on the device) and the training of minima (``training``). The energy
-of a network over its data is ``engine.energy.network.NetworkEnergy``."""
+"""Networks as minima: the model zoo (``models``, ``cifar_models``, ``torchvision_zoo``),
+where each parameter lives in the flat vector of a pivot (``layout``), the losses by
+name (``loss``), the data sets (``data``: embedded digits and XOR; ``cifar``:
+CIFAR-10/100 from a local folder, augmented on the device) and the training of
+minima (``training``). The energy of a network over its data is built on these in
+``engine.energy.network.NetworkEnergy``; nothing here imports ``engine.energy``."""

@@ -17,8 +17,9 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from engine.energy.network import ParameterLayout, loss_function
-from engine.energy.threads import intra_op_threads
+from engine.networks.layout import ParameterLayout
+from engine.networks.loss import loss_function
+from engine.threads import intra_op_threads
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ def train(
 
 
 # A model this small trains on one intra-op thread on the CPU: waking a second thread
-# costs more than the work it takes over (engine.energy.threads). The digits MLP (2,410
+# costs more than the work it takes over (engine.threads). The digits MLP (2,410
 # parameters) and small CNN (1,922) trained 1.5-2.8x faster on one thread than on two,
 # measured interleaved on a 2-core machine.
 SMALL_MODEL_PARAMETERS = 32_768

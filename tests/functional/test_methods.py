@@ -18,7 +18,7 @@ QUICK = ("--hessian-k", "0", "--slices", "0", "--ensemble-k", "0")
 def test_method_and_alignment_reach_the_session_and_show(bezier_session, digits_minima):
     import torch
 
-    from engine.energy.network import ParameterLayout
+    from engine.networks.layout import ParameterLayout
     from engine.networks.models import mlp
     from sessions.checkpoint import load_checkpoint
     from sessions.minima import flat_minimum, sha256

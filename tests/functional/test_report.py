@@ -195,7 +195,7 @@ def test_digits_table1_matches_values_recomputed_from_the_states(home, reports):
 
 def test_digits_ensemble_matches_softmax_averages_made_here(home, reports):
     from engine.neb.band import points_at
-    from engine.energy.network import ParameterLayout
+    from engine.networks.layout import ParameterLayout
     from sessions.problem import build_model, load_data
 
     config, _, results, mst = _connections(home, "dg")

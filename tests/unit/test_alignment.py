@@ -13,7 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from engine.alignment.groups import permutation_spec
 from engine.alignment.weight_matching import align, permute, random_permutations
-from engine.energy.network import ParameterLayout
+from engine.networks.layout import ParameterLayout
 from engine.networks import cifar_models, models
 
 

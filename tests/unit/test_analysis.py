@@ -19,7 +19,7 @@ from engine.analysis import (
     surface_loss,
     tangent_curvature,
 )
-from engine.energy.network import ParameterLayout
+from engine.networks.layout import ParameterLayout
 from engine.energy.surfaces import MuellerBrown, polish
 
 SPECTRUM = [-2.0, -0.5, 0.0, 0.0, 0.0, 1e-5, 0.3, 1.0, 4.0, 10.0] + [2.0] * 30  # D = 40, 5 near zero

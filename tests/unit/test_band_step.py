@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from engine.energy.base import CallableEnergy
-from engine.energy.network import NetworkEnergy, ParameterLayout
+from engine.energy.network import NetworkEnergy
+from engine.networks.layout import ParameterLayout
 from engine.energy.surfaces import MuellerBrown
 from engine.neb.autoneb import Connection, DivergedError
 from engine.neb.band import Segments, equal_fraction_table, respace, respaced_interior

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from engine.energy.batched import BatchedNetwork, pivot_losses
-from engine.energy.network import NetworkEnergy, ParameterLayout
+from engine.energy.network import NetworkEnergy
+from engine.networks.layout import ParameterLayout
 from engine.networks import data, models
 
 

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from engine.energy.network import ParameterLayout
+from engine.networks.layout import ParameterLayout
 from engine.networks.models import mlp
 from sessions.errors import SessionError
 from sessions.minima import find_minima, flat_minimum, manifest_entry, minimum_name, sha256

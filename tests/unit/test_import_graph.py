@@ -25,7 +25,6 @@ KNOWN_CYCLES = {
     frozenset({"engine", "engine.curves"}),
     frozenset({"engine", "engine.neb"}),
     frozenset({"engine.curves", "engine.neb"}),
-    frozenset({"engine.energy", "engine.networks"}),
 }
 
 

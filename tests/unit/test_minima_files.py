@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from engine.energy.network import ParameterLayout
+from engine.networks.layout import ParameterLayout
 from engine.networks.models import mlp
 from sessions.folder import SessionError
 from sessions.minima import find_minima, flat_minimum, manifest_entry

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from engine.networks import data, models
 from engine.energy.base import Energy
-from engine.energy.network import NetworkEnergy, ParameterLayout
+from engine.energy.network import NetworkEnergy
+from engine.networks.layout import ParameterLayout
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,8 @@ from torch import Tensor, nn
 
 from engine.networks import data, models
 from engine.neb.autoneb import ConnectionResult, connect
-from engine.energy.network import NetworkEnergy, ParameterLayout
+from engine.energy.network import NetworkEnergy
+from engine.networks.layout import ParameterLayout
 from engine.neb.schedule import BandOptions, Cycle, Schedule
 
 WD = 1e-3  # weight decay of training and band: minima at loss ~0.017, |theta| ~10
