@@ -1,5 +1,5 @@
 """How well K workers share an exploration: the real pair sequence
-(engine/neb/sequence.py, the code the runner drives) on synthetic landscapes,
+(engine/landscape/sequence.py, the code the runner drives) on synthetic landscapes,
 with a simulated clock.
 
 Landscapes: M minima (M = 10, 20, 50; several landscapes each) whose saddles
@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.neb.landscape import Landscape  # noqa: E402
-from engine.neb.sequence import PairSequence, lookahead_for  # noqa: E402
+from engine.landscape.graph import Landscape  # noqa: E402
+from engine.landscape.sequence import PairSequence, lookahead_for  # noqa: E402
 
 # Standard deviation of log(pair duration), measured on real digits pairs: the
 # 15 pairs of 6 MLP minima (64-32-10, `nebtui train --count 6 --scale 0.3`),

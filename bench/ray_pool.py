@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    from engine.neb.exploration import Exploration
+    from engine.landscape.exploration import Exploration
     from sessions.config import SessionConfig
     from sessions.problem import build
     from sessions.raypool import RayPool

@@ -2,7 +2,9 @@
 
 No user interface, no processes, no session files: tensors in, results and events
 out. Its rooms: ``energy`` (the Energy protocol, analytic surfaces, networks over
-data), ``neb`` (the NEB numerics, AutoNEB, schedules, the landscape), ``networks``
+data), ``neb`` (the NEB numerics, AutoNEB, schedules), ``curves`` (Bezier and
+polychain curves, and the registry of path methods), ``landscape`` (the graph of
+minima, MST, bounds, the pair sequence and the exploration), ``networks``
 (the model zoo, data sets and training of minima: the one place that reads files,
 the CIFAR data set from a local folder) and ``analysis`` (curvature, slices, path
 ensembles). ``events`` is the protocol every process and the UI speak.
@@ -23,10 +25,10 @@ _EXPORTS = {
     "Cycle": "engine.neb.schedule",
     "DivergedError": "engine.neb.autoneb",
     "Energy": "engine.energy.base",
-    "Exploration": "engine.neb.exploration",
-    "ExplorationResult": "engine.neb.exploration",
+    "Exploration": "engine.landscape.exploration",
+    "ExplorationResult": "engine.landscape.exploration",
     "Himmelblau": "engine.energy.surfaces",
-    "Landscape": "engine.neb.landscape",
+    "Landscape": "engine.landscape.graph",
     "MuellerBrown": "engine.energy.surfaces",
     "NetworkEnergy": "engine.energy.network",
     "Schedule": "engine.neb.schedule",
@@ -42,8 +44,8 @@ if TYPE_CHECKING:
     from engine.energy.network import NetworkEnergy
     from engine.energy.surfaces import Himmelblau, MuellerBrown
     from engine.neb.autoneb import Connection, ConnectionResult, DivergedError, connect
-    from engine.neb.exploration import Exploration, ExplorationResult
-    from engine.neb.landscape import Landscape
+    from engine.landscape.exploration import Exploration, ExplorationResult
+    from engine.landscape.graph import Landscape
     from engine.neb.schedule import BandOptions, Cycle, Schedule, ScheduleError, load_schedule
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.curves.schedule import CurveSchedule
-from engine.neb.landscape import LandscapeOptions
+from engine.landscape.graph import LandscapeOptions
 from engine.neb.schedule import Schedule
 
 GROWTH = 2  # pivots a band gains per inserting cycle at most, as the estimate's high end assumes

@@ -264,5 +264,5 @@ class EdgeIgnored(Event):
 
 @dataclass(frozen=True)
 class LandscapeFinished(Event):
-    reason: str  # one of engine.neb.landscape.FINISH_REASONS
+    reason: str  # one of engine.landscape.graph.FINISH_REASONS
     mst: list[WeightedEdge] = field(default_factory=list)

@@ -46,7 +46,7 @@ def schedule_for(run: RunOptions, *, surface: bool, printer: ProgressPrinter, mo
 def session_config(run: RunOptions, problem: Any, schedule: Any) -> Any:
     """The session's config (its config.json) from the shared options; a bad value
     fails with one line and exit code 2."""
-    from engine.neb.landscape import LandscapeOptions, parse_stop_rule
+    from engine.landscape.graph import LandscapeOptions, parse_stop_rule
     from sessions.config import SessionConfig
     from sessions.folder import SessionError
 

@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from engine.curves.runs import METHODS
-from engine.neb.landscape import LandscapeOptions
+from engine.landscape.graph import LandscapeOptions
 from engine.neb.schedule import Schedule, ScheduleError, did_you_mean, schedule_from_dict
 from sessions.errors import SessionError
 

@@ -194,7 +194,7 @@ def _mst(energies: list[float], saddles: dict[tuple[int, int], float]) -> list[t
     """The MST of the finished paths, as the session's landscape builds it: (a, b, saddle), sorted."""
     import networkx as nx
 
-    from engine.neb.landscape import minimum_spanning_tree
+    from engine.landscape.graph import minimum_spanning_tree
 
     graph = nx.Graph()
     graph.add_nodes_from(range(len(energies)))
@@ -229,7 +229,7 @@ def _method_facts(config: Any, schedule: Any, run_schedule: Any, built: Any) -> 
 
 def _bounds(count: int, mst: list[tuple[int, int, float]]) -> list[list[float | None]]:
     """B(a, b), the landscape's ultrametric bound (None: not connected yet; 0 on the diagonal)."""
-    from engine.neb.landscape import tree_bound
+    from engine.landscape.graph import tree_bound
 
     tree = {(a, b): s for a, b, s in mst}
     bounds: list[list[float | None]] = [[None] * count for _ in range(count)]

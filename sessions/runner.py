@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.events import Event
-from engine.neb.sequence import lookahead_for
+from engine.landscape.sequence import lookahead_for
 from sessions import lifecycle as session_events
 from sessions.atomic import write_atomic
 from sessions.config import runnable_config
@@ -295,7 +295,7 @@ class Runner:
 
     def _load_or_start(self, built: Any) -> bool:
         """The exploration from the last checkpoint (plus finished paths), or a new one."""
-        from engine.neb.exploration import Exploration
+        from engine.landscape.exploration import Exploration
         from sessions.checkpoint import load_checkpoint
 
         loaded = load_checkpoint(self.folder.path)

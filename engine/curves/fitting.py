@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from engine import events
+import engine.events as events
 from engine.curves.schedule import CurveSchedule
 from engine.curves.shapes import coefficients, curve_points
 from engine.energy.base import Energy

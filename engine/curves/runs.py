@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Union
 
-from engine import events
+import engine.events as events
 from engine.curves.schedule import CURVE_KINDS, CurveSchedule
 from engine.events import EventSink
 from engine.neb.schedule import Schedule

@@ -36,7 +36,7 @@ from typing import Any, Callable, Union
 import torch
 from torch import Tensor
 
-from engine import events
+import engine.events as events
 from engine.neb.band import (Segments, arc_fractions, dense_fractions, dense_points, equal_fraction_table, linear_path,
                              respaced_interior)
 from engine.energy.base import Energy

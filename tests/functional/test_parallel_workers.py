@@ -105,8 +105,8 @@ def _same_paths(folder: Path, reference: Path) -> None:
 def _order_for(reference: Path, workers: int) -> list[tuple[int, int]]:
     """The pairs, in the order a session with ``workers`` workers chooses them, worked out
     from the reference's saddles alone: the choices depend on nothing else."""
-    from engine.neb.landscape import Landscape
-    from engine.neb.sequence import PairSequence, lookahead_for
+    from engine.landscape.graph import Landscape
+    from engine.landscape.sequence import PairSequence, lookahead_for
 
     result = json.loads((reference / "results" / "result.json").read_text())
     saddles = {(p["a"], p["b"]): p["saddle_energy"] for p in result["paths"]}

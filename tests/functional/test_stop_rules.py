@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from cli_runs import in_process
-from engine.neb.landscape import Landscape
+from engine.landscape.graph import Landscape
 from nebtui.progress import describe
 
 

@@ -16,7 +16,7 @@ from engine.neb.band import dense_points
 from engine.neb.autoneb import Connection, DivergedError, connect
 from engine.energy.base import CallableEnergy
 from engine.energy.surfaces import Himmelblau, MuellerBrown, polish
-from engine.neb.exploration import Exploration
+from engine.landscape.exploration import Exploration
 from engine.neb.schedule import BandOptions, Cycle, Schedule, load_schedule
 
 MB = MuellerBrown()

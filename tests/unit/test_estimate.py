@@ -9,7 +9,7 @@ import torch
 from engine.curves.schedule import CurveSchedule
 from engine.energy.network import NetworkEnergy
 from engine.estimate import StepTimes, cycle_steps, estimate, pair_seconds, pairs_left, time_steps
-from engine.neb.landscape import LandscapeOptions
+from engine.landscape.graph import LandscapeOptions
 from engine.neb.schedule import BandOptions, Cycle, Schedule
 
 # A step on n points costs 1 + 2 n seconds; a point's evaluation 0.5 s.

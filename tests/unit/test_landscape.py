@@ -20,7 +20,7 @@ from engine.events import (
     PairChosen,
     event_from_dict,
 )
-from engine.neb.landscape import Edge, Landscape
+from engine.landscape.graph import Edge, Landscape
 
 
 def run_landscape(landscape: Landscape, connect) -> list[Edge]:

@@ -24,7 +24,7 @@ from engine.curves.runs import (
 from engine.curves.schedule import CurveSchedule
 from engine.energy.base import CallableEnergy
 from engine.neb.autoneb import Connection
-from engine.neb.exploration import Exploration
+from engine.landscape.exploration import Exploration
 from engine.neb.schedule import Cycle, Schedule
 
 # Four minima of a double well per axis: saddles of 1.0 between neighbours.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cli_runs import assert_one_clear_line, in_process
-from engine.neb.landscape import Landscape, LandscapeOptions, parse_stop_rule
+from engine.landscape.graph import Landscape, LandscapeOptions, parse_stop_rule
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.events import PairChosen
-from engine.neb.landscape import Landscape
-from engine.neb.sequence import PairSequence
+from engine.landscape.graph import Landscape
+from engine.landscape.sequence import PairSequence
 
 
 @st.composite

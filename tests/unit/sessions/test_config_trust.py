@@ -55,7 +55,7 @@ def test_config_json_reads_back_to_the_same_keys_and_values():
     import json
     from pathlib import Path
 
-    from engine.neb.landscape import parse_stop_rule
+    from engine.landscape.graph import parse_stop_rule
     from engine.neb.schedule import load_schedule
 
     old = json.loads((Path(__file__).parents[2] / "functional/data/sessions-2026-12/stopped/config.json").read_text())

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.neb.landscape import Landscape, Pair
+from engine.landscape.graph import Landscape, Pair
 
 
 def pair_key(pair: Pair) -> str:

@@ -5,7 +5,7 @@ is honoured at any NEB step boundary, ``state_dict()`` holds the landscape, the
 finished paths and the connections in progress, and an exploration rebuilt with
 ``Exploration.from_state`` finishes bit for bit as one that never stopped.
 
-Several pairs at once: a ``PairSequence`` (engine/neb/sequence.py) chooses the
+Several pairs at once: a ``PairSequence`` (engine/landscape/sequence.py) chooses the
 pairs and applies their paths in the order chosen, so the result is the same
 whatever the timing, for a given ``lookahead``; ``lookahead = 1`` is the
 paper's loop, one pair at a time.
@@ -19,14 +19,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from engine import events
+import engine.events as events
 from engine.curves.runs import new_run, run_from_state
 from engine.neb.autoneb import Connection, ConnectionResult, StopRequest, seed_for_pair
 from engine.energy.base import Energy
 from engine.events import EventSink
-from engine.neb.landscape import Edge, Landscape, LandscapeOptions
+from engine.landscape.graph import Edge, Landscape, LandscapeOptions
 from engine.neb.schedule import Schedule
-from engine.neb.sequence import PairSequence, parse_pair_key
+from engine.landscape.sequence import PairSequence, parse_pair_key
 
 
 @dataclass
