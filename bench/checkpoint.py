@@ -101,7 +101,7 @@ def resnet20_sized(interval: float, folder: Path) -> dict:
     connection = Connection(energy, schedule, start, end)
     connection.run(lambda: True)  # a band exists now, with its optimiser
     # grow the band to the reference cap, with momentum state, as late in a run
-    from engine.neb.band import linear_path
+    from engine.band.geometry import linear_path
 
     band = linear_path(start, end, pivots)
     connection._set_band(band, torch.linspace(0, 1, pivots, dtype=torch.float64))

@@ -38,7 +38,7 @@ from engine.curves.fitting import fit_curve  # noqa: E402
 from engine.curves.schedule import CurveSchedule  # noqa: E402
 from engine.energy.network import NetworkEnergy  # noqa: E402
 from engine.neb.autoneb import connect, seed_for_pair  # noqa: E402
-from engine.neb.band import dense_points, linear_path  # noqa: E402
+from engine.band.geometry import dense_points, linear_path  # noqa: E402
 from engine.neb.schedule import load_schedule  # noqa: E402
 from engine.networks import data, models  # noqa: E402
 from engine.networks.training import RECIPES, train  # noqa: E402

@@ -86,7 +86,7 @@ def time_steps(energy: Any, start: Any, end: Any, schedule: Schedule | CurveSche
     their own here."""
     import torch
 
-    from engine.neb.band import linear_path
+    from engine.band.geometry import linear_path
 
     batch_size = first_batch_size(schedule)
     generator = torch.Generator().manual_seed(0)

@@ -134,7 +134,7 @@ def _largest(values: list[float | None] | None) -> float | None:
 def _straight(evaluator: _Evaluator, start: Any, end: Any, count: int) -> dict[str, Any]:
     """The straight segment from ``start`` to ``end`` at ``count`` evenly spaced points:
     its saddle (highest train loss) and its largest test error."""
-    from engine.neb.band import linear_path
+    from engine.band.geometry import linear_path
 
     train, test = evaluator.metrics(linear_path(start, end, count))
     losses = [m["loss"] for m in train]
@@ -257,7 +257,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
 
     from engine.curves.runs import run_from_state, spent_gradients
     from engine.curves.schedule import CURVE_KINDS
-    from engine.neb.band import dense_points, linear_path
+    from engine.band.geometry import dense_points, linear_path
     from sessions.config import runnable_config
     from sessions.folder import SessionError
     from sessions.problem import build
@@ -538,7 +538,7 @@ def _slices(evaluator: _Evaluator, built: Any, results: dict, mst: list, options
     import torch
 
     from engine.analysis.slice import coordinate_plane, evaluate_slice, grid_around, plane_through
-    from engine.neb.band import dense_points
+    from engine.band.geometry import dense_points
 
     if not evaluator.network:
         (x0, x1), (y0, y1) = built.energy.window

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from engine.neb.band import points_at
+from engine.band.geometry import points_at
 from engine.networks.layout import ParameterLayout
 
 

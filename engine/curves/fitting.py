@@ -35,7 +35,7 @@ from engine.energy.base import Energy
 from engine.events import EventSink
 from engine.neb.autoneb import (ConnectionResult, CycleRecord, DivergedError, Profile, StopRequest,
                                  optimiser_state_parts)
-from engine.neb.band import arc_fractions, linear_path
+from engine.band.geometry import arc_fractions, linear_path
 
 
 @dataclass

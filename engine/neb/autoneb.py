@@ -37,15 +37,15 @@ import torch
 from torch import Tensor
 
 import engine.events as events
-from engine.neb.band import (Segments, arc_fractions, dense_fractions, dense_points, equal_fraction_table, linear_path,
+from engine.band.geometry import (Segments, arc_fractions, dense_fractions, dense_points, equal_fraction_table, linear_path,
                              respaced_interior)
 from engine.energy.base import Energy
 from engine.threads import intra_op_threads
 from engine.events import EventSink
-from engine.neb.insertion import choose_insertions, insert_pivots
-from engine.neb.forces import descent_directions
+from engine.band.insertion import choose_insertions, insert_pivots
+from engine.band.springs import band_strategy
 from engine.neb.schedule import Cycle, Schedule
-from engine.neb.tangent import TANGENTS
+from engine.band.tangent import TANGENTS
 
 StopRequest = Callable[[], bool]
 
@@ -247,6 +247,7 @@ class Connection:
         self.schedule = schedule
         self.options = schedule.band
         self.tangent = TANGENTS[self.options.tangent]
+        self.strategy = band_strategy(self.options.spring, self.options.respace)  # springs or the string method
         # Where the band, its optimiser state and the random draws live: the energy's
         # device unless told (a surface has none: the end points' device).
         if device is None:
@@ -418,16 +419,13 @@ class Connection:
         operations on the band's device (no value read back to the host)."""
         assert self.pivots is not None and self.interior is not None and self.optimiser is not None
         pivots = self.pivots  # (N, D)
-        spring = self.options.spring
-        respace_before = math.isinf(spring) and self.options.respace == "before"
-        if respace_before:
-            # The authors' code re-spaces at the start of each step, before the gradients
-            # (its NEB.apply), so the band it ends a cycle with is the optimiser's, not
-            # re-spaced; nebtui's default re-spaces after the optimiser step. The two
-            # differ by about 1e-4 relative in the pivots and not in the insertions
-            # (measured against the authors' public code). The climbing image, which that code does not
-            # have, is the previous step's.
-            self._respace(self._last_climber)
+        # The string method re-spacing "before" re-spaces here, as the authors' code does at
+        # the start of each step (its NEB.apply), so the band it ends a cycle with is the
+        # optimiser's, not re-spaced; nebtui's default re-spaces after the optimiser step.
+        # The two differ by about 1e-4 relative in the pivots and not in the insertions
+        # (measured against the authors' public code). The climbing image, which that code
+        # does not have, is the previous step's.
+        self.strategy.before_gradients(self._respace, self._last_climber)
         losses, grads = self.energy(pivots, generator=self.generator, batch_size=cycle.batch_size)
         self._unchecked.append(losses)
         emit = (self.step + 1) % self.options.energy_every == 0 or self.step + 1 == cycle.steps
@@ -439,13 +437,10 @@ class Connection:
         segments = Segments(pivots)
         tangents = self.tangent(pivots, losses, segments)  # (N-2, D)
         climber = 1 + torch.argmax(losses[1:-1]) if cycle.climb else None  # () on the device
-        self.interior.grad = descent_directions(
-            interior_grads, tangents, spring, segments.lengths, climber
-        ).to(self.interior.dtype)
+        self.interior.grad = self.strategy.directions(interior_grads, tangents, segments, climber).to(self.interior.dtype)
         self.optimiser.step()
         self._last_climber = climber
-        if math.isinf(spring) and not respace_before:
-            self._respace(climber)
+        self.strategy.after_update(self._respace, climber)
         self.step += 1
         if emit or len(self._unchecked) >= CHECK_EVERY:
             self._check_divergence(cycle)

@@ -40,13 +40,8 @@ from typing import Annotated, Any, Iterable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 
-# The choices of the band options. tangent.py and insertion.py key their
-# functions by these names.
-TANGENT_NAMES = ("paper", "improved", "reference")
-SPACINGS = ("equal", "fractions")
-RESPACE_TIMES = ("after", "before")
-INSERTION_RULES = ("threshold", "highest")
-INSERTION_SCALES = ("dense", "pivots")
+from engine.band.choices import INSERTION_RULES, INSERTION_SCALES, RESPACE_TIMES, SPACINGS, TANGENT_NAMES
+
 SELECTS = ("last", "lowest")
 
 PAPER_BATCH_SIZES = {

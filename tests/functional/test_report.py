@@ -194,7 +194,7 @@ def test_digits_table1_matches_values_recomputed_from_the_states(home, reports):
 
 
 def test_digits_ensemble_matches_softmax_averages_made_here(home, reports):
-    from engine.neb.band import points_at
+    from engine.band.geometry import points_at
     from engine.networks.layout import ParameterLayout
     from sessions.problem import build_model, load_data
 
@@ -235,7 +235,7 @@ def test_the_aligned_straight_line_joins_the_minima_an_aligned_session_connects(
     """Every minimum weight-matched to the lowest (what --align connects), not b matched to a:
     recomputed here from the files with the alignment itself, for every pair."""
     from engine.alignment.weight_matching import align
-    from engine.neb.band import linear_path
+    from engine.band.geometry import linear_path
 
     config, built, _, _ = _connections(home, "dg")
     data = document(reports, "dg")

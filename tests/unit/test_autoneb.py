@@ -12,7 +12,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from engine import events
-from engine.neb.band import dense_points
+from engine.band.geometry import dense_points
 from engine.neb.autoneb import Connection, DivergedError, connect
 from engine.energy.base import CallableEnergy
 from engine.energy.surfaces import Himmelblau, MuellerBrown, polish
@@ -235,7 +235,7 @@ def test_closed_form_gradients_match_autograd(surface):
 def test_respacing_before_the_gradients_is_the_same_band_one_respacing_behind():
     """The authors' order (re-space, then gradients and the optimiser step) visits the
     same bands as re-spacing after the step: its band re-spaced is the other's band."""
-    from engine.neb.band import respace
+    from engine.band.geometry import respace
 
     bands = {}
     for when in ("after", "before"):

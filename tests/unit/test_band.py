@@ -22,7 +22,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.neb.band import (
+from engine.band.geometry import (
     arc_fractions,
     dense_alphas,
     dense_fractions,

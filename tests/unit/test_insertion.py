@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.neb.band import arc_fractions, dense_points
-from engine.neb.insertion import Insertion, choose_insertions, insert_pivots, residuals
+from engine.band.geometry import arc_fractions, dense_points
+from engine.band.insertion import Insertion, choose_insertions, insert_pivots, residuals
 
 
 def t(values: list) -> torch.Tensor:

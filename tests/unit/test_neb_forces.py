@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.neb.forces import neb_forces, project_perpendicular, spring_force
+from engine.band.forces import neb_forces, project_perpendicular, spring_force
 
 
 def t(rows: list) -> torch.Tensor:

@@ -16,7 +16,7 @@ from engine.curves.schedule import CurveSchedule
 from engine.energy.base import CallableEnergy
 from engine.energy.surfaces import MuellerBrown
 from engine.neb.autoneb import Connection
-from engine.neb.band import arc_fractions
+from engine.band.geometry import arc_fractions
 from engine.neb.schedule import BandOptions, Cycle, Schedule
 from sessions.eventlog import EventLogReader, EventLogWriter, read_log
 

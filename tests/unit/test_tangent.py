@@ -14,7 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.neb.tangent import TANGENTS, improved_tangent, paper_tangent, reference_tangent
+from engine.band.tangent import TANGENTS, improved_tangent, paper_tangent, reference_tangent
 
 BENT = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 2.0]], dtype=torch.float64)
 UP = [0.0, 1.0]  # unit tau+

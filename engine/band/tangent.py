@@ -14,8 +14,8 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from engine.neb.band import Segments
-from engine.neb.schedule import TANGENT_NAMES
+from engine.band.geometry import Segments
+from engine.band.choices import TANGENT_NAMES
 
 TangentFn = Callable[[Tensor, Tensor, Optional[Segments]], Tensor]
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from engine.neb.band import dense_alphas
-from engine.neb.schedule import INSERTION_RULES, INSERTION_SCALES
+from engine.band.geometry import dense_alphas
+from engine.band.choices import INSERTION_RULES, INSERTION_SCALES
 
 
 def residuals(dense_losses: Tensor, between: int) -> Tensor:

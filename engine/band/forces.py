@@ -17,7 +17,7 @@ import math
 import torch
 from torch import Tensor
 
-from engine.neb.band import segment_lengths
+from engine.band.geometry import segment_lengths
 
 
 def project_perpendicular(grads: Tensor, tangents: Tensor) -> Tensor:
