@@ -40,13 +40,11 @@ def demo(
     printer = ProgressPrinter(stream=sys.stdout, enabled=not run.as_json)
     surface = name in SURFACE_DEMOS
     chosen = schedule_for(run, surface=surface, printer=printer, preset_scale=1.0 if surface else DIGITS_STEPS)
-    manifest: list[dict[str, Any]] = []
     if surface:
         problem = Problem(kind="surface", surface=name)
     else:
-        manifest = _digits_minima(printer, run.seed)
-        problem = Problem(kind="network", model="mlp", data="digits", minima=manifest)
-    run_session(session_config(run, problem, chosen), manifest, run, hint=name, printer=printer)
+        problem = Problem(kind="network", model="mlp", data="digits", minima=_digits_minima(printer, run.seed))
+    run_session(session_config(run, problem, chosen), run, hint=name, printer=printer)
 
 
 def _digits_minima(printer: ProgressPrinter, seed: int) -> list[dict[str, Any]]:

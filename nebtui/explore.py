@@ -79,7 +79,7 @@ def explore(
         run, config = _vouched(run, config, typed_model, hint=minima.absolute().name or "minima")
     except SessionError as error:
         fail(str(error), code=2)
-    run_session(config, manifest, run, hint=minima.absolute().name or "minima", printer=printer)
+    run_session(config, run, hint=minima.absolute().name or "minima", printer=printer)
 
 
 def _vouched(run: RunOptions, config: Any, typed_model: str | None, *, hint: str) -> tuple[RunOptions, Any]:

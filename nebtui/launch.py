@@ -100,7 +100,7 @@ def unique_name(home: Any, hint: str) -> str:
     return name
 
 
-def run_session(config: Any, manifest: list[dict[str, Any]], run: RunOptions, *, hint: str,
+def run_session(config: Any, run: RunOptions, *, hint: str,
                 printer: ProgressPrinter) -> None:
     """Create the session, start its runner (before any app runs), then follow it:
     in the app on a terminal, as progress lines otherwise (unless detached)."""
@@ -113,7 +113,7 @@ def run_session(config: Any, manifest: list[dict[str, Any]], run: RunOptions, *,
         return
     try:
         home = data_home()
-        folder = SessionFolder.create(home, run.session or unique_name(home, hint), config, manifest)
+        folder = SessionFolder.create(home, run.session or unique_name(home, hint), config)
         pid = start_runner(folder)
     except SessionError as error:
         fail(str(error))

@@ -4,6 +4,7 @@ edge, stored as config.json in the session folder."""
 from __future__ import annotations
 
 import json
+import re
 import typing
 from typing import Annotated, Any, ClassVar, Literal, Mapping
 
@@ -26,6 +27,7 @@ from sessions.errors import SessionError
 
 SURFACE_NAMES = ("muller-brown", "himmelblau")
 DEFAULT_CHECKPOINT_INTERVAL = 60.0  # seconds
+SHA256 = re.compile(r"[0-9a-f]{64}")  # a minimum's digest as sessions.minima.sha256 writes it
 
 
 def _as_schedule(value: Any) -> Schedule:
@@ -59,10 +61,13 @@ class Problem(_Config):
     @classmethod
     def _entries(cls, minima: list[Any]) -> list[Any]:
         for i, entry in enumerate(minima):
-            if not isinstance(entry, Mapping) or not isinstance(entry.get("path"), str):
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("path"), str) or not entry["path"]:
                 raise ValueError(f"problem.minima[{i}] is not an entry with a path")
-            if not isinstance(entry.get("sha256", ""), str):
-                raise ValueError(f"problem.minima[{i}].sha256 is not text")
+            if "sha256" in entry and not (isinstance(entry["sha256"], str) and SHA256.fullmatch(entry["sha256"])):
+                raise ValueError(f"problem.minima[{i}].sha256 must be 64 lowercase hex digits, got {entry['sha256']!r}")
+            parameters = entry.get("parameters", 0)
+            if type(parameters) is not int or parameters < 0:
+                raise ValueError(f"problem.minima[{i}].parameters must be a count >= 0, got {parameters!r}")
         return minima
 
     def problems(self) -> list[str]:

@@ -5,7 +5,6 @@ Layout (names are the constants below)::
     <home>/<id>/
         session.json             schema version, id, created time, nebtui version
         config.json              the run's config, a JSON-able dict
-        manifest.json            the minima: path, sha256, parameter count
         events.jsonl             append-only event log (sessions.eventlog)
         checkpoint.safetensors   newest checkpoint (sessions.checkpoint)
         checkpoint.previous.safetensors
@@ -30,7 +29,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from sessions.atomic import fsync_folder, write_all, write_atomic
 from sessions.errors import SessionError  # also imported from here throughout nebtui/
@@ -40,7 +39,6 @@ SCHEMA_VERSION = 1
 
 SESSION_FILE = "session.json"
 CONFIG_FILE = "config.json"
-MANIFEST_FILE = "manifest.json"
 EVENTS_FILE = "events.jsonl"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 PREVIOUS_CHECKPOINT_FILE = "checkpoint.previous.safetensors"
@@ -55,7 +53,6 @@ CREATING_PREFIX = ".creating-"
 REMOVING_PREFIX = ".removing-"
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 
 
 def nebtui_version() -> str:
@@ -73,32 +70,6 @@ def validate_name(name: str) -> str:
             f"invalid session name {name!r}: use 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
         )
     return name
-
-
-@dataclass(frozen=True)
-class ManifestEntry:
-    """One minimum of the session: where it was read from, its content hash, its size."""
-
-    path: str
-    sha256: str
-    parameters: int
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "ManifestEntry":
-        try:
-            path, sha256, parameters = raw["path"], raw["sha256"], raw["parameters"]
-        except (KeyError, TypeError) as exc:
-            raise SessionError(f"manifest entry {raw!r} lacks {exc}: give path, sha256 and parameters") from None
-        if not isinstance(path, str) or not path:
-            raise SessionError(f"manifest entry {raw!r}: path must be a non-empty string")
-        if not isinstance(sha256, str) or not _SHA256_PATTERN.fullmatch(sha256):
-            raise SessionError(f"manifest entry {path!r}: sha256 must be 64 lowercase hex digits, got {sha256!r}")
-        if type(parameters) is not int or parameters < 0:
-            raise SessionError(f"manifest entry {path!r}: parameters must be a count >= 0, got {parameters!r}")
-        return cls(path, sha256, parameters)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "sha256": self.sha256, "parameters": self.parameters}
 
 
 @dataclass(frozen=True)
@@ -136,19 +107,16 @@ class SessionFolder:
         home: Path,
         name: str,
         config: Any,
-        manifest: Sequence[ManifestEntry | Mapping[str, Any]],
     ) -> "SessionFolder":
         """Create ``home/name`` with its metadata, atomically; a taken name is a SessionError.
         ``config``: a SessionConfig (config.json gets its ``to_dict()``), or the JSON itself."""
         validate_name(name)
         home = Path(home)
         target = home / name
-        entries = [e if isinstance(e, ManifestEntry) else ManifestEntry.from_dict(e) for e in manifest]
         info = SessionInfo(SCHEMA_VERSION, name, time.time(), nebtui_version())
         files = {
             SESSION_FILE: _dump_json(info.to_dict(), "info"),
             CONFIG_FILE: _dump_json(config.to_dict() if hasattr(config, "to_dict") else dict(config), "config"),
-            MANIFEST_FILE: _dump_json([e.to_dict() for e in entries], "manifest"),
             EVENTS_FILE: b"",
         }
         taken = (
@@ -235,21 +203,11 @@ class SessionFolder:
         """config.json as JSON gives it, unchecked: for sessions.config to read, and to rewrite."""
         return _read_json(self.config_path, self.id)
 
-    def manifest(self) -> list[ManifestEntry]:
-        raw = _read_json(self.manifest_path, self.id)
-        if not isinstance(raw, list):
-            raise _corrupt(self.id, MANIFEST_FILE, "not a list")
-        return [ManifestEntry.from_dict(e) for e in raw]
-
     # ---- paths
 
     @property
     def config_path(self) -> Path:
         return self.path / CONFIG_FILE
-
-    @property
-    def manifest_path(self) -> Path:
-        return self.path / MANIFEST_FILE
 
     @property
     def events_path(self) -> Path:

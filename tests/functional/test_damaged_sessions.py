@@ -38,7 +38,7 @@ DAMAGES = {
 def test_a_damaged_event_is_one_line_and_the_other_sessions_are_listed(mb_session, tmp_path, damage):
     home = tmp_path / "home"
     damaged = copy_session(mb_session, home)  # "mb"
-    SessionFolder.create(home, "intact", {"problem": {"kind": "surface", "surface": "himmelblau"}}, [])
+    SessionFolder.create(home, "intact", {"problem": {"kind": "surface", "surface": "himmelblau"}})
     event, problem = DAMAGES[damage]
     seq = _append_event(damaged, event)
 
@@ -67,7 +67,7 @@ def test_a_damaged_event_is_one_line_and_the_other_sessions_are_listed(mb_sessio
 def test_a_damaged_config_is_one_line_and_the_other_sessions_are_listed(mb_session, tmp_path, config):
     home = tmp_path / "home"
     damaged = copy_session(mb_session, home)  # "mb"
-    SessionFolder.create(home, "intact", {"problem": {"kind": "surface", "surface": "himmelblau"}}, [])
+    SessionFolder.create(home, "intact", {"problem": {"kind": "surface", "surface": "himmelblau"}})
     (damaged / "config.json").write_text(config)
 
     listed = in_process("sessions", "list", home=home)

@@ -45,7 +45,7 @@ sys.exit(Runner(folder, pool=AllReady(["cpu", "cpu"], config, 60.0)).main())
 def test_two_workers_run_the_initial_pairs_at_once_and_agree_with_one(nebtui_home, mb_session):
     reference = SessionFolder.open(mb_session.parent, mb_session.name)
     nebtui_home.mkdir()
-    two = SessionFolder.create(nebtui_home, "two", reference.config(), [])
+    two = SessionFolder.create(nebtui_home, "two", reference.config())
     done = subprocess.run([sys.executable, "-c", RUN_WITH_TWO_WORKERS, str(nebtui_home), "two"],
                           capture_output=True, text=True, timeout=240,
                           env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})

@@ -261,7 +261,7 @@ def test_errors_are_one_clear_line(home, reports, tmp_path):
     from sessions.folder import SessionFolder
 
     config = json.loads((home / "mb" / "config.json").read_text())
-    SessionFolder.create(home, "empty", config, [])
+    SessionFolder.create(home, "empty", config)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     cases = [

@@ -19,7 +19,7 @@ from sessions.view import read_view, status
 def test_a_started_runner_has_announced_itself_when_start_runner_returns(nebtui_home, mb_session):
     nebtui_home.mkdir()
     reference = SessionFolder.open(mb_session.parent, mb_session.name)
-    folder = SessionFolder.create(nebtui_home, "fresh", reference.config(), [])
+    folder = SessionFolder.create(nebtui_home, "fresh", reference.config())
     pid = start_runner(folder)
     try:
         assert status(folder, read_view(folder)) == ("running", pid)

@@ -20,7 +20,7 @@ MEANING = ("the path's highest point is minimum 0 itself, so the path falls belo
 def _logged_session(home) -> None:
     """Pair (0, 1) peaks at minimum 0 (position 0.0), pair (0, 2) between its minima."""
     home.mkdir(parents=True, exist_ok=True)
-    folder = SessionFolder.create(home, "ends", {"problem": {"kind": "surface", "surface": "muller-brown"}}, [])
+    folder = SessionFolder.create(home, "ends", {"problem": {"kind": "surface", "surface": "muller-brown"}})
     with EventLogWriter(folder.events_path) as log:
         log.append(RunnerStarted(pid=1, devices=["cpu"], resumed=False))
         log.append(ConnectionFinished(pair=(0, 1), saddle_energy=0.0066, saddle_position=0.0,

@@ -83,7 +83,7 @@ def stop_server(served: Served) -> None:
 def served_home(nebtui_home):
     """A data home with one session in it, for the picker to show."""
     nebtui_home.mkdir(parents=True, exist_ok=True)
-    SessionFolder.create(nebtui_home, "served", {"problem": {"kind": "surface", "surface": "muller-brown"}}, [])
+    SessionFolder.create(nebtui_home, "served", {"problem": {"kind": "surface", "surface": "muller-brown"}})
     return nebtui_home
 
 

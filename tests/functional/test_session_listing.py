@@ -9,8 +9,8 @@ from sessions.folder import SessionFolder
 def test_the_list_shows_each_session_s_method(nebtui_home):
     nebtui_home.mkdir(parents=True, exist_ok=True)
     surface = {"kind": "surface", "surface": "himmelblau"}
-    SessionFolder.create(nebtui_home, "neb", {"problem": surface, "method": "autoneb"}, [])
-    SessionFolder.create(nebtui_home, "curve", {"problem": surface, "method": "bezier", "align": True}, [])
+    SessionFolder.create(nebtui_home, "neb", {"problem": surface, "method": "autoneb"})
+    SessionFolder.create(nebtui_home, "curve", {"problem": surface, "method": "bezier", "align": True})
     listed = in_process("sessions", "list")
     assert listed.returncode == 0, listed.stderr
     rows = {line.split()[0]: line.split() for line in listed.stdout.splitlines()}

@@ -527,7 +527,7 @@ def test_a_session_of_a_newer_schema_is_refused_not_touched(nebtui_home):
 
     nebtui_home.mkdir()
     folder = SessionFolder.create(nebtui_home, "future", {"problem": {"kind": "surface", "surface": "muller-brown"},
-                                                         "schedule": {}}, [])
+                                                         "schedule": {}})
     info = json.loads((folder.path / "session.json").read_text())
     (folder.path / "session.json").write_text(json.dumps({**info, "schema": 99}))
     before = _tree(folder.path)

@@ -33,7 +33,7 @@ def test_a_worker_that_ends_before_it_is_ready_fails_the_session_after_three_sta
     config = SessionConfig(problem=Problem(kind="surface", surface="muller-brown"),
                            schedule=load_schedule("surface"))
     nebtui_home.mkdir()
-    folder = SessionFolder.create(nebtui_home, "broken", config, [])
+    folder = SessionFolder.create(nebtui_home, "broken", config)
     done = subprocess.run([sys.executable, "-c", RUN_WITH_BROKEN_WORKERS, str(nebtui_home), "broken"],
                           capture_output=True, text=True, timeout=100)
     assert done.returncode == 1, done.stderr

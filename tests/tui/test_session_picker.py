@@ -13,8 +13,8 @@ pytestmark = pytest.mark.timeout(30)
 
 @app_test
 async def test_enter_picks_the_highlighted_session(tmp_path):
-    older = SessionFolder.create(tmp_path, "older", {"schedule": SCHEDULE}, [])
-    newer = SessionFolder.create(tmp_path, "newer", {"schedule": SCHEDULE}, [])
+    older = SessionFolder.create(tmp_path, "older", {"schedule": SCHEDULE})
+    newer = SessionFolder.create(tmp_path, "newer", {"schedule": SCHEDULE})
     app = SessionListApp(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.1)
@@ -40,7 +40,7 @@ async def test_rows_show_at_once_and_their_status_and_pairs_come_from_the_logs(t
     from sessions.lifecycle import RunnerStarted, SessionFinished
 
     folder = SessionFolder.create(tmp_path, "long", {"problem": {"kind": "surface", "surface": "muller-brown"},
-                                                     "schedule": SCHEDULE}, [])
+                                                     "schedule": SCHEDULE})
     with EventLogWriter(folder.events_path) as log:
         log.append(RunnerStarted(pid=1, devices=["cpu"], resumed=False))
         for step in range(1, 3000):
@@ -63,9 +63,9 @@ async def test_rows_show_at_once_and_their_status_and_pairs_come_from_the_logs(t
 @app_test
 async def test_the_method_tells_autoneb_and_bezier_sessions_apart(tmp_path):
     surface = {"kind": "surface", "surface": "himmelblau"}
-    SessionFolder.create(tmp_path, "neb", {"problem": surface, "schedule": SCHEDULE, "method": "autoneb"}, [])
+    SessionFolder.create(tmp_path, "neb", {"problem": surface, "schedule": SCHEDULE, "method": "autoneb"})
     SessionFolder.create(tmp_path, "curve", {"problem": surface, "schedule": SCHEDULE, "method": "bezier",
-                                             "align": True}, [])
+                                             "align": True})
     app = SessionListApp(tmp_path)
     async with app.run_test(size=(120, 24)) as pilot:
         table = app.query_one("DataTable")
@@ -84,7 +84,7 @@ async def test_the_keys_stay_on_screen_when_the_data_home_is_deep(tmp_path):
 
     deep = tmp_path.joinpath(*["a-folder-of-some-length"] * 8)  # 200 characters and more
     deep.mkdir(parents=True)
-    SessionFolder.create(deep, "only", {"schedule": SCHEDULE}, [])
+    SessionFolder.create(deep, "only", {"schedule": SCHEDULE})
     app = SessionListApp(deep)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.1)

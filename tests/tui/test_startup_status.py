@@ -62,7 +62,7 @@ lock.release()
 
 def start_slow_runner(home: Path, name: str, script: str, gates: Path) -> tuple[SessionFolder, subprocess.Popen]:
     home.mkdir(parents=True, exist_ok=True)
-    folder = SessionFolder.create(home, name, {"problem": {"kind": "surface", "surface": "muller-brown"}}, [])
+    folder = SessionFolder.create(home, name, {"problem": {"kind": "surface", "surface": "muller-brown"}})
     gates.mkdir()
     process = subprocess.Popen([sys.executable, "-c", SLOW_RUNNER, str(folder.path), str(gates), script],
                                stdin=subprocess.DEVNULL)

@@ -28,7 +28,7 @@ def complete(home: Path, words: str) -> list[str]:
 def sessions(nebtui_home: Path) -> Path:
     nebtui_home.mkdir(parents=True, exist_ok=True)
     for name in ("mb-one", "mb-two", "digits-one"):
-        SessionFolder.create(nebtui_home, name, {"problem": {"kind": "surface", "surface": "muller-brown"}}, [])
+        SessionFolder.create(nebtui_home, name, {"problem": {"kind": "surface", "surface": "muller-brown"}})
     return nebtui_home
 
 

@@ -92,7 +92,7 @@ def test_fast_commands_never_import_torch(argv, nebtui_home):
     from sessions.folder import SessionFolder
 
     nebtui_home.mkdir(parents=True, exist_ok=True)
-    SessionFolder.create(nebtui_home, "quiet", {"problem": {"kind": "surface", "surface": "muller-brown"}}, [])
+    SessionFolder.create(nebtui_home, "quiet", {"problem": {"kind": "surface", "surface": "muller-brown"}})
     code = (
         "import sys\n"
         "from nebtui.cli import app\n"

@@ -44,7 +44,7 @@ OLD_LOG = """\
 
 
 def _folder(tmp_path) -> SessionFolder:
-    folder = SessionFolder.create(tmp_path, "old", {"problem": {"kind": "surface", "surface": "muller-brown"}}, [])
+    folder = SessionFolder.create(tmp_path, "old", {"problem": {"kind": "surface", "surface": "muller-brown"}})
     folder.events_path.write_text(OLD_LOG)
     return folder
 
@@ -128,7 +128,7 @@ def test_the_writer_writes_the_lines_it_always_wrote(tmp_path):
 
 
 def test_a_runner_that_beat_and_died_before_its_first_event_left_a_crashed_session(tmp_path):
-    folder = SessionFolder.create(tmp_path, "early", {"problem": {"kind": "surface", "surface": "muller-brown"}}, [])
+    folder = SessionFolder.create(tmp_path, "early", {"problem": {"kind": "surface", "surface": "muller-brown"}})
     assert summary(folder)["status"] == "created"  # no runner has run
     folder.beat()  # a runner took the lock and beat, then died (no lock held now, no event written)
     assert summary(folder)["status"] == "crashed"

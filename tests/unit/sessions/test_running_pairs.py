@@ -37,7 +37,7 @@ def two_in_flight(nebtui_home):
     schedule = Schedule([Cycle(steps=100, lr=0.001), Cycle(steps=100, lr=0.001, insert=False)]).to_dict()
     nebtui_home.mkdir(parents=True)
     folder = SessionFolder.create(nebtui_home, "two",
-                                  {"problem": {"kind": "surface", "surface": "himmelblau"}, "schedule": schedule}, [])
+                                  {"problem": {"kind": "surface", "surface": "himmelblau"}, "schedule": schedule})
     lines = [json.dumps({"seq": seq, "time": e.pop("time", 1000.0), **e}) for seq, e in enumerate(_events())]
     folder.events_path.write_text("\n".join(lines) + "\n")
     return folder

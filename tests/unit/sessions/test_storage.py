@@ -20,6 +20,7 @@ import torch
 from sessions import statefile
 from sessions.atomic import write_atomic
 from sessions.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sessions.config import SessionConfig
 from engine.events import UnknownEvent
 from sessions.eventlog import EventLogError, EventLogReader, EventLogWriter, LoggedEvent, read_log
 from sessions.folder import (
@@ -28,7 +29,6 @@ from sessions.folder import (
     PREVIOUS_CHECKPOINT_FILE,
     SCHEMA_VERSION,
     SESSION_FILE,
-    ManifestEntry,
     SessionError,
     SessionFolder,
     list_sessions,
@@ -132,7 +132,7 @@ def test_data_home_in_a_read_only_folder_is_refused(tmp_path):
 
 def test_create_then_open_round_trips(tmp_path):
     config = {"preset": "paper", "pairs": [[0, 1]], "lr": 0.1}
-    made = SessionFolder.create(tmp_path, "run-1_a.b", config, [MINIMUM, ManifestEntry("b.pt", "cd" * 32, 7)])
+    made = SessionFolder.create(tmp_path, "run-1_a.b", config)
     assert made.path == tmp_path / "run-1_a.b"
     assert stat.S_IMODE(made.path.stat().st_mode) == 0o700
     assert sorted(os.listdir(tmp_path)) == ["run-1_a.b"]  # no temp folder left
@@ -142,24 +142,23 @@ def test_create_then_open_round_trips(tmp_path):
     assert opened.info.schema == SCHEMA_VERSION and opened.id == "run-1_a.b"
     assert abs(opened.created - time.time()) < 60
     assert opened.config_json() == config
-    assert opened.manifest() == [ManifestEntry(**MINIMUM), ManifestEntry("b.pt", "cd" * 32, 7)]
     assert opened.events_path.read_bytes() == b""
     assert opened.results_path.is_dir()
     assert (opened.path / SESSION_FILE).is_file()
     names = [
-        opened.config_path, opened.manifest_path, opened.events_path, opened.runner_log_path, opened.lock_path,
+        opened.config_path, opened.events_path, opened.runner_log_path, opened.lock_path,
         opened.heartbeat_path, opened.control_socket_path, opened.results_path,
     ]
     assert [p.name for p in names] == [
-        "config.json", "manifest.json", "events.jsonl", "runner.log", "lock", "heartbeat", "control.sock", "results",
+        "config.json", "events.jsonl", "runner.log", "lock", "heartbeat", "control.sock", "results",
     ]
     assert all(p.parent == opened.path for p in names)
 
 
 def test_taken_name_is_refused_and_keeps_the_first(tmp_path):
-    SessionFolder.create(tmp_path, "x", {"n": 1}, [])
+    SessionFolder.create(tmp_path, "x", {"n": 1})
     with pytest.raises(SessionError) as err:
-        SessionFolder.create(tmp_path, "x", {"n": 2}, [])
+        SessionFolder.create(tmp_path, "x", {"n": 2})
     assert str(err.value) == (
         "session 'x' already exists: choose another --session name or remove it with nebtui sessions rm x"
     )
@@ -170,22 +169,30 @@ def test_taken_name_is_refused_and_keeps_the_first(tmp_path):
 @pytest.mark.parametrize("name", ["", "a/b", "..", ".hidden", "x" * 65, "sp ace", "é"])
 def test_bad_names_are_refused(tmp_path, name):
     with pytest.raises(SessionError, match="invalid session name"):
-        SessionFolder.create(tmp_path, name, {}, [])
+        SessionFolder.create(tmp_path, name, {})
     assert os.listdir(tmp_path) == []
 
 
 def test_longest_name_is_accepted(tmp_path):
-    assert SessionFolder.create(tmp_path, "x" * 64, {}, []).id == "x" * 64
+    assert SessionFolder.create(tmp_path, "x" * 64, {}).id == "x" * 64
 
 
-def test_unjsonable_config_and_bad_manifest_leave_nothing(tmp_path):
+def test_unjsonable_config_leaves_nothing(tmp_path):
     with pytest.raises(SessionError, match="not JSON-able"):
-        SessionFolder.create(tmp_path, "a", {"f": object()}, [])
-    with pytest.raises(SessionError, match="sha256 must be 64 lowercase hex"):
-        SessionFolder.create(tmp_path, "a", {}, [{**MINIMUM, "sha256": "nothex"}])
-    with pytest.raises(SessionError, match="lacks 'parameters'"):
-        SessionFolder.create(tmp_path, "a", {}, [{"path": "p", "sha256": "ab" * 32}])
+        SessionFolder.create(tmp_path, "a", {"f": object()})
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("entry, wanted", [
+    ({**MINIMUM, "sha256": "nothex"}, "problem.minima[1].sha256 must be 64 lowercase hex digits, got 'nothex'"),
+    ({**MINIMUM, "parameters": -1}, "problem.minima[1].parameters must be a count >= 0, got -1"),
+    ({**MINIMUM, "path": ""}, "problem.minima[1] is not an entry with a path"),
+])
+def test_a_bad_minimum_record_is_one_line(entry, wanted):
+    problem = {"kind": "network", "model": "mlp", "data": "digits", "minima": [MINIMUM, entry]}
+    with pytest.raises(SessionError) as err:
+        SessionConfig.from_dict({"problem": problem})
+    assert str(err.value).endswith(wanted)
 
 
 def test_open_missing_session_says_how_to_list(tmp_path):
@@ -196,7 +203,7 @@ def test_open_missing_session_says_how_to_list(tmp_path):
 
 
 def test_schema_too_new_says_upgrade(tmp_path):
-    folder = SessionFolder.create(tmp_path, "x", {}, [])
+    folder = SessionFolder.create(tmp_path, "x", {})
     info = json.loads((folder.path / SESSION_FILE).read_text())
     (folder.path / SESSION_FILE).write_text(json.dumps({**info, "schema": SCHEMA_VERSION + 1}))
     with pytest.raises(SessionError) as err:
@@ -207,7 +214,7 @@ def test_schema_too_new_says_upgrade(tmp_path):
 @pytest.mark.parametrize("content", ['{"schema": 1, "id": "x"', "[]", '{"schema": 1, "id": "y", "created": 1.0, '
                                      '"nebtui_version": "0"}', '{"schema": "1"}', ""])
 def test_corrupt_session_file_is_an_error(tmp_path, content):
-    folder = SessionFolder.create(tmp_path, "x", {}, [])
+    folder = SessionFolder.create(tmp_path, "x", {})
     (folder.path / SESSION_FILE).write_text(content)
     with pytest.raises(SessionError, match=r"session 'x' is corrupt \(session.json: .*\): remove it with nebtui sessions rm x"):
         SessionFolder.open(tmp_path, "x")
@@ -215,10 +222,10 @@ def test_corrupt_session_file_is_an_error(tmp_path, content):
 
 def test_list_sessions_by_creation_and_reports_broken_ones(tmp_path):
     for name in ["c", "a", "b"]:
-        SessionFolder.create(tmp_path, name, {}, [])
+        SessionFolder.create(tmp_path, name, {})
     (tmp_path / ".creating-d-123").mkdir()  # an interrupted create
     (tmp_path / "stray.txt").write_text("not a session")
-    broken = SessionFolder.create(tmp_path, "broken", {}, [])
+    broken = SessionFolder.create(tmp_path, "broken", {})
     (broken.path / SESSION_FILE).write_text("{")
     errors: list[SessionError] = []
     assert [s.id for s in list_sessions(tmp_path, errors)] == ["c", "a", "b"]
@@ -227,7 +234,7 @@ def test_list_sessions_by_creation_and_reports_broken_ones(tmp_path):
 
 
 def test_remove_deletes_and_is_refused_while_a_runner_holds_it(tmp_path):
-    folder = SessionFolder.create(tmp_path, "x", {}, [])
+    folder = SessionFolder.create(tmp_path, "x", {})
     with RunnerLock(folder.lock_path):
         with pytest.raises(SessionError, match=rf"being run by pid {os.getpid()}: stop it with nebtui sessions stop x"):
             folder.remove()
@@ -238,7 +245,7 @@ def test_remove_deletes_and_is_refused_while_a_runner_holds_it(tmp_path):
 
 
 def test_heartbeat(tmp_path):
-    folder = SessionFolder.create(tmp_path, "x", {}, [])
+    folder = SessionFolder.create(tmp_path, "x", {})
     assert folder.heartbeat_age() is None
     folder.beat(now=100.0)
     assert folder.heartbeat_age(now=103.5) == pytest.approx(3.5)
