@@ -60,7 +60,7 @@ def session_config(run: RunOptions, problem: Any, schedule: Any) -> Any:
         config = SessionConfig(problem=problem, schedule=schedule, device=run.device, seed=run.seed,
                                landscape=landscape,
                                workers=worker_count(run), checkpoint_interval=run.checkpoint_every,
-                               strategy=run.strategy,
+                               strategy=run.strategy, threads=thread_count(run),
                                precision="bf16" if run.bf16 else "fp32", channels_last=run.channels_last,
                                compile=run.compile, cudnn_benchmark=run.cudnn_benchmark,
                                method=run.method, align=run.align, cluster=run.cluster)
@@ -88,6 +88,14 @@ def worker_count(run: RunOptions) -> int:
         fail(f"--workers counts CPU workers: with --device {run.device} there is one worker per GPU; "
              "leave --workers out", code=2)
     return count
+
+
+def thread_count(run: RunOptions) -> int | None:
+    """--threads as given (None: the cores / workers, chosen by the session's first runner)."""
+    if run.threads is not None and run.threads < 1:
+        fail(f"--threads {run.threads}: give a whole number >= 1 of torch threads per CPU worker, or leave it "
+             "out (the cores / workers)", code=2)
+    return run.threads
 
 
 def unique_name(home: Any, hint: str) -> str:
@@ -144,7 +152,7 @@ def print_estimate(config: Any, printer: ProgressPrinter, *, as_json: bool) -> N
         devices = ["cpu"] if surely_cpu(config.device) else resolve_devices(config.device)
         device = devices[0]
         workers = config.workers if device == "cpu" else len(devices)
-        threads = cpu_share(config.workers) if device == "cpu" else None
+        threads = (config.threads or cpu_share(config.workers)) if device == "cpu" else None
         built = build(config, device, threads)
         schedule = config.run_schedule()
         event = estimate_session(config, built, schedule, device=device, threads=threads, workers=workers)

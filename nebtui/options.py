@@ -67,6 +67,10 @@ class RunOptions:
     workers: Annotated[str, typer.Option(
         help="CPU worker processes, each with its share of the cores: a number, or auto (one per core). "
              "With GPUs there is one worker per GPU.")] = "1"
+    threads: Annotated[Optional[int], typer.Option(
+        help="Torch threads of each CPU worker (default: the cores / workers, stored with the session). A "
+             "session's numbers depend on it, never on --workers: two sessions with the same --threads, "
+             "--strategy and device give the same paths whatever their worker counts.", show_default=False)] = None
     checkpoint_every: Annotated[float, typer.Option(
         help="Seconds between checkpoints (and at every cycle's end).")] = 60.0
     strategy: Annotated[str, typer.Option(help="Pivot evaluation: auto (timed), loop or vmap.")] = "auto"

@@ -119,6 +119,9 @@ class SessionConfig(_Config):
     # CPU workers (each with its share of the cores); GPUs: one worker per device
     workers: int = Field(1, ge=1, description="a whole number >= 1 (CPU worker processes)")
     strategy: Literal["auto", "batched", "loop", "vmap"] = "auto"  # how the network energy runs its pivots
+    # torch threads of each CPU worker (--threads); None: the cores // workers of the first runner, which
+    # it stores with its strategy (sessions.lifecycle.StrategyChosen) for every runner after it
+    threads: int | None = Field(None, ge=1, description="a whole number >= 1 (torch threads per CPU worker)")
     # GPU speed options of the network energy (each also runs on the CPU)
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast
     channels_last: bool = False
@@ -165,8 +168,9 @@ class SessionConfig(_Config):
 
     def to_dict(self) -> dict[str, Any]:
         """config.json's layout (JSON-able): the schedule as Schedule.to_dict(), the landscape
-        options as given."""
-        return self.model_dump()
+        options as given; no threads where the session leaves them to its first runner (so
+        configs written before the field read back as they were)."""
+        return self.model_dump(exclude={"threads"} if self.threads is None else None)
 
     @classmethod
     def from_dict(cls, d: Any) -> "SessionConfig":

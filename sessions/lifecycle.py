@@ -112,6 +112,20 @@ class SessionEstimated(Event):
     restarts: int = 1
 
 
+@dataclass(frozen=True)
+class StrategyChosen(Event):
+    """How every worker of the session evaluates its pivots, chosen once by the first
+    runner (timed, for --strategy auto) and read back by every runner after it, so that
+    the numbers of a pair depend neither on the worker that runs it nor on how busy the
+    machine was when a runner started. Logged once per session (again only where a
+    resumed session runs on another kind of device)."""
+
+    strategy: str | None  # batched | vmap | loop; None: not a network (nothing to choose)
+    threads: int | None  # torch threads of each CPU worker's steps; None: a GPU (or a surface)
+    device: str = "cpu"  # the kind of device it was chosen for: cpu | cuda
+    timed: bool = False  # measured by the auto strategy's trial; False: as given (or as a checkpoint held)
+
+
 STARTUP_PHASES = {  # phase -> what the runner is doing, in words (in the order they come)
     "runner": "starting the runner and its workers",
     "minima": "loading and hashing the minima",

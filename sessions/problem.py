@@ -290,6 +290,7 @@ def build(config: SessionConfig, device: str = "cpu", threads: int | None = None
         model, train_x, train_y, problem.loss, strategy=config.strategy, device=device,
         prepare=data["prepare"], augment=data["augment"],
         precision=config.precision, channels_last=config.channels_last, compile=config.compile, threads=threads,
+        thread_trial=config.threads is None,  # --threads: that many, never fewer
     )
     # The minima stay on the CPU, like every state that travels between processes
     # and every path result: runner, reports and workers never mix devices.

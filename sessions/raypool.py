@@ -308,6 +308,7 @@ class RayPool:
     checkpoint_interval: float
     devices: list[str] = field(default_factory=list)
     actors: list[_Actor] = field(default_factory=list)
+    threads: int | None = None  # torch threads of each CPU actor, once started (None: GPU actors)
 
     @property
     def start_advice(self) -> str:
@@ -335,7 +336,9 @@ class RayPool:
             largest = max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node.get("Alive")), default=1)
             share = max(1, min(int(largest), int(resources.get("CPU", 1)) // workers))
             self.devices = ["ray:cpu"] * workers
-            self._options, self._threads = {"num_cpus": share}, share
+            # its share of a node's CPUs, unless the session fixed the count (--threads, or stored)
+            self._options, self._threads = {"num_cpus": share}, self.config.threads or share
+        self.threads = self._threads
         self._class = actor
         wire = self.config.to_dict()
         self._config = ray.put(wire)  # once per session: every actor (and restart) reads these

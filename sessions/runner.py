@@ -166,16 +166,26 @@ class Runner:
             threading.Thread(target=self._beat, args=(stop_beating,), name="heartbeat", daemon=True).start()
             if log is None:  # else announced before this process's imports
                 self.emit(session_events.StartupPhaseStarted(phase="runner"))
+            # How the pivots are evaluated, as an earlier runner of this session chose it (None: a new session).
+            stored = self._stored_choice()
+            chosen: session_events.StrategyChosen | None = None
             # The CPU is known without torch (cpu, or auto with no GPU driver); GPUs are counted by torch.
             if self.config.cluster == "local" or self.pool_override is not None:
                 devices = ["cpu"] if surely_cpu(self.config.device) else resolve_devices(self.config.device)
                 if devices == ["cpu"]:
                     devices = devices * self.config.workers
-                self.pool = self.pool_override or LocalPool(devices, self.config, self.config.checkpoint_interval)
+                kind = "cuda" if devices[0].startswith("cuda") else "cpu"
+                chosen = stored if stored is not None and stored.device == kind else None
+                self.pool = self.pool_override or LocalPool(devices, self.chosen_config(chosen),
+                                                            self.config.checkpoint_interval)
             else:  # Ray actors on a cluster; this process builds its own problem on the CPU
                 from sessions.raypool import RayPool
 
-                self.pool, devices = RayPool(self.config.cluster, self.config, self.config.checkpoint_interval), []
+                # The actors' kind is known once the pool has joined the cluster: they take the
+                # stored thread count, and the strategy with each pair's state.
+                threads = stored.threads if stored is not None and stored.device == "cpu" else self.config.threads
+                workers_config = self.config.model_copy(update={"threads": threads})
+                self.pool, devices = RayPool(self.config.cluster, workers_config, self.config.checkpoint_interval), []
             self.pool.start()  # the workers import torch and build their problem while we do the same
             devices = devices or self.pool.devices
             # A new session evaluates its minima once (full training set, BatchNorm
@@ -187,14 +197,20 @@ class Runner:
             self.emit(session_events.StartupPhaseStarted(
                 phase="minima", detail=f"{minima} files" if minima else self.config.problem.surface or ""))
             device = devices[0] if devices[0].startswith("cuda") else "cpu"
-            # Its steps at a worker's share of the cores: the estimate times them so.
-            threads = cpu_share(self.config.workers) if device == "cpu" else None
-            built = build(self.config, device, threads)
+            if stored is not None and stored.device == ("cpu" if device == "cpu" else "cuda"):
+                chosen = stored  # on Ray too, where the actors take it with each pair's state
+            # Its steps at a worker's thread count (the stored one, else the share of the cores
+            # the pool gives each worker): the choice and the estimate are timed so.
+            threads = None if device != "cpu" else chosen.threads if chosen is not None else \
+                getattr(self.pool, "threads", None) or self.config.threads or cpu_share(self.config.workers)
+            built = build(self.chosen_config(chosen), device, threads)
             self.energy = built.energy
             self.emit(session_events.StartupPhaseStarted(phase="evaluating", detail=f"{len(built.names)} minima"))
             resumed = self._load_or_start(built)
             control = ControlServer(self.folder.control_socket_path, self._on_command).start()
-            self._estimate(built, device, threads)
+            self.emit(session_events.StartupPhaseStarted(phase="timing"))
+            chosen = chosen or self._choose(built, device)
+            self._estimate(built, device, chosen.threads if chosen.strategy is not None else threads)
             self.emit(
                 session_events.RunnerStarted(
                     pid=os.getpid(), devices=devices, resumed=resumed, pairs_done=len(self.exploration.paths)
@@ -226,13 +242,41 @@ class Runner:
             (self.folder.path / RESERVE_FILE).unlink(missing_ok=True)  # held only while a runner runs
             lock.release()
 
+    def _stored_choice(self) -> session_events.StrategyChosen | None:
+        """The strategy and thread count an earlier runner of this session chose, from the
+        event log (the latest; None: none was chosen yet, or the session predates the choice)."""
+        from sessions.eventlog import read_log
+
+        found = [e.event for e in read_log(self.folder.events_path)
+                 if isinstance(e.event, session_events.StrategyChosen)]
+        return found[-1] if found else None
+
+    def chosen_config(self, chosen: session_events.StrategyChosen | None) -> Any:
+        """The config that the energies are built from: with the session's stored strategy and
+        thread count where it has them, so a resumed session's energies neither time nor
+        choose again; else the config as given."""
+        if chosen is None or chosen.strategy is None:
+            return self.config
+        return self.config.model_copy(update={"strategy": chosen.strategy, "threads": chosen.threads})
+
+    def _choose(self, built: Any, device: str) -> session_events.StrategyChosen:
+        """Choose, once for the session, how the pivots are evaluated (sessions.timing.choose_strategy,
+        on this process's energy: every pair's state carries the choice to the worker that runs it),
+        and store it in the log for the runners that resume the session. An older session's
+        checkpoint may already have made the choice: it is kept, not timed again."""
+        from sessions.timing import choose_strategy
+
+        chosen = choose_strategy(built, self.schedule, device)
+        if chosen.strategy is not None:
+            self.emit(chosen)
+        return chosen
+
     def _estimate(self, built: Any, device: str, threads: int | None) -> None:
         """Time a few steps of the problem and say what the pairs left will cost
         (SessionEstimated), before the first pair starts. A failure to time is said in
         runner.log and costs the session nothing else."""
         from sessions.timing import estimate_session
 
-        self.emit(session_events.StartupPhaseStarted(phase="timing"))
         try:
             event = estimate_session(self.config, built, self.schedule, device=device, threads=threads,
                                      workers=len(self.pool.devices), done=len(self.exploration.paths))

@@ -49,6 +49,7 @@ PRELOAD = ("torch", "sessions.problem", "sessions.statepack", "sessions.config",
 
 class WorkerPool(Protocol):
     devices: list[str]
+    threads: int | None  # torch threads each CPU worker is built with (None: GPU workers); known once started
     start_advice: str  # what to check when its workers keep ending before they are ready ("": the runner log)
 
     def start(self) -> None: ...
@@ -95,6 +96,12 @@ class LocalPool:
     checkpoint_interval: float
     slots: list[_Slot] = field(default_factory=list)
     start_advice: ClassVar[str] = ""  # a worker's traceback goes to the runner log
+
+    @property
+    def threads(self) -> int | None:
+        """The torch threads of each CPU worker: the config's (--threads, or the session's stored
+        count), else its share of this machine's cores (``worker_threads``)."""
+        return worker_threads(self.config) if "cpu" in self.devices else None
 
     def __post_init__(self) -> None:
         self._context = multiprocessing.get_context("forkserver")
@@ -303,13 +310,7 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state) -> 
         os._exit(0)
 
     session_config = worker_config(config)
-    threads = None
-    if device == "cpu":
-        # Each CPU worker gets its share of the cores, one worker all of them, whatever
-        # OMP_NUM_THREADS says: a Ray actor gets the same share of a node's cores, so the
-        # two pools sum in the same order. The energy measures whether fewer threads than
-        # that share run faster (small networks often do).
-        threads = cpu_share(session_config.workers)
+    threads = worker_threads(session_config) if device == "cpu" else None
     energy, schedule = build_worker(session_config, device, threads)
     send(WorkerReady(index, os.getpid(), device))
     while True:
@@ -325,6 +326,15 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state) -> 
         if not run_job(index, energy, schedule, pair, packed, interval, send, stop.is_set, state_wanted,
                        step_boundary):
             os._exit(3)
+
+
+def worker_threads(config: Any) -> int:
+    """A CPU worker's torch threads, whatever OMP_NUM_THREADS says: the config's (--threads,
+    or the count the session stored with its strategy), else the worker's share of the
+    cores, one worker all of them (a Ray actor gets the same share of a node's cores).
+    Which count runs (the share, or one thread where the session's trial found that
+    faster) comes with each pair's state: the runner chose it once for every worker."""
+    return config.threads or cpu_share(config.workers)
 
 
 def worker_config(config: dict[str, Any]) -> Any:

@@ -79,8 +79,9 @@ class NetworkEnergy:
 
     ``threads`` (CPU only): the most intra-op threads this energy may use, the
     worker's share of the cores (default: torch's thread count when built).
-    "auto" measures one thread against the cap; a fixed strategy runs at the
-    cap. Calls run at ``threads_used`` and restore torch's count afterwards;
+    "auto" measures one thread against the cap (``thread_trial=False``: the cap
+    alone, a count the user fixed); a fixed strategy runs at the cap. Calls run
+    at ``threads_used`` and restore torch's count afterwards;
     ``Connection`` runs its whole step at the energy's ``threads_used``. How
     this shares the cores among several workers: ``engine.threads``.
 
@@ -121,6 +122,7 @@ class NetworkEnergy:
         channels_last: bool = False,
         compile: bool = False,
         threads: int | None = None,
+        thread_trial: bool = True,
     ):
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}: use one of {STRATEGIES}")
@@ -216,6 +218,7 @@ class NetworkEnergy:
 
         cap = threads if threads is not None else torch.get_num_threads()
         self.threads = cap if self.device.type == "cpu" else None
+        self.thread_trial = thread_trial
         self.strategy_used: str | None = None if strategy == "auto" else strategy
         self.threads_used: int | None = None if strategy == "auto" else self.threads
         self.contenders = self._trial_contenders()
@@ -231,7 +234,8 @@ class NetworkEnergy:
         if self.strategy != "auto":
             return ()
         strategies = (("batched",) if self._direct is not None else ()) + ("vmap", "loop")
-        counts = (1, self.threads) if self.threads is not None and self.threads > 1 else (self.threads,)
+        counts = (1, self.threads) if self.thread_trial and self.threads is not None and self.threads > 1 \
+            else (self.threads,)
         return tuple((s, t) for t in counts for s in strategies)
 
     @property
