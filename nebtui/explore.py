@@ -26,11 +26,18 @@ def explore(
                                                       "densenet100_12_bc, torchvision:NAME (a model of torchvision's "
                                                       "registry), or package.module:factory. Default: what the "
                                                       "minima's sidecars (from nebtui train) say.")] = None,
-    data: Annotated[Optional[str], typer.Option(help="Training data: digits, digits-images, cifar10:/path or "
-                                                     "cifar100:/path. Default: the sidecars' data.")] = None,
+    data: Annotated[Optional[str], typer.Option(help="Training data: digits, digits-images, cifar10:/path, "
+                                                     "cifar100:/path, mnist:/path, fashion-mnist:/path, svhn:/path "
+                                                     "(torchvision's files), imagefolder:/path (train/ and val/, a "
+                                                     "folder per class; imagefolder@SIZE:/path crops to SIZE, 32 "
+                                                     "by default) or package.module:factory (returning "
+                                                     "engine.networks.datasets.UserData). Default: the sidecars' "
+                                                     "data.")] = None,
     model_arg: ModelArgs = None,
     run: RunOptions = RunOptions(),
-    download: Annotated[bool, typer.Option("--download", help="Fetch CIFAR into its folder first.")] = False,
+    download: Annotated[bool, typer.Option("--download", help="Fetch CIFAR, MNIST, Fashion-MNIST or SVHN into "
+                                                              "its folder first (nothing is fetched without it).")
+                        ] = False,
 ) -> None:
     """Explore the minima in a folder: AutoNEB paths and their minimum spanning tree."""
     from sessions.config import Problem
@@ -39,7 +46,7 @@ def explore(
     from sessions.minima import find_minima, manifest_entry
     from sessions.minima_folder import in_training, read_sidecars, sidecar_arguments, sidecar_data, sidecar_model
     from sessions.problem import parse_data
-    from sessions.trust import is_zoo
+    from sessions.trust import runs_user_code
 
     if use_app(run.headless, run.as_json) and not run.detach:
         preload_app()  # while this process checks the minima and the runner starts
@@ -72,26 +79,29 @@ def explore(
         # as one line, as from here (nebtui.startup).
         manifest = [manifest_entry(path) for path in files]
         problem = Problem(kind="network", model=model, model_args=model_args, data=data, minima=manifest,
-                          import_dir=None if is_zoo(model) else os.getcwd())
+                          import_dir=os.getcwd() if runs_user_code(model, data) else None)
         chosen = schedule_for(run, surface=False, printer=printer, model=model)
         config = session_config(run, problem, chosen)
         parse_devices(run.device)  # the runner checks that its GPUs are there
-        run, config = _vouched(run, config, typed_model, hint=minima.absolute().name or "minima")
+        run, config = _vouched(run, config, typed_model, data, hint=minima.absolute().name or "minima")
     except SessionError as error:
         fail(str(error), code=2)
     run_session(config, run, hint=minima.absolute().name or "minima", printer=printer)
 
 
-def _vouched(run: RunOptions, config: Any, typed_model: str | None, *, hint: str) -> tuple[RunOptions, Any]:
-    """The options and config with this user's vouch for the model factory typed here
-    (sessions.trust), so the session's runner, workers and reports may import it; the
-    vouch names the session, so the name is chosen here. Zoo names need no vouch."""
+def _vouched(run: RunOptions, config: Any, typed_model: str | None, data: str, *,
+             hint: str) -> tuple[RunOptions, Any]:
+    """The options and config with this user's vouch for the model and data factories typed
+    here (sessions.trust), so the session's runner, workers and reports may import them; the
+    vouch names the session, so the name is chosen here. Zoo names need no vouch; a data
+    factory always comes from the command line (one in the sidecars is refused)."""
     from sessions.home import data_home
-    from sessions.trust import is_zoo, tag
+    from sessions.trust import is_data_factory, is_zoo, tag
 
-    if typed_model is None or is_zoo(typed_model):
+    if (typed_model is None or is_zoo(typed_model)) and not is_data_factory(data):
         return run, config
     home = data_home()
     name = run.session or unique_name(home, hint)
-    vouch = tag(home, name, typed_model, config.problem.model_args, import_dir=config.problem.import_dir)
+    vouch = tag(home, name, config.problem.model, config.problem.model_args, import_dir=config.problem.import_dir,
+                data=data)
     return dataclasses.replace(run, session=name), config.model_copy(update={"vouch": vouch})

@@ -28,7 +28,11 @@ def train(
     model: Annotated[str, typer.Option(help="Architecture: resnet20/32/44/56, densenet40_12, densenet100_12_bc, "
                                             "mlp, small_cnn, torchvision:NAME (a model of torchvision's registry, "
                                             "random weights; give --recipe), or package.module:factory.")],
-    data: Annotated[str, typer.Option(help="digits, digits-images, cifar10:/path or cifar100:/path.")],
+    data: Annotated[str, typer.Option(help="digits, digits-images, cifar10:/path, cifar100:/path, mnist:/path, "
+                                           "fashion-mnist:/path, svhn:/path (torchvision's files), imagefolder:/path "
+                                           "(train/ and val/, a folder per class; imagefolder@SIZE:/path crops to "
+                                           "SIZE, 32 by default) or package.module:factory (returning "
+                                           "engine.networks.datasets.UserData).")],
     out: Annotated[Path, typer.Option(help="Folder for the minima (created).")],
     count: Annotated[int, typer.Option(help="How many minima.")] = 4,
     seed: Annotated[int, typer.Option(help="Seed of the first minimum; minimum i uses seed + i.")] = 0,
@@ -37,7 +41,9 @@ def train(
                       ] = None,
     scale: Annotated[float, typer.Option(help="Multiply the recipe's steps by this factor.")] = 1.0,
     device: Annotated[str, typer.Option(help="auto (the first GPU, else the CPU), cpu, cuda or cuda:N.")] = "cpu",
-    download: Annotated[bool, typer.Option("--download", help="Fetch CIFAR into its folder first.")] = False,
+    download: Annotated[bool, typer.Option("--download", help="Fetch CIFAR, MNIST, Fashion-MNIST or SVHN into "
+                                                              "its folder first (nothing is fetched without it).")
+                        ] = False,
     checkpoint_every: Annotated[float, typer.Option(help="Seconds between saves of a minimum's training state "
                                                          "(a killed run continues from the last one).")] = 60.0,
     model_arg: ModelArgs = None,
@@ -47,7 +53,7 @@ def train(
     from sessions.devices import resolve_device
     from sessions.errors import SessionError
     from sessions.minima_folder import claim, claimed_by, partial_path, train_one, trained
-    from sessions.trust import is_zoo
+    from sessions.trust import runs_user_code
 
     if count < 1:
         fail(f"--count must be at least 1, got {count}", code=2)
@@ -57,14 +63,14 @@ def train(
         fail(f"--checkpoint-every must be a number of seconds >= 0, got {checkpoint_every}", code=2)
     try:
         problem = Problem(kind="network", model=model, model_args=parse_model_args(model_arg or []), data=data,
-                          import_dir=None if is_zoo(model) else os.getcwd())
+                          import_dir=os.getcwd() if runs_user_code(model, data) else None)
         device = resolve_device(device)
         chosen = _recipe(model, recipe).scaled(scale)
         from sessions.problem import build_model, check_input_fits, load_data, model_arguments
 
         dataset = load_data(problem, device, download=download)
-        arguments = model_arguments(problem)
-        check_input_fits(build_model(problem), problem, dataset)
+        arguments = model_arguments(problem, dataset)
+        check_input_fits(build_model(problem, dataset), problem, dataset)
         out.mkdir(parents=True, exist_ok=True)
     except (SessionError, ValueError, OSError) as error:
         fail(str(error), code=2)

@@ -286,10 +286,11 @@ def runnable_config(folder: Any) -> SessionConfig:
     from sessions import trust
 
     config = read_config(folder)
-    model = config.problem.model
-    if config.problem.kind == "network" and not trust.is_zoo(model):
+    model, data = config.problem.model, config.problem.data
+    if config.problem.kind == "network" and trust.runs_user_code(model, data):
         home = folder.path.parent
         if not trust.vouched(home, folder.id, model, config.problem.model_args, config.vouch,
-                             import_dir=config.problem.import_dir):
-            raise SessionError(trust.refusal(folder.id, model))
+                             import_dir=config.problem.import_dir, data=data):
+            zoo = trust.is_zoo(model)
+            raise SessionError(trust.refusal(folder.id, data if zoo else model, "data" if zoo else "model"))
     return config

@@ -148,7 +148,7 @@ def train_one(problem: Any, arguments: dict, dataset: dict, recipe: Any, seed: i
 
     say = say or (lambda text: None)
     torch.manual_seed(seed)
-    net = build_model(problem).to(device)
+    net = build_model(problem, dataset).to(device)
     train_x, train_y = dataset["train"]
     test_x, test_y = dataset["test"]
     partial, wanted = partial_path(stem), identity(problem, arguments, recipe, seed)
@@ -275,9 +275,12 @@ def sidecar_data(known: dict[str, Any], folder: Path) -> str:
 
     data = known["data"]
     try:
-        parse_data(data if isinstance(data, str) else None)
+        spec = parse_data(data if isinstance(data, str) else None)
     except SessionError as error:
         raise SessionError(f"the sidecars in {folder}: {error}, or pass --data") from None
+    if spec.factory is not None:
+        raise SessionError(f"the sidecars in {folder} name the data factory {data}, and nebtui runs no code named "
+                           f"in a file: if you trust it, pass --data {data}")
     return data
 
 

@@ -6,7 +6,11 @@ engine.networks.torchvision_zoo: random weights, never a download) or a user's
 ``package.module:factory``.
 Data specs: ``digits`` (the embedded scikit-learn digits; ``digits-images`` for
 8x8 images), ``cifar10:/path`` or ``cifar100:/path`` (torchvision's files in a
-local folder; the paper's C10+/C100+ augmentation is done on the device).
+local folder; the paper's C10+/C100+ augmentation is done on the device),
+``mnist:/path``, ``fashion-mnist:/path``, ``svhn:/path`` (torchvision's files),
+``imagefolder:/path`` (train/ and val/, a folder per class; ``imagefolder@S:/path``
+crops the images to S x S, 32 by default) or a user's ``package.module:factory``
+returning an engine.networks.datasets.UserData.
 """
 
 from __future__ import annotations
@@ -21,8 +25,15 @@ from sessions.config import Problem, SessionConfig
 from sessions.errors import SessionError
 from sessions.minima import flat_minimum, minimum_name, sha256
 
-DATA_KINDS = ("digits", "digits-images", "cifar10", "cifar100")
-CLASSES = {"digits": 10, "digits-images": 10, "cifar10": 10, "cifar100": 100}
+EMBEDDED = ("digits", "digits-images")
+FOLDERS = ("cifar10", "cifar100", "mnist", "fashion-mnist", "svhn", "imagefolder")  # kind:/path
+DATA_KINDS = EMBEDDED + FOLDERS + ("factory",)
+CLASSES = {"digits": 10, "digits-images": 10, "cifar10": 10, "cifar100": 100, "mnist": 10, "fashion-mnist": 10,
+           "svhn": 10}  # an image folder's: its class folders; a factory's: what it says
+SHAPES = {"cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28),
+          "svhn": (3, 32, 32)}  # one sample of each folder kind, (C, H, W)
+DATA_USAGE = ("use digits, digits-images, cifar10:/path, cifar100:/path, mnist:/path, fashion-mnist:/path, svhn:/path, "
+              "imagefolder:/path or package.module:factory")
 
 
 @dataclass
@@ -31,23 +42,37 @@ class Built:
     minima: Any  # Tensor (M, D), on the CPU whatever the device: the energy moves what it evaluates
     names: list[str]  # one per minimum
     model: Any = None  # networks: the model as built (its parameters are not the minima's)
-    data: dict[str, Any] | None = None  # networks: what load_data gave (train, test, prepare, augment)
+    data: dict[str, Any] | None = None  # networks: what load_data gave (train, test, prepare, augment, classes)
 
 
 @dataclass(frozen=True)
 class DataSpec:
     kind: str  # one of DATA_KINDS
-    root: Path | None  # CIFAR's folder
+    root: Path | None  # the folder of a FOLDERS kind
+    size: int | None = None  # imagefolder@SIZE: the side its images are cropped to (None: the default)
+    factory: str | None = None  # "factory": the package.module:factory spec
 
 
 def parse_data(spec: str | None) -> DataSpec:
+    """What a --data spec names; one line saying what is wrong, else. Nothing is imported or read."""
+    from sessions.trust import is_data_factory
+
     kind, _, root = (spec or "").partition(":")
-    if kind not in DATA_KINDS:
-        raise SessionError(f"unknown data {spec!r}: use digits, digits-images, cifar10:/path or cifar100:/path")
-    if kind.startswith("cifar"):
+    kind, at, size_text = kind.partition("@")
+    if kind not in FOLDERS + EMBEDDED and is_data_factory(spec):
+        return DataSpec("factory", None, factory=spec)
+    if kind not in FOLDERS + EMBEDDED:
+        raise SessionError(f"unknown data {spec!r}: {DATA_USAGE}")
+    size = None
+    if at:
+        if kind != "imagefolder" or not size_text.isdigit() or int(size_text) < 1:
+            raise SessionError(f"data {spec!r}: only imagefolder takes a size, as imagefolder@SIZE:/path with "
+                               f"SIZE a whole number of pixels (say imagefolder@64:/path)")
+        size = int(size_text)
+    if kind in FOLDERS:
         if not root:
             raise SessionError(f"data {spec!r} needs its folder: {kind}:/path/to/folder")
-        return DataSpec(kind, Path(root).expanduser().absolute())
+        return DataSpec(kind, Path(root).expanduser().absolute(), size)
     if root:
         raise SessionError(f"data {spec!r}: {kind} is embedded and takes no folder")
     return DataSpec(kind, None)
@@ -74,9 +99,10 @@ def _factory(spec: str, import_dir: str | None = None) -> Callable[..., Any]:
     return factory
 
 
-def _import_module(module_name: str, spec: str, import_dir: str | None) -> Any:
+def _import_module(module_name: str, spec: str, import_dir: str | None, what: str = "model") -> Any:
     """The user's module, looked for first in ``import_dir`` (the folder they typed the command
-    in), as ``python -m`` would; the folder stays searched, for the modules it imports later."""
+    in), as ``python -m`` would; the folder stays searched, for the modules it imports later.
+    ``what`` names the spec in messages: model or data."""
     import sys
 
     if import_dir is not None and import_dir not in sys.path:
@@ -88,20 +114,57 @@ def _import_module(module_name: str, spec: str, import_dir: str | None) -> Any:
         top = module_name.partition(".")[0]
         if error.name is not None and module_name.startswith(error.name):  # the module itself is not there
             where = f" from {import_dir}" if import_dir else ""
-            raise SessionError(f"cannot import {module_name!r} for model {spec!r}{where}: run nebtui in the folder "
+            raise SessionError(f"cannot import {module_name!r} for {what} {spec!r}{where}: run nebtui in the folder "
                                f"that holds {top}.py (or the package {top}/), or add that folder to PYTHONPATH"
                                ) from None
-        raise SessionError(f"importing {module_name} for model {spec!r} failed ({error}): install what it "
+        raise SessionError(f"importing {module_name} for {what} {spec!r} failed ({error}): install what it "
                            f"needs or fix its imports") from None
     except Exception as error:  # noqa: BLE001 - a user's module may raise anything while it is imported
-        raise SessionError(f"importing {module_name} for model {spec!r} failed ({type(error).__name__}: "
+        raise SessionError(f"importing {module_name} for {what} {spec!r} failed ({type(error).__name__}: "
                            f"{error}): fix the module") from None
 
 
-def model_arguments(problem: Problem) -> dict[str, Any]:
+def _data_factory(spec: str, import_dir: str | None) -> Callable[..., Any]:
+    """A user's data factory ``package.module:factory``, imported as a model factory is."""
+    module_name, _, attribute = spec.partition(":")
+    module = _import_module(module_name, spec, import_dir, what="data")
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise SessionError(f"{module_name} has no callable {attribute!r}: check --data {spec}")
+    return factory
+
+
+def data_classes_and_shape(problem: Problem, loaded: dict[str, Any] | None = None) -> tuple[int, tuple[int, ...]]:
+    """The class count and one stored sample's shape of the problem's data: known from the
+    kind where it can be (an image folder's class folders are counted), else from ``loaded``
+    (load_data's result; loaded here, on the CPU, when not given)."""
+    data = parse_data(problem.data)
+    if data.kind in CLASSES and data.kind in SHAPES:
+        return CLASSES[data.kind], SHAPES[data.kind]
+    if data.kind in EMBEDDED:
+        return CLASSES[data.kind], ((1, 8, 8) if _images(problem) else (64,))
+    if data.kind == "imagefolder" and loaded is None:
+        from engine.networks.datasets import IMAGE_SIZE, image_folder_classes
+
+        size = data.size or IMAGE_SIZE
+        try:
+            return len(image_folder_classes(data.root, spec=problem.data)), (3, size, size)  # type: ignore[arg-type]
+        except ValueError as error:
+            raise SessionError(str(error)) from None
+    loaded = loaded if loaded is not None else load_data(problem, "cpu")
+    sample = loaded["train"][0][:1]  # (1, ...) as stored
+    if loaded["prepare"] is not None:
+        sample = loaded["prepare"](sample)
+    return loaded["classes"], tuple(sample.shape[1:])
+
+
+def model_arguments(problem: Problem, loaded: dict[str, Any] | None = None) -> dict[str, Any]:
     """The factory's keyword arguments: the user's, plus the class count and (for the
-    MLP on CIFAR) the input size the data implies, where the factory takes them (a
-    torchvision model: ``num_classes``)."""
+    MLP on images) the input size the data implies, where the factory takes them (a
+    torchvision model: ``num_classes``). ``loaded``: load_data's result, if at hand (a
+    data factory's classes are known only once it has run)."""
+    import math
+
     from engine.networks.torchvision_zoo import is_torchvision, refuse_weights
 
     data = parse_data(problem.data)
@@ -112,19 +175,22 @@ def model_arguments(problem: Problem) -> dict[str, Any]:
     except (TypeError, ValueError):
         accepted = {}
     _check_names(problem.model, arguments, accepted)
+    wanted = "classes" in accepted or is_torchvision(problem.model) or problem.model == "mlp"
+    classes, shape = data_classes_and_shape(problem, loaded) if wanted else (0, ())
     if "classes" in accepted:
-        arguments.setdefault("classes", CLASSES[data.kind])
+        arguments.setdefault("classes", classes)
     if is_torchvision(problem.model):
         try:
             refuse_weights(problem.model, arguments)  # type: ignore[arg-type]
         except ValueError as error:
             raise SessionError(str(error)) from None
-        arguments.setdefault("num_classes", CLASSES[data.kind])
-    if data.kind.startswith("cifar"):
+        arguments.setdefault("num_classes", classes)
+    if data.kind not in EMBEDDED:
         if problem.model == "mlp":
-            arguments.setdefault("inputs", 3 * 32 * 32)
-        if problem.model == "small_cnn":
-            raise SessionError("small_cnn is for the 8x8 digits: use resnet20 (or another CIFAR model) on CIFAR")
+            arguments.setdefault("inputs", math.prod(shape))  # prepare flattens the images
+        if problem.model == "small_cnn" and data.kind in FOLDERS:
+            raise SessionError(f"small_cnn is for the 8x8 digits: use resnet20 (or another model for images) on "
+                               f"{problem.data}")
     return arguments
 
 
@@ -138,10 +204,11 @@ def _check_names(model: Any, arguments: dict[str, Any], accepted: Any) -> None:
                            f"{', '.join(accepted) or 'none'} (check --model-arg)")
 
 
-def build_model(problem: Problem) -> Any:
+def build_model(problem: Problem, loaded: dict[str, Any] | None = None) -> Any:
+    """The problem's model; ``loaded``: load_data's result, if at hand (see model_arguments)."""
     factory = _factory(problem.model or "", problem.import_dir)
     try:
-        return factory(**model_arguments(problem))
+        return factory(**model_arguments(problem, loaded))
     except SessionError:
         raise
     except Exception as error:  # noqa: BLE001 - a user's factory may raise anything
@@ -210,15 +277,20 @@ def _images(problem: Problem) -> bool:
     from engine.networks.torchvision_zoo import is_torchvision
 
     data = parse_data(problem.data)
-    if data.kind.startswith("cifar"):
+    if data.kind not in EMBEDDED:  # images, or a factory's inputs as it shapes them: flattened for the MLP
         return problem.model != "mlp"
     images = is_torchvision(problem.model) or INPUTS.get(problem.model or "", "flat") == "images"
     return data.kind == "digits-images" or images
 
 
 def load_data(problem: Problem, device: str, download: bool = False) -> dict[str, Any]:
-    """Training and test tensors and the energy's prepare/augment for the data spec."""
+    """Training and test tensors, the energy's prepare/augment and the class count for the data spec."""
     data = parse_data(problem.data)
+    if download and data.kind in ("imagefolder", "factory"):
+        raise SessionError(f"--download fetches torchvision's data sets (cifar10, cifar100, mnist, fashion-mnist, "
+                           f"svhn): {problem.data} is your own data, already in place; leave --download out")
+    if data.kind in ("mnist", "fashion-mnist", "svhn", "imagefolder", "factory"):
+        return _load_tensors(problem, data, device, download)
     if data.kind.startswith("cifar"):
         from engine.networks.cifar import augment, load_cifar, normalise
 
@@ -237,6 +309,7 @@ def load_data(problem: Problem, device: str, download: bool = False) -> dict[str
             "test": (cifar.test.images, cifar.test.labels),
             "prepare": prepare,
             "augment": augment,
+            "classes": cifar.classes,
         }
     from engine.networks.data import digits
 
@@ -249,7 +322,45 @@ def load_data(problem: Problem, device: str, download: bool = False) -> dict[str
         "test": (test_x.to(device), split.test.targets.to(device)),
         "prepare": None,
         "augment": None,
+        "classes": CLASSES[data.kind],
     }
+
+
+def _load_tensors(problem: Problem, data: DataSpec, device: str, download: bool) -> dict[str, Any]:
+    """MNIST, Fashion-MNIST, SVHN, an image folder or a user's data factory, as load_data gives them."""
+    from engine.networks import datasets
+
+    flat = not _images(problem)
+    try:
+        if data.kind in ("mnist", "fashion-mnist"):
+            loaded = datasets.load_mnist(data.kind, data.root, spec=problem.data, download=download, flat=flat,
+                                         device=device)  # type: ignore[arg-type]
+        elif data.kind == "svhn":
+            loaded = datasets.load_svhn(data.root, spec=problem.data, download=download, flat=flat,
+                                        device=device)  # type: ignore[arg-type]
+        elif data.kind == "imagefolder":
+            loaded = datasets.load_image_folder(data.root, spec=problem.data, size=data.size or datasets.IMAGE_SIZE,
+                                                flat=flat, device=device)  # type: ignore[arg-type]
+        else:
+            factory = _data_factory(data.factory, problem.import_dir)  # type: ignore[arg-type]
+            try:
+                result = factory()
+            except Exception as error:  # noqa: BLE001 - a user's factory may raise anything
+                first = (str(error).splitlines() or [""])[0][:200]
+                raise SessionError(f"data factory {data.factory} failed ({type(error).__name__}: {first}): fix it"
+                                   ) from None
+            loaded = datasets.user_tensors(result, spec=data.factory, device=device)  # type: ignore[arg-type]
+    except ValueError as error:
+        raise SessionError(str(error)) from None
+    except OSError as error:  # a folder that cannot be read, a download that failed
+        raise SessionError(f"{problem.data}: {error.strerror or error}: check the folder (and the network, for "
+                           f"--download)") from None
+    prepare = loaded.prepare
+    if flat and data.kind == "factory":  # the MLP takes the factory's inputs flattened
+        given = prepare
+        prepare = (lambda x: given(x).flatten(1)) if given is not None else (lambda x: x.flatten(1))
+    return {"train": loaded.train, "test": loaded.test, "prepare": prepare, "augment": loaded.augment,
+            "classes": loaded.classes}
 
 
 def build(config: SessionConfig, device: str = "cpu", threads: int | None = None) -> Built:
@@ -268,7 +379,8 @@ def build(config: SessionConfig, device: str = "cpu", threads: int | None = None
 
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = config.cudnn_benchmark
-    model = build_model(problem)
+    data = load_data(problem, device)
+    model = build_model(problem, data)
     if config.align:
         check_alignable(model)
     layout = ParameterLayout.from_module(model)
@@ -283,7 +395,6 @@ def build(config: SessionConfig, device: str = "cpu", threads: int | None = None
             raise SessionError(f"minimum {path} changed since the session started: restore the original {original}")
         vectors.append(flat_minimum(path, layout, buffers))
         names.append(minimum_name(path))
-    data = load_data(problem, device)
     check_input_fits(model, problem, data)
     train_x, train_y = data["train"]
     energy = NetworkEnergy(

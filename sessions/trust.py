@@ -37,6 +37,18 @@ def is_zoo(spec: Any) -> bool:
     return isinstance(spec, str) and (spec in ZOO_NAMES or spec.startswith(TORCHVISION_PREFIX))
 
 
+def is_data_factory(spec: Any) -> bool:
+    """A data spec ``package.module:factory``: the user's code, to be vouched for as a model
+    factory is (nebtui's own kinds, ``mnist:/path`` and the like, name a folder after the colon)."""
+    from sessions.problem import EMBEDDED, FOLDERS
+
+    if not isinstance(spec, str):
+        return False
+    module, colon, name = spec.partition(":")
+    return (bool(colon) and module.partition("@")[0] not in FOLDERS + EMBEDDED and name.isidentifier()
+            and all(part.isidentifier() for part in module.split(".")))
+
+
 def _key_path(home: Path) -> Path:
     return Path(home) / KEY_FILE
 
@@ -78,30 +90,42 @@ def user_key(home: Path) -> bytes:
     return _read_key(path) or b""
 
 
-def _message(session_id: str, spec: str, arguments: Any, import_dir: Any) -> bytes:
+def _message(session_id: str, spec: str, arguments: Any, import_dir: Any, data: Any = None) -> bytes:
     message = {"session": session_id, "model": spec, "model_args": arguments}
     if import_dir is not None:  # the folder the code comes from is vouched for with it
         message["import_dir"] = import_dir
+    if is_data_factory(data):  # a data factory is the user's code too
+        message["data"] = data
     return json.dumps(message, sort_keys=True).encode()
 
 
-def tag(home: Path, session_id: str, spec: str, arguments: Any, *, import_dir: str | None = None) -> str:
-    """The vouch for ``spec`` with ``arguments``, imported from ``import_dir`` first, in session ``session_id``."""
-    return hmac.new(user_key(home), _message(session_id, spec, arguments, import_dir), hashlib.sha256).hexdigest()
+def tag(home: Path, session_id: str, spec: str, arguments: Any, *, import_dir: str | None = None,
+        data: Any = None) -> str:
+    """The vouch for ``spec`` with ``arguments`` (and the data factory ``data``, if it is one),
+    imported from ``import_dir`` first, in session ``session_id``."""
+    message = _message(session_id, spec, arguments, import_dir, data)
+    return hmac.new(user_key(home), message, hashlib.sha256).hexdigest()
 
 
-def vouched(home: Path, session_id: str, spec: str, arguments: Any, given: Any, *, import_dir: Any = None) -> bool:
-    """Whether ``given`` is this user's vouch for ``spec``; reads the key, never creates it."""
+def vouched(home: Path, session_id: str, spec: str, arguments: Any, given: Any, *, import_dir: Any = None,
+            data: Any = None) -> bool:
+    """Whether ``given`` is this user's vouch for ``spec`` (and the data factory ``data``, if it
+    is one); reads the key, never creates it."""
     key = _read_key(_key_path(home))
     if key is None or not isinstance(given, str):
         return False
-    wanted = hmac.new(key, _message(session_id, spec, arguments, import_dir), hashlib.sha256).hexdigest()
+    wanted = hmac.new(key, _message(session_id, spec, arguments, import_dir, data), hashlib.sha256).hexdigest()
     return hmac.compare_digest(wanted, given)
 
 
-def refusal(session_id: str, spec: str) -> str:
+def runs_user_code(model: Any, data: Any) -> bool:
+    """Whether a network session with this model and data imports code of the user's."""
+    return not is_zoo(model) or is_data_factory(data)
+
+
+def refusal(session_id: str, spec: str, what: str = "model") -> str:
     """The one line that says a session's factory was not given here, and how to vouch for it."""
-    return (f"session {session_id} names the model factory {spec}, which was not given on this machine, and "
+    return (f"session {session_id} names the {what} factory {spec}, which was not given on this machine, and "
             f"nebtui runs no code named in a file: if you trust {spec}, vouch for it with "
             f"nebtui sessions trust {session_id} {spec}")
 
@@ -113,14 +137,15 @@ def vouch_for(folder: Any, spec: str) -> None:
     from sessions.config import read_config
 
     config = read_config(folder)
-    model = config.problem.model
-    if config.problem.kind != "network" or is_zoo(model):
+    model, data = config.problem.model, config.problem.data
+    if config.problem.kind != "network" or not runs_user_code(model, data):
         raise SessionError(f"session {folder.id} runs no code of yours ({model or config.problem.surface} is "
                            "nebtui's own): it needs no vouch")
-    if spec != model:
-        raise SessionError(f"session {folder.id} names the model factory {model}, not {spec}: type the factory it "
-                           f"names to vouch for it")
+    factories = [f for f in (model if not is_zoo(model) else None, data if is_data_factory(data) else None) if f]
+    if spec not in factories:
+        raise SessionError(f"session {folder.id} names the factory {' and '.join(factories)}, not {spec}: type "
+                           f"the factory it names to vouch for it")
     raw = folder.config_json()  # rewritten as it is, with the tag: what an older nebtui wrote stays
-    raw["vouch"] = tag(folder.path.parent, folder.id, model, config.problem.model_args,
-                       import_dir=config.problem.import_dir)
+    raw["vouch"] = tag(folder.path.parent, folder.id, model, config.problem.model_args,  # type: ignore[arg-type]
+                       import_dir=config.problem.import_dir, data=data)
     write_atomic(folder.config_path, (json.dumps(raw, indent=2, sort_keys=True) + "\n").encode())

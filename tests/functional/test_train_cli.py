@@ -77,7 +77,7 @@ def test_train_writes_minima_and_sidecars_and_resumes_by_minimum(tmp_path, digit
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("--model", "mlp", "--data", "mnist"), "unknown data 'mnist'"),
+        (("--model", "mlp", "--data", "imagenet"), "unknown data 'imagenet'"),
         (("--model", "nope", "--data", "digits"), "unknown model 'nope'"),
         (("--model", "resnet20", "--data", "cifar10:/no/such"), "does not exist; pass --download to fetch it"),
         (("--model", "mlp", "--data", "digits", "--recipe", "fast"), "unknown recipe 'fast'"),

@@ -1,0 +1,131 @@
+"""A researcher's data from --data: torchvision's on-disk formats written small here
+(MNIST's idx files, SVHN's .mat files, an image folder of PNGs) and a data factory
+module, read through sessions.problem as the runner, the workers and train read them."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from data_formats import FACTORY, image_folder, mnist_folder, svhn_folder
+
+from engine.networks.datasets import MEAN_STD
+from sessions.config import Problem
+from sessions.errors import SessionError
+from sessions.problem import load_data, model_arguments, parse_data
+
+
+def problem(data: str, model: str = "mlp", import_dir: Path | None = None) -> Problem:
+    return Problem(kind="network", model=model, data=data, import_dir=None if import_dir is None else str(import_dir))
+
+
+def test_mnist_and_fashion_mnist_read_from_their_idx_files(tmp_path):
+    for kind, folder in (("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST")):
+        made = mnist_folder(tmp_path / kind, folder)
+        flat = load_data(problem(f"{kind}:{tmp_path / kind}"), "cpu")
+        train_x, train_y = flat["train"]
+        assert train_x.dtype == torch.uint8 and tuple(train_x.shape) == (12, 1, 28, 28)
+        assert torch.equal(train_x[:, 0], torch.from_numpy(made["train"]))
+        assert torch.equal(train_y, torch.from_numpy(made["train-labels"]).long())
+        assert tuple(flat["test"][0].shape) == (5, 1, 28, 28) and flat["classes"] == 10
+        mean, std = MEAN_STD[kind]
+        expected = (torch.from_numpy(made["train"][:2]).double().reshape(2, -1) / 255 - mean[0]) / std[0]
+        # float32 standardisation of values within a few units of 0: a few float32 ulps of 4
+        torch.testing.assert_close(flat["prepare"](train_x[:2]).double(), expected, rtol=0, atol=4e-6)
+        assert model_arguments(problem(f"{kind}:{tmp_path / kind}")) == {"classes": 10, "inputs": 784}
+        images = load_data(problem(f"{kind}:{tmp_path / kind}", model="resnet20"), "cpu")
+        assert tuple(images["prepare"](train_x[:2]).shape) == (2, 1, 28, 28)
+
+
+def test_svhn_reads_its_mat_files_with_label_10_as_digit_0(tmp_path):
+    made = svhn_folder(tmp_path)
+    loaded = load_data(problem(f"svhn:{tmp_path}", model="resnet20"), "cpu")
+    train_x, train_y = loaded["train"]
+    assert tuple(train_x.shape) == (7, 3, 32, 32) and train_x.dtype == torch.uint8
+    # X[h, w, c, n] of the file is image n's channel c at row h, column w
+    assert torch.equal(train_x[4, 2, 5, 7], torch.tensor(made["train"][5, 7, 2, 4]))
+    assert train_y.tolist() == [0, 1, 9, 0, 5, 2, 3] and loaded["test"][1].tolist() == [0, 1, 9]
+    assert model_arguments(problem(f"svhn:{tmp_path}")) == {"classes": 10, "inputs": 3 * 32 * 32}
+
+
+def test_an_image_folder_is_resized_and_centre_cropped(tmp_path):
+    image_folder(tmp_path)
+    loaded = load_data(problem(f"imagefolder:{tmp_path}", model="resnet20"), "cpu")
+    train_x, train_y = loaded["train"]
+    assert tuple(train_x.shape) == (6, 3, 32, 32) and train_x.dtype == torch.uint8
+    assert train_y.tolist() == [0, 0, 1, 1, 2, 2] and loaded["test"][1].tolist() == [0, 1, 2]
+    assert train_x[2, :, 16, 16].tolist() == [80, 0, 200]  # one colour per image survives the resize
+    assert loaded["classes"] == 3
+    wide = load_data(problem(f"imagefolder@20:{tmp_path}", model="resnet20"), "cpu")
+    assert tuple(wide["train"][0].shape) == (6, 3, 20, 20)
+    assert model_arguments(problem(f"imagefolder@20:{tmp_path}")) == {"classes": 3, "inputs": 3 * 20 * 20}
+    assert model_arguments(problem(f"imagefolder:{tmp_path}", model="torchvision:resnet18")) == {"num_classes": 3}
+
+
+@pytest.fixture
+def factory_dir(tmp_path):
+    (tmp_path / "labdata.py").write_text(textwrap.dedent(FACTORY))
+    return tmp_path
+
+
+def test_a_data_factory_gives_datasets_or_tensors(factory_dir):
+    assert parse_data("labdata:as_datasets").factory == "labdata:as_datasets"
+    loaded = load_data(problem("labdata:as_datasets", import_dir=factory_dir), "cpu")
+    train_x, train_y = loaded["train"]
+    assert tuple(train_x.shape) == (10, 2, 3) and train_y.tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
+    assert loaded["test"][1].tolist() == [0, 1, 2, 3] and loaded["classes"] == 5
+    assert tuple(loaded["prepare"](train_x).shape) == (10, 6)  # flattened for the MLP
+    first = loaded["augment"](train_x, torch.Generator().manual_seed(3))
+    assert torch.equal(first, loaded["augment"](train_x, torch.Generator().manual_seed(3)))
+    assert model_arguments(problem("labdata:as_datasets", import_dir=factory_dir), loaded) == {
+        "classes": 5, "inputs": 6}
+    tensors = load_data(problem("labdata:as_tensors", model="resnet20", import_dir=factory_dir), "cpu")
+    assert tensors["classes"] == 3 and tensors["prepare"] is None and tensors["augment"] is None
+
+
+@pytest.mark.parametrize("factory, message", [
+    ("global_noise", "data factory labdata:global_noise: its augment gives different batches from generators in the "
+                     "same state: draw every random number from the generator it is given"),
+    ("a_dict", "data factory labdata:a_dict returned a dict: return an engine.networks.datasets.UserData, or a pair"),
+    ("broken", "data factory labdata:broken failed (OSError: no such share: /mnt/lab): fix it"),
+    ("missing", "labdata has no callable 'missing': check --data labdata:missing"),
+])
+def test_a_faulty_data_factory_is_one_line(factory_dir, factory, message):
+    with pytest.raises(SessionError) as refused:
+        load_data(problem(f"labdata:{factory}", import_dir=factory_dir), "cpu")
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_missing_or_damaged_files_name_the_folder_and_what_it_should_hold(tmp_path):
+    def refusal(data: str, download: bool = False) -> str:
+        with pytest.raises(SessionError) as refused:
+            load_data(problem(data), "cpu", download=download)
+        assert "\n" not in str(refused.value)
+        return str(refused.value)
+
+    empty = tmp_path / "empty"
+    assert refusal(f"mnist:{empty}") == (
+        f"mnist:{empty} has no MNIST/raw/train-images-idx3-ubyte: put the four MNIST files there "
+        "(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte) or add "
+        "--download")
+    mnist_folder(tmp_path / "packed", "FashionMNIST", packed=True)
+    assert "(unpack the .gz files with gunzip)" in refusal(f"fashion-mnist:{tmp_path / 'packed'}")
+    mnist_folder(tmp_path / "bad")
+    (tmp_path / "bad" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").write_bytes(b"not an idx file")
+    assert refusal(f"mnist:{tmp_path / 'bad'}").startswith(
+        f"mnist:{tmp_path / 'bad'}: the MNIST files in {tmp_path / 'bad' / 'MNIST' / 'raw'} could not be read (")
+    assert refusal(f"svhn:{empty}") == (f"svhn:{empty} has no train_32x32.mat: put SVHN's train_32x32.mat and "
+                                        "test_32x32.mat there or add --download")
+    svhn_folder(tmp_path / "svhn")
+    (tmp_path / "svhn" / "test_32x32.mat").write_bytes(b"MATLAB? no")
+    assert "test_32x32.mat is not a readable .mat file" in refusal(f"svhn:{tmp_path / 'svhn'}")
+    assert refusal(f"imagefolder:{empty}").startswith(f"imagefolder:{empty} has no train/ folder: put train/ and val/")
+    image_folder(tmp_path / "images")
+    (tmp_path / "images" / "val" / "fox").mkdir()
+    (tmp_path / "images" / "val" / "fox" / "0.png").write_bytes((tmp_path / "images/val/cat/0.png").read_bytes())
+    assert "val/ has the class folders cat, dog, eel, fox but train/ has cat, dog, eel" in refusal(
+        f"imagefolder:{tmp_path / 'images'}")
+    assert refusal(f"imagefolder:{tmp_path / 'images'}", download=True).startswith(
+        "--download fetches torchvision's data sets")
