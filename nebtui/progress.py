@@ -26,6 +26,7 @@ from sessions.lifecycle import (
     SessionPaused,
     SessionResumed,
     SessionStopped,
+    StrategyChosen,
     WorkerDied,
 )
 from sessions.view import AT_END_MEANING, SessionView, at_end_note, end_at_saddle
@@ -62,6 +63,13 @@ def estimate_text(estimate: SessionEstimated) -> str:
     return (f"{pairs} left, {span_text(*estimate.pair_seconds)} a pair, {workers}: "
             f"{span_text(*estimate.seconds)} in all (timed: a step on {estimate.step_points} points "
             f"{duration_text(estimate.step_seconds)}, one point's evaluation {duration_text(estimate.point_seconds)})")
+
+
+def strategy_text(chosen: StrategyChosen) -> str:
+    """How every worker evaluates the pivots, as the session chose it once."""
+    threads = "" if chosen.threads is None else f" at {chosen.threads} thread{'s' * (chosen.threads != 1)} per worker"
+    how = "timed once for the session" if chosen.timed else "as given"
+    return f"{chosen.strategy}{threads} on {chosen.device} ({how})"
 
 
 FINISHED_BECAUSE = {  # a landscape's finished reason: what the stop rule saw
@@ -131,6 +139,8 @@ def describe(event: Event) -> str | None:
             return f"session FAILED: {message}"
         case SessionEstimated() as e:
             return f"estimate: {estimate_text(e)}; refined as pairs finish"
+        case StrategyChosen() as e:
+            return f"pivots: {strategy_text(e)}"
         case SessionFinished(reason=reason, pairs_done=done):
             return f"session finished ({reason.replace('_', ' ')}), {done} pairs"
         case UnknownEvent(problem=problem) if problem:

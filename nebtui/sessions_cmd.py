@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from nebtui.failure import fail
-from nebtui.progress import ProgressPrinter, clock_text, estimate_text, span_text
+from nebtui.progress import ProgressPrinter, clock_text, estimate_text, span_text, strategy_text
 
 app = typer.Typer(help="Sessions under the data home (NEBTUI_HOME).", rich_markup_mode=None)
 
@@ -108,7 +108,7 @@ def show(session_id: SessionId, as_json: AsJson = False) -> None:
     """One session: status, progress and the results so far."""
     from engine.events import event_from_dict
     from sessions.folder import SessionError
-    from sessions.lifecycle import SessionEstimated
+    from sessions.lifecycle import SessionEstimated, StrategyChosen
     from sessions.view import summary
 
     try:
@@ -132,6 +132,10 @@ def show(session_id: SessionId, as_json: AsJson = False) -> None:
         estimate = event_from_dict(row["estimate"])
         if isinstance(estimate, SessionEstimated):
             print(f"{'estimate':<10} at the runner's start, {estimate.done} pairs done: {estimate_text(estimate)}")
+    if row.get("strategy") is not None:
+        chosen = event_from_dict(row["strategy"])
+        if isinstance(chosen, StrategyChosen):
+            print(f"{'pivots':<10} {strategy_text(chosen)}")
     if row["eta_seconds"] is not None:
         print(f"{'ETA':<10} {span_text(*row['eta_seconds'])} (refined as pairs finish)")
     for c in row["running"]:

@@ -27,6 +27,7 @@ from sessions.lifecycle import (
     CHECKED_PHASES,
     RunnerStarted,
     SessionEstimated,
+    StrategyChosen,
     SessionFailed,
     SessionFinished,
     SessionPaused,
@@ -154,6 +155,7 @@ class SessionView:
     stopped_because: str | None = None  # why the runner stopped on its own ("disk full"), and how to go on
     estimate: SessionEstimated | None = None  # the latest runner's, made before it started a pair
     estimated_at: float | None = None  # its time
+    strategy: StrategyChosen | None = None  # how every worker evaluates the pivots, chosen once for the session
     startup: list[StartupPhase] = field(default_factory=list)  # every runner's start-up phases, in log order
     startup_over: bool = False  # a step came, or the session ended, since the latest phase
     problem_accepted: bool = False  # a runner began a phase of CHECKED_PHASES, or started: model, data, minima sound
@@ -270,6 +272,8 @@ class SessionView:
                 self.stopped_because = f"{reason}: {detail}" if reason else None
             case SessionEstimated() as event:
                 self.estimate, self.estimated_at = event, stamp
+            case StrategyChosen() as event:
+                self.strategy = event
             case SessionFailed(message=message):
                 self.lifecycle, self.error, self.startup_over = "failed", message, True
                 if self.startup and not self.problem_accepted:  # a refusal of the problem
@@ -403,6 +407,8 @@ def summary(folder: SessionFolder, view: SessionView | None = None) -> dict[str,
         "events": view.events,
         "worker_deaths": view.worker_deaths,
         "estimate": view.estimate.to_dict() if view.estimate is not None else None,
+        # how the pivots are evaluated, where the session has chosen (a log from before the choice: no key)
+        **({"strategy": view.strategy.to_dict()} if view.strategy is not None else {}),
         "eta_seconds": list(eta) if state == "running" and (eta := view.eta(time.time())) else None,
     }
 
