@@ -1,3 +1,12 @@
-"""nebtui: the terminal front end (command line and, later, the Textual app)."""
+"""nebtui: the command line, the terminal app and the reports.
+
+Its rooms: ``cli`` (the commands, and ``options``, ``failure``: the options they share
+and the one line a refusal prints); starting a session (``demo``, ``explore``, ``train``,
+``launch``, ``startup``); following one without the app (``follow``, ``progress``:
+progress lines from events; ``sessions_cmd``: list, show, stop, resume, attach);
+``app`` (the Textual app over one session's view) and ``serve`` (the app in a browser);
+``report`` (writing a session's or several sessions' analysis as files); ``trust_cmd``
+(vouching for a session's code). It imports sessions and engine, never the other way.
+"""
 
 __version__ = "0.1.0"
