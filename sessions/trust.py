@@ -141,10 +141,11 @@ def vouch_for(folder: Any, spec: str) -> None:
     if config.problem.kind != "network" or not runs_user_code(model, data):
         raise SessionError(f"session {folder.id} runs no code of yours ({model or config.problem.surface} is "
                            "nebtui's own): it needs no vouch")
-    factories = [f for f in (model if not is_zoo(model) else None, data if is_data_factory(data) else None) if f]
-    if spec not in factories:
-        raise SessionError(f"session {folder.id} names the factory {' and '.join(factories)}, not {spec}: type "
-                           f"the factory it names to vouch for it")
+    factories = {f"the model factory {model}": model} if not is_zoo(model) else {}
+    factories.update({f"the data factory {data}": data} if is_data_factory(data) else {})
+    if spec not in factories.values():
+        raise SessionError(f"session {folder.id} names {' and '.join(factories)}, not {spec}: type the factory it "
+                           f"names to vouch for it")
     raw = folder.config_json()  # rewritten as it is, with the tag: what an older nebtui wrote stays
     raw["vouch"] = tag(folder.path.parent, folder.id, model, config.problem.model_args,  # type: ignore[arg-type]
                        import_dir=config.problem.import_dir, data=data)

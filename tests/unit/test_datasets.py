@@ -129,3 +129,43 @@ def test_missing_or_damaged_files_name_the_folder_and_what_it_should_hold(tmp_pa
         f"imagefolder:{tmp_path / 'images'}")
     assert refusal(f"imagefolder:{tmp_path / 'images'}", download=True).startswith(
         "--download fetches torchvision's data sets")
+
+
+def test_a_session_on_svhn_files_builds_the_energy_its_minima_have(tmp_path):
+    """What the runner, the workers and the reports build from a config: the energy of each
+    minimum is the model's mean cross-entropy on the standardised training images."""
+    from safetensors.torch import save_file
+
+    from engine.paths.schedule import load_schedule
+    from sessions.config import SessionConfig
+    from sessions.problem import build, build_model
+
+    made = svhn_folder(tmp_path / "svhn")
+    spec = f"svhn:{tmp_path / 'svhn'}"
+    nets, minima = [], []
+    for seed in range(2):
+        torch.manual_seed(seed)
+        nets.append(build_model(problem(spec)))
+        save_file(nets[-1].state_dict(), tmp_path / f"m{seed}.safetensors")
+        minima.append({"path": str(tmp_path / f"m{seed}.safetensors")})
+    config = SessionConfig(problem=Problem(kind="network", model="mlp", data=spec, minima=minima),
+                           schedule=load_schedule("surface"), strategy="loop")
+    built = build(config)
+    images = torch.from_numpy(made["train"].transpose(3, 2, 0, 1)).double() / 255  # (7, 3, 32, 32)
+    mean, std = (torch.tensor(v, dtype=torch.float64).view(3, 1, 1) for v in MEAN_STD["svhn"])
+    inputs = ((images - mean) / std).flatten(1)  # (7, 3072)
+    labels = torch.tensor([0, 1, 9, 0, 5, 2, 3])
+    expected = torch.stack([torch.nn.functional.cross_entropy(net.double()(inputs), labels) for net in nets])
+    # float32 sums over 3072 inputs of standardised pixels against a float64 reference
+    torch.testing.assert_close(built.energy.evaluate(built.minima).double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_vouch_covers_the_data_factory_and_a_data_folder_needs_none(tmp_path):
+    from sessions import trust
+
+    given = trust.tag(tmp_path, "s1", "mlp", {}, import_dir="/lab", data="labdata:blobs")
+    assert trust.vouched(tmp_path, "s1", "mlp", {}, given, import_dir="/lab", data="labdata:blobs")
+    assert not trust.vouched(tmp_path, "s1", "mlp", {}, given, import_dir="/lab", data="labdata:other")
+    assert trust.runs_user_code("mlp", "labdata:blobs") and trust.runs_user_code("lab.nets:wide", "digits")
+    assert not trust.runs_user_code("resnet20", "svhn:data")  # nebtui's SVHN reader on the folder ./data
+    assert not trust.is_data_factory("imagefolder@64:images") and trust.is_data_factory("lab.data:make")
