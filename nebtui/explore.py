@@ -45,7 +45,7 @@ def explore(
     from sessions.folder import SessionError
     from sessions.minima import find_minima, manifest_entry
     from sessions.minima_folder import in_training, read_sidecars, sidecar_arguments, sidecar_data, sidecar_model
-    from sessions.problem import parse_data
+    from sessions.problem import absolute_data
     from sessions.trust import runs_user_code
 
     if use_app(run.headless, run.as_json) and not run.detach:
@@ -69,7 +69,7 @@ def explore(
             if model == known["model"] and not model_args:
                 model_args = sidecar_arguments(known, minima)
             data = data or sidecar_data(known, minima)
-        parse_data(data)
+        data = absolute_data(data)  # checks it too
         if download:  # fetching CIFAR is the one check that stays here: the runner never downloads
             from sessions.problem import load_data
 

@@ -62,6 +62,9 @@ def train(
     if not checkpoint_every >= 0:
         fail(f"--checkpoint-every must be a number of seconds >= 0, got {checkpoint_every}", code=2)
     try:
+        from sessions.problem import absolute_data
+
+        data = absolute_data(data)
         problem = Problem(kind="network", model=model, model_args=parse_model_args(model_arg or []), data=data,
                           import_dir=os.getcwd() if runs_user_code(model, data) else None)
         device = resolve_device(device)

@@ -78,6 +78,15 @@ def parse_data(spec: str | None) -> DataSpec:
     return DataSpec(kind, None)
 
 
+def absolute_data(spec: str) -> str:
+    """The data spec with its folder, if it names one, made absolute: the runner and its
+    workers read it from the session folder, not from where the command was typed."""
+    data = parse_data(spec)
+    if data.root is None:
+        return spec
+    return f"{spec.partition(':')[0]}:{data.root}"
+
+
 def _factory(spec: str, import_dir: str | None = None) -> Callable[..., Any]:
     from engine.networks.models import ZOO
     from engine.networks.torchvision_zoo import is_torchvision, torchvision_factory
@@ -352,9 +361,8 @@ def _load_tensors(problem: Problem, data: DataSpec, device: str, download: bool)
             loaded = datasets.user_tensors(result, spec=data.factory, device=device)  # type: ignore[arg-type]
     except ValueError as error:
         raise SessionError(str(error)) from None
-    except OSError as error:  # a folder that cannot be read, a download that failed
-        raise SessionError(f"{problem.data}: {error.strerror or error}: check the folder (and the network, for "
-                           f"--download)") from None
+    except OSError as error:  # a folder that cannot be read
+        raise SessionError(f"{problem.data}: {error.strerror or error}: check that the folder can be read") from None
     prepare = loaded.prepare
     if flat and data.kind == "factory":  # the MLP takes the factory's inputs flattened
         given = prepare

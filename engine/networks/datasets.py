@@ -102,7 +102,9 @@ def load_mnist(kind: str, root: Path, *, spec: str, download: bool = False, flat
     dataset = {"mnist": MNIST, "fashion-mnist": FashionMNIST}[kind]
     raw = root / dataset.__name__ / "raw"
     processed = root / dataset.__name__ / "processed"  # torchvision's older layout, read as it reads it
-    if not download and not all((processed / f).is_file() for f in ("training.pt", "test.pt")):
+    if download:
+        _fetch(lambda: dataset(str(root), train=True, download=True), dataset.__name__, root)
+    if not all((processed / f).is_file() for f in ("training.pt", "test.pt")):
         missing = [name for name in MNIST_FILES if not (raw / name).is_file()]
         if missing:
             packed = " (unpack the .gz files with gunzip)" if (raw / f"{missing[0]}.gz").is_file() else ""
@@ -111,7 +113,7 @@ def load_mnist(kind: str, root: Path, *, spec: str, download: bool = False, flat
     splits = []
     for train in (True, False):
         try:
-            read = dataset(str(root), train=train, download=download)
+            read = dataset(str(root), train=train)
             images, labels = read.data, read.targets
         except (RuntimeError, OSError, ValueError, AssertionError, IndexError) as error:
             raise ValueError(f"{spec}: the {dataset.__name__} files in {raw} could not be read ({_first_line(error)}): "
@@ -147,7 +149,7 @@ def load_svhn(root: Path, *, spec: str, download: bool = False, flat: bool = Fal
         if download and not path.is_file():
             from torchvision.datasets import SVHN
 
-            SVHN(str(root), split="train" if train else "test", download=True)
+            _fetch(lambda: SVHN(str(root), split="train" if train else "test", download=True), "SVHN", root)
         if not path.is_file():
             raise ValueError(f"{spec} has no {SVHN_FILES[train]}: put SVHN's train_32x32.mat and test_32x32.mat "
                              f"there or add --download")
@@ -301,6 +303,16 @@ def _check_augment(augment: Any, inputs: Tensor, spec: str) -> None:
         raise ValueError(f"data factory {spec}: its augment gives different batches from generators in the same "
                          f"state: draw every random number from the generator it is given (a resumed session "
                          f"must replay it)")
+
+
+def _fetch(download: Callable[[], Any], name: str, root: Path) -> None:
+    """Run torchvision's download of ``name`` into ``root``; a failure is one line."""
+    try:
+        download()
+    except Exception as error:  # noqa: BLE001 - no network, a refused connection, a bad checksum...
+        reason = getattr(error, "reason", None) or _first_line(error)
+        raise ValueError(f"cannot fetch {name} into {root} ({reason}): check the network, or put the files there "
+                         f"yourself and leave --download out") from None
 
 
 def _check_labels(name: str, splits: list[Split], classes: int) -> None:

@@ -54,7 +54,8 @@ def test_minima_trained_on_a_data_factory_are_explored_with_it(lab, nebtui_home)
 
 def test_a_minimum_trained_on_mnist_files_records_them_in_its_sidecar(lab):
     mnist_folder(lab / "mnist")
-    trained = in_process("train", "--model", "mlp", "--data", f"mnist:{lab / 'mnist'}", "--out", "minima",
+    # typed relative to the folder the command runs in; kept absolute, for the runner runs elsewhere
+    trained = in_process("train", "--model", "mlp", "--data", "mnist:mnist", "--out", "minima",
                          "--count", "1", "--scale", "0.01", "--device", "cpu")
     assert trained.returncode == 0, trained.stderr
     sidecar = json.loads((lab / "minima" / "minimum-00.json").read_text())

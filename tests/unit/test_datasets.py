@@ -14,7 +14,7 @@ from data_formats import FACTORY, image_folder, mnist_folder, svhn_folder
 from engine.networks.datasets import MEAN_STD
 from sessions.config import Problem
 from sessions.errors import SessionError
-from sessions.problem import load_data, model_arguments, parse_data
+from sessions.problem import absolute_data, load_data, model_arguments, parse_data
 
 
 def problem(data: str, model: str = "mlp", import_dir: Path | None = None) -> Problem:
@@ -68,6 +68,13 @@ def test_an_image_folder_is_resized_and_centre_cropped(tmp_path):
 def factory_dir(tmp_path):
     (tmp_path / "labdata.py").write_text(textwrap.dedent(FACTORY))
     return tmp_path
+
+
+def test_a_folder_typed_relative_is_kept_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert absolute_data("imagefolder@64:photos") == f"imagefolder@64:{tmp_path / 'photos'}"
+    assert absolute_data("svhn:~/svhn") == f"svhn:{Path.home() / 'svhn'}"
+    assert absolute_data("labdata:make") == "labdata:make" and absolute_data("digits") == "digits"
 
 
 def test_a_data_factory_gives_datasets_or_tensors(factory_dir):
