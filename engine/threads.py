@@ -12,10 +12,17 @@ Several CPU workers: each worker is a process with its own intra-op pool, and
 the cores are shared among the workers. A worker's cap (``NetworkEnergy(threads=)``)
 is its share of the cores, cores // workers; the energy never uses more than its
 cap, so W workers together use at most W x cap threads and never oversubscribe
-the machine, and each worker measures on its own whether its share or one
-thread serves it better. With no cap given, the cap is torch's thread count when
-the energy is built (all the cores, or what ``torch.set_num_threads`` or
-OMP_NUM_THREADS said in that process).
+the machine. With no cap given, the cap is torch's thread count when the energy
+is built (all the cores, or what ``torch.set_num_threads`` or OMP_NUM_THREADS
+said in that process).
+
+A session measures once, not each worker: its runner runs the auto strategy's
+trial on its own energy at the workers' cap, stores the strategy and thread
+count it keeps (sessions.timing.choose_strategy, sessions.lifecycle.StrategyChosen),
+and every worker steps at that count, so that a pair's numbers do not depend on
+which worker ran it or how busy the machine was when it started. A count the
+user fixed (``--threads``, the energy's ``thread_trial=False``) is the count: the
+trial then times the strategies at it alone.
 """
 
 from __future__ import annotations
