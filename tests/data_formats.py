@@ -124,6 +124,31 @@ def blobs():
     return UserData(Blobs(96, 0), Blobs(30, 1), augment=jitter)
 
 
+class Records(Dataset):
+    """Items as a dict, which torch's default_collate would keep a dict: its collate makes the pair."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return {"pixels": [i, i + 1, i + 2], "digit": i % 2}
+
+
+def records_pair(items):
+    return torch.tensor([r["pixels"] for r in items], dtype=torch.float32), torch.tensor([r["digit"] for r in items])
+
+
+def with_collate():
+    return UserData(Records(5), Records(2), collate=records_pair)
+
+
+def without_collate():
+    return UserData(Records(5), Records(2))
+
+
 def a_dict():
     return {"train": 1}
 

@@ -106,6 +106,8 @@ def load_mnist(kind: str, root: Path, *, spec: str, download: bool = False, flat
         _fetch(lambda: dataset(str(root), train=True, download=True), dataset.__name__, root)
     if not all((processed / f).is_file() for f in ("training.pt", "test.pt")):
         missing = [name for name in MNIST_FILES if not (raw / name).is_file()]
+        if missing and all((raw / f"{name}.gz").is_file() for name in missing):
+            missing = _unpack(raw, missing)  # the files as published: unpacked beside them, as a download does
         if missing:
             packed = " (unpack the .gz files with gunzip)" if (raw / f"{missing[0]}.gz").is_file() else ""
             raise ValueError(f"{spec} has no {dataset.__name__}/raw/{missing[0]}{packed}: put the four "
@@ -127,6 +129,21 @@ def load_mnist(kind: str, root: Path, *, spec: str, download: bool = False, flat
     _check_labels(spec, splits, 10)
     mean, std = MEAN_STD[kind]
     return Tensors(splits[0], splits[1], 10, Standardise(mean, std, flat=flat))
+
+
+def _unpack(raw: Path, names: list[str]) -> list[str]:
+    """Unpack raw/NAME.gz to raw/NAME for each name, with torchvision's extract_archive; the
+    names left missing (none, unless the folder cannot be written)."""
+    from torchvision.datasets.utils import extract_archive
+
+    left = []
+    for name in names:
+        try:
+            extract_archive(str(raw / f"{name}.gz"), str(raw))
+        except OSError:  # a read-only folder, a damaged archive: the one line below asks for the files
+            (raw / name).unlink(missing_ok=True)
+            left.append(name)
+    return left
 
 
 # --- SVHN: the cropped digits' .mat files ------------------------------------

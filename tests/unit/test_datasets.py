@@ -39,6 +39,13 @@ def test_mnist_and_fashion_mnist_read_from_their_idx_files(tmp_path):
         assert tuple(images["prepare"](train_x[:2]).shape) == (2, 1, 28, 28)
 
 
+def test_mnist_as_published_gzipped_is_unpacked_beside_the_files(tmp_path):
+    made = mnist_folder(tmp_path, packed=True)
+    loaded = load_data(problem(f"mnist:{tmp_path}"), "cpu")
+    assert torch.equal(loaded["test"][0][:, 0], torch.from_numpy(made["t10k"]))
+    assert (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").is_file()
+
+
 def test_svhn_reads_its_mat_files_with_label_10_as_digit_0(tmp_path):
     made = svhn_folder(tmp_path)
     loaded = load_data(problem(f"svhn:{tmp_path}", model="resnet20"), "cpu")
@@ -88,6 +95,8 @@ def test_a_data_factory_gives_datasets_or_tensors(factory_dir):
     assert torch.equal(first, loaded["augment"](train_x, torch.Generator().manual_seed(3)))
     assert model_arguments(problem("labdata:as_datasets", import_dir=factory_dir), loaded) == {
         "classes": 5, "inputs": 6}
+    collated = load_data(problem("labdata:with_collate", import_dir=factory_dir), "cpu")
+    assert collated["train"][0][4].tolist() == [4.0, 5.0, 6.0] and collated["train"][1].tolist() == [0, 1, 0, 1, 0]
     tensors = load_data(problem("labdata:as_tensors", model="resnet20", import_dir=factory_dir), "cpu")
     assert tensors["classes"] == 3 and tensors["prepare"] is None and tensors["augment"] is None
 
@@ -98,6 +107,8 @@ def test_a_data_factory_gives_datasets_or_tensors(factory_dir):
     ("a_dict", "data factory labdata:a_dict returned a dict: return an engine.networks.datasets.UserData, or a pair"),
     ("broken", "data factory labdata:broken failed (OSError: no such share: /mnt/lab): fix it"),
     ("missing", "labdata has no callable 'missing': check --data labdata:missing"),
+    ("without_collate", "data factory labdata:without_collate: its train set cannot be read (its collate gave a dict, "
+                        "not a pair (inputs, targets))"),
 ])
 def test_a_faulty_data_factory_is_one_line(factory_dir, factory, message):
     with pytest.raises(SessionError) as refused:
@@ -118,7 +129,11 @@ def test_missing_or_damaged_files_name_the_folder_and_what_it_should_hold(tmp_pa
         "(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte) or add "
         "--download")
     mnist_folder(tmp_path / "packed", "FashionMNIST", packed=True)
-    assert "(unpack the .gz files with gunzip)" in refusal(f"fashion-mnist:{tmp_path / 'packed'}")
+    (tmp_path / "packed" / "FashionMNIST" / "raw" / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    assert refusal(f"fashion-mnist:{tmp_path / 'packed'}") == (
+        f"fashion-mnist:{tmp_path / 'packed'} has no FashionMNIST/raw/train-images-idx3-ubyte (unpack the .gz files "
+        "with gunzip): put the four FashionMNIST files there (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+        "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte) or add --download")
     mnist_folder(tmp_path / "bad")
     (tmp_path / "bad" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").write_bytes(b"not an idx file")
     assert refusal(f"mnist:{tmp_path / 'bad'}").startswith(
