@@ -15,7 +15,7 @@ def trust(
     factory: Annotated[str, typer.Argument(help="The package.module:factory the session names, typed out: only a "
                                                 "factory you typed is ever imported.", show_default=False)],
 ) -> None:
-    """Let a session import its model factory: for a session folder from elsewhere whose code you trust."""
+    """Let a session import its model or data factory: for a session folder from elsewhere whose code you trust."""
     from sessions.errors import SessionError
     from sessions.trust import vouch_for
 

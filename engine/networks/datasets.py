@@ -14,6 +14,7 @@ ValueError of one line that names the folder and the files it should hold.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -221,17 +222,19 @@ def load_image_folder(root: Path, *, spec: str, size: int = IMAGE_SIZE, flat: bo
                              f"images per class ({name}/CLASS/IMAGE.png)")
         try:
             dataset = ImageFolder(str(folder), transform=shape)
-        except (FileNotFoundError, OSError) as error:
-            raise ValueError(f"{spec}: {name}/ {_first_line(error)}: put images (.png, .jpg...) in one folder per "
-                             f"class") from None
+        except OSError as error:  # a class folder without images
+            found = _first_line(error)
+            raise ValueError(f"{spec}: in {name}/, {found[:1].lower()}{found[1:]}: put images in each class's "
+                             f"folder") from None
         if dataset.classes != classes:
             raise ValueError(f"{spec}: val/ has the class folders {', '.join(dataset.classes)} but train/ has "
                              f"{', '.join(classes)}: give val/ the same class folders as train/")
         try:
             splits.append(tuple(t.to(device) for t in materialise(dataset)))
-        except OSError as error:  # an image PIL cannot read
-            raise ValueError(f"{spec}: an image in {name}/ cannot be read ({_first_line(error)}): remove it or "
-                             f"replace it") from None
+        except OSError as error:  # an image PIL cannot read; PIL names the file as the repr of its handle
+            found = re.sub(r"<_io\.BufferedReader name='(.*)'>", r"\1", _first_line(error))
+            raise ValueError(f"{spec}: an image in {name}/ cannot be read ({found}): remove it or replace "
+                             f"it") from None
     mean, std = MEAN_STD["imagefolder"]
     return Tensors(splits[0], splits[1], len(classes), Standardise(mean, std, flat=flat))  # type: ignore[arg-type]
 

@@ -149,6 +149,16 @@ def test_missing_or_damaged_files_name_the_folder_and_what_it_should_hold(tmp_pa
     (tmp_path / "images" / "val" / "fox" / "0.png").write_bytes((tmp_path / "images/val/cat/0.png").read_bytes())
     assert "val/ has the class folders cat, dog, eel, fox but train/ has cat, dog, eel" in refusal(
         f"imagefolder:{tmp_path / 'images'}")
+    image_folder(tmp_path / "unreadable")
+    (tmp_path / "unreadable" / "val" / "dog" / "0.png").write_bytes(b"not a png")
+    assert refusal(f"imagefolder:{tmp_path / 'unreadable'}") == (
+        f"imagefolder:{tmp_path / 'unreadable'}: an image in val/ cannot be read (cannot identify image file "
+        f"{tmp_path / 'unreadable' / 'val' / 'dog' / '0.png'}): remove it or replace it")
+    image_folder(tmp_path / "bare")
+    (tmp_path / "bare" / "train" / "eel" / "0.png").unlink()
+    (tmp_path / "bare" / "train" / "eel" / "1.png").unlink()
+    assert refusal(f"imagefolder:{tmp_path / 'bare'}").startswith(
+        f"imagefolder:{tmp_path / 'bare'}: in train/, found no valid file for the classes eel.")
     assert refusal(f"imagefolder:{tmp_path / 'images'}", download=True).startswith(
         "--download fetches torchvision's data sets")
 
