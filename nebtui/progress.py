@@ -68,7 +68,7 @@ def estimate_text(estimate: SessionEstimated) -> str:
 def strategy_text(chosen: StrategyChosen) -> str:
     """How every worker evaluates the pivots, as the session chose it once."""
     threads = "" if chosen.threads is None else f" at {chosen.threads} thread{'s' * (chosen.threads != 1)} per worker"
-    how = "timed once for the session" if chosen.timed else "as given"
+    how = "timed once for the session" if chosen.timed else "not timed"
     return f"{chosen.strategy}{threads} on {chosen.device} ({how})"
 
 
