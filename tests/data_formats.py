@@ -149,6 +149,23 @@ def without_collate():
     return UserData(Records(5), Records(2))
 
 
+class Faulty(Dataset):
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        raise AttributeError("'Faulty' object has no attribute 'table'")
+
+
+def faulty_dataset():
+    return UserData(Faulty(), Faulty())
+
+
+def faulty_prepare():
+    x = torch.zeros(4, 3)
+    return UserData((x, torch.tensor([0, 1, 0, 1])), (x, torch.tensor([0, 1, 0, 1])), prepare=lambda x: x.view(5))
+
+
 def a_dict():
     return {"train": 1}
 

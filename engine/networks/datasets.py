@@ -280,8 +280,10 @@ def user_tensors(result: Any, *, spec: str, device: str | torch.device = "cpu") 
             else:
                 raise TypeError(f"it is a {type(split).__name__}: give a pair of tensors (inputs, targets) or a "
                                 f"map-style Dataset")
-        except (TypeError, ValueError, RuntimeError, IndexError, KeyError) as error:
-            raise ValueError(f"data factory {spec}: its {name} set cannot be read ({_first_line(error)})") from None
+        except Exception as error:  # noqa: BLE001 - a user's Dataset and collate may raise anything
+            reason = _first_line(error) if isinstance(error, (TypeError, ValueError)) else \
+                f"{type(error).__name__}: {_first_line(error)}"
+            raise ValueError(f"data factory {spec}: its {name} set cannot be read ({reason})") from None
         if x.dim() < 1 or y.dim() != 1 or len(x) != len(y) or len(x) == 0:
             raise ValueError(f"data factory {spec}: its {name} set has inputs of shape {tuple(x.shape)} and targets "
                              f"of shape {tuple(y.shape)}: give N inputs and N targets (a 1-d tensor of N labels)")
@@ -295,8 +297,24 @@ def user_tensors(result: Any, *, spec: str, device: str | torch.device = "cpu") 
         classes = int(labels.max()) + 1
     splits = [(x, y.long() if not y.is_floating_point() else y) for x, y in splits]
     _check_labels(f"data factory {spec}", splits, classes)
+    _check_prepare(result.prepare, splits[0][0], spec)
     _check_augment(result.augment, splits[0][0], spec)
     return Tensors(splits[0], splits[1], classes, result.prepare, result.augment)  # type: ignore[arg-type]
+
+
+def _check_prepare(prepare: Any, inputs: Tensor, spec: str) -> None:
+    """Refuse a prepare that is no function of a batch, or fails on two training inputs."""
+    if prepare is None:
+        return
+    if not callable(prepare):
+        raise ValueError(f"data factory {spec}: its prepare is a {type(prepare).__name__}, not a function of a batch")
+    try:
+        prepared = prepare(inputs[:2].clone())
+    except Exception as error:  # noqa: BLE001 - a user's function may raise anything
+        raise ValueError(f"data factory {spec}: its prepare fails on 2 training inputs "
+                         f"({type(error).__name__}: {_first_line(error)})") from None
+    if not (isinstance(prepared, Tensor) and prepared.shape[:1] == inputs[:2].shape[:1]):
+        raise ValueError(f"data factory {spec}: its prepare must return a tensor with one row per input")
 
 
 def _check_augment(augment: Any, inputs: Tensor, spec: str) -> None:

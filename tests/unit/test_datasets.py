@@ -107,6 +107,9 @@ def test_a_data_factory_gives_datasets_or_tensors(factory_dir):
     ("a_dict", "data factory labdata:a_dict returned a dict: return an engine.networks.datasets.UserData, or a pair"),
     ("broken", "data factory labdata:broken failed (OSError: no such share: /mnt/lab): fix it"),
     ("missing", "labdata has no callable 'missing': check --data labdata:missing"),
+    ("faulty_dataset", "data factory labdata:faulty_dataset: its train set cannot be read (AttributeError: 'Faulty' "
+                       "object has no attribute 'table')"),
+    ("faulty_prepare", "data factory labdata:faulty_prepare: its prepare fails on 2 training inputs (RuntimeError: "),
     ("without_collate", "data factory labdata:without_collate: its train set cannot be read (its collate gave a dict, "
                         "not a pair (inputs, targets))"),
 ])
