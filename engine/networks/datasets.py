@@ -83,11 +83,14 @@ class Standardise:
 
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], *, flat: bool = False):
         self.mean, self.std, self.flat = mean, std, flat
+        self._on: dict[torch.device, tuple[Tensor, Tensor]] = {}  # mean, std (C, 1, 1) per device: copied once
 
     def __call__(self, x: Tensor) -> Tensor:
-        shape = (len(self.mean), 1, 1)
-        mean = torch.tensor(self.mean, device=x.device).view(shape)
-        std = torch.tensor(self.std, device=x.device).view(shape)
+        if x.device not in self._on:
+            shape = (len(self.mean), 1, 1)
+            self._on[x.device] = (torch.tensor(self.mean, device=x.device).view(shape),
+                                  torch.tensor(self.std, device=x.device).view(shape))
+        mean, std = self._on[x.device]
         x = (x.float() / 255.0 - mean) / std
         return x.flatten(1) if self.flat else x
 
