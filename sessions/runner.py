@@ -245,10 +245,11 @@ class Runner:
     def _stored_choice(self) -> session_events.StrategyChosen | None:
         """The strategy and thread count an earlier runner of this session chose, from the
         event log (the latest; None: none was chosen yet, or the session predates the choice)."""
-        from sessions.eventlog import read_log
+        from engine.events import StepEnergies
+        from sessions.eventlog import EventLogReader
 
-        found = [e.event for e in read_log(self.folder.events_path)
-                 if isinstance(e.event, session_events.StrategyChosen)]
+        with EventLogReader(self.folder.events_path, ignore={StepEnergies.kind}) as reader:  # steps: most of a log
+            found = [e.event for e in reader.poll() if isinstance(e.event, session_events.StrategyChosen)]
         return found[-1] if found else None
 
     def chosen_config(self, chosen: session_events.StrategyChosen | None) -> Any:
