@@ -50,6 +50,13 @@ def test_minima_trained_on_a_data_factory_are_explored_with_it(lab, nebtui_home)
     refused = in_process("report", "blobs", "--out", str(lab / "report"))
     assert_one_clear_line(refused, "session blobs names the data factory labdata:as_tensors, which was not given on "
                                    "this machine, and nebtui runs no code named in a file")
+    wrong = in_process("sessions", "trust", "blobs", "labdata:blobs")
+    assert_one_clear_line(wrong, "session blobs names the data factory labdata:as_tensors, not labdata:blobs")
+    assert in_process("sessions", "trust", "blobs", "labdata:as_tensors").returncode == 0
+    # vouched for, the factory is imported: its 4 features do not fit the MLP of 8 inputs
+    imported = in_process("report", "blobs", "--out", str(lab / "report"))
+    assert_one_clear_line(imported, "model mlp does not fit the data labdata:as_tensors: its first layer takes 8 "
+                                    "features per sample (N, 8)")
 
 
 def test_a_minimum_trained_on_mnist_files_records_them_in_its_sidecar(lab):
