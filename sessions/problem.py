@@ -184,7 +184,9 @@ def model_arguments(problem: Problem, loaded: dict[str, Any] | None = None) -> d
     except (TypeError, ValueError):
         accepted = {}
     _check_names(problem.model, arguments, accepted)
-    wanted = "classes" in accepted or is_torchvision(problem.model) or problem.model == "mlp"
+    wanted = (("classes" in accepted and "classes" not in arguments)  # what the data must say, if not given
+              or (is_torchvision(problem.model) and "num_classes" not in arguments)
+              or (problem.model == "mlp" and data.kind not in EMBEDDED and "inputs" not in arguments))
     classes, shape = data_classes_and_shape(problem, loaded) if wanted else (0, ())
     if "classes" in accepted:
         arguments.setdefault("classes", classes)

@@ -95,6 +95,9 @@ def test_a_data_factory_gives_datasets_or_tensors(factory_dir):
     assert torch.equal(first, loaded["augment"](train_x, torch.Generator().manual_seed(3)))
     assert model_arguments(problem("labdata:as_datasets", import_dir=factory_dir), loaded) == {
         "classes": 5, "inputs": 6}
+    given = Problem(kind="network", model="mlp", model_args={"classes": 3, "inputs": 8}, data="labdata:broken",
+                    import_dir=str(factory_dir))
+    assert model_arguments(given) == {"classes": 3, "inputs": 8}  # nothing left to ask the (failing) factory
     collated = load_data(problem("labdata:with_collate", import_dir=factory_dir), "cpu")
     assert collated["train"][0][4].tolist() == [4.0, 5.0, 6.0] and collated["train"][1].tolist() == [0, 1, 0, 1, 0]
     tensors = load_data(problem("labdata:as_tensors", model="resnet20", import_dir=factory_dir), "cpu")
