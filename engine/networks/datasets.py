@@ -25,10 +25,11 @@ from torch import Tensor
 
 Split = tuple[Tensor, Tensor]  # (inputs (N, ...), targets (N,))
 
-# Per-channel mean and standard deviation of the training images in [0, 1]
-# (MNIST's and Fashion-MNIST's are the figures torchvision's examples use;
-# SVHN's were computed from its 73,257 training images, train_32x32.mat;
-# ImageNet's are the ones torchvision's pretrained models were trained with).
+# Per-channel mean and standard deviation of the training images in [0, 1], each
+# computed over its training set as usually quoted: MNIST's 60,000 images (the
+# figures of PyTorch's MNIST example), Fashion-MNIST's 60,000, SVHN's 73,257
+# (train_32x32.mat); an image folder gets ImageNet's, those torchvision's
+# pretrained models were trained with (an image folder's own are unknown here).
 MEAN_STD: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "mnist": ((0.1307,), (0.3081,)),
     "fashion-mnist": ((0.2860,), (0.3530,)),
