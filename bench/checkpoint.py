@@ -34,13 +34,13 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.neb.autoneb import Connection  # noqa: E402
+from engine.paths.autoneb import Connection  # noqa: E402
 from engine.networks.data import digits  # noqa: E402
 from engine.energy.base import CallableEnergy  # noqa: E402
 from engine.energy.network import NetworkEnergy  # noqa: E402
 from engine.networks.layout import ParameterLayout  # noqa: E402
 from engine.networks.models import mlp  # noqa: E402
-from engine.neb.schedule import load_schedule  # noqa: E402
+from engine.paths.schedule import load_schedule  # noqa: E402
 from engine.networks.training import train  # noqa: E402
 from sessions.checkpoint import save_checkpoint  # noqa: E402
 from sessions.config import DEFAULT_CHECKPOINT_INTERVAL  # noqa: E402

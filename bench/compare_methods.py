@@ -34,12 +34,13 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.alignment.weight_matching import align  # noqa: E402
-from engine.curves.fitting import fit_curve  # noqa: E402
-from engine.curves.schedule import CurveSchedule  # noqa: E402
+from engine.paths.curves import fit_curve  # noqa: E402
+from engine.paths.curve_schedule import CurveSchedule  # noqa: E402
 from engine.energy.network import NetworkEnergy  # noqa: E402
-from engine.neb.autoneb import connect, seed_for_pair  # noqa: E402
+from engine.paths.autoneb import connect  # noqa: E402
+from engine.paths.run import seed_for_pair  # noqa: E402
 from engine.band.geometry import dense_points, linear_path  # noqa: E402
-from engine.neb.schedule import load_schedule  # noqa: E402
+from engine.paths.schedule import load_schedule  # noqa: E402
 from engine.networks import data, models  # noqa: E402
 from engine.networks.training import RECIPES, train  # noqa: E402
 

@@ -2,7 +2,7 @@
 
 For the digits MLP (64-32-10) and the small CNN with BatchNorm, N pivots at
 batch B each (default 16 x 128), one full NEB step is the engine's own
-(engine.neb.autoneb.Connection, the string method: energy call on all N pivots,
+(engine.paths.autoneb.Connection, the string method: energy call on all N pivots,
 tangents, perpendicular loss force, one SGD step with momentum on the interior,
 re-spacing). Each strategy (batched, vmap, loop) runs at each intra-op thread
 count (1 and the cap, the energy's own ``threads``); the reference is one plain
@@ -71,11 +71,11 @@ if any(os.environ.get(k) != v for k, v in cpu_friendly_env().items()):
 
 import torch  # noqa: E402
 
-import engine.neb.autoneb as autoneb  # noqa: E402
+import engine.paths.autoneb as autoneb  # noqa: E402
 from engine.energy.network import NetworkEnergy  # noqa: E402
 from engine.networks.layout import ParameterLayout  # noqa: E402
 from engine.threads import intra_op_threads  # noqa: E402
-from engine.neb.schedule import BandOptions, Cycle, Schedule  # noqa: E402
+from engine.paths.schedule import BandOptions, Cycle, Schedule  # noqa: E402
 from engine.networks import data, models  # noqa: E402
 
 BATCH = 128

@@ -32,9 +32,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from engine.curves.schedule import CurveSchedule
+from engine.paths.curve_schedule import CurveSchedule
 from engine.landscape.graph import LandscapeOptions
-from engine.neb.schedule import Schedule
+from engine.paths.schedule import Schedule
 
 GROWTH = 2  # pivots a band gains per inserting cycle at most, as the estimate's high end assumes
 TIMED_CALLS = 2  # timed calls per band size, after the warm-up; the fastest counts

@@ -21,7 +21,7 @@ def schedule_for(run: RunOptions, *, surface: bool, printer: ProgressPrinter, mo
     surface, paper for networks), adjusted by them; the paper's presets take the
     architecture's minibatch per pivot. A default preset runs ``preset_scale`` of
     its steps (times --scale)."""
-    from engine.neb.schedule import ScheduleError, load_schedule
+    from engine.paths.schedule import ScheduleError, load_schedule
 
     spec = run.schedule or ("surface" if surface else "paper")
     scale = run.scale if run.schedule else run.scale * preset_scale

@@ -20,9 +20,9 @@ from pydantic import (
     model_validator,
 )
 
-from engine.curves.runs import METHODS
+from engine.paths.registry import METHODS
 from engine.landscape.graph import LandscapeOptions
-from engine.neb.schedule import Schedule, ScheduleError, did_you_mean, schedule_from_dict
+from engine.paths.schedule import Schedule, ScheduleError, did_you_mean, schedule_from_dict
 from sessions.errors import SessionError
 
 SURFACE_NAMES = ("muller-brown", "himmelblau")
@@ -127,7 +127,7 @@ class SessionConfig(_Config):
     channels_last: bool = False
     compile: bool = False  # torch.compile of the per-pivot loss
     cudnn_benchmark: bool = False
-    # How each pair is connected (a curve's budget: engine.curves.runs.curve_schedule), and whether the
+    # How each pair is connected (a curve's budget: engine.paths.registry.curve_schedule), and whether the
     # minima are aligned first (permute every minimum's hidden units to match the lowest one; networks)
     method: Literal[METHODS] = "autoneb"
     align: bool = False
@@ -160,9 +160,9 @@ class SessionConfig(_Config):
 
     def run_schedule(self) -> Any:
         """What each pair runs: the AutoNEB schedule, or the curve's schedule the method
-        derives from it (engine.curves.runs.method_schedule). Every process that runs,
+        derives from it (engine.paths.registry.method_schedule). Every process that runs,
         times, shows or reports the session's pairs takes it from here."""
-        from engine.curves.runs import method_schedule
+        from engine.paths.registry import method_schedule
 
         return method_schedule(self.method, self.schedule)
 

@@ -205,7 +205,7 @@ def _mst(energies: list[float], saddles: dict[tuple[int, int], float]) -> list[t
 def _method_facts(config: Any, schedule: Any, run_schedule: Any, built: Any) -> dict[str, Any]:
     """How the session connected its minima: the method, the curve's schedule and
     budget (derived from the AutoNEB schedule), and the alignment it did first."""
-    from engine.curves.runs import CURVE_POINTS, autoneb_budget
+    from engine.paths.registry import CURVE_POINTS, autoneb_budget
 
     facts: dict[str, Any] = {"method": config.method, "align": config.align, "curve": None, "alignment": None}
     if config.method != "autoneb":
@@ -255,8 +255,8 @@ def collect(folder: Any, options: ReportOptions) -> Report:
 
     import torch
 
-    from engine.curves.runs import run_from_state, spent_gradients
-    from engine.curves.schedule import CURVE_KINDS
+    from engine.paths.registry import run_from_state, spent_gradients
+    from engine.paths.curve_schedule import CURVE_KINDS
     from engine.band.geometry import dense_points, linear_path
     from sessions.config import runnable_config
     from sessions.folder import SessionError

@@ -62,7 +62,7 @@ from sessions.statepack import pack_state, read_state, unpack_state
 from sessions.workers import LocalPool, WorkerPool
 
 if TYPE_CHECKING:
-    from engine.neb.autoneb import Connection
+    from engine.paths.autoneb import Connection
 
 # Space held back in the session folder for the last words of a runner on a full disk: it
 # removes the file, then writes why it stopped to the log (a few hundred bytes). Large
@@ -574,7 +574,7 @@ class Runner:
 
     def _connection(self, state: dict[str, Any]) -> Connection:
         """A connection of this session rebuilt from its state."""
-        from engine.curves.runs import run_from_state
+        from engine.paths.registry import run_from_state
 
         return run_from_state(self.energy, self.schedule, state)
 

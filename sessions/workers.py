@@ -43,8 +43,8 @@ ORPHAN_CHECK_SECONDS = 1.0  # how often an idle worker looks whether its runner 
 DRAIN_SECONDS = 5.0  # a dead worker whose pipe never ends (should not happen) is reported after this
 # What the fork server imports once for every worker it forks: torch and the modules a
 # worker runs (torch._dynamo, 2 to 5 s, only where a worker needs it: _will_import_dynamo).
-PRELOAD = ("torch", "sessions.problem", "sessions.statepack", "sessions.config", "engine.curves.runs",
-           "engine.neb.autoneb", "engine.neb.schedule")
+PRELOAD = ("torch", "sessions.problem", "sessions.statepack", "sessions.config", "engine.paths.registry",
+           "engine.paths.autoneb", "engine.paths.schedule")
 
 
 class WorkerPool(Protocol):
@@ -364,8 +364,8 @@ def _will_import_dynamo(energy: Any, schedule: Any) -> bool:
     """Whether the first pair will import torch._dynamo: vmap's first call, torch.compile and
     the first torch.optim optimiser do; a surface, or a network batched or looped, under
     plain SGD (written out by the band) does not."""
-    from engine.neb.autoneb import PlainSGD
-    from engine.neb.schedule import Schedule
+    from engine.paths.autoneb import PlainSGD
+    from engine.paths.schedule import Schedule
 
     if getattr(energy, "strategy", None) in ("vmap", "auto") or getattr(energy, "compiled", False):
         return True
@@ -380,8 +380,8 @@ def run_job(index: int, energy: Any, schedule: Any, pair: Pair, packed: bytes, i
     all through ``send``. ``state_requested`` answers once per request (it clears it);
     ``step_boundary`` is called at every step boundary first. False when the job raised:
     JobFailed was sent, and the worker must go (its pool reports the pair it held)."""
-    from engine.curves.runs import run_from_state
-    from engine.neb.autoneb import DivergedError
+    from engine.paths.registry import run_from_state
+    from engine.paths.run import DivergedError
     from sessions.folder import SessionError
     from sessions.statepack import pack_state, unpack_state
 

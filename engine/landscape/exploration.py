@@ -20,13 +20,13 @@ import torch
 from torch import Tensor
 
 import engine.events as events
-from engine.curves.runs import new_run, run_from_state
-from engine.neb.autoneb import Connection, ConnectionResult, StopRequest, seed_for_pair
 from engine.energy.base import Energy
 from engine.events import EventSink
 from engine.landscape.graph import Edge, Landscape, LandscapeOptions
-from engine.neb.schedule import Schedule
 from engine.landscape.sequence import PairSequence, parse_pair_key
+from engine.paths.registry import new_run, run_from_state
+from engine.paths.run import ConnectionResult, PathRun, StopRequest, seed_for_pair
+from engine.paths.schedule import Schedule
 
 
 @dataclass
@@ -95,9 +95,9 @@ class Exploration:
         self.energies = energies
         self.sequence = PairSequence(Landscape(energies, landscape, on_event=on_event, **landscape_fields), lookahead)
         self.paths: dict[tuple[int, int], ConnectionResult] = {}  # applied to the landscape
-        self.connections: dict[tuple[int, int], Connection] = {}  # the applied ones, for state_dict
-        self.running: dict[tuple[int, int], Connection] = {}  # chosen, not finished (maybe not started)
-        self.done: dict[tuple[int, int], Connection] = {}  # finished, waiting for pairs chosen before
+        self.connections: dict[tuple[int, int], PathRun] = {}  # the applied ones, for state_dict
+        self.running: dict[tuple[int, int], PathRun] = {}  # chosen, not finished (maybe not started)
+        self.done: dict[tuple[int, int], PathRun] = {}  # finished, waiting for pairs chosen before
         self.result: ExplorationResult | None = None
 
     @property
@@ -123,7 +123,7 @@ class Exploration:
                 self.running[pair] = self.connection_for(pair)
         return pairs
 
-    def connection_for(self, pair: tuple[int, int]) -> Connection:
+    def connection_for(self, pair: tuple[int, int]) -> PathRun:
         """A new connection for ``pair`` with the pair's own seed (the same wherever it runs)."""
         a, b = pair
         return new_run(
@@ -136,7 +136,7 @@ class Exploration:
             on_event=self.on_event,
         )
 
-    def record(self, connection: Connection) -> None:
+    def record(self, connection: PathRun) -> None:
         """A finished connection. Its path joins the landscape once every pair chosen
         before it has joined (each may choose new pairs); one no longer needed (the
         landscape has finished) is dropped."""

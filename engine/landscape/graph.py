@@ -32,7 +32,7 @@ from engine.events import (
     PairChosen,
     ignore,
 )
-from engine.neb.schedule import field_lines
+from engine.paths.schedule import field_lines
 
 if TYPE_CHECKING:
     import networkx as nx

@@ -6,12 +6,14 @@
         optimise the band with NEB (steps, lr, optimiser of the cycle)
         evaluate the loss densely along the band
 
-A ``Connection`` is one such run as an explicit, resumable object: ``run()``
+A ``Connection`` is one such run, a ``PathRun`` (engine.paths.run): ``run()``
 honours a stop request at any step boundary, ``state_dict()`` holds everything
 (pivots, optimiser state, schedule position, random state), and a connection
 rebuilt with ``Connection.from_state`` finishes bit for bit as one that never
 stopped. Restarts (several bands from randomly perturbed starting paths, the
-lowest saddle kept) guard against a band stalling in a local MEP.
+lowest saddle kept) guard against a band stalling in a local MEP. The band
+numerics it drives are engine.band's: the tangent, the springs or the string
+method's re-spacing (``band_strategy``), the insertion rule.
 
 Where the work happens: the band, the optimiser state and the generator of the
 random batches live on one device for the whole run (``device``: the energy's by
@@ -30,100 +32,28 @@ Tensors go to the CPU only in ``state_dict`` and in the result.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Union
+from dataclasses import asdict, dataclass
+from typing import Any, Union
 
 import torch
 from torch import Tensor
 
 import engine.events as events
-from engine.band.geometry import (Segments, arc_fractions, dense_fractions, dense_points, equal_fraction_table, linear_path,
-                             respaced_interior)
-from engine.energy.base import Energy
-from engine.threads import intra_op_threads
-from engine.events import EventSink
+from engine.band.geometry import (Segments, arc_fractions, dense_fractions, dense_points, equal_fraction_table,
+                                  linear_path, respaced_interior)
 from engine.band.insertion import choose_insertions, insert_pivots
 from engine.band.springs import band_strategy
-from engine.neb.schedule import Cycle, Schedule
 from engine.band.tangent import TANGENTS
-
-StopRequest = Callable[[], bool]
+from engine.energy.base import Energy
+from engine.events import EventSink
+from engine.paths.run import (ConnectionResult, CycleRecord, DivergedError, PathRun, Profile, StopRequest,
+                              optimiser_state_parts)
+from engine.paths.schedule import Cycle, Schedule
+from engine.threads import intra_op_threads
 
 # Steps between two reads of the losses for the divergence check (a host
 # synchronisation on a GPU); energy events and stops read them as well.
 CHECK_EVERY = 10
-
-
-class DivergedError(RuntimeError):
-    """The band's loss became NaN or infinite: the learning rate is too high for this energy."""
-
-
-@dataclass
-class Profile:
-    """The loss along a path: positions are fractions of arc length, 0 .. 1."""
-
-    positions: list[float]
-    losses: list[float]
-
-    @property
-    def saddle_index(self) -> int:
-        return max(range(len(self.losses)), key=lambda i: self.losses[i])
-
-    @property
-    def saddle_energy(self) -> float:
-        return self.losses[self.saddle_index]
-
-    @property
-    def saddle_position(self) -> float:
-        return self.positions[self.saddle_index]
-
-
-@dataclass
-class CycleRecord:
-    """What one cycle left behind: the band's dense profile at its end."""
-
-    restart: int
-    cycle: int  # 1-based
-    pivots: int
-    saddle_energy: float
-    saddle_position: float
-    profile: Profile
-    pivot_positions: list[float]
-    pivot_losses: list[float]
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CycleRecord":
-        d = dict(d)
-        d["profile"] = Profile(**d["profile"])
-        return cls(**d)
-
-
-@dataclass
-class ConnectionResult:
-    """The outcome of connecting two minima."""
-
-    pair: tuple[int, int]
-    pivots: Tensor  # (N, D), the chosen band
-    pivot_positions: list[float]
-    pivot_losses: list[float]
-    profile: Profile  # dense profile of the chosen band
-    saddle_point: Tensor  # (D,), where the profile peaks
-    linear: Profile  # the straight segment between the minima, for comparison
-    history: list[CycleRecord]  # every cycle of every restart
-    restart_saddles: list[float]  # the saddle energy each restart reached
-    best_restart: int
-
-    @property
-    def saddle_energy(self) -> float:
-        return self.profile.saddle_energy
-
-    @property
-    def saddle_position(self) -> float:
-        return self.profile.saddle_position
-
-    @property
-    def linear_saddle_energy(self) -> float:
-        return self.linear.saddle_energy
 
 
 @dataclass
@@ -194,15 +124,6 @@ def _make_optimiser(cycle: Cycle, interior: torch.nn.Parameter) -> Optimiser:
     return optimiser_class([interior], lr=cycle.lr, **cycle.optimiser_args)
 
 
-def optimiser_state_parts(state: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """One parameter's optimiser state in the form saved states keep it: its tensors
-    named ``optimiser.KEY``, and JSON naming its scalars and its tensors' keys."""
-    tensors = {f"optimiser.{k}": v for k, v in state.items() if isinstance(v, Tensor)}
-    meta = {"scalars": {k: v for k, v in state.items() if not isinstance(v, Tensor)},
-            "tensors": [k for k, v in state.items() if isinstance(v, Tensor)]}
-    return tensors, meta
-
-
 def _carry_state(old: dict[str, Any], old_shape: torch.Size, rows: list[int], new_shape: torch.Size) -> dict[str, Any]:
     """Move per-pivot optimiser state (momentum, ...) to a band with new pivots:
     old interior row j goes to new row rows[j], new pivots start from zero."""
@@ -217,14 +138,10 @@ def _carry_state(old: dict[str, Any], old_shape: torch.Size, rows: list[int], ne
     return carried
 
 
-def seed_for_pair(seed: int, pair: tuple[int, int]) -> int:
-    """A pair's own seed: its result does not depend on the order pairs are run in."""
-    a, b = pair
-    return (seed * 1_000_003 + a * 10_007 + b * 101) % (2**63 - 1)
-
-
-class Connection:
+class Connection(PathRun):
     """AutoNEB between ``start`` and ``end`` (flat parameter vectors, (D,) each)."""
+
+    method = "autoneb"
 
     def __init__(
         self,
@@ -238,34 +155,15 @@ class Connection:
         on_event: EventSink = events.ignore,
         device: torch.device | str | None = None,
     ):
-        for name, point in (("start", start), ("end", end)):
-            if point.dim() != 1 or point.shape[0] != energy.dim:
-                raise ValueError(f"{name} must be a flat vector of {energy.dim} entries, got shape {tuple(point.shape)}")
-            if not bool(torch.isfinite(point).all()):
-                raise ValueError(f"{name} holds NaN or infinite entries")
-        self.energy = energy
-        self.schedule = schedule
-        self.options = schedule.band
-        self.tangent = TANGENTS[self.options.tangent]
-        self.strategy = band_strategy(self.options.spring, self.options.respace)  # springs or the string method
         # Where the band, its optimiser state and the random draws live: the energy's
         # device unless told (a surface has none: the end points' device).
         if device is None:
             device = getattr(energy, "device", None) or start.device
-        self.device = torch.device(device)
-        self.start = start.detach().to(self.device, copy=True)
-        self.end = end.detach().to(self.device, copy=True)
-        self.pair = (int(pair[0]), int(pair[1]))
-        self.seed = seed
-        self.on_event = on_event
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(seed)
-        # where the run stands
-        self.restart = 0
-        self.cycle = 0  # index into schedule.cycles
-        self.step = 0  # steps done in the current cycle
-        self.cycle_started = False
-        self.finished = False
+        super().__init__(energy, schedule, start, end, pair=pair, seed=seed, on_event=on_event, device=device)
+        # self.cycle: index into schedule.cycles; self.step: steps done in the current cycle
+        self.options = schedule.band
+        self.tangent = TANGENTS[self.options.tangent]
+        self.strategy = band_strategy(self.options.spring, self.options.respace)  # springs or the string method
         # the band
         self.pivots: Tensor | None = None  # (N, D)
         self.fractions: Tensor | None = None  # (N,) target arc-length fractions
@@ -275,24 +173,24 @@ class Connection:
         self._last_climber: Tensor | int | None = None  # the last step's climbing image (re-spacing "before")
         self._equal_fractions: Tensor | None = None  # equal_fraction_table(N) on the device
         self._unchecked: list[Tensor] = []  # the losses (N,) of the steps since the last divergence check
-        # what has been learnt
-        self.linear: Profile | None = None
-        self.history: list[CycleRecord] = []
+        # what has been learnt, beyond what every path run keeps
         self.restart_best: _Best | None = None
         self.overall_best: _Best | None = None
         self.best_restart = 0
         self.restart_saddles: list[float] = []
-        self.result: ConnectionResult | None = None
+
+    @property
+    def cycles(self) -> int:
+        return len(self.schedule.cycles)
+
+    @property
+    def restarts(self) -> int:
+        return self.options.restarts
 
     # --- running --------------------------------------------------------------
 
-    def run(self, should_stop: StopRequest | None = None) -> ConnectionResult | None:
-        """Run to the end, or until ``should_stop()`` is true at a step boundary
-        (then return None; ``state_dict()`` holds where it stands)."""
-        if self.finished:
-            return self.result
-        if self.linear is None:
-            self.linear = self._linear_profile()
+    def _advance(self, should_stop: StopRequest | None) -> bool:
+        """Every restart's cycles, each cycle's steps, until done or told to stop."""
         cycles = self.schedule.cycles
         while self.restart < self.options.restarts:
             while self.cycle < len(cycles):
@@ -302,14 +200,14 @@ class Connection:
                 while self.step < cycle.steps:
                     if should_stop is not None and should_stop():
                         self._check_divergence(cycle)
-                        return None
+                        return False
                     # The whole step (band arithmetic too) at the energy's measured thread
                     # count, where it has one (engine.threads).
                     with intra_op_threads(getattr(self.energy, "threads_used", None)):
                         self._neb_step(cycle)
                 self._end_cycle(cycle)
             self._end_restart()
-        return self._finish(announce=True)
+        return True
 
     def _emit(self, event: events.Event) -> None:
         self.on_event(event)
@@ -362,22 +260,8 @@ class Connection:
             self.optimiser.state[self.interior] = _carry_state(
                 old_state, old_interior.shape, rows, self.interior.shape  # type: ignore[union-attr]
             )
-        self.cycle_started = True
-        self._emit(
-            events.CycleStarted(
-                pair=self.pair,
-                restart=self.restart,
-                cycle=self.cycle + 1,
-                cycles=len(self.schedule.cycles),
-                steps=cycle.steps,
-                lr=cycle.lr,
-                optimiser=cycle.optimiser,
-                batch_size=cycle.batch_size,
-                insert=cycle.insert,
-                climb=cycle.climb,
-                pivots=self.pivots.shape[0],
-            )
-        )
+        self._cycle_started(steps=cycle.steps, lr=cycle.lr, optimiser=cycle.optimiser, batch_size=cycle.batch_size,
+                            insert=cycle.insert, climb=cycle.climb, pivots=self.pivots.shape[0])
 
     def _insert(self, cycle: Cycle) -> list[int] | None:
         """Insert pivots by the residual rule; returns where the old interior rows went."""
@@ -445,16 +329,7 @@ class Connection:
         if emit or len(self._unchecked) >= CHECK_EVERY:
             self._check_divergence(cycle)
         if positions is not None:
-            self._emit(
-                events.StepEnergies(
-                    pair=self.pair,
-                    restart=self.restart,
-                    cycle=self.cycle + 1,
-                    step=self.step,
-                    losses=[float(v) for v in losses.tolist()],
-                    positions=positions.tolist(),
-                )
-            )
+            self._step_energies(self.step, [float(v) for v in losses.tolist()], positions.tolist())
 
     def _check_divergence(self, cycle: Cycle) -> None:
         """Raise DivergedError, naming the first step whose loss was NaN or infinite,
@@ -501,7 +376,6 @@ class Connection:
             pivot_positions=positions[:: between + 1].tolist(),
             pivot_losses=dense_losses[:: between + 1].tolist(),
         )
-        self.history.append(record)
         self.last_dense = dense_losses
         keep = (
             self.restart_best is None
@@ -510,22 +384,8 @@ class Connection:
         )
         if keep:
             self.restart_best = _Best(record, self.pivots.detach().cpu().clone(), dense_losses)
-        self._emit(
-            events.CycleFinished(
-                pair=self.pair,
-                restart=self.restart,
-                cycle=self.cycle + 1,
-                positions=profile.positions,
-                losses=profile.losses,
-                pivot_positions=record.pivot_positions,
-                pivot_losses=record.pivot_losses,
-                saddle_energy=record.saddle_energy,
-                saddle_position=record.saddle_position,
-            )
-        )
-        self.cycle += 1
+        self._cycle_finished(record)
         self.step = 0
-        self.cycle_started = False
 
     def _end_restart(self) -> None:
         assert self.restart_best is not None
@@ -542,14 +402,15 @@ class Connection:
         self.last_dense = None
         self.restart_best = None
 
-    def _finish(self, announce: bool) -> ConnectionResult:
+    def _result(self) -> ConnectionResult:
+        """The best band over all restarts, its profile and its saddle point."""
         best = self.overall_best
         assert best is not None and self.linear is not None
         record = best.record
         saddle_index = record.profile.saddle_index
         between = self.options.dense_points
         saddle_point = dense_points(best.pivots.cpu(), between)[saddle_index].clone()
-        self.result = ConnectionResult(
+        return ConnectionResult(
             pair=self.pair,
             pivots=best.pivots,
             pivot_positions=record.pivot_positions,
@@ -561,45 +422,18 @@ class Connection:
             restart_saddles=self.restart_saddles,
             best_restart=self.best_restart,
         )
-        self.finished = True
-        if announce:
-            self._emit(
-                events.ConnectionFinished(
-                    pair=self.pair,
-                    saddle_energy=self.result.saddle_energy,
-                    saddle_position=self.result.saddle_position,
-                    linear_saddle_energy=self.result.linear_saddle_energy,
-                    pivots=best.pivots.shape[0],
-                    cycles=len(self.schedule.cycles),
-                    restarts=self.options.restarts,
-                )
-            )
-        return self.result
 
     # --- state ----------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue: {"tensors": {name: Tensor}, "meta": JSON-able}."""
-        tensors: dict[str, Tensor] = {
-            "start": self.start,
-            "end": self.end,
-            "rng": self.generator.get_state(),
-        }
-        meta: dict[str, Any] = {
-            "pair": list(self.pair),
-            "seed": self.seed,
-            "schedule": self.schedule.to_dict(),
+        tensors = self._state_tensors()
+        meta = {
+            **self._state_meta(),
             "restart": self.restart,
-            "cycle": self.cycle,
-            "step": self.step,
             "last_climber": None if self._last_climber is None else int(self._last_climber),
-            "cycle_started": self.cycle_started,
-            "finished": self.finished,
-            "linear": asdict(self.linear) if self.linear is not None else None,
-            "history": [asdict(r) for r in self.history],
             "restart_saddles": self.restart_saddles,
             "best_restart": self.best_restart,
-            "energy": self.energy.state_dict() if hasattr(self.energy, "state_dict") else None,
         }
         if self.pivots is not None:
             tensors["pivots"] = self.pivots
@@ -641,15 +475,10 @@ class Connection:
             energy, schedule, tensors["start"], tensors["end"],
             pair=tuple(meta["pair"]), seed=meta["seed"], on_event=on_event, device=device,
         )
-        self._load_generator(tensors["rng"])
-        self.restart, self.cycle, self.step = meta["restart"], meta["cycle"], meta["step"]
-        self.cycle_started, self.finished = meta["cycle_started"], meta["finished"]
-        self.linear = Profile(**meta["linear"]) if meta["linear"] is not None else None
-        self.history = [CycleRecord.from_dict(r) for r in meta["history"]]
+        self._load_state(tensors, meta)
+        self.restart = meta["restart"]
         self.restart_saddles = list(meta["restart_saddles"])
         self.best_restart = meta["best_restart"]
-        if meta.get("energy") is not None and hasattr(energy, "load_state_dict"):
-            energy.load_state_dict(meta["energy"])
         if "pivots" in tensors:
             self._set_band(tensors["pivots"].clone(), tensors["fractions"].clone())
             self._last_climber = meta.get("last_climber")
@@ -676,21 +505,6 @@ class Connection:
         if self.finished:
             self._finish(announce=False)
         return self
-
-    def _load_generator(self, state: Tensor) -> None:
-        """Restore the random state. A state of another kind of generator (saved where
-        the draws ran on the CPU, resumed on a GPU) keeps drawing on that kind, so that
-        the run continues with the batches it would have drawn."""
-        try:
-            self.generator.set_state(state)
-        except RuntimeError as error:
-            if self.generator.device.type == "cpu":
-                raise ValueError(
-                    "the saved random state is a GPU generator's: resume this connection on a GPU"
-                ) from error
-            self.generator = torch.Generator()
-            self.generator.set_state(state)
-
 
 def connect(
     energy: Energy,

@@ -14,7 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
-from engine.neb.schedule import OPTIMISER_ARGS, UNSUPPORTED_OPTIMISERS, ScheduleError
+from engine.paths.schedule import OPTIMISER_ARGS, UNSUPPORTED_OPTIMISERS, ScheduleError
 
 CURVE_KINDS = ("bezier", "polychain")
 

@@ -10,7 +10,7 @@ minibatch each (the same batched Energy call and per-pivot batches as AutoNEB's
 band), and moves the bend along the mean of b(t_i) grad L(phi(t_i)) (plus weight
 decay on the bend). theta starts at (w1 + w2) / 2, the straight line.
 
-A ``CurveFit`` is a resumable object like ``engine.neb.autoneb.Connection``:
+A ``CurveFit`` is a ``PathRun`` (engine.paths.run), as AutoNEB's ``Connection``:
 ``run()`` honours a stop request at any step boundary, ``state_dict()`` holds
 everything, ``CurveFit.from_state`` continues bit for bit. It speaks the same
 events (a cycle is a stretch of steps ending with an evaluation of the curve; a
@@ -22,20 +22,20 @@ saddle, the straight segment's profile, plus the bend and the cost.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
 import engine.events as events
-from engine.curves.schedule import CurveSchedule
-from engine.curves.shapes import coefficients, curve_points
+from engine.paths.curve_schedule import CurveSchedule
+from engine.paths.curve_shapes import coefficients, curve_points
 from engine.energy.base import Energy
 from engine.events import EventSink
-from engine.neb.autoneb import (ConnectionResult, CycleRecord, DivergedError, Profile, StopRequest,
-                                 optimiser_state_parts)
 from engine.band.geometry import arc_fractions, linear_path
+from engine.paths.run import (ConnectionResult, CycleRecord, DivergedError, PathRun, Profile, StopRequest, check_point,
+                              optimiser_state_parts)
 
 
 @dataclass
@@ -55,10 +55,9 @@ def stratified_t(count: int, generator: torch.Generator) -> Tensor:
     return (torch.arange(count, dtype=torch.float64) + torch.rand(count, generator=generator, dtype=torch.float64)) / count
 
 
-class CurveFit:
-    """A Bezier curve or a polygonal chain between ``start`` and ``end`` ((D,) each)."""
-
-    restart = 0  # one run, no restarts: read where a Connection's restart counter is
+class CurveFit(PathRun):
+    """A Bezier curve or a polygonal chain between ``start`` and ``end`` ((D,) each):
+    one run, no restarts (``restart`` stays 0). Its method is the curve's kind."""
 
     def __init__(
         self,
@@ -72,55 +71,43 @@ class CurveFit:
         bend: Tensor | None = None,
         on_event: EventSink = events.ignore,
     ):
-        for name, point in (("start", start), ("end", end), ("bend", bend)):
-            if point is None:
-                continue
-            if point.dim() != 1 or point.shape[0] != energy.dim:
-                raise ValueError(f"{name} must be a flat vector of {energy.dim} entries, got shape {tuple(point.shape)}")
-            if not bool(torch.isfinite(point).all()):
-                raise ValueError(f"{name} holds NaN or infinite entries")
-        self.energy = energy
-        self.schedule = schedule
+        # the curve lives where its end points do; its draws (t, batches) on the CPU
+        super().__init__(energy, schedule, start, end, pair=pair, seed=seed, on_event=on_event,
+                         device=start.device, generator_device="cpu")
+        if bend is not None:
+            check_point(energy, "bend", bend)
         self.kind = schedule.kind
-        self.start = start.detach().clone()
-        self.end = end.detach().clone()
-        self.pair = (int(pair[0]), int(pair[1]))
-        self.seed = seed
-        self.on_event = on_event
-        self.generator = torch.Generator()
-        self.generator.manual_seed(seed)
+        self.method = schedule.kind
         initial = (self.start + self.end) / 2 if bend is None else bend.detach().clone().to(self.start.dtype)
         self.bend = torch.nn.Parameter(initial)  # (D,), theta
         optimiser_class = getattr(torch.optim, schedule.optimiser)
         self.optimiser = optimiser_class([self.bend], lr=schedule.lr, **schedule.optimiser_args)
-        self._ends = schedule.cycle_ends()
-        # where the run stands
-        self.step = 0
-        self.cycle = 0  # index of the current cycle
-        self.cycle_started = False
-        self.finished = False
-        self.linear: Profile | None = None
-        self.history: list[CycleRecord] = []
-        self.result: CurveResult | None = None
+        self._ends = schedule.cycle_ends()  # self.step: steps done in the whole run
+
+    @property
+    def cycles(self) -> int:
+        return self.schedule.cycles
+
+    @property
+    def restarts(self) -> int:
+        return 1
 
     # --- running --------------------------------------------------------------
 
-    def run(self, should_stop: StopRequest | None = None) -> CurveResult | None:
-        """Run to the end, or until ``should_stop()`` is true at a step boundary
-        (then return None; ``state_dict()`` holds where it stands)."""
-        if self.finished:
-            return self.result
-        if self.linear is None:
-            self.linear = self._profile(linear_path(self.start, self.end, self.schedule.eval_points))[0]
+    def _linear_profile(self) -> Profile:
+        return self._profile(linear_path(self.start, self.end, self.schedule.eval_points))[0]
+
+    def _advance(self, should_stop: StopRequest | None) -> bool:
+        """The steps left, cycle by cycle, until done or told to stop."""
         while self.step < self.schedule.steps:
             if not self.cycle_started:
                 self._begin_cycle()
             if should_stop is not None and should_stop():
-                return None
+                return False
             self._train_step()
             if self.step == self._ends[self.cycle]:
                 self._end_cycle()
-        return self._finish(announce=True)
+        return True
 
     def _t_eval(self) -> Tensor:
         return torch.linspace(0.0, 1.0, self.schedule.eval_points, dtype=torch.float64)
@@ -136,22 +123,9 @@ class CurveFit:
 
     def _begin_cycle(self) -> None:
         first = self._ends[self.cycle - 1] if self.cycle > 0 else 0
-        self.cycle_started = True
-        self.on_event(
-            events.CycleStarted(
-                pair=self.pair,
-                restart=0,
-                cycle=self.cycle + 1,
-                cycles=self.schedule.cycles,
-                steps=self._ends[self.cycle] - first,
-                lr=self.schedule.lr_at(self.step),
-                optimiser=self.schedule.optimiser,
-                batch_size=self.schedule.batch_size,
-                insert=False,
-                climb=False,
-                pivots=self.schedule.points,
-            )
-        )
+        self._cycle_started(steps=self._ends[self.cycle] - first, lr=self.schedule.lr_at(self.step),
+                            optimiser=self.schedule.optimiser, batch_size=self.schedule.batch_size,
+                            insert=False, climb=False, pivots=self.schedule.points)
 
     def _train_step(self) -> None:
         schedule = self.schedule
@@ -175,16 +149,8 @@ class CurveFit:
         first = self._ends[self.cycle - 1] if self.cycle > 0 else 0
         in_cycle = self.step - first
         if in_cycle % schedule.energy_every == 0 or self.step == self._ends[self.cycle]:
-            self.on_event(
-                events.StepEnergies(
-                    pair=self.pair,
-                    restart=0,
-                    cycle=self.cycle + 1,
-                    step=in_cycle,
-                    losses=[float(v) for v in losses],  # in order of t
-                    positions=t.tolist(),  # ascending: one draw in each of `points` equal parts of [0, 1]
-                )
-            )
+            # losses in order of t; t ascending: one draw in each of `points` equal parts of [0, 1]
+            self._step_energies(in_cycle, [float(v) for v in losses], t.tolist())
 
     def _end_cycle(self) -> None:
         profile, _ = self._profile(self.points(self._t_eval()))
@@ -198,29 +164,15 @@ class CurveFit:
             pivot_positions=profile.positions,
             pivot_losses=profile.losses,
         )
-        self.history.append(record)
-        self.on_event(
-            events.CycleFinished(
-                pair=self.pair,
-                restart=0,
-                cycle=self.cycle + 1,
-                positions=profile.positions,
-                losses=profile.losses,
-                pivot_positions=record.pivot_positions,
-                pivot_losses=record.pivot_losses,
-                saddle_energy=record.saddle_energy,
-                saddle_position=record.saddle_position,
-            )
-        )
-        self.cycle += 1
-        self.cycle_started = False
+        self._cycle_finished(record)
 
-    def _finish(self, announce: bool) -> CurveResult:
+    def _result(self) -> CurveResult:
+        """The curve at the evaluation values of t, its last profile and the bend."""
         assert self.linear is not None and self.history
         t = self._t_eval()
         pivots = self.points(t)  # (M, D)
         profile = self.history[-1].profile
-        self.result = CurveResult(
+        return CurveResult(
             pair=self.pair,
             pivots=pivots,
             pivot_positions=profile.positions,
@@ -237,47 +189,15 @@ class CurveFit:
             steps=self.schedule.steps,
             gradient_evaluations=self.schedule.gradient_evaluations,
         )
-        self.finished = True
-        if announce:
-            self.on_event(
-                events.ConnectionFinished(
-                    pair=self.pair,
-                    saddle_energy=self.result.saddle_energy,
-                    saddle_position=self.result.saddle_position,
-                    linear_saddle_energy=self.result.linear_saddle_energy,
-                    pivots=pivots.shape[0],
-                    cycles=self.schedule.cycles,
-                    restarts=1,
-                )
-            )
-        return self.result
 
     # --- state ----------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue: {"tensors": {name: Tensor}, "meta": JSON-able}."""
-        tensors: dict[str, Tensor] = {
-            "start": self.start,
-            "end": self.end,
-            "bend": self.bend.detach(),
-            "rng": self.generator.get_state(),
-        }
+        tensors = {**self._state_tensors(), "bend": self.bend.detach()}
         parts, saved = optimiser_state_parts(self.optimiser.state.get(self.bend, {}))
         tensors.update(parts)
-        meta: dict[str, Any] = {
-            "method": self.kind,
-            "pair": list(self.pair),
-            "seed": self.seed,
-            "schedule": self.schedule.to_dict(),
-            "step": self.step,
-            "cycle": self.cycle,
-            "cycle_started": self.cycle_started,
-            "finished": self.finished,
-            "linear": asdict(self.linear) if self.linear is not None else None,
-            "history": [asdict(r) for r in self.history],
-            "energy": self.energy.state_dict() if hasattr(self.energy, "state_dict") else None,
-            "optimiser": saved,
-        }
+        meta = {**self._state_meta(), "optimiser": saved}
         return {"tensors": {k: v.detach().clone() for k, v in tensors.items()}, "meta": meta}
 
     @classmethod
@@ -295,13 +215,7 @@ class CurveFit:
             raise ValueError("the saved curve ran a different schedule: resume it with the schedule it was started with")
         self = cls(energy, schedule, tensors["start"], tensors["end"], pair=tuple(meta["pair"]), seed=meta["seed"],
                    bend=tensors["bend"], on_event=on_event)
-        self.generator.set_state(tensors["rng"])
-        self.step, self.cycle = meta["step"], meta["cycle"]
-        self.cycle_started, self.finished = meta["cycle_started"], meta["finished"]
-        self.linear = Profile(**meta["linear"]) if meta["linear"] is not None else None
-        self.history = [CycleRecord.from_dict(r) for r in meta["history"]]
-        if meta.get("energy") is not None and hasattr(energy, "load_state_dict"):
-            energy.load_state_dict(meta["energy"])
+        self._load_state(tensors, meta)
         saved = meta["optimiser"]
         if saved["tensors"] or saved["scalars"]:
             param_state: dict[str, Any] = dict(saved["scalars"])

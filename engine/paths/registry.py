@@ -1,44 +1,38 @@
-"""One run between two minima by any method: AutoNEB's ``Connection`` or a curve's
-``CurveFit``, made for a pair and rebuilt from a saved state by its kind.
+"""The path methods by name: "autoneb" (``engine.paths.autoneb.Connection``),
+"bezier" and "polychain" (``engine.paths.curves.CurveFit``).
 
-A session names its method (``autoneb``, ``bezier``, ``polychain``) and keeps one
-AutoNEB schedule; ``method_schedule`` turns that into what the method runs: the
-schedule itself, or a ``CurveSchedule`` whose budget in gradient evaluations
-matches the AutoNEB schedule's (``autoneb_budget``). Whoever holds that schedule
-(an exploration, a runner, a worker, a report) makes and rebuilds runs through
-``new_run`` and ``run_from_state`` without knowing which method it is.
+For each method, the registry knows what it runs for a session and how to make
+or rebuild its run. A session names its method and keeps one AutoNEB schedule;
+``method_schedule`` turns that into what the method runs: the schedule itself,
+or a ``CurveSchedule`` whose budget in gradient evaluations matches the AutoNEB
+schedule's (``autoneb_budget``). Whoever holds that schedule (an exploration, a
+runner, a worker, a report) makes and rebuilds runs through ``new_run`` and
+``run_from_state`` without knowing which method it is. Every saved state names
+its method (``meta["method"]``); a state saved without the name is AutoNEB's,
+as every such state was.
 
 No torch at import: the runner derives its schedule before it imports torch.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Union
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 import engine.events as events
-from engine.curves.schedule import CURVE_KINDS, CurveSchedule
 from engine.events import EventSink
-from engine.neb.schedule import Schedule
+from engine.paths.curve_schedule import CURVE_KINDS, CurveSchedule
+from engine.paths.schedule import Schedule
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from engine.curves.fitting import CurveFit
     from engine.energy.base import Energy
-    from engine.neb.autoneb import Connection
+    from engine.paths.run import PathRun
 
-METHODS = ("autoneb", *CURVE_KINDS)
 CURVE_POINTS = 8  # values of t per step of a curve (Garipov et al. draw one; 8 share AutoNEB's batched pass)
 
 MethodSchedule = Union[Schedule, CurveSchedule]
-Run = Union["Connection", "CurveFit"]
-
-
-def check_method(method: object) -> str:
-    """The method's name, or a ValueError with one line naming the choices."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}: use {', '.join(METHODS[:-1])} or {METHODS[-1]}")
-    return method  # type: ignore[return-value]
 
 
 def autoneb_budget(schedule: Schedule) -> int:
@@ -55,15 +49,53 @@ def curve_schedule(kind: str, schedule: Schedule) -> CurveSchedule:
     return base.with_budget(autoneb_budget(schedule))
 
 
+@dataclass(frozen=True)
+class Method:
+    """A path method: what it runs for a session's AutoNEB schedule, and where its run class is."""
+
+    name: str
+    schedule: Callable[[Schedule], MethodSchedule]  # the session's AutoNEB schedule -> the method's
+    runs: Callable[[], type[PathRun]]  # its run class, imported on first use (torch)
+
+
+def _connection() -> type[PathRun]:
+    from engine.paths.autoneb import Connection
+
+    return Connection
+
+
+def _curve_fit() -> type[PathRun]:
+    from engine.paths.curves import CurveFit
+
+    return CurveFit
+
+
+def _curve(kind: str) -> Method:
+    return Method(kind, lambda schedule: curve_schedule(kind, schedule), _curve_fit)
+
+
+REGISTRY: dict[str, Method] = {
+    "autoneb": Method("autoneb", lambda schedule: schedule, _connection),
+    **{kind: _curve(kind) for kind in CURVE_KINDS},
+}
+METHODS = tuple(REGISTRY)
+
+
+def check_method(method: object) -> str:
+    """The method's name, or a ValueError with one line naming the choices."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: use {', '.join(METHODS[:-1])} or {METHODS[-1]}")
+    return method  # type: ignore[return-value]
+
+
 def method_schedule(method: str, schedule: Schedule) -> MethodSchedule:
     """What ``method`` runs for a session whose AutoNEB schedule is ``schedule``."""
-    check_method(method)
-    return schedule if method == "autoneb" else curve_schedule(method, schedule)
+    return REGISTRY[check_method(method)].schedule(schedule)
 
 
 def method_of(state: dict[str, Any]) -> str:
-    """The method that saved ``state`` (a Connection's state names none: AutoNEB). Only
-    to check a saved run against the schedule it continues under (``run_from_state``)."""
+    """The method that saved ``state``; a state that names none is AutoNEB's (saved
+    before states named their method)."""
     return state["meta"].get("method", "autoneb")
 
 
@@ -81,15 +113,10 @@ def new_run(
     pair: tuple[int, int] = (0, 1),
     seed: int = 0,
     on_event: EventSink = events.ignore,
-) -> Run:
+) -> PathRun:
     """A run between ``start`` and ``end`` by the method the schedule is for."""
-    if isinstance(schedule, CurveSchedule):
-        from engine.curves.fitting import CurveFit
-
-        return CurveFit(energy, schedule, start, end, pair=pair, seed=seed, on_event=on_event)
-    from engine.neb.autoneb import Connection
-
-    return Connection(energy, schedule, start, end, pair=pair, seed=seed, on_event=on_event)
+    run_class = REGISTRY[schedule_method(schedule)].runs()
+    return run_class(energy, schedule, start, end, pair=pair, seed=seed, on_event=on_event)
 
 
 def run_from_state(
@@ -98,20 +125,14 @@ def run_from_state(
     state: dict[str, Any],
     *,
     on_event: EventSink = events.ignore,
-) -> Run:
-    """A run rebuilt from its ``state_dict()``, by the kind the state names; a state
+) -> PathRun:
+    """A run rebuilt from its ``state_dict()``, by the method the state names; a state
     of another method than the schedule's is a ValueError with one line."""
     method, wanted = method_of(state), schedule_method(schedule)
     if method != wanted:
         raise ValueError(f"a saved run of method {method} cannot continue as {wanted}: "
                          "resume it with the method it was started with")
-    if isinstance(schedule, CurveSchedule):
-        from engine.curves.fitting import CurveFit
-
-        return CurveFit.from_state(energy, schedule, state, on_event=on_event)
-    from engine.neb.autoneb import Connection
-
-    return Connection.from_state(energy, schedule, state, on_event=on_event)
+    return REGISTRY[method].runs().from_state(energy, schedule, state, on_event=on_event)
 
 
 def spent_gradients(result: Any, schedule: MethodSchedule) -> int:

@@ -16,7 +16,7 @@ So the `reference` preset reaches at most 2 + 3 + 13 x 2 = 31 pivots.
 TOML files: an optional top-level ``name``, a ``[band]`` table with the
 BandOptions fields and ``[[phase]]`` tables with the Cycle fields plus
 ``repeat = K`` (default 1), which expands into K identical cycles. ``spring``
-may be ``inf`` or the string ``"inf"``. Presets live in ``engine/neb/presets/``.
+may be ``inf`` or the string ``"inf"``. Presets live in ``engine/paths/presets/``.
 
 The fields are declared once, with pydantic: type, range, choices and the
 words that say what is accepted. Every bad field is reported as one line of a
@@ -478,8 +478,8 @@ def schedule_from_dict(d: Mapping[str, Any], source: str = "schedule", default_n
 
 
 def preset_names() -> list[str]:
-    """Names of the schedules shipped in engine/neb/presets/."""
-    folder = importlib.resources.files("engine.neb") / "presets"
+    """Names of the schedules shipped in engine/paths/presets/."""
+    folder = importlib.resources.files("engine.paths") / "presets"
     return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
@@ -487,7 +487,7 @@ def load_schedule(spec: str | os.PathLike[str]) -> Schedule:
     """A preset by name ("paper", "reference", "surface") or a schedule TOML file by path."""
     presets = preset_names()
     if isinstance(spec, str) and spec in presets:
-        resource = importlib.resources.files("engine.neb") / "presets" / f"{spec}.toml"
+        resource = importlib.resources.files("engine.paths") / "presets" / f"{spec}.toml"
         return _schedule_from_toml(resource.read_text(encoding="utf-8"), f"presets/{spec}.toml", spec)
     path = Path(spec)
     if not path.exists():

@@ -15,10 +15,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.curves.runs import MethodSchedule
-from engine.curves.schedule import CURVE_KINDS, CurveSchedule
+from engine.paths.registry import MethodSchedule
+from engine.paths.curve_schedule import CURVE_KINDS, CurveSchedule
 from engine.events import ConnectionFinished, Event, StepEnergies, UnknownEvent
-from engine.neb.schedule import Schedule
+from engine.paths.schedule import Schedule
 from nebtui.progress import describe
 from sessions.eventlog import LoggedEvent, PassedSteps
 from sessions.lifecycle import (

@@ -88,7 +88,7 @@ def test_explore_refuses_what_is_not_weights_or_does_not_fit_in_one_line(minima,
 def test_a_changed_shard_is_seen_when_the_session_is_built_again(minima):
     """The runner builds the problem from the manifest at every start: a shard that
     changed since is refused, as a changed file is."""
-    from engine.neb.schedule import load_schedule
+    from engine.paths.schedule import load_schedule
     from sessions.config import Problem, SessionConfig
     from sessions.errors import SessionError
     from sessions.minima import find_minima, manifest_entry

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 from cli_runs import digits_args, in_process
-from engine.curves.runs import curve_schedule
+from engine.paths.registry import curve_schedule
 from engine.events import CycleStarted
-from engine.neb.schedule import load_schedule
+from engine.paths.schedule import load_schedule
 from sessions.eventlog import read_log
 from sessions.lifecycle import SessionEstimated
 

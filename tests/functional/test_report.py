@@ -109,7 +109,7 @@ def test_json_has_its_structure(reports):
 
 
 def _connections(home, session):
-    from engine.neb.autoneb import Connection
+    from engine.paths.autoneb import Connection
     from sessions.config import read_config
     from sessions.folder import SessionFolder
     from sessions.problem import build

@@ -425,7 +425,7 @@ def _tree(folder: Path) -> dict[str, bytes]:
 ORPHANING_RUNNER = """
 import os, sys
 from pathlib import Path
-from engine.neb.schedule import load_schedule
+from engine.paths.schedule import load_schedule
 from sessions.config import Problem, SessionConfig
 from sessions.workers import LocalPool
 config = SessionConfig(problem=Problem(kind="surface", surface="muller-brown"), schedule=load_schedule("surface"))
@@ -456,7 +456,7 @@ def _runner_refusal(folder: Path, model: str = "mlp", data: str = "digits") -> s
     """What the runner says when it refuses the network problem ``explore`` hands it (the
     CLI leaves model, data and the minima's values to the runner, which checks them by
     building the problem first: sessions.problem.build)."""
-    from engine.neb.schedule import load_schedule
+    from engine.paths.schedule import load_schedule
     from sessions.config import Problem, SessionConfig
     from sessions.errors import SessionError
     from sessions.minima import find_minima, manifest_entry

@@ -9,7 +9,7 @@ import sys
 import pytest
 from cli_runs import in_process
 
-from engine.neb.schedule import load_schedule
+from engine.paths.schedule import load_schedule
 from sessions.config import Problem, SessionConfig
 from sessions.eventlog import read_log
 from sessions.folder import SessionFolder

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tui_fakes import CONFIG, SCHEDULE, Events, config_with, finished_events, running_events
 
 from engine.events import StepEnergies, UnknownEvent
-from engine.neb.schedule import schedule_from_dict
+from engine.paths.schedule import schedule_from_dict
 from nebtui.app.model import SessionModel, cycle_rows
 from sessions.lifecycle import WorkerDied
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from tui_fakes import CONFIG, SCHEDULE, Events, FakeSource, app_test, config_with, running_events, wait_until
 
-from engine.curves.runs import method_schedule
-from engine.curves.schedule import CurveSchedule
+from engine.paths.registry import method_schedule
+from engine.paths.curve_schedule import CurveSchedule
 from engine.events import CycleStarted, StepEnergies
-from engine.neb.schedule import schedule_from_dict
+from engine.paths.schedule import schedule_from_dict
 from nebtui.app import SessionApp, build_app
 from nebtui.app.model import SessionModel
 from nebtui.app.panes import EnergyPane, SchedulePane

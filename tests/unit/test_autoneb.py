@@ -13,11 +13,11 @@ from safetensors.torch import save as save_safetensors
 
 from engine import events
 from engine.band.geometry import dense_points
-from engine.neb.autoneb import Connection, DivergedError, connect
+from engine.paths.autoneb import Connection, DivergedError, connect
 from engine.energy.base import CallableEnergy
 from engine.energy.surfaces import Himmelblau, MuellerBrown, polish
 from engine.landscape.exploration import Exploration
-from engine.neb.schedule import BandOptions, Cycle, Schedule, load_schedule
+from engine.paths.schedule import BandOptions, Cycle, Schedule, load_schedule
 
 MB = MuellerBrown()
 MINIMA = MB.minimum_positions()  # deepest, second, intermediate

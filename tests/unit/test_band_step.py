@@ -16,10 +16,10 @@ from engine.energy.base import CallableEnergy
 from engine.energy.network import NetworkEnergy
 from engine.networks.layout import ParameterLayout
 from engine.energy.surfaces import MuellerBrown
-from engine.neb.autoneb import Connection, DivergedError
+from engine.paths.autoneb import Connection, DivergedError
 from engine.band.geometry import Segments, equal_fraction_table, respace, respaced_interior
 from engine.band.forces import descent_directions
-from engine.neb.schedule import TANGENT_NAMES, BandOptions, Cycle, Schedule
+from engine.paths.schedule import TANGENT_NAMES, BandOptions, Cycle, Schedule
 from engine.band.tangent import TANGENTS
 from engine.networks import models
 

@@ -11,12 +11,12 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from engine import events
-from engine.curves.fitting import CurveFit, fit_curve
-from engine.curves.schedule import CurveSchedule
-from engine.curves.shapes import curve_points
+from engine.paths.curves import CurveFit, fit_curve
+from engine.paths.curve_schedule import CurveSchedule
+from engine.paths.curve_shapes import curve_points
 from engine.energy.base import CallableEnergy
 from engine.energy.network import NetworkEnergy
-from engine.neb.schedule import ScheduleError
+from engine.paths.schedule import ScheduleError
 from engine.networks import models
 from engine.networks.data import digits
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.curves.schedule import CurveSchedule
+from engine.paths.curve_schedule import CurveSchedule
 from engine.energy.network import NetworkEnergy
 from engine.estimate import StepTimes, cycle_steps, estimate, pair_seconds, pairs_left, time_steps
 from engine.landscape.graph import LandscapeOptions
-from engine.neb.schedule import BandOptions, Cycle, Schedule
+from engine.paths.schedule import BandOptions, Cycle, Schedule
 
 # A step on n points costs 1 + 2 n seconds; a point's evaluation 0.5 s.
 TIMES = StepTimes(sizes=(5, 10), step=(11.0, 21.0), point=0.5, batch_size=64)

@@ -3,8 +3,8 @@ and nebtui/, the ones inside functions too (most imports here are lazy, and impo
 module runs none of them, so tests/unit/test_import_rules.py cannot see them).
 
 Between packages: engine imports neither sessions nor nebtui, sessions does not import
-nebtui, and neither imports the terminal UI stack. Inside engine, its rooms (engine.landscape,
-engine.energy, engine.networks, ...) may not import one another both ways, directly or
+nebtui, and neither imports the terminal UI stack. Inside engine, its rooms (engine.band,
+engine.paths, engine.landscape, ...) may not import one another both ways, directly or
 through others (engine's own lazy table counts as an import of every room it names).
 """
 

@@ -1,4 +1,4 @@
-"""One way to make and rebuild a run whatever the method (engine.curves.runs), and
+"""One way to make and rebuild a run whatever the method (engine.paths.registry), and
 the session config's method and alignment."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from engine.curves.fitting import CurveFit
-from engine.curves.runs import (
+from engine.paths.curves import CurveFit
+from engine.paths.registry import (
     METHODS,
     autoneb_budget,
     method_of,
@@ -21,11 +21,11 @@ from engine.curves.runs import (
     run_from_state,
     spent_gradients,
 )
-from engine.curves.schedule import CurveSchedule
+from engine.paths.curve_schedule import CurveSchedule
 from engine.energy.base import CallableEnergy
-from engine.neb.autoneb import Connection
+from engine.paths.autoneb import Connection
 from engine.landscape.exploration import Exploration
-from engine.neb.schedule import Cycle, Schedule
+from engine.paths.schedule import Cycle, Schedule
 
 # Four minima of a double well per axis: saddles of 1.0 between neighbours.
 MINIMA = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]], dtype=torch.float64)

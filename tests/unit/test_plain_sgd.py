@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.neb.autoneb import PlainSGD, _make_optimiser
-from engine.neb.schedule import Cycle
+from engine.paths.autoneb import PlainSGD, _make_optimiser
+from engine.paths.schedule import Cycle
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,8 +55,8 @@ def test_a_surface_connection_leaves_torch_dynamo_unimported():
     code = (
         "import sys\n"
         "from engine.energy.surfaces import MuellerBrown\n"
-        "from engine.neb.autoneb import connect\n"
-        "from engine.neb.schedule import load_schedule\n"
+        "from engine.paths.autoneb import connect\n"
+        "from engine.paths.schedule import load_schedule\n"
         "mb = MuellerBrown(); a, b = mb.minimum_positions()[:2]\n"
         "schedule = load_schedule('surface')\n"
         "result = connect(mb, a, b, schedule)\n"

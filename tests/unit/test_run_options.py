@@ -46,7 +46,7 @@ def test_stop_and_workers_reach_the_session_config():
     from nebtui.options import RunOptions
     from sessions.config import Problem, SessionConfig
 
-    from engine.neb.schedule import load_schedule
+    from engine.paths.schedule import load_schedule
 
     problem = Problem(kind="surface", surface="himmelblau")
     schedule = load_schedule("surface")

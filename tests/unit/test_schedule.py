@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.neb.schedule import (
+from engine.paths.schedule import (
     OPTIMISER_ARGS,
     UNSUPPORTED_OPTIMISERS,
     BandOptions,
@@ -89,7 +89,7 @@ def test_reference_preset_numbers() -> None:
 
 
 def test_preset_file_can_be_loaded_by_path() -> None:
-    path = Path(__file__).parents[2] / "engine" / "neb" / "presets" / "paper.toml"
+    path = Path(__file__).parents[2] / "engine" / "paths" / "presets" / "paper.toml"
     assert load_schedule(path) == load_schedule("paper")
 
 
@@ -482,7 +482,7 @@ def test_declared_argument_values_agree_with_torch(optimiser: str, args: dict, v
 
 
 def test_loading_schedules_does_not_import_torch() -> None:
-    code = ("import sys, engine.neb.schedule as s\n"
+    code = ("import sys, engine.paths.schedule as s\n"
             "for name in s.preset_names(): s.load_schedule(name).with_climbing().scaled(0.5).to_dict()\n"
             "s.Cycle(steps=1, lr=0.1, optimiser='Adam', optimiser_args={'betas': [0.8, 0.9]})\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")

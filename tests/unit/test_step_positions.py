@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from engine import events
-from engine.curves.fitting import CurveFit
-from engine.curves.schedule import CurveSchedule
+from engine.paths.curves import CurveFit
+from engine.paths.curve_schedule import CurveSchedule
 from engine.energy.base import CallableEnergy
 from engine.energy.surfaces import MuellerBrown
-from engine.neb.autoneb import Connection
+from engine.paths.autoneb import Connection
 from engine.band.geometry import arc_fractions
-from engine.neb.schedule import BandOptions, Cycle, Schedule
+from engine.paths.schedule import BandOptions, Cycle, Schedule
 from sessions.eventlog import EventLogReader, EventLogWriter, read_log
 
 OLD_SESSION = Path(__file__).parents[1] / "functional" / "data" / "sessions-2026-12" / "stopped"

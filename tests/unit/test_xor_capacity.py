@@ -33,10 +33,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.networks import data, models
-from engine.neb.autoneb import ConnectionResult, connect
+from engine.paths.autoneb import ConnectionResult, connect
 from engine.energy.network import NetworkEnergy
 from engine.networks.layout import ParameterLayout
-from engine.neb.schedule import BandOptions, Cycle, Schedule
+from engine.paths.schedule import BandOptions, Cycle, Schedule
 
 WD = 1e-3  # weight decay of training and band: minima at loss ~0.017, |theta| ~10
 TOLERANCE = 0.005  # "at the endpoints' loss": saddle - max(endpoint losses)

@@ -13,7 +13,7 @@ import math
 
 from rich.text import Text
 
-from engine.curves.schedule import CurveSchedule
+from engine.paths.curve_schedule import CurveSchedule
 from nebtui.app.model import CycleRow
 from nebtui.app.panes.base import Pane, clock_text
 from nebtui.progress import span_text

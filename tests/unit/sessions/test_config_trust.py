@@ -56,7 +56,7 @@ def test_config_json_reads_back_to_the_same_keys_and_values():
     from pathlib import Path
 
     from engine.landscape.graph import parse_stop_rule
-    from engine.neb.schedule import load_schedule
+    from engine.paths.schedule import load_schedule
 
     old = json.loads((Path(__file__).parents[2] / "functional/data/sessions-2026-12/stopped/config.json").read_text())
     assert SessionConfig.from_dict(old).to_dict() == old

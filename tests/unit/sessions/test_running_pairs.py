@@ -8,7 +8,7 @@ import json
 import pytest
 
 from cli_runs import in_process
-from engine.neb.schedule import Cycle, Schedule
+from engine.paths.schedule import Cycle, Schedule
 from sessions.folder import SessionFolder
 from sessions.view import summary
 

@@ -1,2 +1,0 @@
-"""AutoNEB between two minima (``autoneb``) and the schedules that drive it
-(``schedule``, presets in ``presets/``); the band numerics are ``engine.band``."""
