@@ -228,6 +228,16 @@ class ConnectionFinished(Event):
     pivots: int
     cycles: int
     restarts: int
+    # What the run computed, its passes by phase without its seconds (those of
+    # engine.paths.run.CostAccount.to_dict(timed=False): the same for a run stopped and
+    # resumed); None in logs written before runs counted their work.
+    cost: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if self.cost is None:  # written as a finished path was before it carried its cost
+            del out["cost"]
+        return out
 
 
 # --- the landscape (which pair next, the MST) ---------------------------------

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, runtime_checkable
+from dataclasses import dataclass, fields, replace
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -34,6 +35,51 @@ class Energy(Protocol):
     def evaluate(self, points: Tensor) -> Tensor: ...
 
 
+@dataclass
+class Work:
+    """What an energy has computed since it was built, counted as it computes it.
+
+    ``units``: "samples" for a network, where a forward of a minibatch of B samples
+    at one point is B forward samples (and its backward B backward samples);
+    "points" for an analytic surface, where one point's loss is one forward and its
+    gradient one backward. ``step_*``: the minibatch losses and gradients of steps
+    (``energy(pivots)``); ``evaluation_forward``: the deterministic losses of
+    ``evaluate`` (a network: every point on its whole evaluation set);
+    ``recalibration_forward``: BatchNorm's statistics recomputed for each evaluated
+    point, and ``recalibration_seconds`` the time that took.
+    """
+
+    units: str = "points"
+    step_forward: int = 0
+    step_backward: int = 0
+    evaluation_forward: int = 0
+    recalibration_forward: int = 0
+    recalibration_seconds: float = 0.0
+
+    def copy(self) -> "Work":
+        return replace(self)
+
+    def since(self, before: "Work") -> "Work":
+        """The work done since ``before`` (an earlier ``copy()`` of this count)."""
+        return Work(self.units, **{f.name: getattr(self, f.name) - getattr(before, f.name)
+                                   for f in fields(self) if f.name != "units"})
+
+
+def interior_gradients(
+    energy: Any, pivots: Tensor, generator: torch.Generator | None = None, batch_size: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """A band's step: the losses (N,) of every pivot and the gradients (N-2, D) of its
+    interior only; the two fixed ends' losses need no gradient. An energy with its own
+    ``interior_gradients`` computes the ends forward only, with the same numbers as
+    ``energy(pivots)`` gives; any other is asked for all N gradients, of which the
+    ends' are dropped."""
+    own = getattr(energy, "interior_gradients", None)
+    if own is not None:
+        return own(pivots, generator=generator, batch_size=batch_size)
+    losses, grads = energy(pivots, generator=generator, batch_size=batch_size)
+    return losses, grads[1:-1]
+
+
 class CallableEnergy:
     """Any function ``f(x: Tensor[N, D]) -> Tensor[N]``, differentiated by autograd.
 
@@ -51,6 +97,7 @@ class CallableEnergy:
             raise ValueError(f"dim must be a positive integer, got {dim}")
         self.f = f
         self.dim = dim
+        self.work = Work("points")
 
     def _check(self, points: Tensor) -> None:
         if points.dim() != 2 or points.shape[1] != self.dim:
@@ -74,9 +121,12 @@ class CallableEnergy:
                     f"expected ({pivots.shape[0]},): one loss per row"
                 )
             (grads,) = torch.autograd.grad(losses.sum(), x)
+        self.work.step_forward += pivots.shape[0]
+        self.work.step_backward += pivots.shape[0]
         return losses.detach(), grads.detach()
 
     def evaluate(self, points: Tensor) -> Tensor:
         self._check(points)
+        self.work.evaluation_forward += points.shape[0]
         with torch.no_grad():
             return self.f(points).detach()

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, replace_all_batch_norm_modules_, vmap
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from engine.energy.base import Work
 from engine.energy.batched import BatchedNetwork, BatchedUnsupported, pivot_losses
 from engine.networks.layout import ParameterLayout
 from engine.networks.loss import Loss, loss_function
@@ -169,6 +170,7 @@ class NetworkEnergy:
         self._step_model = copy.deepcopy(self._eval_model)
         replace_all_batch_norm_modules_(self._step_model)
         self._batchnorms = [m for m in self._eval_model.modules() if isinstance(m, _BatchNorm)]
+        self._convolutional = any(isinstance(m, nn.modules.conv._ConvNd) for m in self._eval_model.modules())
 
         self.layout = ParameterLayout.from_module(self._eval_model)
         self.dim = self.layout.dim
@@ -224,6 +226,8 @@ class NetworkEnergy:
         self.contenders = self._trial_contenders()
         self._trial_calls = 0
         self._seconds_per_pivot: dict[str, float] = {}
+        # what it has computed, in per-sample passes (engine.energy.base.Work)
+        self.work = Work("samples")
 
     @property
     def batched_available(self) -> bool:
@@ -317,6 +321,30 @@ class NetworkEnergy:
         generator: torch.Generator | None = None,
         batch_size: int | None = None,
     ) -> tuple[Tensor, Tensor]:
+        return self._step(pivots, generator, batch_size, fixed_ends=False)
+
+    def interior_gradients(
+        self,
+        pivots: Tensor,  # (N, D), N >= 2
+        generator: torch.Generator | None = None,
+        batch_size: int | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """A band's step: losses (N,) of every pivot, gradients (N-2, D) of the interior.
+
+        The same minibatches are drawn as by ``energy(pivots)``, and the numbers are
+        the same bit for bit, but the two ends (fixed: their gradient is never used)
+        are evaluated forward only, in a call of their own, while the interior keeps
+        its batched pass: the backward passes spent are N-2 minibatches, not N. Where
+        that would change the interior's bits (``ends_apart`` says where it does not),
+        every pivot stays in the pass and the ends' gradients are dropped (``work``
+        counts N backward minibatches then)."""
+        if pivots.dim() == 2 and pivots.shape[0] < 2:
+            raise ValueError(f"a band has two ends: expected at least 2 pivots, got {pivots.shape[0]}")
+        return self._step(pivots, generator, batch_size, fixed_ends=True)
+
+    def _step(
+        self, pivots: Tensor, generator: torch.Generator | None, batch_size: int | None, fixed_ends: bool
+    ) -> tuple[Tensor, Tensor]:
         self._check_points(pivots, "pivots")
         batch_size = self.batch_size if batch_size is None else batch_size
         if batch_size < 1:
@@ -336,13 +364,65 @@ class NetworkEnergy:
             strategy, threads = self.contenders[self._trial_calls % len(self.contenders)]
         with intra_op_threads(threads):
             start = time.perf_counter()
-            if strategy == "loop":
-                losses, grads = self._looped(thetas, inputs, targets)
-            else:
-                losses, grads = self._batched(thetas, inputs, targets, direct=strategy == "batched")
+            ends_apart = fixed_ends and self.ends_apart(strategy)
+            differentiated = slice(1, n_pivots - 1) if ends_apart else slice(0, n_pivots)
+            losses, grads = self._gradients(strategy, thetas[differentiated], inputs[differentiated],
+                                            targets[differentiated])
+            if ends_apart:  # the ends' losses, forward only
+                ends = [0, n_pivots - 1]
+                end_losses = self._forward_only(strategy, thetas[ends], inputs[ends], targets[ends])
+                losses = torch.cat([end_losses[:1], losses, end_losses[1:]])
+            elif fixed_ends:
+                grads = grads[1:-1]
             if self.strategy_used is None:
                 self._trial_done(strategy, threads, (time.perf_counter() - start) / n_pivots)
+        samples = index.shape[1]
+        self.work.step_forward += n_pivots * samples
+        self.work.step_backward += (n_pivots - 2 if ends_apart else n_pivots) * samples
         return losses.to(pivots.device, pivots.dtype), grads.to(pivots.device, pivots.dtype)
+
+    def ends_apart(self, strategy: str) -> bool:
+        """Whether ``interior_gradients`` under ``strategy`` evaluates a band's ends in a
+        forward-only call of their own, the interior's numbers being the same bit for bit
+        without them: the loop (one pivot at a time) anywhere; the batched network on the
+        CPU for a model without convolutions (a batched matmul per layer, whose rows do not
+        depend on how many share it). Where a pivot's numbers depend on how many pivots
+        share its call (vmap; a grouped convolution's weight gradient; matmuls on a GPU,
+        whose kernels are chosen by the batch's shape), every pivot stays in the pass."""
+        if strategy == "loop":
+            return True
+        return strategy == "batched" and self.device.type == "cpu" and not self._convolutional
+
+    def _gradients(self, strategy: str, thetas: Tensor, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Losses (c,) and gradients (c, D) of pivots (c, D) on their batches, by ``strategy``."""
+        if thetas.shape[0] == 0:
+            return thetas.new_zeros(0), thetas.new_zeros(0, self.dim)
+        if strategy == "loop":
+            return self._looped(thetas, inputs, targets)
+        return self._batched(thetas, inputs, targets, direct=strategy == "batched")
+
+    def _forward_only(self, strategy: str, thetas: Tensor, inputs: Tensor, targets: Tensor) -> Tensor:
+        """Losses (c,) of pivots (c, D) on their batches, no gradient: the forward pass
+        ``_gradients`` makes by the same strategy, so the same numbers."""
+        with torch.no_grad():
+            if strategy == "loop":
+                model, _params = self._loop_parts()
+                losses = thetas.new_empty(thetas.shape[0])  # (c,)
+                for i in range(thetas.shape[0]):
+                    self.layout.load_into(model, thetas[i])
+                    losses[i] = self._looped_loss(model, self._layout_batch(inputs[i]), targets[i])
+                return losses
+            chunk = self.chunk_size or self._auto_chunk_size(inputs.shape[1])
+            parts = []
+            for s in range(0, thetas.shape[0], chunk):
+                theta, x, y = thetas[s : s + chunk], inputs[s : s + chunk], targets[s : s + chunk]
+                if strategy == "batched" and self._written_out:
+                    parts.append(self._direct_forward(theta, x, y)[0])
+                elif strategy == "batched":
+                    parts.append(self._direct_loss(theta, x, y))
+                else:
+                    parts.append(self._pivots_loss(theta, x, y))
+            return torch.cat(parts) if len(parts) > 1 else parts[0]
 
     def _looped(self, thetas: Tensor, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         """One pivot after the other: each is copied into the loop's own network, whose
@@ -519,6 +599,7 @@ class NetworkEnergy:
             self.layout.load_into(self._eval_model, theta)
             if self._batchnorms:
                 self._recalibrate()
+            self.work.evaluation_forward += n
             loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
             error_sum = torch.zeros((), dtype=torch.float64, device=self.device)
             with torch.no_grad():
@@ -550,6 +631,7 @@ class NetworkEnergy:
     def _recalibrate(self) -> None:
         """BatchNorm statistics of the current parameters: the exact average of
         the batch statistics over the calibration data (momentum None)."""
+        start = time.perf_counter()
         momenta = [bn.momentum for bn in self._batchnorms]
         for bn in self._batchnorms:
             bn.reset_running_stats()
@@ -566,6 +648,9 @@ class NetworkEnergy:
             for bn, momentum in zip(self._batchnorms, momenta):
                 bn.momentum = momentum
                 bn.eval()
+        self._sync()
+        self.work.recalibration_forward += self._calibration.shape[0]
+        self.work.recalibration_seconds += time.perf_counter() - start
 
     def _check_points(self, points: Tensor, what: str) -> None:
         if not isinstance(points, Tensor) or points.dim() != 2 or points.shape[1] != self.dim:

@@ -43,6 +43,8 @@ class Surface(CallableEnergy):
         batch_size: int | None = None,
     ) -> tuple[Tensor, Tensor]:
         self._check(pivots)
+        self.work.step_forward += pivots.shape[0]
+        self.work.step_backward += pivots.shape[0]
         with torch.no_grad():
             return self.potential_and_gradient(pivots)
 

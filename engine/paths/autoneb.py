@@ -215,7 +215,7 @@ class Connection(PathRun):
     def _linear_profile(self) -> Profile:
         count = (self.options.initial_pivots + 1) * (self.options.dense_points + 1) + 1
         points = linear_path(self.start, self.end, count)
-        losses = self.energy.evaluate(points)
+        losses = self._evaluate(points)
         positions = torch.linspace(0.0, 1.0, count, dtype=torch.float64)
         return Profile(positions.tolist(), [float(v) for v in losses])
 
@@ -310,12 +310,12 @@ class Connection(PathRun):
         # (measured against the authors' public code). The climbing image, which that code
         # does not have, is the previous step's.
         self.strategy.before_gradients(self._respace, self._last_climber)
-        losses, grads = self.energy(pivots, generator=self.generator, batch_size=cycle.batch_size)
+        # every pivot's loss, the gradients of the interior only: the ends are fixed
+        losses, interior_grads = self._gradients(pivots, cycle.batch_size, fixed_ends=True)  # (N,), (N-2, D)
         self._unchecked.append(losses)
         emit = (self.step + 1) % self.options.energy_every == 0 or self.step + 1 == cycle.steps
         # where the losses were taken: the band before the update moves it (N,)
         positions = arc_fractions(pivots) if emit else None
-        interior_grads = grads[1:-1]  # (N-2, D)
         if self.options.weight_decay:
             interior_grads = interior_grads + self.options.weight_decay * pivots[1:-1]
         segments = Segments(pivots)
@@ -363,7 +363,7 @@ class Connection(PathRun):
         assert self.pivots is not None
         between = self.options.dense_points
         points = dense_points(self.pivots, between)
-        dense_losses = self.energy.evaluate(points).detach().to(torch.float64).cpu()
+        dense_losses = self._evaluate(points).detach().to(torch.float64).cpu()
         positions = dense_fractions(self.pivots, between)
         profile = Profile(positions.tolist(), dense_losses.tolist())
         record = CycleRecord(

@@ -117,7 +117,7 @@ class CurveFit(PathRun):
         return curve_points(self.kind, self.start, self.bend.detach(), self.end, t)
 
     def _profile(self, points: Tensor) -> tuple[Profile, Tensor]:
-        losses = self.energy.evaluate(points).detach().to(torch.float64).cpu()
+        losses = self._evaluate(points).detach().to(torch.float64).cpu()
         positions = arc_fractions(points)
         return Profile(positions.tolist(), losses.tolist()), losses
 
@@ -133,7 +133,7 @@ class CurveFit(PathRun):
             group["lr"] = schedule.lr_at(self.step)
         t = stratified_t(schedule.points, self.generator)  # (n,)
         points = self.points(t)  # (n, D)
-        losses, grads = self.energy(points, generator=self.generator, batch_size=schedule.batch_size)
+        losses, grads = self._gradients(points, schedule.batch_size)
         if not bool(torch.isfinite(losses).all()):
             raise DivergedError(
                 f"the curve diverged (loss {losses.max().item()}) at step {self.step + 1} of pair {self.pair}: "

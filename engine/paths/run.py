@@ -17,15 +17,16 @@ result.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
 import engine.events as events
-from engine.energy.base import Energy
+from engine.energy.base import Energy, Work, interior_gradients
 from engine.events import EventSink
 
 StopRequest = Callable[[], bool]
@@ -76,6 +77,81 @@ class CycleRecord:
 
 
 @dataclass
+class CostAccount:
+    """What a run computed, counted as it computed it (the energy's own count of its
+    work, ``engine.energy.base.Work``), in one unit for every method.
+
+    ``units``: "samples" for a network (a forward of a minibatch of B samples at one
+    point is B forward samples, its backward B backward samples), "points" for an
+    analytic surface (one point's loss or gradient). ``steps_*``: the training steps'
+    minibatch losses and gradients; ``evaluation_forward``: the path's dense
+    evaluations (every point on the whole training set; the straight segment's too);
+    ``recalibration_forward``: BatchNorm's statistics recomputed for each evaluated
+    point. Seconds are wall-clock on ``devices`` (each device the run ran on):
+    ``seconds`` the whole run, ``evaluation_seconds`` its dense evaluations with their
+    recalibration, of which ``recalibration_seconds`` the recalibration; the steps'
+    seconds are the rest.
+    """
+
+    units: str = "points"
+    steps_forward: int = 0
+    steps_backward: int = 0
+    evaluation_forward: int = 0
+    recalibration_forward: int = 0
+    seconds: float = 0.0
+    evaluation_seconds: float = 0.0
+    recalibration_seconds: float = 0.0
+    devices: list[str] = field(default_factory=list)
+
+    @property
+    def steps_seconds(self) -> float:
+        return max(0.0, self.seconds - self.evaluation_seconds)
+
+    def add(self, work: Work) -> None:
+        """Add what the energy's count says it did (``Work.since``)."""
+        self.units = work.units
+        self.steps_forward += work.step_forward
+        self.steps_backward += work.step_backward
+        self.evaluation_forward += work.evaluation_forward
+        self.recalibration_forward += work.recalibration_forward
+        self.recalibration_seconds += work.recalibration_seconds
+
+    def to_dict(self, timed: bool = True) -> dict[str, Any]:
+        """JSON-able, by phase: forward and backward passes (and, ``timed``, seconds) of
+        the steps, of the dense evaluation and of BatchNorm's recalibration. Untimed, it
+        is the same for a run however often it was stopped and resumed (the event log's)."""
+        phases = {
+            "steps": (self.steps_forward, self.steps_backward, self.steps_seconds),
+            "evaluation": (self.evaluation_forward, 0, max(0.0, self.evaluation_seconds - self.recalibration_seconds)),
+            "recalibration": (self.recalibration_forward, 0, self.recalibration_seconds),
+        }
+        out: dict[str, Any] = {"units": self.units}
+        for name, (forward, backward, seconds) in phases.items():
+            out[name] = {"forward": forward, "backward": backward, **({"seconds": seconds} if timed else {})}
+        if timed:
+            out.update(seconds=self.seconds, devices=list(self.devices))
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CostAccount":
+        steps, evaluation, recalibration = d["steps"], d["evaluation"], d["recalibration"]
+        return cls(
+            units=d["units"], steps_forward=steps["forward"], steps_backward=steps["backward"],
+            evaluation_forward=evaluation["forward"], recalibration_forward=recalibration["forward"],
+            seconds=d.get("seconds", 0.0),
+            evaluation_seconds=evaluation.get("seconds", 0.0) + recalibration.get("seconds", 0.0),
+            recalibration_seconds=recalibration.get("seconds", 0.0), devices=list(d.get("devices", [])),
+        )
+
+
+def device_name(device: torch.device) -> str:
+    """"cpu", or a GPU with its model: "cuda:0 (NVIDIA H100 80GB HBM3)"."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+@dataclass
 class ConnectionResult:
     """The outcome of connecting two minima, by any method."""
 
@@ -89,6 +165,8 @@ class ConnectionResult:
     history: list[CycleRecord]  # every cycle of every restart
     restart_saddles: list[float]  # the saddle energy each restart reached
     best_restart: int
+    # what the run computed (None: a run saved before runs counted their work)
+    cost: CostAccount | None = field(default=None, kw_only=True)
 
     @property
     def saddle_energy(self) -> float:
@@ -173,6 +251,8 @@ class PathRun(ABC):
         self.linear: Profile | None = None
         self.history: list[CycleRecord] = []
         self.result: ConnectionResult | None = None
+        # what it has computed (None: resumed from a state saved before runs counted it)
+        self.cost: CostAccount | None = CostAccount()
 
     # --- what a method writes -------------------------------------------------
 
@@ -215,14 +295,56 @@ class PathRun(ABC):
         (then return None; ``state_dict()`` holds where it stands)."""
         if self.finished:
             return self.result
-        if self.linear is None:
-            self.linear = self._linear_profile()
-        if not self._advance(should_stop):
-            return None
+        started = time.perf_counter()
+        if self.cost is not None:
+            where = device_name(torch.device(getattr(self.energy, "device", None) or self.device))
+            if where not in self.cost.devices:
+                self.cost.devices.append(where)
+        try:
+            if self.linear is None:
+                self.linear = self._linear_profile()
+            if not self._advance(should_stop):
+                return None
+        finally:
+            if self.cost is not None:
+                self.cost.seconds += time.perf_counter() - started
         return self._finish(announce=True)
+
+    # --- what the energy is asked, counted ----------------------------------------
+
+    def _counted(self, ask: Callable[[], Any], points: int, gradients: int, evaluation: bool) -> Any:
+        """``ask()`` of the energy, its work added to the account: the energy's own count
+        where it keeps one (``work``), else ``points`` losses and ``gradients`` gradients."""
+        counter: Work | None = getattr(self.energy, "work", None)
+        before = counter.copy() if counter is not None else None
+        started = time.perf_counter()
+        out = ask()
+        if self.cost is not None:
+            if counter is not None and before is not None:
+                self.cost.add(counter.since(before))
+            else:
+                self.cost.add(Work("points", step_forward=0 if evaluation else points,
+                                   step_backward=gradients, evaluation_forward=points if evaluation else 0))
+            if evaluation:
+                self.cost.evaluation_seconds += time.perf_counter() - started
+        return out
+
+    def _gradients(self, points: Tensor, batch_size: int | None, fixed_ends: bool = False) -> tuple[Tensor, Tensor]:
+        """Losses (N,) and gradients of ``points`` (N, D) on minibatches from the run's
+        generator: (N, D), or (N-2, D) of the interior of a band with ``fixed_ends``."""
+        if fixed_ends:
+            return self._counted(lambda: interior_gradients(self.energy, points, self.generator, batch_size),
+                                 points.shape[0], points.shape[0], evaluation=False)
+        return self._counted(lambda: self.energy(points, generator=self.generator, batch_size=batch_size),
+                             points.shape[0], points.shape[0], evaluation=False)
+
+    def _evaluate(self, points: Tensor) -> Tensor:
+        """The deterministic losses (M,) of ``points`` (M, D): a dense evaluation."""
+        return self._counted(lambda: self.energy.evaluate(points), points.shape[0], 0, evaluation=True)
 
     def _finish(self, announce: bool) -> ConnectionResult:
         self.result = self._result()
+        self.result.cost = self.cost
         self.finished = True
         if announce:
             self.on_event(
@@ -234,6 +356,7 @@ class PathRun(ABC):
                     pivots=self.result.pivots.shape[0],
                     cycles=self.cycles,
                     restarts=self.restarts,
+                    cost=None if self.cost is None else self.cost.to_dict(timed=False),
                 )
             )
         return self.result
@@ -291,6 +414,7 @@ class PathRun(ABC):
             "linear": asdict(self.linear) if self.linear is not None else None,
             "history": [asdict(r) for r in self.history],
             "energy": self.energy.state_dict() if hasattr(self.energy, "state_dict") else None,
+            "cost": None if self.cost is None else self.cost.to_dict(),
         }
 
     def _state_tensors(self) -> dict[str, Tensor]:
@@ -304,6 +428,8 @@ class PathRun(ABC):
         self.cycle_started, self.finished = meta["cycle_started"], meta["finished"]
         self.linear = Profile(**meta["linear"]) if meta["linear"] is not None else None
         self.history = [CycleRecord.from_dict(r) for r in meta["history"]]
+        # a state saved before runs counted their work has no account: it stays unknown
+        self.cost = CostAccount.from_dict(meta["cost"]) if meta.get("cost") is not None else None
         if meta.get("energy") is not None and hasattr(self.energy, "load_state_dict"):
             self.energy.load_state_dict(meta["energy"])
 
