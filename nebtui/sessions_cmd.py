@@ -103,6 +103,22 @@ def list_(as_json: AsJson = False) -> None:
         print(f"nebtui: skipped: {problem}", file=sys.stderr)
 
 
+def cost_text(cost: dict[str, Any] | None, seconds: float | None) -> str:
+    """A finished path's cost account in one line: forward / backward passes of its steps,
+    of its dense evaluation and of BatchNorm's recalibration (per sample; per point on a
+    surface), and its seconds in the log; "-" where the log is older than the account."""
+    from nebtui.report.writers import _count
+
+    took = "-" if seconds is None else f"{seconds:.1f} s"
+    if cost is None:
+        return f"- (seconds {took})"
+    unit = "points" if cost["units"] == "points" else "samples"
+    phases = ", ".join(f"{name} {_count(cost[key]['forward'])} / {_count(cost[key]['backward'])}"
+                       for key, name in (("steps", "steps"), ("evaluation", "dense evaluation"),
+                                         ("recalibration", "BN recalibration")))
+    return f"{phases} forward / backward {unit}; {took}"
+
+
 @app.command()
 def show(session_id: SessionId, as_json: AsJson = False) -> None:
     """One session: status, progress and the results so far."""
@@ -146,6 +162,7 @@ def show(session_id: SessionId, as_json: AsJson = False) -> None:
         end = "" if p["saddle_at_end"] is None else f", at an end (minimum {p['saddle_at_end']})"
         print(f"{'path':<10} {p['a']} - {p['b']}: saddle {p['saddle_energy']:.4f} "
               f"(linear {p['linear_saddle_energy']:.4f}){end}")
+        print(f"{'cost':<10} {p['a']} - {p['b']}: {cost_text(p.get('cost'), p.get('seconds'))}")
     for e in row["mst"]:
         print(f"{'mst':<10} {e['a']} - {e['b']}: saddle {e['saddle_energy']:.4f}")
     for p in row["paths"]:

@@ -241,6 +241,22 @@ def _bounds(count: int, mst: list[tuple[int, int, float]]) -> list[list[float | 
     return bounds
 
 
+def summed_accounts(accounts: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """Cost accounts (``engine.paths.run.CostAccount.to_dict``) added up phase by phase;
+    None when there are none or one is missing (a run saved before runs kept one)."""
+    if not accounts or any(a is None for a in accounts):
+        return None
+    total: dict[str, Any] = {"units": accounts[0]["units"]}  # type: ignore[index]
+    if any(a["units"] != total["units"] for a in accounts):  # type: ignore[index]
+        total["units"] = "mixed"
+    for phase in ("steps", "evaluation", "recalibration"):
+        total[phase] = {key: sum(a[phase][key] for a in accounts)  # type: ignore[index]
+                        for key in ("forward", "backward", "seconds")}
+    total["seconds"] = sum(a["seconds"] for a in accounts)  # type: ignore[index]
+    total["devices"] = sorted({d for a in accounts for d in a["devices"]})  # type: ignore[index]
+    return total
+
+
 def first_passage(curve: list[float], every: int, threshold: float) -> int | None:
     """The first training step whose (recorded) loss is below ``threshold``; None if never."""
     for i, loss in enumerate(curve):
@@ -364,7 +380,8 @@ def collect(folder: Any, options: ReportOptions) -> Report:
             },
             "method": config.method,
             "max_test_error": None if profile_metrics is None else _largest(profile_metrics[1]),
-            "cost": {"gradient_evaluations": spent_gradients(r, run_schedule), "seconds": None},
+            "cost": {"gradient_evaluations": spent_gradients(r, run_schedule), "seconds": None,
+                     "account": None if r.cost is None else r.cost.to_dict()},
             "lines": _lines(evaluator, originals, aligned, line_alignment, (a, b), options.line_points),
             "linear": {
                 "positions": r.linear.positions,
@@ -660,6 +677,7 @@ def comparison(reports: list[tuple[Any, Report]]) -> dict[str, Any]:
                 "max_test_error": p["max_test_error"],
                 "gradient_evaluations": p["cost"]["gradient_evaluations"],
                 "seconds": p["cost"]["seconds"],
+                "account": p["cost"].get("account"),
                 "profile": {"positions": p["profile"]["positions"], "losses": p["profile"]["train"]["losses"],
                             "split": "train", "bn_recalibrated": p["profile"]["train"]["bn_recalibrated"]},
             })
@@ -677,6 +695,7 @@ def comparison(reports: list[tuple[Any, Report]]) -> dict[str, Any]:
             "max_test_error": mean([m["max_test_error"] for m in rows]),
             "gradient_evaluations": sum(m["gradient_evaluations"] for m in rows),
             "seconds": None if any(m["seconds"] is None for m in rows) else sum(m["seconds"] for m in rows),
+            "account": summed_accounts([m["account"] for m in rows]),
         })
     for name in ("straight", "aligned"):
         lines = [pairs[pair]["lines"][name] for pair in common]
@@ -684,7 +703,7 @@ def comparison(reports: list[tuple[Any, Report]]) -> dict[str, Any]:
             means.append({"label": f"straight line{' after alignment' if name == 'aligned' else ''}",
                           "pairs": len(lines), "saddle_train_loss": mean([line["saddle"] for line in lines]),
                           "max_test_error": mean([line["max_test_error"] for line in lines]),
-                          "gradient_evaluations": 0, "seconds": None})
+                          "gradient_evaluations": 0, "seconds": None, "account": None})
     return {
         "schema_version": SCHEMA_VERSION,
         "problem": {k: first["session"][k] for k in ("problem", "kind", "data", "loss", "parameters")},
@@ -699,7 +718,11 @@ def comparison(reports: list[tuple[Any, Report]]) -> dict[str, Any]:
             "saddle train loss: the highest train loss along the path (full training set"
             + (", BatchNorm recalibrated at every point" if first["session"]["bn_recalibrated"] else "") + ")",
             "largest test error: the highest test error at the path's evaluated points",
-            "cost: minibatch gradient evaluations (one per point per step) and seconds from the session's log",
+            "cost: minibatch gradient evaluations the schedule asks for (one per point per step, a band's ends "
+            "included) and seconds from the session's log; the account: what each run computed, counted as it "
+            "computed it, in forward and backward passes per sample (per point on a surface) of the training "
+            "steps, of the dense evaluation of the path on the whole training set and of BatchNorm's "
+            "recalibration, with its wall-clock seconds and device (- for a run saved before runs kept one)",
             _lines_note(first["session"]["line_alignment"]),
         ],
     }

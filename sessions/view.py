@@ -148,6 +148,7 @@ class SessionView:
     saddles: dict[Pair, float] = field(default_factory=dict)  # finished pairs
     linear: dict[Pair, float] = field(default_factory=dict)
     saddle_positions: dict[Pair, float] = field(default_factory=dict)  # finished pairs: where the path peaks
+    costs: dict[Pair, dict[str, Any]] = field(default_factory=dict)  # finished pairs: their runs' passes, by phase
     mst: dict[Pair, float] = field(default_factory=dict)
     finished_reason: str | None = None
     worker_deaths: int = 0
@@ -231,6 +232,8 @@ class SessionView:
                 progress.saddle_energy = self.saddles[pair] = event.saddle_energy
                 progress.linear_saddle_energy = self.linear[pair] = event.linear_saddle_energy
                 self.saddle_positions[pair] = event.saddle_position
+                if event.cost is not None:
+                    self.costs[pair] = event.cost
                 self.attacked.pop(pair, None)
                 self._profiled.append(pair)
                 if len(self._profiled) > PROFILED_FINISHED:
@@ -424,8 +427,11 @@ def path_facts(view: SessionView, pair: Pair, saddle: float) -> dict[str, Any]:
     minimum (``saddle_at_end``) and says what that means (``note``)."""
     position = view.saddle_positions.get(pair)
     end = end_at_saddle(pair, position)
+    times = view.pair_times().get(pair)
     facts = {"a": pair[0], "b": pair[1], "saddle_energy": saddle, "saddle_position": position,
-             "linear_saddle_energy": view.linear.get(pair), "saddle_at_end": end}
+             "linear_saddle_energy": view.linear.get(pair), "saddle_at_end": end,
+             # what its run computed (None: a log from before runs counted it), and its seconds in the log
+             "cost": view.costs.get(pair), "seconds": None if times is None else times[1] - times[0]}
     if end is not None:
         facts["note"] = at_end_note(end)
     return facts

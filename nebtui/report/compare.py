@@ -11,14 +11,16 @@ import html
 from pathlib import Path
 from typing import Any
 
-from nebtui.report.writers import _html_table, _md_table, _number, csv_text, json_text, method_facts
+from nebtui.report.writers import (ACCOUNT_HEADER, _html_table, _md_table, _number, account_cells, account_columns,
+                                   csv_text, json_text, method_facts)
 
 FIGURE = "compare-profiles.png"
 CAPTION = ("Train loss along every pair in the MST of any session compared (each panel's title names the sessions "
            "whose MST holds the pair): every method's path and the two straight lines.")
-PAIR_HEADER = ["pair", "method", "MST", "saddle train loss", "largest test error %", "gradient evaluations", "seconds"]
+PAIR_HEADER = ["pair", "method", "MST", "saddle train loss", "largest test error %", "gradient evaluations", "seconds",
+               *ACCOUNT_HEADER]
 MEAN_HEADER = ["method", "pairs", "mean saddle train loss", "mean largest test error %", "gradient evaluations",
-               "seconds"]
+               "seconds", *ACCOUNT_HEADER]
 
 
 def _seconds(value: float | None) -> str:
@@ -33,17 +35,18 @@ def pair_rows(document: dict[str, Any]) -> list[list[str]]:
             line = p["lines"][name]
             if line is not None:
                 rows.append([pair, caption, "", _number(line["saddle"], 4),
-                             _number(line["max_test_error"], percent=True), "0", "-"])
+                             _number(line["max_test_error"], percent=True), "0", "-", *account_cells(None)])
         for m in p["methods"]:
             rows.append([pair, m["label"], "yes" if m["in_mst"] else "", _number(m["saddle_train_loss"], 4),
                          _number(m["max_test_error"], percent=True), str(m["gradient_evaluations"]),
-                         _seconds(m["seconds"])])
+                         _seconds(m["seconds"]), *account_cells(m.get("account"))])
     return rows
 
 
 def mean_rows(document: dict[str, Any]) -> list[list[str]]:
     return [[m["label"], str(m["pairs"]), _number(m["saddle_train_loss"], 4),
-             _number(m["max_test_error"], percent=True), str(m["gradient_evaluations"]), _seconds(m["seconds"])]
+             _number(m["max_test_error"], percent=True), str(m["gradient_evaluations"]), _seconds(m["seconds"]),
+             *account_cells(m.get("account"))]
             for m in document["means"]]
 
 
@@ -67,12 +70,13 @@ def csv_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
             if line is not None:
                 rows.append({"a": p["a"], "b": p["b"], "method": f"{name} line", "session": "", "align": "",
                              "in_mst": "", "saddle_train_loss": line["saddle"],
-                             "max_test_error": line["max_test_error"], "gradient_evaluations": 0, "seconds": None})
+                             "max_test_error": line["max_test_error"], "gradient_evaluations": 0, "seconds": None,
+                             **account_columns(None)})
         for m in p["methods"]:
             rows.append({"a": p["a"], "b": p["b"], "method": m["method"], "session": m["session"],
                          "align": m["align"], "in_mst": m["in_mst"], "saddle_train_loss": m["saddle_train_loss"],
                          "max_test_error": m["max_test_error"], "gradient_evaluations": m["gradient_evaluations"],
-                         "seconds": m["seconds"]})
+                         "seconds": m["seconds"], **account_columns(m.get("account"))})
     return rows
 
 

@@ -68,6 +68,7 @@ def tables(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         row["method"] = p["method"]
         row["max_test_error"] = p["max_test_error"]
         row["gradient_evaluations"] = p["cost"]["gradient_evaluations"]
+        row.update(account_columns(p["cost"].get("account")))
         for name in ("straight", "aligned"):
             line = p["lines"][name]
             row[f"{name}_line_saddle_train_loss"] = line["saddle"] if line else None
@@ -217,6 +218,44 @@ def lines_fact(alignment: dict[str, Any] | None, aligned_session: bool) -> str:
             f"the lowest (Ainsworth et al. 2023): the minima {whose}.")
 
 
+ACCOUNT_HEADER = ["step passes fwd / bwd", "dense evaluation fwd", "BN recalibration fwd", "computed in"]
+
+
+def _count(value: int) -> str:
+    """A count of passes, short: 812, 45.3k, 1.27M, 3.4G."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return str(value)
+
+
+def account_cells(account: dict[str, Any] | None) -> list[str]:
+    """The cost account's columns (``ACCOUNT_HEADER``): the steps' forward and backward
+    passes, the dense evaluation's and the recalibration's forward passes (per sample,
+    or per point on a surface), and the seconds with the device; "-" for a run saved
+    before runs kept an account."""
+    if account is None:
+        return ["-"] * len(ACCOUNT_HEADER)
+    unit = " points" if account["units"] == "points" else ""
+    steps, evaluation, recalibration = account["steps"], account["evaluation"], account["recalibration"]
+    devices = ", ".join(account["devices"]) or "?"
+    return [f"{_count(steps['forward'])} / {_count(steps['backward'])}{unit}",
+            f"{_count(evaluation['forward'])}{unit}",
+            f"{_count(recalibration['forward'])}{unit}" if recalibration["forward"] else "0",
+            f"{account['seconds']:.1f} s on {devices}"]
+
+
+def account_columns(account: dict[str, Any] | None) -> dict[str, Any]:
+    """The cost account as flat CSV columns (None where a run kept no account)."""
+    out: dict[str, Any] = {"cost_units": None if account is None else account["units"]}
+    for phase in ("steps", "evaluation", "recalibration"):
+        for key in ("forward", "backward", "seconds"):
+            out[f"{phase}_{key}"] = None if account is None else account[phase][key]
+    out["cost_seconds"] = None if account is None else account["seconds"]
+    out["cost_devices"] = None if account is None else ";".join(account["devices"])
+    return out
+
+
 def _line_saddle(line: dict[str, Any] | None) -> str:
     return "-" if line is None else _number(line["saddle"], 4)
 
@@ -239,7 +278,8 @@ def _path_rows(document: dict[str, Any]) -> list[list[str]]:
          _number(p["saddle"]["test"]["error"], percent=True) if p["saddle"]["test"] else "-",
          _number(p["max_test_error"], percent=True),
          str(p["cost"]["gradient_evaluations"]),
-         "-" if p["seconds"] is None else f"{p['seconds']:.1f}"]
+         "-" if p["seconds"] is None else f"{p['seconds']:.1f}",
+         *account_cells(p["cost"].get("account"))]
         for p in document["paths"]
     ]
 
@@ -250,7 +290,7 @@ def path_header(document: dict[str, Any]) -> list[str]:
     aligned = "aligned" if reference is None else f"aligned to minimum {reference}"
     return ["pair", "MST", "pivots", "saddle train", "straight line (files) saddle train",
             f"straight line ({aligned}) saddle train", "saddle test", "saddle test error %",
-            "largest test error %", "gradient evaluations", "seconds"]
+            "largest test error %", "gradient evaluations", "seconds", *ACCOUNT_HEADER]
 
 
 def paths_note(document: dict[str, Any]) -> str | None:
