@@ -12,7 +12,7 @@ import pytest
 import torch
 from cli_runs import copy_session, in_process, nebtui
 
-DIGITS_REPORT = ("--hessian-dense-limit", "500", "--slice-grid", "7")  # Lanczos, a small slice: fast
+DIGITS_REPORT = ("--hessian-dense-limit", "500", "--hessian-batch", "64", "--slice-grid", "7")  # Lanczos on a small batch, a small slice: fast
 
 
 @pytest.fixture(scope="module")
