@@ -103,15 +103,13 @@ def list_(as_json: AsJson = False) -> None:
         print(f"nebtui: skipped: {problem}", file=sys.stderr)
 
 
-def cost_text(cost: dict[str, Any] | None, seconds: float | None) -> str:
+def cost_text(cost: dict[str, Any], seconds: float | None) -> str:
     """A finished path's cost account in one line: forward / backward passes of its steps,
     of its dense evaluation and of BatchNorm's recalibration (per sample; per point on a
-    surface), and its seconds in the log; "-" where the log is older than the account."""
+    surface), and its seconds in the log."""
     from nebtui.report.writers import _count
 
     took = "-" if seconds is None else f"{seconds:.1f} s"
-    if cost is None:
-        return f"- (seconds {took})"
     unit = "points" if cost["units"] == "points" else "samples"
     phases = ", ".join(f"{name} {_count(cost[key]['forward'])} / {_count(cost[key]['backward'])}"
                        for key, name in (("steps", "steps"), ("evaluation", "dense evaluation"),
@@ -162,7 +160,8 @@ def show(session_id: SessionId, as_json: AsJson = False) -> None:
         end = "" if p["saddle_at_end"] is None else f", at an end (minimum {p['saddle_at_end']})"
         print(f"{'path':<10} {p['a']} - {p['b']}: saddle {p['saddle_energy']:.4f} "
               f"(linear {p['linear_saddle_energy']:.4f}){end}")
-        print(f"{'cost':<10} {p['a']} - {p['b']}: {cost_text(p.get('cost'), p.get('seconds'))}")
+        if "cost" in p:  # a log from before runs counted their work has none
+            print(f"{'cost':<10} {p['a']} - {p['b']}: {cost_text(p['cost'], p['seconds'])}")
     for e in row["mst"]:
         print(f"{'mst':<10} {e['a']} - {e['b']}: saddle {e['saddle_energy']:.4f}")
     for p in row["paths"]:

@@ -427,11 +427,11 @@ def path_facts(view: SessionView, pair: Pair, saddle: float) -> dict[str, Any]:
     minimum (``saddle_at_end``) and says what that means (``note``)."""
     position = view.saddle_positions.get(pair)
     end = end_at_saddle(pair, position)
-    times = view.pair_times().get(pair)
     facts = {"a": pair[0], "b": pair[1], "saddle_energy": saddle, "saddle_position": position,
-             "linear_saddle_energy": view.linear.get(pair), "saddle_at_end": end,
-             # what its run computed (None: a log from before runs counted it), and its seconds in the log
-             "cost": view.costs.get(pair), "seconds": None if times is None else times[1] - times[0]}
+             "linear_saddle_energy": view.linear.get(pair), "saddle_at_end": end}
+    if pair in view.costs:  # what its run computed, and its seconds in the log (a log from before: no keys)
+        times = view.pair_times().get(pair)
+        facts.update(cost=view.costs[pair], seconds=None if times is None else times[1] - times[0])
     if end is not None:
         facts["note"] = at_end_note(end)
     return facts
