@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from cli_runs import digits_args, logged_events, nebtui, wait_until
+from cli_runs import logged_events, nebtui, wait_until
 from sessions.eventlog import read_log
 from sessions.folder import SessionFolder
 
@@ -211,21 +211,3 @@ def test_two_workers_killed_while_refining_and_while_resuming_resume_to_the_same
     assert [e["resumed"] for e in log if e["kind"] == "runner_started"][-1]  # it continued from the checkpoint
     _same_paths(nebtui_home / "killed", himmelblau_one_worker)
     assert _chosen(nebtui_home / "killed") == _order_for(himmelblau_one_worker, 2)
-
-
-def test_two_digits_workers_end_as_one_worker_does(nebtui_home, digits_minima, digits_schedule, digits_session):
-    """The shared digits session's command with two workers: the same pairs and the same
-    MST, pair for pair. Each worker has one thread where the one worker had two, and a
-    sum over more threads rounds differently: the numbers agree to float32 rounding."""
-    done = nebtui(nebtui_home, *digits_args(digits_minima, digits_schedule), "--workers", "2", "--headless",
-                  "--session", "two")  # not --json: its Table 1 row would evaluate every minimum and saddle
-    assert done.returncode == 0, done.stderr
-    assert {e["worker"] for e in _log(nebtui_home / "two") if e["kind"] == "worker_started"} == {0, 1}
-    mine, theirs = (json.loads((f / "results" / "result.json").read_text()) for f in (nebtui_home / "two",
-                                                                                      digits_session))
-    assert [(e["a"], e["b"]) for e in mine["mst"]] == [(e["a"], e["b"]) for e in theirs["mst"]]
-    assert [(p["a"], p["b"], p["pivot_count"]) for p in mine["paths"]] == [
-        (p["a"], p["b"], p["pivot_count"]) for p in theirs["paths"]]
-    for ours, reference in zip(mine["paths"], theirs["paths"]):
-        assert ours["saddle_energy"] == pytest.approx(reference["saddle_energy"], rel=1e-4)
-    assert _chosen(nebtui_home / "two") == _order_for(digits_session, 2)
