@@ -2,12 +2,15 @@
 
 For the digits MLP (64-32-10) and the small CNN with BatchNorm, N pivots at
 batch B each (default 16 x 128), one full NEB step is the engine's own
-(engine.paths.autoneb.Connection, the string method: energy call on all N pivots,
-tangents, perpendicular loss force, one SGD step with momentum on the interior,
-re-spacing). Each strategy (batched, vmap, loop) runs at each intra-op thread
+(engine.paths.autoneb.Connection, the string method: the losses of all N pivots and
+the gradients of the N-2 interior ones, the two fixed ends forward only where the
+energy evaluates them apart (``NetworkEnergy.ends_apart``; else all N are
+differentiated), tangents, perpendicular loss force, one SGD step with momentum on
+the interior, re-spacing). Each strategy (batched, vmap, loop) runs at each intra-op thread
 count (1 and the cap, the energy's own ``threads``); the reference is one plain
-training step of the same network at batch N x B (forward, backward, SGD
-step) at each thread count. All contenders are interleaved in rounds of
+training step of the same network at batch P x B (forward, backward, SGD
+step) at each thread count, where P is the pivots the step differentiates: N-2
+where the ends are apart, N where they are not (the output names P for each ratio). All contenders are interleaved in rounds of
 ``steps`` steps (the machine is shared) and reported as medians; each is
 compared at its own best thread count.
 
@@ -15,7 +18,8 @@ The breakdown of a step, from timers around the engine's own functions:
 draws (each pivot's batch indices), inputs (gathering the batches), forward,
 backward (the rest of the energy's batched or looped evaluation; for an MLP the
 batched network's written-out backward), tangents,
-forces (projection, springs, climbing image), optimiser, respacing, and rest
+forces (the band strategy's descent directions: projection, springs, climbing
+image), optimiser, respacing, and rest
 (the step's remaining work: divergence check, events, the rest of the energy call).
 The timers (about a dozen Python wrappers, some 3% of the digits MLP's step) are in
 place only in every other round: the breakdown and "timed step" come from those
@@ -24,7 +28,8 @@ engine's step alone. Every other pair of rounds runs the contenders in reverse
 order (the first after the training step measured a few percent slower).
 
 "before" = the best of vmap and loop, "after" = batched; ratios are full NEB
-step / training step at N x B, each at its best thread count.
+step / training step at P x B (P: the pivots it differentiates), each at its best
+thread count.
 
 ``--baseline REV`` adds the step of the engine at git revision REV (its
 engine/neb and engine/energy, loaded beside today's: its band and its network
@@ -43,7 +48,7 @@ there), one step per round (about six minutes):
         --thread-counts 2 --steps 1 --rounds 4 --train-micro-batch 512
 
 The process restarts itself at once with the environment the product's workers run
-with (sessions.spawn.cpu_friendly_env: OpenMP waits and glibc malloc settings), so
+with (sessions.processes.spawn.cpu_friendly_env: OpenMP waits and glibc malloc settings), so
 that every contender, the training step included, runs as a worker would.
 """
 
@@ -62,7 +67,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sessions.spawn import cpu_friendly_env  # noqa: E402
+from sessions.processes.spawn import cpu_friendly_env  # noqa: E402
 
 if any(os.environ.get(k) != v for k, v in cpu_friendly_env().items()):
     # as the product's workers run (OpenMP waits, malloc settings): glibc reads the
@@ -196,11 +201,20 @@ class Band:
         self.swaps: list[tuple[object, str, object, object]] = [
             (engine_autoneb, name, original, wrapper) for name, original, wrapper in _SWAPS.get(engine_autoneb, [])
         ]
+        # "evaluation" (the energy's passes, the ends' forward-only one included) less
+        # "forward" is the backward; the forces are the band strategy's descent directions
         timers = [(energy, "batch_indices", "draws"), (energy, "_step_inputs", "inputs"),
                   (energy, "_direct_loss", "forward"), (energy, "_direct_forward", "forward"),
                   (energy, "_pivots_loss", "forward"), (energy, "_looped_loss", "forward"),
                   (energy, "_batched", "evaluation"), (energy, "_looped", "evaluation"),
+                  (energy, "_forward_only", "evaluation"),
                   (c, "tangent", "tangents"), (c, "_respace", "respacing")]
+        if hasattr(c, "strategy") and hasattr(c.strategy, "directions"):
+            timers.append((c.strategy, "directions", "forces"))
+        # the pivots a step differentiates: the training step it is set against is at P x B
+        ends_apart = getattr(energy, "ends_apart", None)
+        self.differentiated = n_pivots - 2 if ends_apart is not None and ends_apart(energy.strategy_used or "") \
+            else n_pivots
         if not hasattr(engine_autoneb, "_optimiser_step"):  # a step that calls optimiser.step itself
             timers.append((c.optimiser, "step", "optimiser"))
         for owner, name, part in timers:
@@ -314,12 +328,13 @@ def bench_one(name: str, make, x, y, n_pivots: int, batch: int, strategies: list
     model = make().to(x.device)
     for key, band in bands.items():  # warm-up
         band.steps(2)
+    differentiated = sorted({band.differentiated for band in bands.values()})  # P: N-2, N or both
     for count in counts:
         with intra_op_threads(count):
-            train_seconds(model, x, y, n_pivots * batch, 2, train_micro_batch)
+            train_seconds(model, x, y, differentiated[-1] * batch, 2, train_micro_batch)
     samples: dict[str, list[dict[str, float]]] = {k: [] for k in bands}  # timed rounds: the parts
     full: dict[str, list[float]] = {k: [] for k in bands}  # untimed rounds: the full step
-    train: dict[str, list[float]] = {_key("train", c): [] for c in counts}
+    train: dict[str, list[float]] = {_train_key(p, c): [] for p in differentiated for c in counts}
     for round_ in range(rounds):  # interleaved, so that machine noise hits all alike
         # every other round timed (the breakdown) or untimed (the full step, no timer in it);
         # the order of the contenders reversed every other pair of rounds (the first one
@@ -331,9 +346,10 @@ def bench_one(name: str, make, x, y, n_pivots: int, batch: int, strategies: list
         for key, band in order:
             rows = band.steps(steps, timed=timed)
             (samples if timed else full)[key].extend(rows if timed else [r["step"] for r in rows])
-        for count in counts:
-            with intra_op_threads(count):
-                train[_key("train", count)] += train_seconds(model, x, y, n_pivots * batch, steps, train_micro_batch)
+        for p in differentiated:
+            for count in counts:
+                with intra_op_threads(count):
+                    train[_train_key(p, count)] += train_seconds(model, x, y, p * batch, steps, train_micro_batch)
     breakdown = {
         key: {part: statistics.median(s.get(part, 0.0) for s in rows) for part in (*PARTS, "step")}
         for key, rows in samples.items()
@@ -343,7 +359,9 @@ def bench_one(name: str, make, x, y, n_pivots: int, batch: int, strategies: list
         if steps_s:
             breakdown[key]["step"] = statistics.median(steps_s)
     train_med = {k: statistics.median(v) for k, v in train.items()}
-    best_train = min(train_med, key=train_med.get)
+
+    def best_train(p: int) -> str:
+        return min((_train_key(p, c) for c in counts), key=lambda k: train_med[k])
 
     def best(names: list[str]) -> str | None:
         keys = [_key(s, c) for s in names for c in counts if _key(s, c) in breakdown]
@@ -361,20 +379,28 @@ def bench_one(name: str, make, x, y, n_pivots: int, batch: int, strategies: list
         "full_step_from": "untimed rounds" if rounds > 1 else "the timed round (one round only)",
         "train_ms": {k: round(v * 1e3, 3) for k, v in train_med.items()},
         "breakdown_ms": {k: {p: round(v[p] * 1e3, 3) for p in PARTS} for k, v in breakdown.items()},
-        "best_train": best_train,
+        # the pivots each contender's step differentiates (P): its ratio is against a training step at P x B
+        "differentiated": {k: band.differentiated for k, band in bands.items()},
         "before": before,
         "after": after,
         "baseline": base,
     }
     for label, key in (("before", before), ("after", after), ("baseline", base)):
         if key is not None:
-            result[f"{label}_over_train"] = round(breakdown[key]["step"] / train_med[best_train], 3)
+            train_key = best_train(bands[key].differentiated)
+            result[f"{label}_train"] = train_key
+            result[f"{label}_over_train"] = round(breakdown[key]["step"] / train_med[train_key], 3)
     _print_table(result)
     return result
 
 
 def _key(strategy: str, count: int | None) -> str:
     return strategy if count is None else f"{strategy}@{count}"
+
+
+def _train_key(pivots: int, count: int | None) -> str:
+    """A training step at ``pivots`` x B: "train 14xB@2"."""
+    return _key(f"train {pivots}xB", count)
 
 
 def _print_table(r: dict) -> None:
@@ -385,10 +411,11 @@ def _print_table(r: dict) -> None:
         print(f"{part:<11}" + "".join(f"{r['breakdown_ms'][k][part]:>12.3f}" for k in keys))
     print(f"{'timed step':<11}" + "".join(f"{r['timed_step_ms'][k]:>12.3f}" for k in keys))
     print(f"{'full step':<11}" + "".join(f"{r['step_ms'][k]:>12.3f}" for k in keys) + f"   ({r['full_step_from']})")
-    print("training step at N x B: " + ", ".join(f"{k} {v:.3f}" for k, v in r["train_ms"].items()))
+    print("pivots differentiated per step (P): " + ", ".join(f"{k} {v}" for k, v in r["differentiated"].items()))
+    print("training step at P x B: " + ", ".join(f"{k} {v:.3f}" for k, v in r["train_ms"].items()))
     for label in ("before", "after", "baseline"):
         if r.get(label):
-            print(f"{label} ({r[label]}) / training ({r['best_train']}): {r[f'{label}_over_train']}")
+            print(f"{label} ({r[label]}) / training ({r[f'{label}_train']}): {r[f'{label}_over_train']}")
     sys.stdout.flush()
 
 
