@@ -136,8 +136,12 @@ def run_from_state(
 
 
 def spent_gradients(result: Any, schedule: MethodSchedule) -> int:
-    """The gradient evaluations a finished run spent: a curve's steps times points;
-    AutoNEB's steps times the band's pivots, cycle by cycle (insertions included)."""
+    """The gradient evaluations a finished run's schedule asked for: a curve's steps
+    times points; AutoNEB's steps times the band's pivots, cycle by cycle (insertions
+    and the two fixed ends included, as this count always had them). What the run
+    computed, pass by pass, is its cost account (``result.cost``,
+    ``engine.paths.run.CostAccount``): there the fixed ends take no backward pass
+    where the energy evaluates them forward only."""
     if isinstance(schedule, CurveSchedule):
         return int(result.gradient_evaluations)
     return sum(record.pivots * schedule.cycles[record.cycle - 1].steps for record in result.history)
