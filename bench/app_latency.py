@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.events import CycleStarted, MSTEdgeAdded, PairChosen, StepEnergies  # noqa: E402
 from nebtui.app import build_app  # noqa: E402
-from sessions.eventlog import EventLogWriter  # noqa: E402
-from sessions.folder import SessionFolder  # noqa: E402
-from sessions.lifecycle import RunnerStarted  # noqa: E402
+from sessions.disk.eventlog import EventLogWriter  # noqa: E402
+from sessions.disk.folder import SessionFolder  # noqa: E402
+from sessions.events import RunnerStarted  # noqa: E402
 
 SCHEDULE = {"name": "bench", "band": {"restarts": 1}, "phase": [
     {"repeat": 4, "steps": 100, "lr": 0.01, "optimiser": "SGD", "optimiser_args": {}, "batch_size": None,

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the product's processes run (sessions.spawn)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the product's processes run (sessions.processes.spawn)
 
 import torch  # noqa: E402
 
@@ -42,9 +42,9 @@ from engine.networks.layout import ParameterLayout  # noqa: E402
 from engine.networks.models import mlp  # noqa: E402
 from engine.paths.schedule import load_schedule  # noqa: E402
 from engine.networks.training import train  # noqa: E402
-from sessions.checkpoint import save_checkpoint  # noqa: E402
-from sessions.config import DEFAULT_CHECKPOINT_INTERVAL  # noqa: E402
-from sessions.statepack import pack_state, unpack_state  # noqa: E402
+from sessions.disk.checkpoint import save_checkpoint  # noqa: E402
+from sessions.disk.config import DEFAULT_CHECKPOINT_INTERVAL  # noqa: E402
+from sessions.disk.statepack import pack_state, unpack_state  # noqa: E402
 
 
 def one_checkpoint(connection: Connection, energy, schedule, folder: Path) -> float:

@@ -34,8 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.events import ConnectionFinished, CycleStarted  # noqa: E402
-from sessions.eventlog import read_log  # noqa: E402
-from sessions.lifecycle import SessionEstimated, SessionFinished  # noqa: E402
+from sessions.disk.eventlog import read_log  # noqa: E402
+from sessions.events import SessionEstimated, SessionFinished  # noqa: E402
 
 FACTOR = 1.5
 NEBTUI = str(Path(sys.executable).with_name("nebtui"))

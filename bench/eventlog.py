@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.events import StepEnergies  # noqa: E402
-from sessions.eventlog import EventLogWriter, read_log  # noqa: E402
+from sessions.disk.eventlog import EventLogWriter, read_log  # noqa: E402
 from sessions.view import SessionView  # noqa: E402
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sessions.messages import JobDone, StateSaved, WorkerReady  # noqa: E402
+from sessions.processes.messages import JobDone, StateSaved, WorkerReady  # noqa: E402
 
 
 def ready(pool, deadline: float = 180.0) -> None:  # noqa: ANN001
@@ -56,11 +56,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from engine.landscape.exploration import Exploration
-    from sessions.config import SessionConfig
-    from sessions.problem import build
-    from sessions.raypool import RayPool
-    from sessions.statepack import pack_state
-    from sessions.workers import LocalPool
+    from sessions.disk.config import SessionConfig
+    from sessions.problem.build import build
+    from sessions.processes.raypool import RayPool
+    from sessions.disk.statepack import pack_state
+    from sessions.processes.workers import LocalPool
 
     config = json.loads((args.session / "config.json").read_text())
     config["checkpoint_interval"] = 1e9  # states at cycle ends only, as a long session sends them

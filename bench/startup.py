@@ -134,8 +134,8 @@ def stop_runners(home: Path) -> None:
     """SIGTERM every runner under ``home`` (a runner stops at its next step) and wait until it
     has left with its fork server and workers: a runner left running, or a fork server still
     importing torch, would slow the next measurement."""
-    from sessions.folder import LOCK_FILE
-    from sessions.lock import holder
+    from sessions.disk.folder import LOCK_FILE
+    from sessions.disk.lock import holder
 
     for lock in home.glob(f"*/{LOCK_FILE}"):
         pid = holder(lock)
@@ -172,9 +172,9 @@ def demo(source: Path) -> tuple[float, float]:
 def finished_session(home: Path) -> str:
     """A finished Mueller-Brown session whose log holds EVENTS events (mostly steps of three pairs)."""
     from engine.events import ConnectionFinished, CycleStarted, StepEnergies
-    from sessions.eventlog import EventLogWriter
-    from sessions.folder import SessionFolder
-    from sessions.lifecycle import RunnerStarted, SessionFinished
+    from sessions.disk.eventlog import EventLogWriter
+    from sessions.disk.folder import SessionFolder
+    from sessions.events import RunnerStarted, SessionFinished
 
     home.mkdir(parents=True, exist_ok=True)
     folder = SessionFolder.create(home, "long", {"problem": {"kind": "surface", "surface": "muller-brown"}}, [])

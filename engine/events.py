@@ -3,7 +3,7 @@ process and the UI. Tensors never travel in events; they go to checkpoints.
 
 Every event has a ``kind`` (its class name in snake case) and round-trips
 through ``to_dict`` / ``event_from_dict``. One registry holds every kind: the
-engine's below and the session's (``sessions.lifecycle``) once imported.
+engine's below and the session's (``sessions.events``) once imported.
 
 A dict whose kind is not registered (written by a newer version), or that
 lacks a field its class needs, comes back as an ``UnknownEvent`` that keeps the

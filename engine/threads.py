@@ -18,7 +18,7 @@ said in that process).
 
 A session measures once, not each worker: its runner runs the auto strategy's
 trial on its own energy at the workers' cap, stores the strategy and thread
-count it keeps (sessions.timing.choose_strategy, sessions.lifecycle.StrategyChosen),
+count it keeps (sessions.processes.timing.choose_strategy, sessions.events.StrategyChosen),
 and every worker steps at that count, so that a pair's numbers do not depend on
 which worker ran it or how busy the machine was when it started. A count the
 user fixed (``--threads``, the energy's ``thread_trial=False``) is the count: the

@@ -43,7 +43,7 @@ def callback(ctx: typer.Context) -> None:
 
 def main() -> None:
     # before anything imports torch: OpenMP threads that sleep while they wait
-    # (see sessions.spawn.cpu_friendly_env)
+    # (see sessions.processes.spawn.cpu_friendly_env)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         app()

@@ -29,9 +29,9 @@ def demo(
         fail(f"unknown demo {name!r}: choose one of {', '.join(DEMOS)}")
     if use_app(run.headless, run.as_json) and not run.detach:
         preload_app()  # while this process checks the options and the runner starts
-    from sessions.config import Problem
-    from sessions.devices import parse_devices
-    from sessions.folder import SessionError
+    from sessions.disk.config import Problem
+    from sessions.processes.devices import parse_devices
+    from sessions.disk.folder import SessionError
 
     try:
         parse_devices(run.device)  # the runner checks that its GPUs are there
@@ -50,12 +50,12 @@ def demo(
 def _digits_minima(printer: ProgressPrinter, seed: int) -> list[dict[str, Any]]:
     """Four MLP minima on digits, trained once (as `nebtui train` does, sidecars
     included) and kept under the data home. Only training them imports torch."""
-    from sessions.config import Problem
-    from sessions.folder import SessionError
-    from sessions.home import data_home
-    from sessions.minima import manifest_entry
-    from sessions.minima_folder import train_one
-    from sessions.problem import load_data, model_arguments
+    from sessions.disk.config import Problem
+    from sessions.disk.folder import SessionError
+    from sessions.disk.home import data_home
+    from sessions.problem.minima import manifest_entry
+    from sessions.problem.minima_folder import train_one
+    from sessions.problem.build import load_data, model_arguments
 
     try:
         folder = data_home() / ".demo-minima" / f"digits-mlp-seed{seed}"

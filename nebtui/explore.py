@@ -40,13 +40,13 @@ def explore(
                         ] = False,
 ) -> None:
     """Explore the minima in a folder: AutoNEB paths and their minimum spanning tree."""
-    from sessions.config import Problem
-    from sessions.devices import parse_devices
-    from sessions.folder import SessionError
-    from sessions.minima import find_minima, manifest_entry
-    from sessions.minima_folder import in_training, read_sidecars, sidecar_arguments, sidecar_data, sidecar_model
-    from sessions.problem import absolute_data
-    from sessions.trust import runs_user_code
+    from sessions.disk.config import Problem
+    from sessions.processes.devices import parse_devices
+    from sessions.disk.folder import SessionError
+    from sessions.problem.minima import find_minima, manifest_entry
+    from sessions.problem.minima_folder import in_training, read_sidecars, sidecar_arguments, sidecar_data, sidecar_model
+    from sessions.problem.build import absolute_data
+    from sessions.problem.trust import runs_user_code
 
     if use_app(run.headless, run.as_json) and not run.detach:
         preload_app()  # while this process checks the minima and the runner starts
@@ -71,7 +71,7 @@ def explore(
             data = data or sidecar_data(known, minima)
         data = absolute_data(data)  # checks it too
         if download:  # fetching CIFAR is the one check that stays here: the runner never downloads
-            from sessions.problem import load_data
+            from sessions.problem.build import load_data
 
             load_data(Problem(kind="network", model=model, model_args=model_args, data=data), "cpu", download=True)
         # The model, the data and the minima's shapes and values are checked by the
@@ -92,11 +92,11 @@ def explore(
 def _vouched(run: RunOptions, config: Any, typed_model: str | None, data: str, *,
              hint: str) -> tuple[RunOptions, Any]:
     """The options and config with this user's vouch for the model and data factories typed
-    here (sessions.trust), so the session's runner, workers and reports may import them; the
+    here (sessions.problem.trust), so the session's runner, workers and reports may import them; the
     vouch names the session, so the name is chosen here. Zoo names need no vouch; a data
     factory always comes from the command line (one in the sidecars is refused)."""
-    from sessions.home import data_home
-    from sessions.trust import is_data_factory, is_zoo, tag
+    from sessions.disk.home import data_home
+    from sessions.problem.trust import is_data_factory, is_zoo, tag
 
     if (typed_model is None or is_zoo(typed_model)) and not is_data_factory(data):
         return run, config

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nebtui.progress import ProgressPrinter
-    from sessions.folder import SessionFolder
+    from sessions.disk.folder import SessionFolder
     from sessions.view import SessionView
 
 ENDED = ("finished", "stopped", "failed")
@@ -22,8 +22,8 @@ ENDED = ("finished", "stopped", "failed")
 def follow(folder: SessionFolder, printer: ProgressPrinter, poll: float = 0.1) -> SessionView:
     """Print the session's events until it has ended (or its runner is gone);
     returns the replayed view. Ctrl-C (KeyboardInterrupt) passes to the caller."""
-    from sessions.eventlog import EventLogReader
-    from sessions.lock import holder
+    from sessions.disk.eventlog import EventLogReader
+    from sessions.disk.lock import holder
     from sessions.view import SessionView
 
     view = SessionView()

@@ -47,8 +47,8 @@ def session_config(run: RunOptions, problem: Any, schedule: Any) -> Any:
     """The session's config (its config.json) from the shared options; a bad value
     fails with one line and exit code 2."""
     from engine.landscape.graph import LandscapeOptions, parse_stop_rule
-    from sessions.config import SessionConfig
-    from sessions.folder import SessionError
+    from sessions.disk.config import SessionConfig
+    from sessions.disk.folder import SessionError
 
     try:
         landscape = parse_stop_rule(run.stop)
@@ -70,7 +70,7 @@ def session_config(run: RunOptions, problem: Any, schedule: Any) -> Any:
         import importlib.util
 
         if importlib.util.find_spec("ray") is None:
-            from sessions.raypool import INSTALL
+            from sessions.processes.raypool import INSTALL
 
             fail(f"--cluster {run.cluster} needs Ray, which is not installed: {INSTALL}", code=2)
     return config
@@ -112,9 +112,9 @@ def run_session(config: Any, run: RunOptions, *, hint: str,
                 printer: ProgressPrinter) -> None:
     """Create the session, start its runner (before any app runs), then follow it:
     in the app on a terminal, as progress lines otherwise (unless detached)."""
-    from sessions.folder import SessionError, SessionFolder
-    from sessions.home import data_home
-    from sessions.spawn import start_runner
+    from sessions.disk.folder import SessionError, SessionFolder
+    from sessions.disk.home import data_home
+    from sessions.processes.spawn import start_runner
 
     if run.estimate:
         print_estimate(config, printer, as_json=run.as_json)
@@ -143,10 +143,10 @@ def print_estimate(config: Any, printer: ProgressPrinter, *, as_json: bool) -> N
     """What the session of ``config`` would cost, timed here as its runner would time it
     (the problem built on its first device, at a worker's share of the cores); nothing
     is written."""
-    from sessions.devices import cpu_share, resolve_devices, surely_cpu
-    from sessions.folder import SessionError
-    from sessions.problem import build
-    from sessions.timing import estimate_session
+    from sessions.processes.devices import cpu_share, resolve_devices, surely_cpu
+    from sessions.disk.folder import SessionError
+    from sessions.problem.build import build
+    from sessions.processes.timing import estimate_session
 
     try:
         devices = ["cpu"] if surely_cpu(config.device) else resolve_devices(config.device)
@@ -171,7 +171,7 @@ def print_estimate(config: Any, printer: ProgressPrinter, *, as_json: bool) -> N
 def table1_row(folder: Any) -> dict[str, Any] | None:
     """The paper's Table 1 row of a finished network session (train and test loss and
     error at the minima and the MST saddles), without the report's costlier analyses."""
-    from sessions.report_data import ReportError, ReportOptions, collect
+    from sessions.analysis.collect import ReportError, ReportOptions, collect
 
     try:
         report = collect(folder, ReportOptions(hessian_k=0, slices=0, ensemble_k=0))

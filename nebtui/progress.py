@@ -16,7 +16,7 @@ from engine.events import (
     PairChosen,
     UnknownEvent,
 )
-from sessions.lifecycle import (
+from sessions.events import (
     CheckpointFailed,
     ControlReceived,
     RunnerStarted,

@@ -168,8 +168,8 @@ def serve(
         help="How many browser tabs may show an app at once (each runs its own app process).")] = 4,
 ) -> None:
     """The session picker and the session app in a browser (one app per tab; closing a tab leaves the run going)."""
-    from sessions.folder import SessionError
-    from sessions.home import data_home
+    from sessions.disk.folder import SessionError
+    from sessions.disk.home import data_home
 
     if not 1 <= port <= 65535:
         fail(f"--port {port} is not a port: give one from 1 to 65535", code=2)
@@ -349,7 +349,7 @@ def _close_tab() -> None:
 def served_app(read_only: bool) -> None:
     """One browser tab: pick a session, then follow it (read-only: no control keys, no export)."""
     from nebtui.app import SessionListApp, build_app
-    from sessions.home import data_home
+    from sessions.disk.home import data_home
 
     picker_driver, app_driver = _handing_over()
     picker = SessionListApp(data_home(), driver_class=picker_driver)

@@ -26,8 +26,8 @@ def sessions_callback(ctx: typer.Context) -> None:
 def pick_session(ctx: typer.Context) -> None:
     """The session list app on a terminal; the help text elsewhere."""
     from nebtui.launch import use_app
-    from sessions.folder import SessionError
-    from sessions.home import data_home
+    from sessions.disk.folder import SessionError
+    from sessions.disk.home import data_home
 
     if not use_app(False, False):
         print(ctx.get_help())
@@ -43,8 +43,8 @@ def pick_session(ctx: typer.Context) -> None:
 def complete_session_id(incomplete: str) -> list[str]:
     """Shell completion: the sessions under the data home whose names start with ``incomplete``
     (read from the folder names alone: completing never waits on a session)."""
-    from sessions.folder import SessionError, list_sessions
-    from sessions.home import data_home
+    from sessions.disk.folder import SessionError, list_sessions
+    from sessions.disk.home import data_home
 
     try:
         return [folder.id for folder in list_sessions(data_home(), []) if folder.id.startswith(incomplete)]
@@ -58,8 +58,8 @@ AsJson = Annotated[bool, typer.Option("--json", help="One JSON document instead 
 
 
 def _open(session_id: str) -> Any:
-    from sessions.folder import SessionError, SessionFolder
-    from sessions.home import data_home
+    from sessions.disk.folder import SessionError, SessionFolder
+    from sessions.disk.home import data_home
 
     try:
         return SessionFolder.open(data_home(), session_id)
@@ -70,8 +70,8 @@ def _open(session_id: str) -> Any:
 @app.command("list")
 def list_(as_json: AsJson = False) -> None:
     """Every session with its status and progress."""
-    from sessions.folder import SessionError, list_sessions
-    from sessions.home import data_home
+    from sessions.disk.folder import SessionError, list_sessions
+    from sessions.disk.home import data_home
     from sessions.view import damaged_summary, method_text, summary
 
     try:
@@ -121,8 +121,8 @@ def cost_text(cost: dict[str, Any], seconds: float | None) -> str:
 def show(session_id: SessionId, as_json: AsJson = False) -> None:
     """One session: status, progress and the results so far."""
     from engine.events import event_from_dict
-    from sessions.folder import SessionError
-    from sessions.lifecycle import SessionEstimated, StrategyChosen
+    from sessions.disk.folder import SessionError
+    from sessions.events import SessionEstimated, StrategyChosen
     from sessions.view import summary
 
     try:
@@ -188,13 +188,13 @@ def attach(
 
 
 def _control(session_id: str, command: str) -> dict[str, Any]:
-    from sessions.control import ControlError, send_command
+    from sessions.disk.control import ControlError, send_command
 
     folder = _open(session_id)
     try:
         reply = send_command(folder.control_socket_path, command)
     except ControlError as error:
-        from sessions.lock import holder
+        from sessions.disk.lock import holder
 
         pid = holder(folder.lock_path)
         if pid is not None and not folder.control_socket_path.exists():
@@ -235,8 +235,8 @@ def resume(
     """Resume a paused session, or restart the runner of one whose runner is gone; either way
     follow it to its end (Ctrl-C detaches), unless --detach."""
     from nebtui.launch import finish_following
-    from sessions.folder import SessionError
-    from sessions.spawn import start_runner
+    from sessions.disk.folder import SessionError
+    from sessions.processes.spawn import start_runner
     from sessions.view import read_view, status
 
     folder = _open(session_id)
@@ -262,7 +262,7 @@ def resume(
 @app.command()
 def rm(session_id: SessionId) -> None:
     """Remove a session and everything in its folder (refused while its runner runs)."""
-    from sessions.folder import SessionError
+    from sessions.disk.folder import SessionError
 
     folder = _open(session_id)
     try:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 
 from nebtui.failure import fail
-from sessions.eventlog import EventLogReader
-from sessions.folder import SessionError, SessionFolder
-from sessions.lock import holder
+from sessions.disk.eventlog import EventLogReader
+from sessions.disk.folder import SessionError, SessionFolder
+from sessions.disk.lock import holder
 from sessions.view import PROGRESS_KINDS, SessionView
 
 REFUSED_CODE = 2  # a problem the runner refused: bad input, as the CLI's own checks

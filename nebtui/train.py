@@ -1,5 +1,5 @@
 """``nebtui train``: train minima from distinct seeds into a minima folder
-(sessions.minima_folder: one safetensors file and one JSON sidecar per minimum);
+(sessions.problem.minima_folder: one safetensors file and one JSON sidecar per minimum);
 a minimum whose files exist is not trained again, and several runs may share
 the folder (one per GPU, say).
 
@@ -49,11 +49,11 @@ def train(
     model_arg: ModelArgs = None,
 ) -> None:
     """Train minima from distinct random initialisations (He et al. / Huang et al. recipes)."""
-    from sessions.config import Problem
-    from sessions.devices import resolve_device
+    from sessions.disk.config import Problem
+    from sessions.processes.devices import resolve_device
     from sessions.errors import SessionError
-    from sessions.minima_folder import claim, claimed_by, partial_path, train_one, trained
-    from sessions.trust import runs_user_code
+    from sessions.problem.minima_folder import claim, claimed_by, partial_path, train_one, trained
+    from sessions.problem.trust import runs_user_code
 
     if count < 1:
         fail(f"--count must be at least 1, got {count}", code=2)
@@ -62,14 +62,14 @@ def train(
     if not checkpoint_every >= 0:
         fail(f"--checkpoint-every must be a number of seconds >= 0, got {checkpoint_every}", code=2)
     try:
-        from sessions.problem import absolute_data
+        from sessions.problem.build import absolute_data
 
         data = absolute_data(data)
         problem = Problem(kind="network", model=model, model_args=parse_model_args(model_arg or []), data=data,
                           import_dir=os.getcwd() if runs_user_code(model, data) else None)
         device = resolve_device(device)
         chosen = _recipe(model, recipe).scaled(scale)
-        from sessions.problem import build_model, check_input_fits, load_data, model_arguments
+        from sessions.problem.build import build_model, check_input_fits, load_data, model_arguments
 
         dataset = load_data(problem, device, download=download)
         arguments = model_arguments(problem, dataset)

@@ -17,7 +17,7 @@ def trust(
 ) -> None:
     """Let a session import its model or data factory: for a session folder from elsewhere whose code you trust."""
     from sessions.errors import SessionError
-    from sessions.trust import vouch_for
+    from sessions.problem.trust import vouch_for
 
     folder = _open(session_id)
     try:

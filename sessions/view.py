@@ -21,9 +21,9 @@ from engine.events import (
     StepEnergies,
     UnknownEvent,
 )
-from sessions.eventlog import EventLogReader, LoggedEvent, PassedSteps, read_log
-from sessions.folder import EVENTS_FILE, SessionFolder
-from sessions.lifecycle import (
+from sessions.disk.eventlog import EventLogReader, LoggedEvent, PassedSteps, read_log
+from sessions.disk.folder import EVENTS_FILE, SessionFolder
+from sessions.events import (
     CHECKED_PHASES,
     RunnerStarted,
     SessionEstimated,
@@ -37,7 +37,7 @@ from sessions.lifecycle import (
     WorkerDied,
     WorkerStarted,
 )
-from sessions.lock import holder
+from sessions.disk.lock import holder
 
 STALE_HEARTBEAT = 10.0  # seconds without a heartbeat before a live runner counts as unresponsive
 STATUSES = ("created", "running", "paused", "unresponsive", "stopped", "crashed", "failed", "finished", "damaged")

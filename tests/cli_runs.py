@@ -97,7 +97,7 @@ class _LogView:
     """A session log read as it grows: each line parsed once."""
 
     def __init__(self, path: Path) -> None:
-        from sessions.eventlog import EventLogReader
+        from sessions.disk.eventlog import EventLogReader
 
         self.reader = EventLogReader(path)
         self.events: list[dict[str, Any]] = []

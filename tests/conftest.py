@@ -21,7 +21,7 @@ import pytest
 
 # Before torch is imported anywhere: OpenMP threads that sleep while they wait.
 # Spinning threads made torch 30-100x slower on this 2-core machine whenever a
-# runner or worker process ran beside the tests (see sessions.spawn).
+# runner or worker process ran beside the tests (see sessions.processes.spawn).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from cli_runs import DIGITS_SCHEDULE, DIGITS_TRAIN_ARGS, MB_ARGS, digits_args, nebtui  # noqa: E402

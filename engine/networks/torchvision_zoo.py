@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-PREFIX = "torchvision:"  # sessions.trust.TORCHVISION_PREFIX, without importing torch there
+PREFIX = "torchvision:"  # sessions.problem.trust.TORCHVISION_PREFIX, without importing torch there
 WEIGHT_ARGUMENTS = ("weights", "weights_backbone")  # what a builder would download
 
 

@@ -12,7 +12,7 @@ from nebtui.app.app import SessionApp
 from nebtui.app.model import RATE_WINDOW
 from nebtui.app.picker import SessionListApp
 from nebtui.app.sources import FolderFeed, FolderStatus, SocketControl
-from sessions.folder import SessionError, SessionFolder
+from sessions.disk.folder import SessionError, SessionFolder
 from sessions.view import SessionView, summary
 
 

@@ -31,11 +31,11 @@ from nebtui.app.panes import EnergyPane, LogPane, MSTPane, SchedulePane, StatusL
 from nebtui.app.screens import ConfirmStop
 from nebtui.app.sources import Control, EventSource
 from nebtui.progress import clock_text
-from sessions.lifecycle import STARTUP_PHASES
+from sessions.events import STARTUP_PHASES
 from sessions.view import SessionView, StartupPhase
 
 if TYPE_CHECKING:
-    from sessions.config import SessionConfig
+    from sessions.disk.config import SessionConfig
 
 POLL_SECONDS = 0.05  # the reader's wait between polls of the source
 PROBE_SECONDS = 1.0  # between status probes

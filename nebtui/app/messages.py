@@ -7,7 +7,7 @@ from typing import Any
 
 from textual.message import Message
 
-from sessions.eventlog import LoggedEvent
+from sessions.disk.eventlog import LoggedEvent
 
 
 @dataclass

@@ -20,8 +20,8 @@ from engine.paths.curve_schedule import CURVE_KINDS, CurveSchedule
 from engine.events import ConnectionFinished, Event, StepEnergies, UnknownEvent
 from engine.paths.schedule import Schedule
 from nebtui.progress import describe
-from sessions.eventlog import LoggedEvent, PassedSteps
-from sessions.lifecycle import (
+from sessions.disk.eventlog import LoggedEvent, PassedSteps
+from sessions.events import (
     CheckpointFailed,
     ControlReceived,
     RunnerStarted,
@@ -33,7 +33,7 @@ from sessions.lifecycle import (
 from sessions.view import PairProgress, SessionView
 
 if TYPE_CHECKING:
-    from sessions.config import SessionConfig
+    from sessions.disk.config import SessionConfig
 
 Pair = tuple[int, int]
 LOG_LINES = 500  # log lines kept for the log pane
@@ -127,7 +127,7 @@ class SessionModel:
 
     def __init__(self, config: SessionConfig | None = None, pairs_total: int | None = None,
                  minima_total: int | None = None, view: SessionView | None = None) -> None:
-        """``config``: the session's (sessions.config; a PartialConfig may lack its schedule), or None;
+        """``config``: the session's (sessions.disk.config; a PartialConfig may lack its schedule), or None;
         ``view``: the SessionView to reduce the events into (a new one by default), which
         nothing else reduces into."""
         self.view = view if view is not None else SessionView()

@@ -11,7 +11,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
-from sessions.folder import SessionError, SessionFolder, list_sessions
+from sessions.disk.folder import SessionError, SessionFolder, list_sessions
 from sessions.view import listing_view, method_text, summary
 
 COLUMNS = ("session", "status", "problem", "method", "pairs", "created")

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sessions.control import ControlError, send_command
-from sessions.eventlog import EventLogReader, LoggedEvent
-from sessions.folder import SessionFolder
+from sessions.disk.control import ControlError, send_command
+from sessions.disk.eventlog import EventLogReader, LoggedEvent
+from sessions.disk.folder import SessionFolder
 from sessions.view import SessionView, status
 
 CONTROL_TIMEOUT = 5.0  # seconds to wait for the runner's answer

@@ -60,12 +60,12 @@ def report(
 ) -> None:
     """Write a session's report: Table 1, paths, figures (Markdown, one-file HTML), JSON and CSV; or, for
     several sessions over the same minima, one comparison of their methods."""
-    from sessions.report_data import ReportError, ReportOptions, collect
+    from sessions.analysis.collect import ReportError, ReportOptions, collect
     from nebtui.report.figures import all_figures
     from nebtui.report.writers import write_report
-    from sessions.devices import resolve_device
-    from sessions.folder import SessionError, SessionFolder
-    from sessions.home import data_home
+    from sessions.processes.devices import resolve_device
+    from sessions.disk.folder import SessionError, SessionFolder
+    from sessions.disk.home import data_home
 
     try:
         formats = parse_formats(format)
@@ -112,9 +112,10 @@ def _compare(session_ids: list[str], formats: list[str], out: Optional[Path], op
     from dataclasses import replace
 
     from nebtui.report.compare import write_comparison
-    from sessions.folder import SessionError, SessionFolder
-    from sessions.home import data_home
-    from sessions.report_data import ReportError, check_same_minima, collect, comparison
+    from sessions.disk.folder import SessionError, SessionFolder
+    from sessions.disk.home import data_home
+    from sessions.analysis.collect import ReportError, collect
+    from sessions.analysis.compare import check_same_minima, comparison
 
     if len(set(session_ids)) < len(session_ids):
         fail(f"session {next(s for s in session_ids if session_ids.count(s) > 1)} is named twice: "

@@ -110,7 +110,7 @@ def html_text(document: dict[str, Any], png: bytes) -> str:
 
 def write_comparison(document: dict[str, Any], out: Path, formats: list[str]) -> list[Path]:
     """Write the asked formats of the comparison into ``out``; returns the files written."""
-    from sessions.folder import write_atomic
+    from sessions.disk.folder import write_atomic
 
     written: list[Path] = []
 

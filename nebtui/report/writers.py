@@ -414,7 +414,7 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 
 def write_report(report: Any, out: Path, formats: list[str], figures_of: Callable[[Any], dict]) -> list[Path]:
     """Write the asked formats into ``out``; returns the files written."""
-    from sessions.folder import write_atomic
+    from sessions.disk.folder import write_atomic
 
     written: list[Path] = []
 

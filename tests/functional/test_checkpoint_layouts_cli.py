@@ -89,10 +89,10 @@ def test_a_changed_shard_is_seen_when_the_session_is_built_again(minima):
     """The runner builds the problem from the manifest at every start: a shard that
     changed since is refused, as a changed file is."""
     from engine.paths.schedule import load_schedule
-    from sessions.config import Problem, SessionConfig
+    from sessions.disk.config import Problem, SessionConfig
     from sessions.errors import SessionError
-    from sessions.minima import find_minima, manifest_entry
-    from sessions.problem import build
+    from sessions.problem.minima import find_minima, manifest_entry
+    from sessions.problem.build import build
 
     problem = Problem(kind="network", model="mlp", data="digits",
                       minima=[manifest_entry(path) for path in find_minima(minima)])
@@ -115,7 +115,7 @@ def test_model_folders_are_listed_without_torch(minima):
 
     (minima / "a-lightning.ckpt").unlink()
     (minima / "b-ddp.pt").unlink()
-    code = ("import sys; from sessions.minima import find_minima, manifest_entry; "
+    code = ("import sys; from sessions.problem.minima import find_minima, manifest_entry; "
             f"print([manifest_entry(p)['parameters'] for p in find_minima({str(minima)!r})]); "
             "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,

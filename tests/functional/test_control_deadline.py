@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 import pytest
 
-from sessions.control import ControlError, send_command
-from sessions.lock import holder
+from sessions.disk.control import ControlError, send_command
+from sessions.disk.lock import holder
 
 NEBTUI = str(Path(sys.executable).with_name("nebtui"))
 

@@ -13,8 +13,8 @@ from typing import Any, Iterator
 import pytest
 
 from cli_runs import nebtui, wait_until
-from sessions.control import MAX_CONNECTIONS, ControlError, ControlServer, send_command
-from sessions.lock import holder
+from sessions.disk.control import MAX_CONNECTIONS, ControlError, ControlServer, send_command
+from sessions.disk.lock import holder
 
 
 def answer(command: str, expires: float | None) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from cli_runs import digits_args, in_process
 from engine.paths.registry import curve_schedule
 from engine.events import CycleStarted
 from engine.paths.schedule import load_schedule
-from sessions.eventlog import read_log
-from sessions.lifecycle import SessionEstimated
+from sessions.disk.eventlog import read_log
+from sessions.events import SessionEstimated
 
 
 def test_the_runner_estimates_before_its_first_pair(digits_session, digits_schedule):

@@ -14,7 +14,7 @@ QUICK = ("--hessian-k", "0", "--slices", "0", "--ensemble-k", "0")
 def _cycles(folder):
     """(pair, pivots, steps, batch size) of every cycle the log says was started."""
     from engine.events import CycleStarted
-    from sessions.eventlog import read_log
+    from sessions.disk.eventlog import read_log
 
     return [(e.event.pair, e.event.pivots, e.event.steps, e.event.batch_size)
             for e in read_log(folder / "events.jsonl") if isinstance(e.event, CycleStarted)]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli_runs import copy_session, in_process
-from sessions.folder import SessionFolder
+from sessions.disk.folder import SessionFolder
 
 pytestmark = pytest.mark.timeout(120)
 

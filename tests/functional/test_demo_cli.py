@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 from cli_runs import NEBTUI, in_process, wait_until
-from sessions.lock import holder
+from sessions.disk.lock import holder
 
 
 def run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ import time
 import pytest
 from cli_runs import digits_args, logged_events, nebtui, wait_until
 
-from sessions.lock import holder
+from sessions.disk.lock import holder
 
 
 @pytest.mark.timeout(240)

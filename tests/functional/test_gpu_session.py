@@ -22,9 +22,9 @@ def test_built_minima_stay_on_the_cpu_when_the_energy_is_on_the_gpu(tmp_path):
     from safetensors.torch import save_file
 
     from engine.networks.models import mlp
-    from sessions.config import Problem, SessionConfig
-    from sessions.minima import manifest_entry
-    from sessions.problem import build
+    from sessions.disk.config import Problem, SessionConfig
+    from sessions.problem.minima import manifest_entry
+    from sessions.problem.build import build
 
     files = []
     for seed in range(2):

@@ -20,9 +20,9 @@ def test_method_and_alignment_reach_the_session_and_show(bezier_session, digits_
 
     from engine.networks.layout import ParameterLayout
     from engine.networks.models import mlp
-    from sessions.checkpoint import load_checkpoint
-    from sessions.minima import flat_minimum, sha256
-    from sessions.statepack import read_state
+    from sessions.disk.checkpoint import load_checkpoint
+    from sessions.problem.minima import flat_minimum, sha256
+    from sessions.disk.statepack import read_state
 
     config = json.loads((bezier_session / "config.json").read_text())
     assert (config["method"], config["align"]) == ("bezier", True)

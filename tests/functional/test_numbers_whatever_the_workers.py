@@ -116,7 +116,7 @@ def test_auto_chooses_once_every_pair_takes_the_choice_and_a_resumed_runner_does
     _explore(nebtui_home, digits_minima, schedule, "auto", "--strategy", "auto", "--workers", "2", "--detach")
     folder = nebtui_home / "auto"
     wait_until(lambda: _chosen(folder), 120, "the strategy chosen")
-    from sessions.lock import holder
+    from sessions.disk.lock import holder
 
     pid = holder(folder / "lock")
     assert pid is not None, "the session ended before it could be killed"

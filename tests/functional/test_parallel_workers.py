@@ -15,16 +15,16 @@ import pytest
 from safetensors.torch import load_file
 
 from cli_runs import logged_events, nebtui, wait_until
-from sessions.eventlog import read_log
-from sessions.folder import SessionFolder
+from sessions.disk.eventlog import read_log
+from sessions.disk.folder import SessionFolder
 
 pytestmark = pytest.mark.timeout(300)
 
 RUN_WITH_TWO_WORKERS = """
 import sys
-from sessions.folder import SessionFolder
-from sessions.runner import Runner
-from sessions.workers import LocalPool
+from sessions.disk.folder import SessionFolder
+from sessions.processes.runner import Runner
+from sessions.processes.workers import LocalPool
 
 
 class AllReady(LocalPool):
@@ -117,7 +117,7 @@ def _order_for(reference: Path, workers: int) -> list[tuple[int, int]]:
 
 
 def _runner(home: Path, name: str) -> int | None:
-    from sessions.lock import holder
+    from sessions.disk.lock import holder
 
     return holder(home / name / "lock")
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from cli_runs import NEBTUI, alive, assert_one_clear_line, digits_args, logged_events, nebtui, wait_until
-from sessions.lock import holder
+from sessions.disk.lock import holder
 
 ray = pytest.importorskip("ray", reason="the ray extra: pip install -e '.[ray,test]'")
 

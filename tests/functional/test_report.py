@@ -110,10 +110,10 @@ def test_json_has_its_structure(reports):
 
 def _connections(home, session):
     from engine.paths.autoneb import Connection
-    from sessions.config import read_config
-    from sessions.folder import SessionFolder
-    from sessions.problem import build
-    from sessions.statepack import unpack_state
+    from sessions.disk.config import read_config
+    from sessions.disk.folder import SessionFolder
+    from sessions.problem.build import build
+    from sessions.disk.statepack import unpack_state
 
     folder = SessionFolder.open(home, session)
     config = read_config(folder)
@@ -159,7 +159,7 @@ def test_mueller_brown_table1_and_saddles_match_the_surface(home, reports):
 
 
 def test_digits_table1_matches_values_recomputed_from_the_states(home, reports):
-    from sessions.problem import load_data
+    from sessions.problem.build import load_data
 
     config, built, results, mst = _connections(home, "dg")
     data = load_data(config.problem, "cpu")
@@ -196,7 +196,7 @@ def test_digits_table1_matches_values_recomputed_from_the_states(home, reports):
 def test_digits_ensemble_matches_softmax_averages_made_here(home, reports):
     from engine.band.geometry import points_at
     from engine.networks.layout import ParameterLayout
-    from sessions.problem import build_model, load_data
+    from sessions.problem.build import build_model, load_data
 
     config, _, results, mst = _connections(home, "dg")
     x, y = load_data(config.problem, "cpu")["test"]
@@ -258,7 +258,7 @@ def test_the_aligned_straight_line_joins_the_minima_an_aligned_session_connects(
 
 
 def test_errors_are_one_clear_line(home, reports, tmp_path):
-    from sessions.folder import SessionFolder
+    from sessions.disk.folder import SessionFolder
 
     config = json.loads((home / "mb" / "config.json").read_text())
     SessionFolder.create(home, "empty", config)

@@ -10,9 +10,9 @@ import signal
 
 from cli_runs import logged_events, wait_until
 
-from sessions.folder import SessionFolder
-from sessions.lock import holder
-from sessions.spawn import start_runner
+from sessions.disk.folder import SessionFolder
+from sessions.disk.lock import holder
+from sessions.processes.spawn import start_runner
 from sessions.view import read_view, status
 
 

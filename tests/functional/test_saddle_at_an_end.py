@@ -9,9 +9,9 @@ import json
 
 from cli_runs import DIGITS_TRAIN_ARGS, in_process
 from engine.events import ConnectionFinished, CycleFinished, MSTEdgeAdded
-from sessions.eventlog import EventLogWriter
-from sessions.folder import SessionFolder
-from sessions.lifecycle import RunnerStarted, SessionFinished
+from sessions.disk.eventlog import EventLogWriter
+from sessions.disk.folder import SessionFolder
+from sessions.events import RunnerStarted, SessionFinished
 
 MEANING = ("the path's highest point is minimum 0 itself, so the path falls below it: the minima are not minima "
            "of this loss (train them longer), or the path found a lower basin; no barrier is claimed for this pair")

@@ -22,7 +22,7 @@ import pytest
 from cli_runs import NEBTUI, assert_one_clear_line, in_process, wait_until
 
 from nebtui.serve import page_message
-from sessions.folder import SessionFolder
+from sessions.disk.folder import SessionFolder
 
 pytestmark = pytest.mark.timeout(120)
 

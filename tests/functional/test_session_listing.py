@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cli_runs import in_process
-from sessions.folder import SessionFolder
+from sessions.disk.folder import SessionFolder
 
 
 def test_the_list_shows_each_session_s_method(nebtui_home):

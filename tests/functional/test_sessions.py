@@ -22,7 +22,7 @@ import pytest
 from cli_runs import MB_ARGS, alive, assert_one_clear_line, digits_args, in_process, logged_events, nebtui, wait_until
 from cli_runs import NEBTUI as NEBTUI_SCRIPT
 
-from sessions.lock import holder
+from sessions.disk.lock import holder
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -219,8 +219,8 @@ def test_runner_killed_mid_pair_resumes_to_the_same_network_result(nebtui_home, 
 
 _FOLLOWER = """
 import json, sys
-from sessions.eventlog import EventLogReader
-from sessions.lock import holder
+from sessions.disk.eventlog import EventLogReader
+from sessions.disk.lock import holder
 folder = sys.argv[1]
 with EventLogReader(folder + "/events.jsonl") as reader:
     for entry in reader.follow(stop=lambda: False, interval=0.02):
@@ -426,8 +426,8 @@ ORPHANING_RUNNER = """
 import os, sys
 from pathlib import Path
 from engine.paths.schedule import load_schedule
-from sessions.config import Problem, SessionConfig
-from sessions.workers import LocalPool
+from sessions.disk.config import Problem, SessionConfig
+from sessions.processes.workers import LocalPool
 config = SessionConfig(problem=Problem(kind="surface", surface="muller-brown"), schedule=load_schedule("surface"))
 pool = LocalPool(["cpu", "cpu"], config, 60.0)
 pool.start()
@@ -455,12 +455,12 @@ def test_workers_whose_runner_died_before_they_started_exit_by_themselves(tmp_pa
 def _runner_refusal(folder: Path, model: str = "mlp", data: str = "digits") -> str:
     """What the runner says when it refuses the network problem ``explore`` hands it (the
     CLI leaves model, data and the minima's values to the runner, which checks them by
-    building the problem first: sessions.problem.build)."""
+    building the problem first: sessions.problem.build.build)."""
     from engine.paths.schedule import load_schedule
-    from sessions.config import Problem, SessionConfig
+    from sessions.disk.config import Problem, SessionConfig
     from sessions.errors import SessionError
-    from sessions.minima import find_minima, manifest_entry
-    from sessions.problem import build
+    from sessions.problem.minima import find_minima, manifest_entry
+    from sessions.problem.build import build
 
     problem = Problem(kind="network", model=model, data=data,
                       minima=[manifest_entry(path) for path in find_minima(folder)])
@@ -523,7 +523,7 @@ def test_a_data_home_that_is_a_file_is_refused(tmp_path):
 
 @pytest.mark.timeout(60)
 def test_a_session_of_a_newer_schema_is_refused_not_touched(nebtui_home):
-    from sessions.folder import SessionFolder
+    from sessions.disk.folder import SessionFolder
 
     nebtui_home.mkdir()
     folder = SessionFolder.create(nebtui_home, "future", {"problem": {"kind": "surface", "surface": "muller-brown"},

@@ -16,7 +16,7 @@ import pytest
 import torch
 from cli_runs import DIGITS_TRAIN_ARGS, NEBTUI, in_process, logged_events, wait_until
 from safetensors.torch import load_file
-from sessions.lock import holder
+from sessions.disk.lock import holder
 
 
 HOLD_LOCK = """

@@ -86,7 +86,7 @@ def test_a_copied_session_naming_a_factory_runs_nothing_on_report_or_resume(digi
     done = nebtui(nebtui_home, "sessions", "resume", "resumed", "--detach")
     assert_one_clear_line(done, "session resumed names the model factory os:system, which was not given")
     # the runner itself refuses too, whoever starts it, and says so in the session's log
-    runner = subprocess.run([sys.executable, "-m", "sessions.spawn", str(resumed)], capture_output=True, text=True,
+    runner = subprocess.run([sys.executable, "-m", "sessions.processes.spawn", str(resumed)], capture_output=True, text=True,
                             timeout=120, cwd=resumed)
     assert runner.returncode == 2 and "Traceback" not in runner.stderr, runner.stderr
     assert [e["message"] for e in logged_events(resumed / "events.jsonl") if e["kind"] == "session_failed"] == [

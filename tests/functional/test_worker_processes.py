@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from cli_runs import alive, logged_events, nebtui, wait_until
 
-from sessions.lock import holder
-from sessions.spawn import MALLOC_TUNABLES
+from sessions.disk.lock import holder
+from sessions.processes.spawn import MALLOC_TUNABLES
 
 
 def environment_of(pid: int) -> dict[str, str]:

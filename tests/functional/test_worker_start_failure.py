@@ -10,15 +10,15 @@ import pytest
 from cli_runs import in_process
 
 from engine.paths.schedule import load_schedule
-from sessions.config import Problem, SessionConfig
-from sessions.eventlog import read_log
-from sessions.folder import SessionFolder
+from sessions.disk.config import Problem, SessionConfig
+from sessions.disk.eventlog import read_log
+from sessions.disk.folder import SessionFolder
 
 RUN_WITH_BROKEN_WORKERS = """
 import sys
-from sessions.folder import SessionFolder
-from sessions.runner import Runner
-from sessions.workers import LocalPool
+from sessions.disk.folder import SessionFolder
+from sessions.processes.runner import Runner
+from sessions.processes.workers import LocalPool
 
 folder = SessionFolder.open(sys.argv[1], sys.argv[2])
 config = folder.config()

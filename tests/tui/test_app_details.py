@@ -14,8 +14,8 @@ from engine.events import ConnectionFinished, CycleFinished, CycleStarted, MSTEd
 from nebtui.app import SessionApp, build_app
 from nebtui.app.panes import EnergyPane, MSTPane, SchedulePane
 from nebtui.app.screens import ConfirmStop
-from sessions.folder import SessionFolder
-from sessions.lifecycle import RunnerStarted
+from sessions.disk.folder import SessionFolder
+from sessions.events import RunnerStarted
 
 pytestmark = pytest.mark.timeout(60)
 

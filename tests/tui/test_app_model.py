@@ -7,7 +7,7 @@ from tui_fakes import CONFIG, SCHEDULE, Events, config_with, finished_events, ru
 from engine.events import StepEnergies, UnknownEvent
 from engine.paths.schedule import schedule_from_dict
 from nebtui.app.model import SessionModel, cycle_rows
-from sessions.lifecycle import WorkerDied
+from sessions.events import WorkerDied
 
 
 def test_schedule_phases_expand_to_cycles():

@@ -15,9 +15,9 @@ from tui_fakes import app_test, wait_until
 
 from nebtui.app import build_app
 from nebtui.app.panes import EnergyPane, LogPane, MSTPane, SchedulePane
-from sessions.control import ControlError, send_command
-from sessions.folder import SessionFolder
-from sessions.lock import holder
+from sessions.disk.control import ControlError, send_command
+from sessions.disk.folder import SessionFolder
+from sessions.disk.lock import holder
 
 NEBTUI = str(Path(sys.executable).with_name("nebtui"))
 pytestmark = pytest.mark.timeout(120)

@@ -18,8 +18,8 @@ from engine.paths.schedule import schedule_from_dict
 from nebtui.app import SessionApp, build_app
 from nebtui.app.model import SessionModel
 from nebtui.app.panes import EnergyPane, SchedulePane
-from sessions.eventlog import read_log
-from sessions.folder import SessionError, SessionFolder
+from sessions.disk.eventlog import read_log
+from sessions.disk.folder import SessionError, SessionFolder
 
 pytestmark = pytest.mark.timeout(300)  # the shared sessions are made on first use
 

@@ -10,7 +10,7 @@ from tui_fakes import CONFIG, Events, FakeSource, FixedStatus, app_test, wait_un
 from engine.events import PairChosen
 from nebtui.app import SessionApp
 from nebtui.app.panes import EnergyPane, MSTPane
-from sessions.lifecycle import RunnerStarted, WorkerStarted
+from sessions.events import RunnerStarted, WorkerStarted
 
 pytestmark = pytest.mark.timeout(60)
 

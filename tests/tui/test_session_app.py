@@ -10,7 +10,7 @@ from engine.events import CycleFinished, EdgeIgnored, MSTEdgeAdded, PairChosen
 from nebtui.app import SessionApp
 from nebtui.app.panes import EnergyPane, LogPane, MSTPane, SchedulePane, StatusLine
 from nebtui.app.screens import ConfirmStop
-from sessions.control import ControlError
+from sessions.disk.control import ControlError
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -6,7 +6,7 @@ import pytest
 from tui_fakes import SCHEDULE, app_test
 
 from nebtui.app import SessionListApp
-from sessions.folder import SessionFolder
+from sessions.disk.folder import SessionFolder
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -36,8 +36,8 @@ async def test_no_sessions_says_how_to_start_one(tmp_path):
 @app_test
 async def test_rows_show_at_once_and_their_status_and_pairs_come_from_the_logs(tmp_path):
     from engine.events import ConnectionFinished, StepEnergies
-    from sessions.eventlog import EventLogWriter
-    from sessions.lifecycle import RunnerStarted, SessionFinished
+    from sessions.disk.eventlog import EventLogWriter
+    from sessions.events import RunnerStarted, SessionFinished
 
     folder = SessionFolder.create(tmp_path, "long", {"problem": {"kind": "surface", "surface": "muller-brown"},
                                                      "schedule": SCHEDULE})

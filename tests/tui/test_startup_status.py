@@ -14,8 +14,8 @@ import pytest
 from tui_fakes import app_test, wait_until
 
 from nebtui.app import build_app
-from sessions.folder import SessionFolder
-from sessions.lock import holder
+from sessions.disk.folder import SessionFolder
+from sessions.disk.lock import holder
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -23,10 +23,10 @@ SLOW_RUNNER = """
 import sys, time
 from pathlib import Path
 from engine.events import StepEnergies
-from sessions.eventlog import EventLogWriter
-from sessions.folder import SessionFolder
-from sessions.lifecycle import RunnerStarted, SessionFailed, StartupPhaseStarted
-from sessions.lock import RunnerLock
+from sessions.disk.eventlog import EventLogWriter
+from sessions.disk.folder import SessionFolder
+from sessions.events import RunnerStarted, SessionFailed, StartupPhaseStarted
+from sessions.disk.lock import RunnerLock
 
 folder = SessionFolder.open(Path(sys.argv[1]).parent, Path(sys.argv[1]).name)
 gates = Path(sys.argv[2])

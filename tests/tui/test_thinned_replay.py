@@ -12,8 +12,8 @@ import pytest
 
 from engine.events import CycleStarted, StepEnergies
 from nebtui.app.model import RATE_WINDOW, SessionModel
-from sessions.eventlog import EventLogReader, EventLogWriter, LoggedEvent, PassedSteps
-from sessions.lifecycle import RunnerStarted, SessionPaused, SessionResumed
+from sessions.disk.eventlog import EventLogReader, EventLogWriter, LoggedEvent, PassedSteps
+from sessions.events import RunnerStarted, SessionPaused, SessionResumed
 
 PAIRS = [(0, 1), (0, 2), (1, 2)]
 KEEP = RATE_WINDOW + 1

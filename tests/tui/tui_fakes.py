@@ -23,9 +23,9 @@ from engine.events import (
     PivotsInserted,
     StepEnergies,
 )
-from sessions.config import PartialConfig
-from sessions.eventlog import LoggedEvent
-from sessions.lifecycle import (
+from sessions.disk.config import PartialConfig
+from sessions.disk.eventlog import LoggedEvent
+from sessions.events import (
     CheckpointWritten,
     ControlReceived,
     RunnerStarted,

@@ -19,7 +19,7 @@ from torch import nn
 from engine.networks.layout import ParameterLayout
 from engine.networks.models import mlp
 from sessions.errors import SessionError
-from sessions.minima import find_minima, flat_minimum, manifest_entry, minimum_name, sha256
+from sessions.problem.minima import find_minima, flat_minimum, manifest_entry, minimum_name, sha256
 
 SHARDS = ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors")
 

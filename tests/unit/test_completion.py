@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sessions.folder import SessionFolder
+from sessions.disk.folder import SessionFolder
 
 NEBTUI = str(Path(sys.executable).with_name("nebtui"))
 

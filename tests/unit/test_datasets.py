@@ -1,6 +1,6 @@
 """A researcher's data from --data: torchvision's on-disk formats written small here
 (MNIST's idx files, SVHN's .mat files, an image folder of PNGs) and a data factory
-module, read through sessions.problem as the runner, the workers and train read them."""
+module, read through sessions.problem.build as the runner, the workers and train read them."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import torch
 from data_formats import FACTORY, image_folder, mnist_folder, svhn_folder
 
 from engine.networks.datasets import MEAN_STD
-from sessions.config import Problem
+from sessions.disk.config import Problem
 from sessions.errors import SessionError
-from sessions.problem import absolute_data, load_data, model_arguments, parse_data
+from sessions.problem.build import absolute_data, load_data, model_arguments, parse_data
 
 
 def problem(data: str, model: str = "mlp", import_dir: Path | None = None) -> Problem:
@@ -175,8 +175,8 @@ def test_a_session_on_svhn_files_builds_the_energy_its_minima_have(tmp_path):
     from safetensors.torch import save_file
 
     from engine.paths.schedule import load_schedule
-    from sessions.config import SessionConfig
-    from sessions.problem import build, build_model
+    from sessions.disk.config import SessionConfig
+    from sessions.problem.build import build, build_model
 
     made = svhn_folder(tmp_path / "svhn")
     spec = f"svhn:{tmp_path / 'svhn'}"
@@ -199,7 +199,7 @@ def test_a_session_on_svhn_files_builds_the_energy_its_minima_have(tmp_path):
 
 
 def test_a_vouch_covers_the_data_factory_and_a_data_folder_needs_none(tmp_path):
-    from sessions import trust
+    from sessions.problem import trust
 
     given = trust.tag(tmp_path, "s1", "mlp", {}, import_dir="/lab", data="labdata:blobs")
     assert trust.vouched(tmp_path, "s1", "mlp", {}, given, import_dir="/lab", data="labdata:blobs")

@@ -3,7 +3,7 @@ config.json whose folder was changed names other code, and is refused."""
 
 from __future__ import annotations
 
-from sessions import trust
+from sessions.problem import trust
 
 
 def test_a_vouch_holds_for_the_folder_its_factory_is_imported_from_only(tmp_path):

@@ -96,7 +96,7 @@ def test_engine_rooms_gain_no_new_cycle():
 
 
 @pytest.mark.parametrize("where, statement", [
-    ("engine/neb/late.py", "def later():\n    from sessions.folder import SessionFolder\n    return SessionFolder\n"),
+    ("engine/neb/late.py", "def later():\n    from sessions.disk.folder import SessionFolder\n    return SessionFolder\n"),
     ("engine/late.py", "def later():\n    import nebtui.cli\n"),
     ("sessions/late.py", "def later():\n    from nebtui.app import app\n"),
     ("sessions/deep/late.py", "def later():\n    from ...nebtui import cli\n"),
@@ -120,3 +120,23 @@ def test_a_new_cycle_between_rooms_is_caught(tmp_path):
         (tmp_path / folder / "__init__.py").write_text(text)
     (tmp_path / "engine" / "__init__.py").write_text("")
     assert room_cycles(tmp_path, "engine") == {frozenset({"engine.energy", "engine.alignment"})}
+
+
+def test_sessions_rooms_import_one_way():
+    """sessions' rooms (disk, problem, processes, analysis, and the modules at its top:
+    errors, events, view) import one another one way only: disk <- problem <- processes,
+    and analysis and the view above them."""
+    assert room_cycles(ROOT, "sessions") == set()
+
+
+def test_a_lazy_import_back_between_rooms_is_caught(tmp_path):
+    for where, statement in [
+        ("sessions/disk/folder.py", "def config():\n    from sessions.problem.build import build\n"),
+        ("sessions/problem/build.py", "from sessions.disk.folder import SessionFolder\n"),
+    ]:
+        path = tmp_path / where
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for package in (tmp_path / "sessions", path.parent):
+            (package / "__init__.py").touch()
+        path.write_text(statement)
+    assert room_cycles(tmp_path, "sessions") == {frozenset({"sessions.disk", "sessions.problem"})}

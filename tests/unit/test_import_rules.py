@@ -2,7 +2,7 @@
 the terminal UI stack, and the CLI starts without torch.
 
 Every module of engine/ and sessions/ is imported, not only the packages: a
-module that nothing imports at package level (sessions/runner.py, say) would
+module that nothing imports at package level (sessions/processes/runner.py, say) would
 otherwise hide a wrong import. One fresh interpreter imports them one by one,
 engine's first, and records what each one brought into sys.modules.
 """
@@ -89,7 +89,7 @@ def test_cli_modules_import_without_torch():
 @pytest.mark.parametrize("argv", [["--help"], ["sessions", "list"], ["sessions", "list", "--json"],
                                   ["sessions", "show", "quiet"], ["sessions", "attach", "quiet"]])
 def test_fast_commands_never_import_torch(argv, nebtui_home):
-    from sessions.folder import SessionFolder
+    from sessions.disk.folder import SessionFolder
 
     nebtui_home.mkdir(parents=True, exist_ok=True)
     SessionFolder.create(nebtui_home, "quiet", {"problem": {"kind": "surface", "surface": "muller-brown"}})
@@ -129,8 +129,8 @@ def _stop_runner(home: Path) -> None:
     import signal
     import time
 
-    from sessions.folder import list_sessions
-    from sessions.lock import holder
+    from sessions.disk.folder import list_sessions
+    from sessions.disk.lock import holder
 
     for folder in list_sessions(home):
         pid = holder(folder.lock_path)

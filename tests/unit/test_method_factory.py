@@ -118,8 +118,8 @@ def test_an_exploration_by_curves_stopped_many_times_finishes_bit_for_bit():
 
 
 def test_the_session_config_names_its_method_and_alignment():
-    from sessions.config import Problem, SessionConfig
-    from sessions.folder import SessionError
+    from sessions.disk.config import Problem, SessionConfig
+    from sessions.disk.folder import SessionError
 
     surface = Problem(kind="surface", surface="muller-brown")
     old = SessionConfig(problem=surface, schedule=SHORT).to_dict()

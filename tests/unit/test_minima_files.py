@@ -11,8 +11,8 @@ from safetensors.torch import save_file
 
 from engine.networks.layout import ParameterLayout
 from engine.networks.models import mlp
-from sessions.folder import SessionError
-from sessions.minima import find_minima, flat_minimum, manifest_entry
+from sessions.disk.folder import SessionError
+from sessions.problem.minima import find_minima, flat_minimum, manifest_entry
 
 
 class Payload:
@@ -113,7 +113,7 @@ def test_a_training_state_in_the_earlier_layout_still_loads(tmp_path):
 
     from safetensors.torch import save_file
 
-    from sessions.minima_folder import load_partial, partial_path, save_partial
+    from sessions.problem.minima_folder import load_partial, partial_path, save_partial
 
     stem = tmp_path / "minimum-00"
     identity = {"model": "mlp", "model_args": {}, "data": "digits", "recipe": {"steps": 10}, "seed": 3}
@@ -138,7 +138,7 @@ def test_a_training_state_in_the_earlier_layout_still_loads(tmp_path):
 
 
 def test_claims_and_what_is_still_in_training(tmp_path, net):
-    from sessions.minima_folder import claim, in_training, partial_path, trained, write_minimum
+    from sessions.problem.minima_folder import claim, in_training, partial_path, trained, write_minimum
 
     done, claimed, left = (tmp_path / f"minimum-0{i}" for i in range(3))
     write_minimum(done, net.state_dict(), {"model": "mlp", "data": "digits"})
@@ -154,7 +154,7 @@ def test_claims_and_what_is_still_in_training(tmp_path, net):
 
 
 def test_sidecars_agree_or_are_refused(tmp_path, net):
-    from sessions.minima_folder import read_sidecars, write_minimum
+    from sessions.problem.minima_folder import read_sidecars, write_minimum
 
     stems = [tmp_path / f"minimum-0{i}" for i in range(2)]
     for stem in stems:

@@ -3,7 +3,7 @@ traceback in the error's message, and the line keeps only its last line."""
 
 from __future__ import annotations
 
-from sessions.raypool import CLIENT_ATTEMPTS, join_failure
+from sessions.processes.raypool import CLIENT_ATTEMPTS, join_failure
 
 ADDRESS = "ray://10.0.0.1:10001"
 

@@ -44,7 +44,7 @@ def test_bad_stop_or_workers_is_one_clear_line_and_no_session(argv, message, neb
 def test_stop_and_workers_reach_the_session_config():
     from nebtui.launch import session_config
     from nebtui.options import RunOptions
-    from sessions.config import Problem, SessionConfig
+    from sessions.disk.config import Problem, SessionConfig
 
     from engine.paths.schedule import load_schedule
 

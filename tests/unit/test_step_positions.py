@@ -18,7 +18,7 @@ from engine.energy.surfaces import MuellerBrown
 from engine.paths.autoneb import Connection
 from engine.band.geometry import arc_fractions
 from engine.paths.schedule import BandOptions, Cycle, Schedule
-from sessions.eventlog import EventLogReader, EventLogWriter, read_log
+from sessions.disk.eventlog import EventLogReader, EventLogWriter, read_log
 
 OLD_SESSION = Path(__file__).parents[1] / "functional" / "data" / "sessions-2026-12" / "stopped"
 

@@ -9,11 +9,11 @@ import torch
 
 from engine.networks.torchvision_zoo import torchvision_factory
 from engine.networks.training import default_recipe
-from sessions import trust
-from sessions.config import Problem
+from sessions.problem import trust
+from sessions.disk.config import Problem
 from sessions.errors import SessionError
-from sessions.minima_folder import sidecar_model
-from sessions.problem import build_model, check_alignable, model_arguments
+from sessions.problem.minima_folder import sidecar_model
+from sessions.problem.build import build_model, check_alignable, model_arguments
 
 
 def problem(model: str, data: str = "digits-images", **arguments: object) -> Problem:

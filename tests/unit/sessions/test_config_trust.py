@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from sessions import trust
-from sessions.config import SessionConfig
+from sessions.problem import trust
+from sessions.disk.config import SessionConfig
 from sessions.errors import SessionError
 
 SURFACE = {"kind": "surface", "surface": "muller-brown"}
@@ -67,7 +67,7 @@ def test_config_json_reads_back_to_the_same_keys_and_values():
 
 
 def test_a_listing_reads_what_a_config_has_and_skips_what_a_newer_nebtui_wrote():
-    from sessions.config import PartialConfig
+    from sessions.disk.config import PartialConfig
 
     listed = PartialConfig.from_dict({"problem": {**SURFACE, "colour": 1}, "landscape": {"variant": "star", "ring": 2},
                                       "method": "bezier", "future": True})

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from sessions.devices import DeviceSpec, parse_devices, resolve_device, resolve_devices
+from sessions.processes.devices import DeviceSpec, parse_devices, resolve_device, resolve_devices
 from sessions.errors import SessionError
 
 
@@ -27,7 +27,7 @@ def test_a_misspelt_device_is_one_line(spec):
 
 
 def test_parsing_needs_no_torch():
-    code = "import sys; from sessions.devices import parse_devices; parse_devices('cuda:0,1'); print('torch' in sys.modules)"
+    code = "import sys; from sessions.processes.devices import parse_devices; parse_devices('cuda:0,1'); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "False"
 
@@ -50,9 +50,9 @@ def test_resolving_names_what_is_visible():
 def test_auto_is_the_cpu_without_torch_where_no_gpu_can_be():
     import os
 
-    from sessions.devices import GPU_DRIVER_PATHS, surely_cpu
+    from sessions.processes.devices import GPU_DRIVER_PATHS, surely_cpu
 
-    code = ("import sys; from sessions.devices import resolve_devices; print(resolve_devices('auto'), "
+    code = ("import sys; from sessions.processes.devices import resolve_devices; print(resolve_devices('auto'), "
             "'torch' in sys.modules)")
     hidden = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
                             env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})

@@ -8,9 +8,9 @@ import re
 
 from engine.events import CycleStarted, PairChosen, StepEnergies, UnknownEvent, event_from_dict
 from nebtui.progress import describe
-from sessions.eventlog import EventLogWriter, LoggedEvent, read_log
-from sessions.folder import SessionFolder
-from sessions.lifecycle import RunnerStarted
+from sessions.disk.eventlog import EventLogWriter, LoggedEvent, read_log
+from sessions.disk.folder import SessionFolder
+from sessions.events import RunnerStarted
 from sessions.view import SessionView, read_view, summary
 
 # A Mueller-Brown session as an earlier nebtui wrote it, byte for byte: two star pairs

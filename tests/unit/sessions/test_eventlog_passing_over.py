@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from test_event_replay import OLD_LOG, _folder
 
-from sessions.eventlog import EventLogReader, read_log
+from sessions.disk.eventlog import EventLogReader, read_log
 from sessions.view import PROGRESS_KINDS, listing_view, read_view, summary
 
 LISTED = ("status", "pid", "problem", "minima", "pairs_done", "pairs_total", "devices", "workers", "paths", "mst",

@@ -12,8 +12,8 @@ import pytest
 
 from cli_runs import assert_one_clear_line, in_process
 from sessions.errors import SessionError
-from sessions.eventlog import EventLogWriter
-from sessions.lock import RunnerLock, holder
+from sessions.disk.eventlog import EventLogWriter
+from sessions.disk.lock import RunnerLock, holder
 
 PRECIOUS = b"a file of the user's, without a final newline"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from sessions.minima import sha256
-from sessions.raypool import files_of, localised
+from sessions.problem.minima import sha256
+from sessions.processes.raypool import files_of, localised
 
 MINIMUM = b"the bytes of a minimum"
 BATCH = b"the bytes of a data file"

@@ -9,7 +9,7 @@ import pytest
 
 from cli_runs import in_process
 from engine.paths.schedule import Cycle, Schedule
-from sessions.folder import SessionFolder
+from sessions.disk.folder import SessionFolder
 from sessions.view import summary
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from engine.events import ConnectionFinished, CycleStarted, StepEnergies
-from sessions.eventlog import LoggedEvent
-from sessions.lifecycle import RunnerStarted, SessionEstimated, SessionFinished, SessionPaused
+from sessions.disk.eventlog import LoggedEvent
+from sessions.events import RunnerStarted, SessionEstimated, SessionFinished, SessionPaused
 from sessions.view import SessionView
 
 ESTIMATE = SessionEstimated(

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from sessions import statefile
-from sessions.atomic import write_atomic
-from sessions.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from sessions.config import SessionConfig
+from sessions.disk import statefile
+from sessions.disk.atomic import write_atomic
+from sessions.disk.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sessions.disk.config import SessionConfig
 from engine.events import UnknownEvent
-from sessions.eventlog import EventLogError, EventLogReader, EventLogWriter, LoggedEvent, read_log
-from sessions.folder import (
+from sessions.disk.eventlog import EventLogError, EventLogReader, EventLogWriter, LoggedEvent, read_log
+from sessions.disk.folder import (
     CHECKPOINT_FILE,
     EVENTS_FILE,
     PREVIOUS_CHECKPOINT_FILE,
@@ -33,9 +33,9 @@ from sessions.folder import (
     SessionFolder,
     list_sessions,
 )
-from sessions.home import data_home
-from sessions.lock import LockedError, RunnerLock, holder, holder_info
-from sessions.statepack import pack_state, read_state, unpack_state
+from sessions.disk.home import data_home
+from sessions.disk.lock import LockedError, RunnerLock, holder, holder_info
+from sessions.disk.statepack import pack_state, read_state, unpack_state
 
 REPO = Path(__file__).resolve().parents[3]
 MINIMUM = {"path": "minima/a.safetensors", "sha256": "ab" * 32, "parameters": 1234}
@@ -61,7 +61,7 @@ def test_session_error_is_its_own_kind():
 
 
 def test_lock_and_folder_do_not_import_each_other():
-    code = "import sys, sessions.lock; print('sessions.folder' in sys.modules)"
+    code = "import sys, sessions.disk.lock; print('sessions.disk.folder' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.stdout.strip() == "False"
@@ -112,7 +112,7 @@ def test_data_home_in_a_read_only_folder_is_refused(tmp_path):
         run_without_privileges("""
             import re, sys
             from sessions.errors import SessionError
-            from sessions.home import data_home
+            from sessions.disk.home import data_home
 
             for home, wanted in ((sys.argv[1], r"is not writable .*: set NEBTUI_HOME"),
                                  (sys.argv[1] + "/home", r"cannot be created")):
@@ -363,7 +363,7 @@ def test_readers_follow_a_writer_process(tmp_path):
         f"""
         import time
         from engine.events import UnknownEvent
-        from sessions.eventlog import EventLogWriter
+        from sessions.disk.eventlog import EventLogWriter
         with EventLogWriter({str(log)!r}) as w:
             for i in range({count}):
                 w.append(UnknownEvent({{"kind": "step", "i": i, "energies": [0.5] * 20}}))
@@ -392,7 +392,7 @@ def test_kill_9_after_append_loses_nothing(tmp_path):
         f"""
         import sys, time
         from engine.events import UnknownEvent
-        from sessions.eventlog import EventLogWriter
+        from sessions.disk.eventlog import EventLogWriter
         w = EventLogWriter({str(log)!r})
         for i in range(500):
             w.append(UnknownEvent({{"kind": "step", "i": i}}))
@@ -530,7 +530,7 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path):
     child = _python(
         f"""
         import json, resource, signal, torch
-        from sessions.checkpoint import CheckpointError, save_checkpoint
+        from sessions.disk.checkpoint import CheckpointError, save_checkpoint
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
         try:
@@ -558,7 +558,7 @@ def test_read_only_folder_keeps_the_previous_checkpoint(tmp_path):
     try:
         run_without_privileges("""
             import re, sys, torch
-            from sessions.checkpoint import CheckpointError, save_checkpoint
+            from sessions.disk.checkpoint import CheckpointError, save_checkpoint
 
             try:
                 save_checkpoint(sys.argv[1], {"x": torch.full((4,), 2.0)}, {"cycle": 2})
@@ -614,7 +614,7 @@ def test_state_bytes_are_read_without_writing_a_file():
     unpacking a 400 kB state writes nothing, so a 64 kB limit cannot stop it."""
     script = textwrap.dedent("""
         import resource, torch
-        from sessions.statepack import pack_state, unpack_state
+        from sessions.disk.statepack import pack_state, unpack_state
         data = pack_state({"tensors": {"pivots": torch.arange(100_000.0)}, "meta": {"cycle": 3}})
         resource.setrlimit(resource.RLIMIT_FSIZE, (65_536, 65_536))
         state = unpack_state(data)
@@ -703,7 +703,7 @@ def test_lock_across_processes_and_kill_9(tmp_path):
     child = _python(
         f"""
         import time
-        from sessions.lock import RunnerLock
+        from sessions.disk.lock import RunnerLock
         RunnerLock({str(path)!r}).acquire()
         print("locked", flush=True)
         time.sleep(60)

@@ -5,11 +5,11 @@ Layout (names are the constants below)::
     <home>/<id>/
         session.json             schema version, id, created time, nebtui version
         config.json              the run's config, a JSON-able dict
-        events.jsonl             append-only event log (sessions.eventlog)
-        checkpoint.safetensors   newest checkpoint (sessions.checkpoint)
+        events.jsonl             append-only event log (sessions.disk.eventlog)
+        checkpoint.safetensors   newest checkpoint (sessions.disk.checkpoint)
         checkpoint.previous.safetensors
         runner.log               the runner's stdout/stderr
-        lock                     one runner per session (sessions.lock)
+        lock                     one runner per session (sessions.disk.lock)
         heartbeat                the runner's last sign of life (unix time)
         control.sock             the runner's control socket
         results/                 reports and exports
@@ -31,9 +31,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sessions.atomic import fsync_folder, write_all, write_atomic
+from sessions.disk.atomic import fsync_folder, write_all, write_atomic
 from sessions.errors import SessionError  # also imported from here throughout nebtui/
-from sessions.lock import holder
+from sessions.disk.lock import holder
 
 SCHEMA_VERSION = 1
 
@@ -190,9 +190,9 @@ class SessionFolder:
         return self.info.created
 
     def config(self) -> Any:
-        """config.json as a sessions.config.PartialConfig: the fields there are, typed (a
-        listing reads what there is; sessions.config.read_config wants every field)."""
-        from sessions.config import PartialConfig
+        """config.json as a sessions.disk.config.PartialConfig: the fields there are, typed (a
+        listing reads what there is; sessions.disk.config.read_config wants every field)."""
+        from sessions.disk.config import PartialConfig
 
         try:
             return PartialConfig.from_dict(self.config_json())
@@ -200,7 +200,7 @@ class SessionFolder:
             raise damaged_config(self.id, str(error)) from None
 
     def config_json(self) -> Any:
-        """config.json as JSON gives it, unchecked: for sessions.config to read, and to rewrite."""
+        """config.json as JSON gives it, unchecked: for sessions.disk.config to read, and to rewrite."""
         return _read_json(self.config_path, self.id)
 
     # ---- paths

@@ -6,7 +6,7 @@ messages that come up, notice and restart dead workers. ``LocalPool`` runs one
 process per device (forked by multiprocessing's fork server); another pool (e.g. on Ray) can take its
 place without touching the runner.
 
-The messages up are the dataclasses of ``sessions.messages``, which documents
+The messages up are the dataclasses of ``sessions.processes.messages``, which documents
 the protocol. Each worker sends them on a pipe of its own, written by that
 worker alone: a worker killed in the middle of a message can neither leave a
 lock held that another worker needs, nor leave half a message in a channel that
@@ -26,8 +26,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Protocol
 
-from sessions.devices import cpu_share
-from sessions.messages import (
+from sessions.processes.devices import cpu_share
+from sessions.processes.messages import (
     JobDone,
     JobFailed,
     JobStopped,
@@ -43,7 +43,7 @@ ORPHAN_CHECK_SECONDS = 1.0  # how often an idle worker looks whether its runner 
 DRAIN_SECONDS = 5.0  # a dead worker whose pipe never ends (should not happen) is reported after this
 # What the fork server imports once for every worker it forks: torch and the modules a
 # worker runs (torch._dynamo, 2 to 5 s, only where a worker needs it: _will_import_dynamo).
-PRELOAD = ("torch", "sessions.problem", "sessions.statepack", "sessions.config", "engine.paths.registry",
+PRELOAD = ("torch", "sessions.problem.build", "sessions.disk.statepack", "sessions.disk.config", "engine.paths.registry",
            "engine.paths.autoneb", "engine.paths.schedule")
 
 
@@ -339,14 +339,14 @@ def worker_threads(config: Any) -> int:
 
 def worker_config(config: dict[str, Any]) -> Any:
     """The SessionConfig again, from the to_dict() a worker process or actor was sent."""
-    from sessions.config import SessionConfig
+    from sessions.disk.config import SessionConfig
 
     return SessionConfig.from_dict(config)
 
 
 def build_worker(session_config: Any, device: str, threads: int | None = None) -> tuple[Any, Any]:
     """A worker's energy on ``device`` (with ``threads`` torch threads where given) and the schedule it runs."""
-    from sessions.problem import build
+    from sessions.problem.build import build
 
     if threads is not None:
         import torch
@@ -382,8 +382,8 @@ def run_job(index: int, energy: Any, schedule: Any, pair: Pair, packed: bytes, i
     JobFailed was sent, and the worker must go (its pool reports the pair it held)."""
     from engine.paths.registry import run_from_state
     from engine.paths.run import DivergedError
-    from sessions.folder import SessionError
-    from sessions.statepack import pack_state, unpack_state
+    from sessions.disk.folder import SessionError
+    from sessions.disk.statepack import pack_state, unpack_state
 
     try:
         connection = run_from_state(energy, schedule, unpack_state(packed),

@@ -1,4 +1,4 @@
-"""Checkpoints: tensors + a JSON meta dict in one state file (sessions.statefile), replaced atomically.
+"""Checkpoints: tensors + a JSON meta dict in one state file (sessions.disk.statefile), replaced atomically.
 
 Saving writes a temp file in the session folder, fsyncs it, keeps the current
 checkpoint as the previous one, renames the temp file to current and fsyncs
@@ -16,9 +16,9 @@ from typing import Any, Iterator, Mapping
 
 import torch
 
-from sessions import statefile
+from sessions.disk import statefile
 from sessions.errors import SessionError
-from sessions.folder import CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE
+from sessions.disk.folder import CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE
 
 META_KEY = "nebtui.meta"
 FORMAT_KEY = "nebtui.checkpoint"

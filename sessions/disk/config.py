@@ -27,7 +27,7 @@ from sessions.errors import SessionError
 
 SURFACE_NAMES = ("muller-brown", "himmelblau")
 DEFAULT_CHECKPOINT_INTERVAL = 60.0  # seconds
-SHA256 = re.compile(r"[0-9a-f]{64}")  # a minimum's digest as sessions.minima.sha256 writes it
+SHA256 = re.compile(r"[0-9a-f]{64}")  # a minimum's digest as sessions.problem.minima.sha256 writes it
 
 
 def _as_schedule(value: Any) -> Schedule:
@@ -120,7 +120,7 @@ class SessionConfig(_Config):
     workers: int = Field(1, ge=1, description="a whole number >= 1 (CPU worker processes)")
     strategy: Literal["auto", "batched", "loop", "vmap"] = "auto"  # how the network energy runs its pivots
     # torch threads of each CPU worker (--threads); None: the cores // workers of the first runner, which
-    # it stores with its strategy (sessions.lifecycle.StrategyChosen) for every runner after it
+    # it stores with its strategy (sessions.events.StrategyChosen) for every runner after it
     threads: int | None = Field(None, ge=1, description="a whole number >= 1 (torch threads per CPU worker)")
     # GPU speed options of the network energy (each also runs on the CPU)
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast
@@ -132,7 +132,7 @@ class SessionConfig(_Config):
     method: Literal[METHODS] = "autoneb"
     align: bool = False
     cluster: str = "local"  # local (worker processes here) | ray (the Ray cluster here) | ray://HOST:PORT
-    # This user's tag for a package.module:factory model (sessions.trust): the factory is imported only
+    # This user's tag for a package.module:factory model (sessions.problem.trust): the factory is imported only
     # when the tag verifies, so a session folder copied from elsewhere runs none of its code
     vouch: str | None = None
 
@@ -205,7 +205,7 @@ class PartialConfig(SessionConfig):
     """What a listing reads of a config.json: the fields there are, typed; a problem or
     schedule missing is None, a field unknown to this nebtui (a newer one wrote it) is
     skipped, here and in the problem and landscape options, and nothing is checked across
-    fields (sessions.config.read_config does)."""
+    fields (sessions.disk.config.read_config does)."""
 
     model_config = ConfigDict(extra="ignore")
     complete: ClassVar[bool] = False
@@ -271,26 +271,10 @@ def first_bad_field(cls: type[BaseModel], error: ValidationError) -> str:
 
 def read_config(folder: Any) -> SessionConfig:
     """A session's config as a SessionConfig; a damaged config.json is one line naming the session."""
-    from sessions.folder import damaged_config
+    from sessions.disk.folder import damaged_config
 
     raw = folder.config_json()
     try:
         return SessionConfig.from_dict(raw)
     except SessionError as error:
         raise damaged_config(folder.id, str(error)) from None
-
-
-def runnable_config(folder: Any) -> SessionConfig:
-    """A session's config to run or report: read_config, and its model factory, unless a zoo
-    name, vouched for by this user (sessions.trust); else the one line that says how to vouch."""
-    from sessions import trust
-
-    config = read_config(folder)
-    model, data = config.problem.model, config.problem.data
-    if config.problem.kind == "network" and trust.runs_user_code(model, data):
-        home = folder.path.parent
-        if not trust.vouched(home, folder.id, model, config.problem.model_args, config.vouch,
-                             import_dir=config.problem.import_dir, data=data):
-            zoo = trust.is_zoo(model)
-            raise SessionError(trust.refusal(folder.id, data if zoo else model, "data" if zoo else "model"))
-    return config

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from sessions.atomic import write_atomic
+from sessions.disk.atomic import write_atomic
 
 
 class StateFileError(ValueError):
@@ -66,7 +66,7 @@ def write(
     temp_prefix: str | None = None,
     before_replace: Callable[[], None] | None = None,
 ) -> None:
-    """Write the state to ``path`` atomically and durably (sessions.atomic.write_atomic)."""
+    """Write the state to ``path`` atomically and durably (sessions.disk.atomic.write_atomic)."""
     data = to_bytes(tensors, meta, key=key, tags=tags, sort_keys=sort_keys)
     write_atomic(Path(path), data, temp_prefix=temp_prefix, before_replace=before_replace)
 

@@ -13,7 +13,7 @@ What travels, and how often:
   actor on a node where the files are missing (or differ) writes them to a folder
   of its own and builds from there.
 - per pair: the packed connection state down (``run``), and up the messages of
-  ``sessions.messages``, the same dataclasses the local pool's pipes carry.
+  ``sessions.processes.messages``, the same dataclasses the local pool's pipes carry.
   Each actor buffers what it sends; the pool keeps one ``drain`` call in flight
   per actor (it returns as soon as there is something, or after a second), so
   messages come up in the order sent, in batches, without a call per message.
@@ -52,9 +52,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from sessions.folder import SessionError
-from sessions.messages import JobDone, JobFailed, JobStopped, Pair, WorkerExited, WorkerMessage, WorkerReady
-from sessions.workers import build_worker, run_job, worker_config
+from sessions.disk.folder import SessionError
+from sessions.processes.messages import JobDone, JobFailed, JobStopped, Pair, WorkerExited, WorkerMessage, WorkerReady
+from sessions.processes.workers import build_worker, run_job, worker_config
 
 INSTALL = "pip install -e '.[ray]' (in nebtui's folder) or pip install 'ray[client]>=2.60'"
 DRAIN_SECONDS = 1.0  # how long an actor's drain waits for a message before it answers empty
@@ -162,8 +162,8 @@ def files_of(config: dict[str, Any]) -> dict[str, bytes]:
     """Of a config as it travels (SessionConfig.to_dict()): the bytes of the files the
     problem is built from, by their path here: every minimum (a model folder's weight
     files), and CIFAR's folder (an embedded data set has none)."""
-    from sessions.minima import minimum_files
-    from sessions.problem import parse_data
+    from sessions.problem.minima import minimum_files
+    from sessions.problem.build import parse_data
 
     problem = config["problem"]
     files: dict[str, bytes] = {}
@@ -234,7 +234,7 @@ def _same_file(path: Path, data: bytes) -> bool:
 
 class PairActor:
     """One worker on the cluster (made a Ray actor by ``RayPool``): builds the problem once,
-    then runs the pair jobs the pool sends, one at a time, with ``sessions.workers.run_job``."""
+    then runs the pair jobs the pool sends, one at a time, with ``sessions.processes.workers.run_job``."""
 
     def __init__(self, index: int, gpu: bool, config: dict[str, Any], files: dict[str, bytes], interval: float,
                  threads: int | None):
@@ -317,7 +317,7 @@ class RayPool:
                 "~/.ray/auth_token turns it on)")
 
     def start(self) -> None:
-        from sessions.devices import parse_devices
+        from sessions.processes.devices import parse_devices
 
         ray, address = connect(self.cluster)
         self.ray, self.address = ray, address

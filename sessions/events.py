@@ -1,7 +1,7 @@
 """Events about the session's processes (not the science): they go into the same
 event log as the engine's events and share their registry, so
 ``engine.events.event_from_dict`` rebuilds them once this module is imported
-(``sessions.eventlog`` imports it: every log reader reads them typed)."""
+(``sessions.disk.eventlog`` imports it: every log reader reads them typed)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ Per minimum ``minimum-NN``::
     minimum-NN.json                  the sidecar: model, data, seed, recipe, losses; written last,
                                      so its presence marks the minimum done
     minimum-NN.partial.safetensors   the whole training state while it trains (a state file,
-                                     sessions.statefile, header key ``nebtui``); gone once done
+                                     sessions.disk.statefile, header key ``nebtui``); gone once done
     .minimum-NN.lock                 the claim: a flock held by the trainer training it
 
 Several trainers (one per GPU, say) may share a folder: each minimum is
@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from sessions import statefile
-from sessions.atomic import write_atomic
+from sessions.disk import statefile
+from sessions.disk.atomic import write_atomic
 from sessions.errors import SessionError
-from sessions.lock import LockedError, RunnerLock, UnsafeFileError, holder, holder_info
-from sessions.minima import PARTIAL_SUFFIX
+from sessions.disk.lock import LockedError, RunnerLock, UnsafeFileError, holder, holder_info
+from sessions.problem.minima import PARTIAL_SUFFIX
 
 SIDECAR_VERSION = 1
 PARTIAL_VERSION = 1
@@ -144,7 +144,7 @@ def train_one(problem: Any, arguments: dict, dataset: dict, recipe: Any, seed: i
     from engine.energy.network import NetworkEnergy
     from engine.networks.layout import ParameterLayout
     from engine.networks.training import train as run_recipe
-    from sessions.problem import build_model
+    from sessions.problem.build import build_model
 
     say = say or (lambda text: None)
     torch.manual_seed(seed)
@@ -247,7 +247,7 @@ def sidecar_model(known: dict[str, Any], folder: Path) -> str:
     """The sidecars' model, if they name a zoo model or a torchvision one (looked up in its
     registry when built); a ``package.module:factory`` is refused (it runs when the user
     types it), and so is anything else."""
-    from sessions.trust import ZOO_NAMES, is_zoo
+    from sessions.problem.trust import ZOO_NAMES, is_zoo
 
     model = known["model"]
     if is_zoo(model):
@@ -271,7 +271,7 @@ def sidecar_arguments(known: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 def sidecar_data(known: dict[str, Any], folder: Path) -> str:
     """The sidecars' data, if it is one of the built-in data sets (digits, cifar10:PATH, ...)."""
-    from sessions.problem import parse_data
+    from sessions.problem.build import parse_data
 
     data = known["data"]
     try:

@@ -9,7 +9,7 @@ from typing import Mapping
 
 import platformdirs
 
-from sessions.folder import SessionError
+from sessions.disk.folder import SessionError
 
 HOME_VARIABLE = "NEBTUI_HOME"
 

@@ -21,9 +21,12 @@ import os
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sessions.errors import SessionError
+
+if TYPE_CHECKING:
+    from sessions.disk.config import SessionConfig
 
 KEY_FILE = ".key"
 KEY_BYTES = 32
@@ -40,7 +43,7 @@ def is_zoo(spec: Any) -> bool:
 def is_data_factory(spec: Any) -> bool:
     """A data spec ``package.module:factory``: the user's code, to be vouched for as a model
     factory is (nebtui's own kinds, ``mnist:/path`` and the like, name a folder after the colon)."""
-    from sessions.problem import EMBEDDED, FOLDERS
+    from sessions.problem.build import EMBEDDED, FOLDERS
 
     if not isinstance(spec, str):
         return False
@@ -133,8 +136,8 @@ def refusal(session_id: str, spec: str, what: str = "model") -> str:
 def vouch_for(folder: Any, spec: str) -> None:
     """Record this user's vouch for the factory ``spec`` that session ``folder`` names
     (``nebtui sessions trust``): its config.json gets the tag, rewritten whole."""
-    from sessions.atomic import write_atomic
-    from sessions.config import read_config
+    from sessions.disk.atomic import write_atomic
+    from sessions.disk.config import read_config
 
     config = read_config(folder)
     model, data = config.problem.model, config.problem.data
@@ -150,3 +153,19 @@ def vouch_for(folder: Any, spec: str) -> None:
     raw["vouch"] = tag(folder.path.parent, folder.id, model, config.problem.model_args,  # type: ignore[arg-type]
                        import_dir=config.problem.import_dir, data=data)
     write_atomic(folder.config_path, (json.dumps(raw, indent=2, sort_keys=True) + "\n").encode())
+
+
+def runnable_config(folder: Any) -> SessionConfig:
+    """A session's config to run or report: read_config, and its model factory, unless a zoo
+    name, vouched for by this user (sessions.problem.trust); else the one line that says how to vouch."""
+    from sessions.disk.config import read_config
+
+    config = read_config(folder)
+    model, data = config.problem.model, config.problem.data
+    if config.problem.kind == "network" and runs_user_code(model, data):
+        home = folder.path.parent
+        if not vouched(home, folder.id, model, config.problem.model_args, config.vouch,
+                       import_dir=config.problem.import_dir, data=data):
+            zoo = is_zoo(model)
+            raise SessionError(refusal(folder.id, data if zoo else model, "data" if zoo else "model"))
+    return config

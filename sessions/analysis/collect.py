@@ -7,7 +7,7 @@ whether it aligned its minima, every path is set beside two straight lines: the
 segment between the minima as their files hold them, and the segment between
 the same minima aligned as ``--align`` aligns them (every minimum's hidden units
 permuted by weight matching to match the lowest one, by the sessions' own code,
-``sessions.problem.AlignedBuilt``), so the aligned line of a pair is the one an
+``sessions.problem.build.AlignedBuilt``), so the aligned line of a pair is the one an
 aligned session's path sets out from. ``comparison`` puts several reports over
 the same minima side by side, pair by pair and method by method.
 
@@ -76,7 +76,7 @@ def _metric(loss: float | None, error: float | None, split: str, bn: bool) -> di
     return {"loss": loss, "error": error, "split": split, "bn_recalibrated": bn}
 
 
-def _mean(values: list[float | None]) -> float | None:
+def average(values: list[float | None]) -> float | None:
     known = [v for v in values if v is not None and math.isfinite(v)]
     return sum(known) / len(known) if known and len(known) == len(values) else None
 
@@ -160,8 +160,8 @@ def _aligned_minima(config: Any, built: Any) -> tuple[Any, dict[str, Any] | None
     weight matching cannot analyse."""
     if config.problem.kind != "network":
         return None, None
-    from sessions.folder import SessionError
-    from sessions.problem import AlignedBuilt
+    from sessions.disk.folder import SessionError
+    from sessions.problem.build import AlignedBuilt
 
     aligned = built if isinstance(built, AlignedBuilt) else AlignedBuilt(built, seed=config.seed)
     try:
@@ -266,7 +266,7 @@ def first_passage(curve: list[float], every: int, threshold: float) -> int | Non
 
 
 def collect(folder: Any, options: ReportOptions) -> Report:
-    """Gather the report of the session in ``folder`` (a sessions.folder.SessionFolder)."""
+    """Gather the report of the session in ``folder`` (a sessions.disk.folder.SessionFolder)."""
     import json
 
     import torch
@@ -274,10 +274,10 @@ def collect(folder: Any, options: ReportOptions) -> Report:
     from engine.paths.registry import run_from_state, spent_gradients
     from engine.paths.curve_schedule import CURVE_KINDS
     from engine.band.geometry import dense_points, linear_path
-    from sessions.config import runnable_config
-    from sessions.folder import SessionError
-    from sessions.problem import build
-    from sessions.statepack import unpack_state
+    from sessions.problem.trust import runnable_config
+    from sessions.disk.folder import SessionError
+    from sessions.problem.build import build
+    from sessions.disk.statepack import unpack_state
     from sessions.view import end_at_saddle, read_view
 
     files = sorted((folder.results_path / "paths").glob("*.safetensors"))
@@ -423,7 +423,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
 
     # Table 1
     def mean_of(what: str, rows: list[dict[str, Any] | None]) -> float | None:
-        return _mean([None if m is None else m[what] for m in rows])
+        return average([None if m is None else m[what] for m in rows])
 
     # a pair whose path peaks at one of its minima has no barrier: Table 1 claims none for it
     at_end = [(a, b) for a, b, _ in mst if end_at_saddle((a, b), results[(a, b)].saddle_position) is not None]
@@ -604,125 +604,3 @@ def _ensembles(evaluator: _Evaluator, results: dict, mst: list, options: ReportO
             "split": "test", "bn_recalibrated": evaluator.bn,
         })
     return out
-
-
-# --- several sessions over the same minima ----------------------------------------
-
-
-def check_same_minima(folders: list[Any]) -> None:
-    """Sessions compared must explore the same minima, in the same order: the same
-    surface, or manifests whose sha256 agree entry by entry (else a ReportError)."""
-    from sessions.config import read_config
-    from sessions.folder import SessionError
-
-    def minima_of(folder: Any) -> tuple[Any, ...]:
-        try:
-            problem = read_config(folder).problem
-        except SessionError as error:
-            raise ReportError(str(error)) from None
-        if problem.kind == "surface":
-            return ("surface", problem.surface)
-        return ("network", problem.model, problem.data, tuple(m.get("sha256") for m in problem.minima))
-
-    first = minima_of(folders[0])
-    for folder in folders[1:]:
-        if minima_of(folder) != first:
-            raise ReportError(
-                f"sessions {folders[0].id} and {folder.id} explore different minima (their manifests' sha256 or "
-                "problems differ): compare sessions over the same minima"
-            )
-
-
-def _lines_note(alignment: dict[str, Any] | None) -> str:
-    if alignment is None or alignment.get("reference") is None:
-        return "straight lines: between the minima as their files hold them"
-    return ("straight lines: between the minima as their files hold them, and between the minima after weight "
-            f"matching every one to minimum {alignment['reference']}, the lowest (the minima --align connects)")
-
-
-def _label(session: dict[str, Any]) -> str:
-    return session["method"] + (" aligned" if session["align"] else "")
-
-
-def comparison(reports: list[tuple[Any, Report]]) -> dict[str, Any]:
-    """One document that sets the reports of several sessions over the same minima
-    side by side: per pair and method, the saddle's train loss, the largest test
-    error along the path and the cost; the two straight lines of each pair; and
-    every method's loss profile along each pair of any session's MST."""
-    sessions = []
-    for folder, report in reports:
-        s = report.document["session"]
-        sessions.append({
-            "id": folder.id, "method": s["method"], "align": s["align"], "lifecycle": s["lifecycle"],
-            "schedule": s["schedule"], "curve": s["curve"], "alignment": s["alignment"],
-            "seconds": report.document["timing"]["seconds"], "pairs_finished": s["pairs_finished"],
-        })
-    labels = [_label(s) for s in sessions]
-    for i, s in enumerate(sessions):
-        s["label"] = labels[i] if labels.count(labels[i]) == 1 else f"{labels[i]} [{s['id']}]"
-    first = reports[0][1].document
-    pairs: dict[tuple[int, int], dict[str, Any]] = {}
-    mst_pairs: set[tuple[int, int]] = set()
-    for s, (_, report) in zip(sessions, reports):
-        mst_pairs |= {(e["a"], e["b"]) for e in report.document["mst"]}
-        for p in report.document["paths"]:
-            row = pairs.setdefault((p["a"], p["b"]), {"a": p["a"], "b": p["b"], "lines": p["lines"], "methods": []})
-            row["methods"].append({
-                "session": s["id"],
-                "label": s["label"],
-                "method": s["method"],
-                "align": s["align"],
-                "in_mst": p["in_mst"],
-                "saddle_train_loss": p["saddle"]["train"]["loss"],
-                "max_test_error": p["max_test_error"],
-                "gradient_evaluations": p["cost"]["gradient_evaluations"],
-                "seconds": p["cost"]["seconds"],
-                "account": p["cost"].get("account"),
-                "profile": {"positions": p["profile"]["positions"], "losses": p["profile"]["train"]["losses"],
-                            "split": "train", "bn_recalibrated": p["profile"]["train"]["bn_recalibrated"]},
-            })
-    common = sorted(pair for pair, row in pairs.items() if len(row["methods"]) == len(sessions))
-
-    def mean(values: list[Any]) -> float | None:
-        return _mean(values) if values else None
-
-    means = []
-    for s in sessions:
-        rows = [next(m for m in pairs[pair]["methods"] if m["session"] == s["id"]) for pair in common]
-        means.append({
-            "label": s["label"], "pairs": len(rows),
-            "saddle_train_loss": mean([m["saddle_train_loss"] for m in rows]),
-            "max_test_error": mean([m["max_test_error"] for m in rows]),
-            "gradient_evaluations": sum(m["gradient_evaluations"] for m in rows),
-            "seconds": None if any(m["seconds"] is None for m in rows) else sum(m["seconds"] for m in rows),
-            "account": summed_accounts([m["account"] for m in rows]),
-        })
-    for name in ("straight", "aligned"):
-        lines = [pairs[pair]["lines"][name] for pair in common]
-        if lines and all(line is not None for line in lines):
-            means.append({"label": f"straight line{' after alignment' if name == 'aligned' else ''}",
-                          "pairs": len(lines), "saddle_train_loss": mean([line["saddle"] for line in lines]),
-                          "max_test_error": mean([line["max_test_error"] for line in lines]),
-                          "gradient_evaluations": 0, "seconds": None, "account": None})
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "problem": {k: first["session"][k] for k in ("problem", "kind", "data", "loss", "parameters")},
-        "minima": [{"id": m["id"], "name": m["name"], "train_loss": m["train"]["loss"],
-                    "test_error": m["test"]["error"] if m["test"] else None} for m in first["minima"]],
-        "sessions": sessions,
-        "pairs": [pairs[pair] for pair in sorted(pairs)],
-        "mst_pairs": [list(pair) for pair in sorted(mst_pairs)],
-        "common_pairs": [list(pair) for pair in common],
-        "means": means,
-        "notes": [
-            "saddle train loss: the highest train loss along the path (full training set"
-            + (", BatchNorm recalibrated at every point" if first["session"]["bn_recalibrated"] else "") + ")",
-            "largest test error: the highest test error at the path's evaluated points",
-            "cost: minibatch gradient evaluations the schedule asks for (one per point per step, a band's ends "
-            "included) and seconds from the session's log; the account: what each run computed, counted as it "
-            "computed it, in forward and backward passes per sample (per point on a surface) of the training "
-            "steps, of the dense evaluation of the path on the whole training set and of BatchNorm's "
-            "recalibration, with its wall-clock seconds and device (- for a run saved before runs kept one)",
-            _lines_note(first["session"]["line_alignment"]),
-        ],
-    }

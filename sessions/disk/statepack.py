@@ -1,5 +1,5 @@
 """A connection's state ({"tensors": {name: Tensor}, "meta": JSON-able}) in the
-state-file format (sessions.statefile, meta under the key ``meta``): how states
+state-file format (sessions.disk.statefile, meta under the key ``meta``): how states
 travel between the runner and its workers, and how finished paths rest in
 results/paths/."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sessions import statefile
+from sessions.disk import statefile
 
 META_KEY = "meta"
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sessions.config import SessionConfig
-from sessions.lifecycle import SessionEstimated, StrategyChosen
+from sessions.disk.config import SessionConfig
+from sessions.events import SessionEstimated, StrategyChosen
 
 
 def choose_strategy(built: Any, schedule: Any, device: str) -> StrategyChosen:
@@ -43,7 +43,7 @@ def choose_strategy(built: Any, schedule: Any, device: str) -> StrategyChosen:
 
 def estimate_session(config: SessionConfig, built: Any, schedule: Any, *, device: str, threads: int | None,
                      workers: int, done: int = 0) -> SessionEstimated | None:
-    """The estimate of the pairs left after ``done``, timed on ``built`` (sessions.problem.build)
+    """The estimate of the pairs left after ``done``, timed on ``built`` (sessions.problem.build.build)
     at ``threads`` torch threads; None when no pair is left."""
     from engine.threads import intra_op_threads
     from engine.estimate import cycle_steps, estimate, pair_seconds, pairs_left, restarts, time_steps

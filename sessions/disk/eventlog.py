@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
 from engine.events import Event, UnknownEvent, event_from_dict
-from sessions import lifecycle  # noqa: F401 - registers the session's event kinds
-from sessions.atomic import write_all
+from sessions import events as lifecycle  # noqa: F401 - registers the session's event kinds
+from sessions.disk.atomic import write_all
 from sessions.errors import SessionError
-from sessions.lock import open_unfollowed
+from sessions.disk.lock import open_unfollowed
 
 _TAIL_CHUNK = 64 * 1024
 _LOG_FIELDS = ("seq", "time")

@@ -1,6 +1,6 @@
 """The messages between the runner and its worker pool: one typed protocol for any pool.
 
-The runner talks to workers only through a ``WorkerPool`` (sessions.workers):
+The runner talks to workers only through a ``WorkerPool`` (sessions.processes.workers):
 it submits a pair's packed connection state to an idle worker, asks a worker to
 stop or to send its state at the next step boundary, and polls what comes up.
 ``LocalPool`` (processes on this machine) implements it; a pool on a cluster
@@ -21,7 +21,7 @@ And from ``WorkerPool.dead``, once per death:
 
     WorkerExited(worker, pid, reason, pair)     the worker is gone (exit code, signal); the pair it held
 
-``packed`` is ``sessions.statepack.pack_state`` bytes. Every message travels only
+``packed`` is ``sessions.disk.statepack.pack_state`` bytes. Every message travels only
 between the session's own processes (pickled by the pool's transport); nothing
 of it is written to disk as it is: the runner writes events to the log and
 states to checkpoints.

@@ -3,8 +3,8 @@
 It runs the landscape loop (which pair next), hands pair jobs to the worker
 pool, writes every event to the log, writes checkpoints, answers the control
 socket and restarts workers that die. Started by the CLI as
-``python -m sessions.spawn SESSION_FOLDER`` in its own process session, so it
-survives the terminal going away (sessions/spawn.py takes the session's lock
+``python -m sessions.processes.spawn SESSION_FOLDER`` in its own process session, so it
+survives the terminal going away (sessions/processes/spawn.py takes the session's lock
 before this module is imported).
 
 On disk, besides the event log: ``checkpoint.safetensors`` holds the landscape
@@ -48,18 +48,18 @@ from typing import TYPE_CHECKING, Any
 
 from engine.events import Event
 from engine.landscape.sequence import lookahead_for
-from sessions import lifecycle as session_events
-from sessions.atomic import write_atomic
-from sessions.config import runnable_config
-from sessions.control import EXPIRED, ControlServer, expired
-from sessions.devices import cpu_share, resolve_devices, surely_cpu
-from sessions.eventlog import EventLogWriter
-from sessions.folder import SessionError, SessionFolder
-from sessions.lock import LockedError, RunnerLock
-from sessions.messages import JobDone, JobFailed, JobStopped, StateSaved, WorkerEvent, WorkerMessage, WorkerReady
-from sessions.problem import build
-from sessions.statepack import pack_state, read_state, unpack_state
-from sessions.workers import LocalPool, WorkerPool
+from sessions import events as session_events
+from sessions.disk.atomic import write_atomic
+from sessions.problem.trust import runnable_config
+from sessions.disk.control import EXPIRED, ControlServer, expired
+from sessions.processes.devices import cpu_share, resolve_devices, surely_cpu
+from sessions.disk.eventlog import EventLogWriter
+from sessions.disk.folder import SessionError, SessionFolder
+from sessions.disk.lock import LockedError, RunnerLock
+from sessions.processes.messages import JobDone, JobFailed, JobStopped, StateSaved, WorkerEvent, WorkerMessage, WorkerReady
+from sessions.problem.build import build
+from sessions.disk.statepack import pack_state, read_state, unpack_state
+from sessions.processes.workers import LocalPool, WorkerPool
 
 if TYPE_CHECKING:
     from engine.paths.autoneb import Connection
@@ -146,7 +146,7 @@ class Runner:
     def main(self, lock: RunnerLock | None = None, log: EventLogWriter | None = None) -> int:
         """Run the session to its end; ``lock``: the session's lock, if already taken; ``log``:
         the event log's writer, if the process has already announced the runner in it
-        (sessions.spawn.announce)."""
+        (sessions.processes.spawn.announce)."""
         lock = lock or RunnerLock(self.folder.lock_path)
         try:
             lock.acquire()
@@ -179,7 +179,7 @@ class Runner:
                 self.pool = self.pool_override or LocalPool(devices, self.chosen_config(chosen),
                                                             self.config.checkpoint_interval)
             else:  # Ray actors on a cluster; this process builds its own problem on the CPU
-                from sessions.raypool import RayPool
+                from sessions.processes.raypool import RayPool
 
                 # The actors' kind is known once the pool has joined the cluster: they take the
                 # stored thread count, and the strategy with each pair's state.
@@ -246,7 +246,7 @@ class Runner:
         """The strategy and thread count an earlier runner of this session chose, from the
         event log (the latest; None: none was chosen yet, or the session predates the choice)."""
         from engine.events import StepEnergies
-        from sessions.eventlog import EventLogReader
+        from sessions.disk.eventlog import EventLogReader
 
         with EventLogReader(self.folder.events_path, ignore={StepEnergies.kind}) as reader:  # steps: most of a log
             found = [e.event for e in reader.poll() if isinstance(e.event, session_events.StrategyChosen)]
@@ -261,11 +261,11 @@ class Runner:
         return self.config.model_copy(update={"strategy": chosen.strategy, "threads": chosen.threads})
 
     def _choose(self, built: Any, device: str) -> session_events.StrategyChosen:
-        """Choose, once for the session, how the pivots are evaluated (sessions.timing.choose_strategy,
+        """Choose, once for the session, how the pivots are evaluated (sessions.processes.timing.choose_strategy,
         on this process's energy: every pair's state carries the choice to the worker that runs it),
         and store it in the log for the runners that resume the session. An older session's
         checkpoint may already have made the choice: it is kept, not timed again."""
-        from sessions.timing import choose_strategy
+        from sessions.processes.timing import choose_strategy
 
         chosen = choose_strategy(built, self.schedule, device)
         if chosen.strategy is not None:
@@ -276,7 +276,7 @@ class Runner:
         """Time a few steps of the problem and say what the pairs left will cost
         (SessionEstimated), before the first pair starts. A failure to time is said in
         runner.log and costs the session nothing else."""
-        from sessions.timing import estimate_session
+        from sessions.processes.timing import estimate_session
 
         try:
             event = estimate_session(self.config, built, self.schedule, device=device, threads=threads,
@@ -341,7 +341,7 @@ class Runner:
     def _load_or_start(self, built: Any) -> bool:
         """The exploration from the last checkpoint (plus finished paths), or a new one."""
         from engine.landscape.exploration import Exploration
-        from sessions.checkpoint import load_checkpoint
+        from sessions.disk.checkpoint import load_checkpoint
 
         loaded = load_checkpoint(self.folder.path)
         finished = self._finished_states()
@@ -390,7 +390,7 @@ class Runner:
         state = self.exploration.state_dict(finished=False)
         state["meta"]["finished"] = [_key(p) for p in sorted(self.exploration.paths)]
         try:
-            from sessions.checkpoint import save_checkpoint
+            from sessions.disk.checkpoint import save_checkpoint
 
             path = save_checkpoint(self.folder.path, state["tensors"], state["meta"])
         except SessionError as error:  # a CheckpointError: it says what could not be written

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from sessions.config import Problem, SessionConfig
+from sessions.disk.config import Problem, SessionConfig
 from sessions.errors import SessionError
-from sessions.minima import flat_minimum, minimum_name, sha256
+from sessions.problem.minima import flat_minimum, minimum_name, sha256
 
 EMBEDDED = ("digits", "digits-images")
 FOLDERS = ("cifar10", "cifar100", "mnist", "fashion-mnist", "svhn", "imagefolder")  # kind:/path
@@ -55,7 +55,7 @@ class DataSpec:
 
 def parse_data(spec: str | None) -> DataSpec:
     """What a --data spec names; one line saying what is wrong, else. Nothing is imported or read."""
-    from sessions.trust import is_data_factory
+    from sessions.problem.trust import is_data_factory
 
     kind, _, root = (spec or "").partition(":")
     kind, at, size_text = kind.partition("@")

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sessions.folder import SessionError, SessionFolder
-from sessions.lock import LockedError, RunnerLock, holder
+from sessions.disk.folder import SessionError, SessionFolder
+from sessions.disk.lock import LockedError, RunnerLock, holder
 
 if TYPE_CHECKING:
-    from sessions.eventlog import EventLogWriter
+    from sessions.disk.eventlog import EventLogWriter
 
 
 def start_runner(folder: SessionFolder, wait: float = 60.0) -> int:
@@ -26,13 +26,13 @@ def start_runner(folder: SessionFolder, wait: float = 60.0) -> int:
         raise SessionError(
             f"session {folder.id} is being run by pid {pid}: stop it with nebtui sessions stop {folder.id}, or wait"
         )
-    from sessions.config import runnable_config
+    from sessions.problem.trust import runnable_config
 
     runnable_config(folder)  # what the runner would refuse, refused here in the user's words
     since = time.time()
     with open(folder.runner_log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sessions.spawn", str(folder.path)],
+            [sys.executable, "-m", "sessions.processes.spawn", str(folder.path)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -66,8 +66,8 @@ def announce(folder: SessionFolder) -> EventLogWriter:
     session as soon as the CLI has started its runner then shows "starting the runner" at
     once, not a session held by a process with no heartbeat ("unresponsive"). Returns the
     log's writer, for the runner to go on with."""
-    from sessions.eventlog import EventLogWriter
-    from sessions.lifecycle import StartupPhaseStarted
+    from sessions.disk.eventlog import EventLogWriter
+    from sessions.events import StartupPhaseStarted
 
     log = EventLogWriter(folder.events_path)
     try:
@@ -108,7 +108,7 @@ def last_line(folder: SessionFolder) -> str:
 
 
 def runner_main(argv: list[str] | None = None) -> int:
-    """The runner's process (``python -m sessions.spawn SESSION_FOLDER``). It takes the
+    """The runner's process (``python -m sessions.processes.spawn SESSION_FOLDER``). It takes the
     session's lock and announces the runner (``announce``) before it imports the runner (a
     third of a second of schedules and engine modules), so that the CLI, which waits for
     that, paints its app sooner and with the runner's first phase on it;
@@ -116,7 +116,7 @@ def runner_main(argv: list[str] | None = None) -> int:
     import only this light one."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m sessions.spawn SESSION_FOLDER", file=sys.stderr)
+        print("usage: python -m sessions.processes.spawn SESSION_FOLDER", file=sys.stderr)
         return 2
     path = Path(args[0])
     try:
@@ -132,7 +132,7 @@ def runner_main(argv: list[str] | None = None) -> int:
         print(f"nebtui runner: {error}", file=sys.stderr)
         lock.release()
         return 2
-    from sessions.runner import Runner
+    from sessions.processes.runner import Runner
 
     try:
         runner = Runner(folder)
@@ -146,7 +146,7 @@ def runner_main(argv: list[str] | None = None) -> int:
 
 def _refused(log: EventLogWriter, message: str) -> None:
     """The session's log says why the runner would not run it, as a failed session."""
-    from sessions.lifecycle import SessionFailed
+    from sessions.events import SessionFailed
 
     try:
         log.append(SessionFailed(message=message))

@@ -1,0 +1,128 @@
+"""Several sessions over the same minima side by side (``nebtui report A B ...``): the
+check that they explore the same minima, and one document of their pairs, methods,
+straight lines and means."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sessions.analysis.collect import SCHEMA_VERSION, Report, ReportError, average
+
+
+def check_same_minima(folders: list[Any]) -> None:
+    """Sessions compared must explore the same minima, in the same order: the same
+    surface, or manifests whose sha256 agree entry by entry (else a ReportError)."""
+    from sessions.disk.config import read_config
+    from sessions.disk.folder import SessionError
+
+    def minima_of(folder: Any) -> tuple[Any, ...]:
+        try:
+            problem = read_config(folder).problem
+        except SessionError as error:
+            raise ReportError(str(error)) from None
+        if problem.kind == "surface":
+            return ("surface", problem.surface)
+        return ("network", problem.model, problem.data, tuple(m.get("sha256") for m in problem.minima))
+
+    first = minima_of(folders[0])
+    for folder in folders[1:]:
+        if minima_of(folder) != first:
+            raise ReportError(
+                f"sessions {folders[0].id} and {folder.id} explore different minima (their manifests' sha256 or "
+                "problems differ): compare sessions over the same minima"
+            )
+
+
+def _lines_note(alignment: dict[str, Any] | None) -> str:
+    if alignment is None or alignment.get("reference") is None:
+        return "straight lines: between the minima as their files hold them"
+    return ("straight lines: between the minima as their files hold them, and between the minima after weight "
+            f"matching every one to minimum {alignment['reference']}, the lowest (the minima --align connects)")
+
+
+def _label(session: dict[str, Any]) -> str:
+    return session["method"] + (" aligned" if session["align"] else "")
+
+
+def comparison(reports: list[tuple[Any, Report]]) -> dict[str, Any]:
+    """One document that sets the reports of several sessions over the same minima
+    side by side: per pair and method, the saddle's train loss, the largest test
+    error along the path and the cost; the two straight lines of each pair; and
+    every method's loss profile along each pair of any session's MST."""
+    sessions = []
+    for folder, report in reports:
+        s = report.document["session"]
+        sessions.append({
+            "id": folder.id, "method": s["method"], "align": s["align"], "lifecycle": s["lifecycle"],
+            "schedule": s["schedule"], "curve": s["curve"], "alignment": s["alignment"],
+            "seconds": report.document["timing"]["seconds"], "pairs_finished": s["pairs_finished"],
+        })
+    labels = [_label(s) for s in sessions]
+    for i, s in enumerate(sessions):
+        s["label"] = labels[i] if labels.count(labels[i]) == 1 else f"{labels[i]} [{s['id']}]"
+    first = reports[0][1].document
+    pairs: dict[tuple[int, int], dict[str, Any]] = {}
+    mst_pairs: set[tuple[int, int]] = set()
+    for s, (_, report) in zip(sessions, reports):
+        mst_pairs |= {(e["a"], e["b"]) for e in report.document["mst"]}
+        for p in report.document["paths"]:
+            row = pairs.setdefault((p["a"], p["b"]), {"a": p["a"], "b": p["b"], "lines": p["lines"], "methods": []})
+            row["methods"].append({
+                "session": s["id"],
+                "label": s["label"],
+                "method": s["method"],
+                "align": s["align"],
+                "in_mst": p["in_mst"],
+                "saddle_train_loss": p["saddle"]["train"]["loss"],
+                "max_test_error": p["max_test_error"],
+                "gradient_evaluations": p["cost"]["gradient_evaluations"],
+                "seconds": p["cost"]["seconds"],
+                "account": p["cost"].get("account"),
+                "profile": {"positions": p["profile"]["positions"], "losses": p["profile"]["train"]["losses"],
+                            "split": "train", "bn_recalibrated": p["profile"]["train"]["bn_recalibrated"]},
+            })
+    common = sorted(pair for pair, row in pairs.items() if len(row["methods"]) == len(sessions))
+
+    def mean(values: list[Any]) -> float | None:
+        return average(values) if values else None
+
+    means = []
+    for s in sessions:
+        rows = [next(m for m in pairs[pair]["methods"] if m["session"] == s["id"]) for pair in common]
+        means.append({
+            "label": s["label"], "pairs": len(rows),
+            "saddle_train_loss": mean([m["saddle_train_loss"] for m in rows]),
+            "max_test_error": mean([m["max_test_error"] for m in rows]),
+            "gradient_evaluations": sum(m["gradient_evaluations"] for m in rows),
+            "seconds": None if any(m["seconds"] is None for m in rows) else sum(m["seconds"] for m in rows),
+            "account": summed_accounts([m["account"] for m in rows]),
+        })
+    for name in ("straight", "aligned"):
+        lines = [pairs[pair]["lines"][name] for pair in common]
+        if lines and all(line is not None for line in lines):
+            means.append({"label": f"straight line{' after alignment' if name == 'aligned' else ''}",
+                          "pairs": len(lines), "saddle_train_loss": mean([line["saddle"] for line in lines]),
+                          "max_test_error": mean([line["max_test_error"] for line in lines]),
+                          "gradient_evaluations": 0, "seconds": None, "account": None})
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "problem": {k: first["session"][k] for k in ("problem", "kind", "data", "loss", "parameters")},
+        "minima": [{"id": m["id"], "name": m["name"], "train_loss": m["train"]["loss"],
+                    "test_error": m["test"]["error"] if m["test"] else None} for m in first["minima"]],
+        "sessions": sessions,
+        "pairs": [pairs[pair] for pair in sorted(pairs)],
+        "mst_pairs": [list(pair) for pair in sorted(mst_pairs)],
+        "common_pairs": [list(pair) for pair in common],
+        "means": means,
+        "notes": [
+            "saddle train loss: the highest train loss along the path (full training set"
+            + (", BatchNorm recalibrated at every point" if first["session"]["bn_recalibrated"] else "") + ")",
+            "largest test error: the highest test error at the path's evaluated points",
+            "cost: minibatch gradient evaluations the schedule asks for (one per point per step, a band's ends "
+            "included) and seconds from the session's log; the account: what each run computed, counted as it "
+            "computed it, in forward and backward passes per sample (per point on a surface) of the training "
+            "steps, of the dense evaluation of the path on the whole training set and of BatchNorm's "
+            "recalibration, with its wall-clock seconds and device (- for a run saved before runs kept one)",
+            _lines_note(first["session"]["line_alignment"]),
+        ],
+    }
