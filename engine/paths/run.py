@@ -90,7 +90,10 @@ class CostAccount:
     point. Seconds are wall-clock on ``devices`` (each device the run ran on):
     ``seconds`` the whole run, ``evaluation_seconds`` its dense evaluations with their
     recalibration, of which ``recalibration_seconds`` the recalibration; the steps'
-    seconds are the rest.
+    seconds are the rest. A saved state keeps the counts only (``to_dict(timed=False)``),
+    so that a run stopped and resumed saves what one that never stopped saves: the
+    seconds and devices of a resumed run are those since it was resumed (a session's
+    report takes a path's seconds and devices from the session's log instead).
     """
 
     units: str = "points"
@@ -414,7 +417,8 @@ class PathRun(ABC):
             "linear": asdict(self.linear) if self.linear is not None else None,
             "history": [asdict(r) for r in self.history],
             "energy": self.energy.state_dict() if hasattr(self.energy, "state_dict") else None,
-            "cost": None if self.cost is None else self.cost.to_dict(),
+            # the counts only: a run stopped and resumed saves the same state as one that never stopped
+            "cost": None if self.cost is None else self.cost.to_dict(timed=False),
         }
 
     def _state_tensors(self) -> dict[str, Tensor]:

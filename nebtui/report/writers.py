@@ -238,21 +238,22 @@ def account_cells(account: dict[str, Any] | None) -> list[str]:
         return ["-"] * len(ACCOUNT_HEADER)
     unit = " points" if account["units"] == "points" else ""
     steps, evaluation, recalibration = account["steps"], account["evaluation"], account["recalibration"]
-    devices = ", ".join(account["devices"]) or "?"
+    devices = ", ".join(account.get("devices") or []) or "?"
+    seconds = account.get("seconds")
     return [f"{_count(steps['forward'])} / {_count(steps['backward'])}{unit}",
             f"{_count(evaluation['forward'])}{unit}",
             f"{_count(recalibration['forward'])}{unit}" if recalibration["forward"] else "0",
-            f"{account['seconds']:.1f} s on {devices}"]
+            f"{'-' if seconds is None else f'{seconds:.1f}'} s on {devices}"]
 
 
 def account_columns(account: dict[str, Any] | None) -> dict[str, Any]:
     """The cost account as flat CSV columns (None where a run kept no account)."""
     out: dict[str, Any] = {"cost_units": None if account is None else account["units"]}
     for phase in ("steps", "evaluation", "recalibration"):
-        for key in ("forward", "backward", "seconds"):
+        for key in ("forward", "backward"):
             out[f"{phase}_{key}"] = None if account is None else account[phase][key]
-    out["cost_seconds"] = None if account is None else account["seconds"]
-    out["cost_devices"] = None if account is None else ";".join(account["devices"])
+    out["cost_seconds"] = None if account is None else account.get("seconds")
+    out["cost_devices"] = None if account is None else ";".join(account.get("devices") or [])
     return out
 
 

@@ -241,22 +241,6 @@ def _bounds(count: int, mst: list[tuple[int, int, float]]) -> list[list[float | 
     return bounds
 
 
-def summed_accounts(accounts: list[dict[str, Any] | None]) -> dict[str, Any] | None:
-    """Cost accounts (``engine.paths.run.CostAccount.to_dict``) added up phase by phase;
-    None when there are none or one is missing (a run saved before runs kept one)."""
-    if not accounts or any(a is None for a in accounts):
-        return None
-    total: dict[str, Any] = {"units": accounts[0]["units"]}  # type: ignore[index]
-    if any(a["units"] != total["units"] for a in accounts):  # type: ignore[index]
-        total["units"] = "mixed"
-    for phase in ("steps", "evaluation", "recalibration"):
-        total[phase] = {key: sum(a[phase][key] for a in accounts)  # type: ignore[index]
-                        for key in ("forward", "backward", "seconds")}
-    total["seconds"] = sum(a["seconds"] for a in accounts)  # type: ignore[index]
-    total["devices"] = sorted({d for a in accounts for d in a["devices"]})  # type: ignore[index]
-    return total
-
-
 def first_passage(curve: list[float], every: int, threshold: float) -> int | None:
     """The first training step whose (recorded) loss is below ``threshold``; None if never."""
     for i, loss in enumerate(curve):
@@ -380,8 +364,9 @@ def collect(folder: Any, options: ReportOptions) -> Report:
             },
             "method": config.method,
             "max_test_error": None if profile_metrics is None else _largest(profile_metrics[1]),
+            # the account's counts from the saved run; its seconds and devices from the log, below
             "cost": {"gradient_evaluations": spent_gradients(r, run_schedule), "seconds": None,
-                     "account": None if r.cost is None else r.cost.to_dict()},
+                     "account": None if r.cost is None else r.cost.to_dict(timed=False)},
             "lines": _lines(evaluator, originals, aligned, line_alignment, (a, b), options.line_points),
             "linear": {
                 "positions": r.linear.positions,
@@ -420,6 +405,8 @@ def collect(folder: Any, options: ReportOptions) -> Report:
     for row in path_rows:
         span = timing["pairs"].get(f"{row['a']}-{row['b']}")
         row["seconds"] = row["cost"]["seconds"] = span["seconds"] if span else None
+        if row["cost"]["account"] is not None:
+            row["cost"]["account"].update(seconds=row["seconds"], devices=list(view.devices_used))
 
     # Table 1
     def mean_of(what: str, rows: list[dict[str, Any] | None]) -> float | None:

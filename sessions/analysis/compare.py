@@ -9,6 +9,23 @@ from typing import Any
 from sessions.analysis.collect import SCHEMA_VERSION, Report, ReportError, average
 
 
+def summed_accounts(accounts: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """Cost accounts (``engine.paths.run.CostAccount.to_dict``) added up phase by phase;
+    None when there are none or one is missing (a run saved before runs kept one)."""
+    if not accounts or any(a is None for a in accounts):
+        return None
+    total: dict[str, Any] = {"units": accounts[0]["units"]}  # type: ignore[index]
+    if any(a["units"] != total["units"] for a in accounts):  # type: ignore[index]
+        total["units"] = "mixed"
+    for phase in ("steps", "evaluation", "recalibration"):
+        total[phase] = {key: sum(a[phase][key] for a in accounts)  # type: ignore[index]
+                        for key in ("forward", "backward")}
+    seconds = [a.get("seconds") for a in accounts]  # type: ignore[union-attr]
+    total["seconds"] = None if any(v is None for v in seconds) else sum(seconds)  # type: ignore[arg-type]
+    total["devices"] = sorted({d for a in accounts for d in a.get("devices", [])})  # type: ignore[union-attr]
+    return total
+
+
 def check_same_minima(folders: list[Any]) -> None:
     """Sessions compared must explore the same minima, in the same order: the same
     surface, or manifests whose sha256 agree entry by entry (else a ReportError)."""
@@ -122,7 +139,8 @@ def comparison(reports: list[tuple[Any, Report]]) -> dict[str, Any]:
             "included) and seconds from the session's log; the account: what each run computed, counted as it "
             "computed it, in forward and backward passes per sample (per point on a surface) of the training "
             "steps, of the dense evaluation of the path on the whole training set and of BatchNorm's "
-            "recalibration, with its wall-clock seconds and device (- for a run saved before runs kept one)",
+            "recalibration (- for a run saved before runs kept one), with the pair's wall-clock seconds and the "
+            "session's devices from its log",
             _lines_note(first["session"]["line_alignment"]),
         ],
     }
