@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 from engine.events import Event
 from engine.landscape.sequence import lookahead_for
 from sessions import events as session_events
-from sessions.disk.atomic import write_atomic
+from sessions.disk.results import PATHS_DIR, RESULT_FILE, path_file, result_document, save_result
 from sessions.problem.trust import runnable_config
 from sessions.disk.control import EXPIRED, ControlServer, expired
 from sessions.processes.devices import cpu_share, resolve_devices, surely_cpu
@@ -336,7 +336,7 @@ class Runner:
 
     @property
     def paths_folder(self) -> Path:
-        return self.folder.results_path / "paths"
+        return self.folder.results_path / PATHS_DIR
 
     def _load_or_start(self, built: Any) -> bool:
         """The exploration from the last checkpoint (plus finished paths), or a new one."""
@@ -544,7 +544,7 @@ class Runner:
                 self.emit(event)
             case JobDone(pair=pair, packed=packed) if self.exploration.sequence.is_open(pair):
                 connection = self._connection(unpack_state(packed))
-                self._save_result(self.paths_folder / f"{_key(pair)}.safetensors", packed, f"the path of pair {pair}")
+                self._save_result(path_file(self.folder.results_path, pair), packed, f"the path of pair {pair}")
                 self.assigned.pop(pair, None)
                 self.retries.pop(pair, None)
                 self.exploration.record(connection)
@@ -628,22 +628,13 @@ class Runner:
     def _save_result(self, path: Path, data: bytes, what: str) -> None:
         """Write a result file; a full disk (or file size limit) fails the session in one
         line that says how to go on: everything saved before stays as it was."""
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, data)
-        except OSError as error:
-            limit = " (or raise ulimit -f)" if error.errno == errno.EFBIG else ""
-            raise SessionError(
-                f"cannot save {what} to {path.parent} ({error.strerror or error}): free space{limit}, then "
-                f"nebtui sessions resume {self.folder.id} continues from the last checkpoint"
-            ) from None
+        save_result(path, data, what, f"nebtui sessions resume {self.folder.id} continues from the last checkpoint")
 
     def _finish(self) -> None:
         result = self.exploration.finish()
         self._set_aside_beyond_need()
         self.checkpoint("finish")
-        data = result.to_dict(with_pivots=self.exploration.minima.shape[1] <= 64)
-        self._save_result(self.folder.results_path / "result.json", (json.dumps(data) + "\n").encode(), "the result")
+        self._save_result(self.folder.results_path / RESULT_FILE, result_document(result), "the result")
         self.status = "finished"
         self.emit(
             session_events.SessionFinished(
