@@ -6,7 +6,22 @@ and the one line a refusal prints); starting a session (``demo``, ``explore``, `
 progress lines from events; ``sessions_cmd``: list, show, stop, resume, attach);
 ``app`` (the Textual app over one session's view) and ``serve`` (the app in a browser);
 ``report`` (writing a session's or several sessions' analysis as files); ``trust_cmd``
-(vouching for a session's code). It imports sessions and engine, never the other way.
+(vouching for a session's code); ``api`` (``nebtui.connect``: minima connected in the
+caller's own process, from Python). It imports sessions and engine, never the other way.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
+__all__ = ["connect"]
+
+
+def __getattr__(name: str) -> Any:
+    """``nebtui.connect``, imported on first use: ``import nebtui`` stays light (no torch)."""
+    if name == "connect":
+        from nebtui.api import connect
+
+        return connect
+    raise AttributeError(f"module 'nebtui' has no attribute {name!r}")

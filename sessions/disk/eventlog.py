@@ -255,8 +255,9 @@ class EventLogWriter:
     def next_seq(self) -> int:
         return self._next_seq
 
-    def append(self, event: Event) -> int:
-        """Write one event as one line and return its seq."""
+    def append(self, event: Event, stamp: float | None = None) -> int:
+        """Write one event as one line and return its seq; ``stamp``: when it happened
+        (time.time()), if not now (events of a run made elsewhere, written afterwards)."""
         if self._fd < 0:
             raise EventLogError(f"event log {self.path} is closed")
         fields = event.to_dict()
@@ -264,7 +265,7 @@ class EventLogWriter:
         if clash:
             raise ValueError(f"event fields {sorted(clash)} are set by the log: rename them")
         seq = self._next_seq
-        record = {"seq": seq, "time": time.time(), **fields}
+        record = {"seq": seq, "time": time.time() if stamp is None else stamp, **fields}
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         try:
             write_all(self._fd, line)

@@ -368,16 +368,22 @@ def flat_minimum(path: Path, layout: Any, buffers: Iterable[str] = ()) -> Any:
     (an engine ParameterLayout); refuses missing or misshapen parameters and NaN.
     ``buffers``: the model's buffer names, which a checkpoint may hold beside its
     parameters (they are not unexpected, and not read)."""
+    return flat_weights(read_weights(path), layout, buffers, str(path))
+
+
+def flat_weights(state: Mapping[str, Any], layout: Any, buffers: Iterable[str] = (), source: str = "the minimum") -> Any:
+    """A state dict (name -> tensor) as a flat vector (D,) in the order of ``layout``,
+    refused as ``flat_minimum`` refuses a file; ``source`` names it in the one line."""
     import torch
 
-    weights = _matched(read_weights(path), layout, set(buffers), path)
+    weights = _matched(dict(state), layout, set(buffers), source)  # type: ignore[arg-type]
     flat = torch.cat([weights[name].detach().to(torch.float32).reshape(-1) for name in layout.names])  # (D,)
     if not bool(torch.isfinite(flat).all()):
-        raise SessionError(f"{path} holds NaN or infinite weights: that network diverged, leave it out")
+        raise SessionError(f"{source} holds NaN or infinite weights: that network diverged, leave it out")
     return flat
 
 
-def _matched(state: dict[str, Any], layout: Any, buffers: set[str], path: Path) -> dict[str, Any]:
+def _matched(state: dict[str, Any], layout: Any, buffers: set[str], path: Path | str) -> dict[str, Any]:
     """``state`` renamed to the model's parameter names: as saved, else without the
     first of the wrappers' prefixes (up to three, shortest first) under which every
     parameter is found with its shape. Tensors of other names are left out."""
