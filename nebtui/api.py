@@ -270,7 +270,7 @@ def _schedule(schedule: Any, scale: float, climb: bool) -> "Schedule":
         raise TypeError(f"schedule must be a preset name, a TOML file or a Schedule, got a "
                         f"{type(schedule).__name__}") from None
     except ScheduleError as error:
-        raise ValueError(f"schedule: {error}") from None
+        raise ValueError("schedule: " + "; ".join(str(error).splitlines())) from None
     return chosen
 
 

@@ -1,0 +1,218 @@
+"""nebtui.connect, the minima of a model connected from Python in the caller's process:
+its result, the same numbers as a session of the command line on the same minima files,
+data, model and schedule, its session folder read by sessions show and report, and its
+refusals (one ValueError or TypeError line each). A digits MLP with 8 hidden units,
+three minima, a schedule of 30 steps a pair."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import nebtui
+from cli_runs import in_process, nebtui as nebtui_process
+from engine.networks.data import digits
+from engine.networks.models import ZOO
+
+pytestmark = pytest.mark.timeout(300)
+
+HIDDEN = [8]
+# Two inserting cycles and one without, 10 steps each, on a band of at most 6 pivots.
+SCHEDULE = """name = "few"
+[band]
+initial_pivots = 3
+max_pivots = 6
+[[phase]]
+repeat = 2
+steps = 10
+lr = 0.1
+optimiser = "SGD"
+optimiser_args = { momentum = 0.9 }
+batch_size = 128
+insert = true
+[[phase]]
+repeat = 1
+steps = 10
+lr = 0.01
+optimiser = "SGD"
+optimiser_args = { momentum = 0.9 }
+batch_size = 128
+insert = false
+"""
+
+
+def _model() -> torch.nn.Module:
+    return ZOO["mlp"](hidden=HIDDEN)
+
+
+@pytest.fixture(scope="module")
+def data():
+    split = digits()
+    return (split.train.inputs, split.train.targets), (split.test.inputs, split.test.targets)
+
+
+@pytest.fixture(scope="module")
+def states(data) -> list[dict[str, torch.Tensor]]:
+    """Three minima: full-batch gradient descent from three seeds."""
+    (x, y), _ = data
+    found = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        model = _model()
+        optimiser = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+        for _ in range(150):
+            optimiser.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimiser.step()
+        found.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+    return found
+
+
+@pytest.fixture(scope="module")
+def schedule(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("schedule") / "few.toml"
+    path.write_text(SCHEDULE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(data, states, schedule):
+    """connect at the command line's batched strategy and one thread, and its progress line."""
+    train, test = data
+    progress = io.StringIO()
+    connected = nebtui.connect(_model(), states, train=train, test=test, schedule=schedule, strategy="batched",
+                               threads=1, device="cpu", seed=0, stream=progress)
+    return connected, progress.getvalue()
+
+
+def test_connect_returns_the_saddles_and_the_mst(run):
+    connected, progress = run
+    assert set(connected.saddles) == {(0, 1), (0, 2), (1, 2)}  # all pairs, the default stop rule
+    assert connected.finished_reason == "all_pairs"
+    assert len(connected.mst) == 2 and {a for a, b, _ in connected.mst} | {b for a, b, _ in connected.mst} == {0, 1, 2}
+    for a, b, saddle in connected.mst:
+        assert saddle == connected.saddles[(a, b)]
+    for (a, b), result in connected.paths.items():
+        # The saddle is the highest point of the path, whose ends are the two minima
+        assert result.saddle_energy >= max(connected.energies[a], connected.energies[b])
+        assert result.pivots.shape[1] == connected.minima.shape[1]
+    # rewritten at most a few times a second, and always as each pair finishes
+    assert progress.startswith("\rnebtui: 0 of at most 3 pairs") and progress.endswith("3 of at most 3 pairs\n")
+
+
+def test_connect_gives_the_numbers_of_a_session_of_the_command_line(run, states, schedule, tmp_path, nebtui_home):
+    """The same minima as files, explored by a real runner and worker at the same strategy,
+    thread count and seed: the same energies, saddles and MST, and every tensor of every
+    path's state bit for bit (the pivots, the optimiser's state, the profiles)."""
+    connected, _ = run
+    folder = tmp_path / "minima"
+    folder.mkdir()
+    for i, state in enumerate(states):
+        save_file(state, str(folder / f"m{i}.safetensors"))
+    done = nebtui_process(nebtui_home, "explore", str(folder), "--model", "mlp", "--model-arg", f"hidden={HIDDEN}",
+                          "--data", "digits", "--schedule", str(schedule), "--strategy", "batched", "--threads", "1",
+                          "--device", "cpu", "--seed", "0", "--headless", "--session", "cli")
+    assert done.returncode == 0, done.stderr
+    cli = nebtui_home / "cli" / "results"
+    result = json.loads((cli / "result.json").read_text())
+    assert [m["energy"] for m in result["minima"]] == connected.energies
+    assert {(p["a"], p["b"]): p["saddle_energy"] for p in result["paths"]} == connected.saddles
+    assert [(m["a"], m["b"], m["saddle_energy"]) for m in result["mst"]] == connected.mst
+    mine = Path(connected.save("mine", model="mlp", data="digits", model_args={"hidden": HIDDEN})) / "results"
+    for pair in connected.paths:
+        name = f"paths/{pair[0]}-{pair[1]}.safetensors"
+        ours, theirs = load_file(str(mine / name)), load_file(str(cli / name))
+        assert ours.keys() == theirs.keys()
+        assert [k for k in ours if not (ours[k].dtype == theirs[k].dtype and torch.equal(ours[k], theirs[k]))] == []
+
+
+def test_a_saved_run_is_a_finished_session_that_show_and_report_read(run, nebtui_home):
+    connected, _ = run
+    path = connected.save("saved", model="mlp", data="digits", model_args={"hidden": HIDDEN})
+    assert path == nebtui_home / "saved"
+    config = json.loads((path / "config.json").read_text())
+    assert [Path(m["path"]).parent for m in config["problem"]["minima"]] == [path / "minima"] * 3
+    shown = in_process("sessions", "show", "saved", home=nebtui_home)
+    assert shown.returncode == 0, shown.stderr
+    assert "finished" in shown.stdout and "3 done" in shown.stdout
+    listed = in_process("sessions", "list", home=nebtui_home)
+    assert "saved" in listed.stdout and "finished" in listed.stdout
+    report = in_process("report", "saved", "--format", "json", "--hessian-k", "0", "--slices", "0",
+                        "--ensemble-k", "0", home=nebtui_home)
+    assert report.returncode == 0, report.stderr
+    document = json.loads((path / "results" / "report" / "report.json").read_text())
+    assert len(document["minima"]) == 3
+    # The report evaluates the minima again from the files save wrote: the same training loss
+    assert [m["train"]["loss"] for m in document["minima"]] == pytest.approx(connected.energies, rel=1e-5)
+
+
+def test_save_refuses_without_the_names_the_report_needs(run, nebtui_home):
+    connected, _ = run
+    with pytest.raises(ValueError, match="save needs the model and the data by the names"):
+        connected.save("nameless")
+    with pytest.raises(ValueError, match="neither a name of nebtui's zoo"):
+        connected.save("odd", model="not a name", data="digits")
+    with pytest.raises(ValueError, match="unknown data"):
+        connected.save("odd", model="mlp", data="nowhere")
+    assert not (nebtui_home / "nameless").exists() and not (nebtui_home / "odd").exists()
+
+
+def _refusal(kind: type[Exception], match: str, *args, **kwargs) -> None:
+    with pytest.raises(kind, match=match) as raised:
+        nebtui.connect(*args, **kwargs, progress=False)
+    assert "\n" not in str(raised.value)
+
+
+def test_bad_input_is_one_clear_line(data, states, tmp_path):
+    train, test = data
+    faulty = tmp_path / "faulty.toml"  # two faults: two lines of the schedule's, said in one
+    faulty.write_text(SCHEDULE.replace("max_pivots = 6", "max_pivots = 3").replace("insert = true", "insert = false"))
+    _refusal(ValueError, "at least 2 minima, got 1", _model(), states[:1], train=train)
+    _refusal(ValueError, "unknown loss 'hinge'", _model(), states, train=train, loss="hinge")
+    _refusal(TypeError, "nn.Module", {"weight": 1}, states, train=train)
+    _refusal(ValueError, "unknown stop rule", _model(), states, train=train, stop="soon")
+    _refusal(ValueError, "max_pivots must be", _model(), states, train=train, schedule=faulty)
+    x, y = train
+    _refusal(ValueError, "train set has inputs of shape", _model(), states, train=(x, y[:-1]))
+    renamed = {("head.weight" if k == "0.weight" else k): v for k, v in states[1].items()}
+    _refusal(ValueError, r"minimum 1 \(a state dict\) does not fit the model \(missing '0.weight'; unexpected "
+             r"'head.weight'\)", _model(), [states[0], renamed], train=train)
+    _refusal(ValueError, r"does not fit the training inputs of shape \(N, 64\)", ZOO["mlp"](inputs=32), states,
+             train=train)
+
+
+def test_a_callable_loss_runs_but_save_asks_for_its_name(data, states, nebtui_home):
+    train, _ = data
+    tiny = """name = "one"
+[band]
+initial_pivots = 3
+max_pivots = 5
+[[phase]]
+repeat = 1
+steps = 2
+lr = 0.01
+optimiser = "SGD"
+batch_size = 64
+insert = true
+"""
+    schedule = nebtui_home.parent / "one.toml"
+    schedule.write_text(tiny)
+    connected = nebtui.connect(_model(), states[:2], train=train, schedule=schedule, strategy="batched", threads=1,
+                               loss=lambda out, y: torch.nn.functional.cross_entropy(out, y), progress=False)
+    assert set(connected.saddles) == {(0, 1)}
+    with pytest.raises(ValueError, match="save needs the loss by name"):
+        connected.save("callable", model="mlp", data="digits")
+
+
+def test_import_nebtui_stays_light():
+    """torch is imported when connect runs, not by ``import nebtui`` nor by naming connect."""
+    done = subprocess.run([sys.executable, "-c", "import sys, nebtui; print(callable(nebtui.connect), "
+                           "'torch' in sys.modules)"], capture_output=True, text=True)
+    assert done.stdout.split() == ["True", "False"], done.stderr
