@@ -154,8 +154,8 @@ _time_module(autoneb, _TIMED)
 
 
 def load_baseline(rev: str):
-    """The autoneb and energy.network modules of git revision ``rev``, with its own
-    engine beside today's."""
+    """The autoneb and energy.network modules of git revision ``rev`` (engine/paths or,
+    earlier, engine/neb), with its own engine beside today's."""
     import importlib
     import subprocess
     import tarfile
@@ -171,7 +171,10 @@ def load_baseline(rev: str):
         del sys.modules[k]
     sys.path.insert(0, folder)
     try:
-        module = importlib.import_module("engine.neb.autoneb")
+        try:  # where AutoNEB lives since the path methods share engine/paths, and before
+            module = importlib.import_module("engine.paths.autoneb")
+        except ModuleNotFoundError:
+            module = importlib.import_module("engine.neb.autoneb")
         network = importlib.import_module("engine.energy.network")
     finally:
         sys.path.remove(folder)
