@@ -42,6 +42,18 @@ DATA_NAME = "the train and test sets given to connect"  # what refusals of the d
 
 
 @dataclass
+class TestNumbers:
+    """The test set's loss and error (fraction misclassified; NaN for a regression loss)
+    at each minimum and at each path's saddle point, BatchNorm recalibrated on the
+    training set as everywhere a point is evaluated."""
+
+    minima_loss: list[float]
+    minima_error: list[float]
+    saddle_loss: dict[Pair, float]
+    saddle_error: dict[Pair, float]
+
+
+@dataclass
 class Connected:
     """What ``connect`` found: the minima as explored, their training losses, every
     path computed (by pair, a < b), the MST of saddle energies and why it stopped."""
@@ -52,6 +64,7 @@ class Connected:
     paths: dict[Pair, "ConnectionResult"]  # the engine's result of each pair: pivots, profile, saddle
     mst: list[Edge]
     finished_reason: str
+    test: TestNumbers | None  # with a test set: its loss and error at the minima and the saddles
     # What save writes beside the results: how the run was made, and its events as they came
     _run: "_Run" = field(repr=False)
 
@@ -117,7 +130,8 @@ def connect(
 
     ``model``: the architecture (its own weights are not used). ``train``/``test``: a pair
     of tensors ``(inputs, targets)`` or a map-style Dataset of ``(input, target)``; only the
-    training set enters the energy (``test`` is checked here, for ``save``'s reports).
+    training set enters the energy; on ``test``, the minima and the saddles are evaluated
+    once the paths are found (``Connected.test``).
     ``loss``: ``"cross_entropy"``, ``"bce"``, ``"mse"`` or a callable ``(outputs, targets) ->
     scalar mean``. ``schedule``: a preset (``"paper"``, ``"reference"``), a TOML file or a
     Schedule, run at ``scale`` of its steps (``--scale``), with the climbing image in its
@@ -166,7 +180,7 @@ def connect(
     run_schedule = method_schedule(method, chosen)
     record(session_events.StartupPhaseStarted(phase="minima", detail=f"{len(minima)} minima"))
 
-    train_x, train_y, prepare = _data(train, test, device)
+    train_x, train_y, test_x, test_y, prepare = _data(train, test, device)
     _check_fits(model, train_x, prepare)
     layout = ParameterLayout.from_module(model)
     buffers = [name for name, _ in model.named_buffers()]
@@ -204,12 +218,13 @@ def connect(
         if bar is not None:
             bar.close()
     assert result is not None  # nothing asks it to stop
+    numbers = None if test is None else _test_numbers(energy, result, test_x, test_y)
     record(session_events.SessionFinished(reason=result.finished_reason, pairs_done=len(result.paths),
                                           mst=[[a, b, s] for a, b, s in result.mst]))
     run = _Run(exploration, chosen, given, layout, loss, device, seed, landscape, method, align,
                choice.strategy or strategy, energy.threads_used, events)
     return Connected(result.minima, names, list(result.energies), dict(result.paths), list(result.mst),
-                     result.finished_reason, run)
+                     result.finished_reason, numbers, run)
 
 
 # ---- checking what connect is given
@@ -274,9 +289,9 @@ def _schedule(schedule: Any, scale: float, climb: bool) -> "Schedule":
     return chosen
 
 
-def _data(train: Split, test: Split | None, device: str) -> tuple["Tensor", "Tensor", Any]:
-    """The training inputs and targets on ``device`` (a Dataset read whole), and the
-    flattening an MLP-style model needs none of: None. ``test`` is read and checked too."""
+def _data(train: Split, test: Split | None, device: str) -> tuple["Tensor", "Tensor", "Tensor", "Tensor", Any]:
+    """The training and test inputs and targets on ``device`` (a Dataset read whole; no
+    test set: the training set again) and the data's prepare (None: the inputs as they are)."""
     from engine.networks.datasets import UserData, user_tensors
 
     for name, split in (("train", train), ("test", test)):
@@ -288,8 +303,18 @@ def _data(train: Split, test: Split | None, device: str) -> tuple["Tensor", "Ten
     except ValueError as error:
         raise ValueError(str(error).replace(f"data factory {spec}: ", "").replace(f"data factory {spec} ", "")
                          ) from None
-    train_x, train_y = loaded.train
-    return train_x, train_y, loaded.prepare
+    return (*loaded.train, *loaded.test, loaded.prepare)
+
+
+def _test_numbers(energy: Any, result: Any, inputs: "Tensor", targets: "Tensor") -> TestNumbers:
+    import torch
+
+    pairs = sorted(result.paths)
+    points = torch.cat([result.minima, torch.stack([result.paths[p].saddle_point for p in pairs])]) \
+        if pairs else result.minima  # (M + P, D)
+    losses, errors = (t.tolist() for t in energy.metrics(points, inputs, targets))
+    m = result.minima.shape[0]
+    return TestNumbers(losses[:m], errors[:m], dict(zip(pairs, losses[m:])), dict(zip(pairs, errors[m:])))
 
 
 def _check_fits(model: "nn.Module", inputs: "Tensor", prepare: Any) -> None:

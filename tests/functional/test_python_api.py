@@ -103,6 +103,8 @@ def test_connect_returns_the_saddles_and_the_mst(run):
         # The saddle is the highest point of the path, whose ends are the two minima
         assert result.saddle_energy >= max(connected.energies[a], connected.energies[b])
         assert result.pivots.shape[1] == connected.minima.shape[1]
+    assert set(connected.test.saddle_loss) == set(connected.saddles)  # the test set at every saddle point
+    assert all(0 <= error <= 1 for error in connected.test.saddle_error.values())
     # rewritten at most a few times a second, and always as each pair finishes
     assert progress.startswith("\rnebtui: 0 of at most 3 pairs") and progress.endswith("3 of at most 3 pairs\n")
 
@@ -152,6 +154,10 @@ def test_a_saved_run_is_a_finished_session_that_show_and_report_read(run, nebtui
     # The report evaluates the minima again from the files save wrote: the same training loss, as
     # report.json writes it (rounded to 10 decimals)
     assert [m["train"]["loss"] for m in document["minima"]] == pytest.approx(connected.energies, rel=0, abs=1e-10)
+    assert [m["test"]["loss"] for m in document["minima"]] == pytest.approx(connected.test.minima_loss, rel=0,
+                                                                            abs=1e-10)
+    assert [m["test"]["error"] for m in document["minima"]] == pytest.approx(connected.test.minima_error, rel=0,
+                                                                             abs=1e-10)
 
 
 def test_save_refuses_without_the_names_the_report_needs(run, nebtui_home):
