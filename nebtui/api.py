@@ -153,11 +153,10 @@ def connect(
     from sessions.problem.build import AlignedBuilt, Built
     from sessions.processes.timing import choose_strategy
 
-    events: list[tuple[float, Any]] = []
-    recorded = events.append
+    events: list[tuple[float, Any]] = []  # what a runner would have logged, and when
 
     def record(event: Any) -> None:
-        recorded((time.time(), event))
+        events.append((time.time(), event))
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module (the architecture), got a {type(model).__name__}")

@@ -223,3 +223,22 @@ def test_import_nebtui_stays_light():
     done = subprocess.run([sys.executable, "-c", "import sys, nebtui; print(callable(nebtui.connect), "
                            "'torch' in sys.modules)"], capture_output=True, text=True)
     assert done.stdout.split() == ["True", "False"], done.stderr
+
+
+def test_a_model_factory_named_in_save_is_vouched_for_and_the_report_builds_it(run, nebtui_home, tmp_path,
+                                                                                 monkeypatch):
+    """The user named the factory in their own code, as if typed on the command line: the
+    report imports it (from the folder save was called in) without nebtui sessions trust."""
+    connected, _ = run
+    (tmp_path / "connect_api_net.py").write_text(
+        "from engine.networks.models import mlp\n\n\ndef make(classes=10):\n"
+        f"    return mlp(hidden={tuple(HIDDEN)!r}, outputs=classes)\n")
+    monkeypatch.chdir(tmp_path)
+    path = connected.save("factory", model="connect_api_net:make", data="digits")
+    config = json.loads((path / "config.json").read_text())
+    assert config["vouch"] and config["problem"]["import_dir"] == str(tmp_path)
+    report = in_process("report", "factory", "--format", "json", "--hessian-k", "0", "--slices", "0",
+                        "--ensemble-k", "0", home=nebtui_home)
+    assert report.returncode == 0, report.stderr
+    document = json.loads((path / "results" / "report" / "report.json").read_text())
+    assert [m["train"]["loss"] for m in document["minima"]] == pytest.approx(connected.energies, rel=0, abs=1e-10)
