@@ -111,8 +111,9 @@ def test_connect_returns_the_saddles_and_the_mst(run):
 
 def test_connect_gives_the_numbers_of_a_session_of_the_command_line(run, states, schedule, tmp_path, nebtui_home):
     """The same minima as files, explored by a real runner and worker at the same strategy,
-    thread count and seed: the same energies, saddles and MST, and every tensor of every
-    path's state bit for bit (the pivots, the optimiser's state, the profiles)."""
+    thread count and seed: the same energies, saddles and MST, every tensor of every path's
+    state bit for bit (the pivots, the optimiser's state, the profiles), and the result
+    files save writes byte for byte those of the runner."""
     connected, _ = run
     folder = tmp_path / "minima"
     folder.mkdir()
@@ -133,6 +134,8 @@ def test_connect_gives_the_numbers_of_a_session_of_the_command_line(run, states,
         ours, theirs = load_file(str(mine / name)), load_file(str(cli / name))
         assert ours.keys() == theirs.keys()
         assert [k for k in ours if not (ours[k].dtype == theirs[k].dtype and torch.equal(ours[k], theirs[k]))] == []
+        assert (mine / name).read_bytes() == (cli / name).read_bytes()  # the state's header (meta) too
+    assert (mine / "result.json").read_bytes() == (cli / "result.json").read_bytes()
 
 
 def test_a_saved_run_is_a_finished_session_that_show_and_report_read(run, nebtui_home):
