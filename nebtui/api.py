@@ -135,7 +135,9 @@ def connect(
     ``loss``: ``"cross_entropy"``, ``"bce"``, ``"mse"`` or a callable ``(outputs, targets) ->
     scalar mean``. ``schedule``: a preset (``"paper"``, ``"reference"``), a TOML file or a
     Schedule, run at ``scale`` of its steps (``--scale``), with the climbing image in its
-    final phase if ``climb``. ``method``: ``"autoneb"``, ``"bezier"`` or ``"polychain"``;
+    final phase if ``climb`` (``explore --model resnet20 --schedule paper`` also takes the
+    paper's minibatch per pivot for that architecture: pass
+    ``load_schedule("paper").for_architecture("resnet20")`` for the same). ``method``: ``"autoneb"``, ``"bezier"`` or ``"polychain"``;
     ``align``: permute every minimum's hidden units to match the lowest one first;
     ``stop``: ``"all-pairs"``, ``"tolerance=V"``, ``"relative=V"`` or ``"max-pairs=N"``, as
     ``--stop``. ``strategy``/``threads``: how the pivots are evaluated, as ``--strategy`` and

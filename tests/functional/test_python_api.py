@@ -198,9 +198,8 @@ def test_bad_input_is_one_clear_line(data, states, tmp_path):
              train=train)
 
 
-def test_a_callable_loss_runs_but_save_asks_for_its_name(data, states, nebtui_home):
-    train, _ = data
-    tiny = """name = "one"
+# One cycle of two steps: a path to check what is run, not how good it is.
+TINY = """name = "one"
 [band]
 initial_pivots = 3
 max_pivots = 5
@@ -212,8 +211,28 @@ optimiser = "SGD"
 batch_size = 64
 insert = true
 """
+
+
+def test_minima_files_give_what_their_state_dicts_give(data, states, tmp_path):
+    """Files the command line reads (a safetensors file, a .pt state dict under Lightning's
+    "state_dict" key with its "model." prefix) are the same minima as the dicts in them."""
+    train, _ = data
+    schedule = tmp_path / "one.toml"
+    schedule.write_text(TINY)
+    save_file(states[0], str(tmp_path / "a.safetensors"))
+    torch.save({"state_dict": {f"model.{k}": v for k, v in states[1].items()}}, tmp_path / "b.ckpt")
+    runs = [nebtui.connect(_model(), minima, train=train, schedule=schedule, strategy="batched", threads=1,
+                           progress=False) for minima in (states[:2], [tmp_path / "a.safetensors", tmp_path / "b.ckpt"])]
+    assert runs[0].saddles == runs[1].saddles and torch.equal(runs[0].minima, runs[1].minima)
+    assert runs[1].names == ["a", "b"]
+    _refusal(ValueError, "minimum 1: no such file", _model(), [states[0], tmp_path / "gone.safetensors"],
+             train=train)
+
+
+def test_a_callable_loss_runs_but_save_asks_for_its_name(data, states, nebtui_home):
+    train, _ = data
     schedule = nebtui_home.parent / "one.toml"
-    schedule.write_text(tiny)
+    schedule.write_text(TINY)
     connected = nebtui.connect(_model(), states[:2], train=train, schedule=schedule, strategy="batched", threads=1,
                                loss=lambda out, y: torch.nn.functional.cross_entropy(out, y), progress=False)
     assert set(connected.saddles) == {(0, 1)}
