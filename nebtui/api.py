@@ -111,6 +111,9 @@ def connect(
     *,
     train: Split,
     test: Split | None = None,
+    prepare: Callable[["Tensor"], "Tensor"] | None = None,
+    augment: Callable[["Tensor", Any], "Tensor"] | None = None,
+    collate: Callable[[list[Any]], Any] | None = None,
     loss: str | Callable[["Tensor", "Tensor"], "Tensor"] = "cross_entropy",
     schedule: "str | os.PathLike[str] | Schedule" = "paper",
     scale: float = 1.0,
@@ -131,7 +134,10 @@ def connect(
     ``model``: the architecture (its own weights are not used). ``train``/``test``: a pair
     of tensors ``(inputs, targets)`` or a map-style Dataset of ``(input, target)``; only the
     training set enters the energy; on ``test``, the minima and the saddles are evaluated
-    once the paths are found (``Connected.test``).
+    once the paths are found (``Connected.test``). ``prepare``, ``augment`` and ``collate``
+    as a data factory's ``UserData`` takes them (README: bring your own data): ``prepare``
+    runs on every batch on its device, ``augment(batch, generator)`` on training batches,
+    drawing only from the generator it is given.
     ``loss``: ``"cross_entropy"``, ``"bce"``, ``"mse"`` or a callable ``(outputs, targets) ->
     scalar mean``. ``schedule``: a preset (``"paper"``, ``"reference"``), a TOML file or a
     Schedule, run at ``scale`` of its steps (``--scale``), with the climbing image in its
@@ -148,6 +154,7 @@ def connect(
     from engine.energy.network import STRATEGIES, NetworkEnergy
     from engine.landscape.exploration import Exploration
     from engine.landscape.graph import parse_stop_rule
+    from engine.networks.datasets import UserData
     from engine.networks.layout import ParameterLayout
     from engine.paths.registry import METHODS, method_schedule
     from sessions import events as session_events
@@ -181,14 +188,15 @@ def connect(
     run_schedule = method_schedule(method, chosen)
     record(session_events.StartupPhaseStarted(phase="minima", detail=f"{len(minima)} minima"))
 
-    train_x, train_y, test_x, test_y, prepare = _data(train, test, device)
+    train_x, train_y, test_x, test_y, prepare, augment = _data(UserData(
+        train, test if test is not None else train, collate=collate, prepare=prepare, augment=augment), device)
     _check_fits(model, train_x, prepare)
     layout = ParameterLayout.from_module(model)
     buffers = [name for name, _ in model.named_buffers()]
     given, names = _flat_minima(minima, layout, buffers)  # (M, D)
     try:
         energy = NetworkEnergy(model, train_x, train_y, loss, strategy=strategy, device=device, prepare=prepare,
-                               threads=threads, thread_trial=threads is None)
+                               augment=augment, threads=threads, thread_trial=threads is None)
     except ValueError as error:
         raise ValueError(str(error).splitlines()[0]) from None
     built: Built = Built(energy, given, names, model)
@@ -290,21 +298,21 @@ def _schedule(schedule: Any, scale: float, climb: bool) -> "Schedule":
     return chosen
 
 
-def _data(train: Split, test: Split | None, device: str) -> tuple["Tensor", "Tensor", "Tensor", "Tensor", Any]:
-    """The training and test inputs and targets on ``device`` (a Dataset read whole; no
-    test set: the training set again) and the data's prepare (None: the inputs as they are)."""
-    from engine.networks.datasets import UserData, user_tensors
+def _data(given: Any, device: str) -> tuple["Tensor", "Tensor", "Tensor", "Tensor", Any, Any]:
+    """The training and test inputs and targets on ``device`` (a Dataset read whole), and
+    the data's prepare and augment, each checked as a data factory's are."""
+    from engine.networks.datasets import user_tensors
 
-    for name, split in (("train", train), ("test", test)):
-        if isinstance(split, Mapping):
+    for name in ("train", "test"):
+        if isinstance(getattr(given, name), Mapping):
             raise TypeError(f"{name} must be a pair of tensors (inputs, targets) or a map-style Dataset, got a dict")
     spec = "connect"
     try:
-        loaded = user_tensors(UserData(train, test if test is not None else train), spec=spec, device=device)
+        loaded = user_tensors(given, spec=spec, device=device)
     except ValueError as error:
         raise ValueError(str(error).replace(f"data factory {spec}: ", "").replace(f"data factory {spec} ", "")
                          ) from None
-    return (*loaded.train, *loaded.test, loaded.prepare)
+    return (*loaded.train, *loaded.test, loaded.prepare, loaded.augment)
 
 
 def _test_numbers(energy: Any, result: Any, inputs: "Tensor", targets: "Tensor") -> TestNumbers:
@@ -323,6 +331,8 @@ def _check_fits(model: "nn.Module", inputs: "Tensor", prepare: Any) -> None:
     line naming both shapes, not torch's error from deep inside a layer."""
     import torch
 
+    if not isinstance(inputs, torch.Tensor):
+        return  # inputs of another kind: the energy's first pass says what does not fit
     where = next((p.device for p in model.parameters()), torch.device("cpu"))
     sample = inputs[:2].to(where)
     if prepare is not None:

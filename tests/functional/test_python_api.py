@@ -229,6 +229,21 @@ def test_minima_files_give_what_their_state_dicts_give(data, states, tmp_path):
              train=train)
 
 
+def test_prepare_runs_on_every_batch(data, states, tmp_path):
+    """The digits' pixels stored as counts 0..16 and scaled back by ``prepare``: the same
+    inputs as stored in [0, 1] (k / 16 is exact in float32), so the same path, bit for bit."""
+    train, test = data
+    schedule = tmp_path / "one.toml"
+    schedule.write_text(TINY)
+    counts = [(x * 16, y) for x, y in (train, test)]
+    runs = [nebtui.connect(_model(), states[:2], train=given[0], test=given[1], schedule=schedule,
+                           strategy="batched", threads=1, progress=False, **options)
+            for given, options in (((train, test), {}), (counts, {"prepare": lambda x: x / 16}))]
+    assert runs[0].saddles == runs[1].saddles and runs[0].energies == runs[1].energies
+    assert torch.equal(runs[0].paths[(0, 1)].pivots, runs[1].paths[(0, 1)].pivots)
+    assert runs[0].test == runs[1].test
+
+
 def test_a_callable_loss_runs_but_save_asks_for_its_name(data, states, nebtui_home):
     train, _ = data
     schedule = nebtui_home.parent / "one.toml"
