@@ -12,7 +12,7 @@ import typer
 
 from nebtui.failure import fail
 from nebtui.launch import run_session, schedule_for, session_config, unique_name, use_app
-from nebtui.options import ModelArgs, RunOptions, parse_model_args, with_run_options
+from nebtui.options import LossOption, ModelArgs, RunOptions, parse_model_args, with_run_options
 from nebtui.progress import ProgressPrinter
 from nebtui.startup import preload_app
 
@@ -34,6 +34,7 @@ def explore(
                                                      "engine.networks.datasets.UserData). Default: the sidecars' "
                                                      "data.")] = None,
     model_arg: ModelArgs = None,
+    loss: LossOption = None,
     run: RunOptions = RunOptions(),
     download: Annotated[bool, typer.Option("--download", help="Fetch CIFAR, MNIST, Fashion-MNIST or SVHN into "
                                                               "its folder first (nothing is fetched without it).")
@@ -45,7 +46,7 @@ def explore(
     from sessions.disk.folder import SessionError
     from sessions.problem.minima import find_minima, manifest_entry
     from sessions.problem.minima_folder import in_training, read_sidecars, sidecar_arguments, sidecar_data, sidecar_model
-    from sessions.problem.build import absolute_data
+    from sessions.problem.build import absolute_data, parse_loss, sidecar_loss
     from sessions.problem.trust import runs_user_code
 
     if use_app(run.headless, run.as_json) and not run.detach:
@@ -69,6 +70,8 @@ def explore(
             if model == known["model"] and not model_args:
                 model_args = sidecar_arguments(known, minima)
             data = data or sidecar_data(known, minima)
+            loss = loss or sidecar_loss(known, minima)
+        loss = parse_loss(loss or "cross_entropy")
         data = absolute_data(data)  # checks it too
         if download:  # fetching CIFAR is the one check that stays here: the runner never downloads
             from sessions.problem.build import load_data
@@ -78,8 +81,8 @@ def explore(
         # runner (torch is its business, not this process's): its refusal comes back
         # as one line, as from here (nebtui.startup).
         manifest = [manifest_entry(path) for path in files]
-        problem = Problem(kind="network", model=model, model_args=model_args, data=data, minima=manifest,
-                          import_dir=os.getcwd() if runs_user_code(model, data) else None)
+        problem = Problem(kind="network", model=model, model_args=model_args, data=data, loss=loss, minima=manifest,
+                          import_dir=os.getcwd() if runs_user_code(model, data, loss) else None)
         chosen = schedule_for(run, surface=False, printer=printer, model=model)
         config = session_config(run, problem, chosen)
         parse_devices(run.device)  # the runner checks that its GPUs are there
@@ -94,14 +97,15 @@ def _vouched(run: RunOptions, config: Any, typed_model: str | None, data: str, *
     """The options and config with this user's vouch for the model and data factories typed
     here (sessions.problem.trust), so the session's runner, workers and reports may import them; the
     vouch names the session, so the name is chosen here. Zoo names need no vouch; a data
-    factory always comes from the command line (one in the sidecars is refused)."""
+    factory and a loss function always come from the command line (ones in the sidecars are refused)."""
     from sessions.disk.home import data_home
-    from sessions.problem.trust import is_data_factory, is_zoo, tag
+    from sessions.problem.trust import is_data_factory, is_loss_function, is_zoo, tag
 
-    if (typed_model is None or is_zoo(typed_model)) and not is_data_factory(data):
+    loss = config.problem.loss
+    if (typed_model is None or is_zoo(typed_model)) and not is_data_factory(data) and not is_loss_function(loss):
         return run, config
     home = data_home()
     name = run.session or unique_name(home, hint)
     vouch = tag(home, name, config.problem.model, config.problem.model_args, import_dir=config.problem.import_dir,
-                data=data)
+                data=data, loss=loss)
     return dataclasses.replace(run, session=name), config.model_copy(update={"vouch": vouch})

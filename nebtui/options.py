@@ -1,6 +1,7 @@
 """The options `explore` and `demo` share, declared once (`RunOptions`), and the
 decorator that hands them to Typer one by one and to the command as one object;
-and `--model-arg`, which `explore` and `train` share (`ModelArgs`, `parse_model_args`)."""
+and `--model-arg` and `--loss`, which `explore` and `train` share (`ModelArgs`, `parse_model_args`,
+`LossOption`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,15 @@ import typer
 ModelArgs = Annotated[Optional[list[str]], typer.Option(
     help="Factory keyword argument KEY=VALUE (repeatable; values are read as Python literals); a "
          "torchvision:NAME model's go to its builder, as num_classes=10.")]
+
+
+LossOption = Annotated[Optional[str], typer.Option(
+    help="Loss: cross_entropy, bce, mse, or package.module:function (your module, found as --model's factory "
+         "is). A function whose first two parameters are named model and batch is called loss(model, batch) on "
+         "each batch as the data gives it (the dict of tensors of dict items, else the pair (inputs, targets)) "
+         "and runs the model itself, under --strategy loop; any other is called loss(outputs, targets). Either "
+         "returns the batch's mean loss, a scalar. Only cross_entropy and bce give error rates. Default: the "
+         "minima's sidecars' loss, else cross_entropy.", show_default=False)]
 
 
 def parse_model_args(pairs: list[str]) -> dict[str, object]:

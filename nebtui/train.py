@@ -20,7 +20,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from nebtui.failure import fail
-from nebtui.options import ModelArgs, parse_model_args
+from nebtui.options import LossOption, ModelArgs, parse_model_args
 from nebtui.progress import clock_text
 
 
@@ -47,6 +47,7 @@ def train(
     checkpoint_every: Annotated[float, typer.Option(help="Seconds between saves of a minimum's training state "
                                                          "(a killed run continues from the last one).")] = 60.0,
     model_arg: ModelArgs = None,
+    loss: LossOption = None,
 ) -> None:
     """Train minima from distinct random initialisations (He et al. / Huang et al. recipes)."""
     from sessions.disk.config import Problem
@@ -64,16 +65,19 @@ def train(
     try:
         from sessions.problem.build import absolute_data
 
+        from sessions.problem.build import parse_loss
+
         data = absolute_data(data)
+        loss = parse_loss(loss or "cross_entropy")
         problem = Problem(kind="network", model=model, model_args=parse_model_args(model_arg or []), data=data,
-                          import_dir=os.getcwd() if runs_user_code(model, data) else None)
+                          loss=loss, import_dir=os.getcwd() if runs_user_code(model, data, loss) else None)
         device = resolve_device(device)
         chosen = _recipe(model, recipe).scaled(scale)
-        from sessions.problem.build import build_model, check_input_fits, load_data, model_arguments
+        from sessions.problem.build import build_model, check_fits_and_loss, load_data, model_arguments, resolve_loss
 
         dataset = load_data(problem, device, download=download)
         arguments = model_arguments(problem, dataset)
-        check_input_fits(build_model(problem, dataset), problem, dataset)
+        check_fits_and_loss(build_model(problem, dataset), problem, dataset, resolve_loss(problem))
         out.mkdir(parents=True, exist_ok=True)
     except (SessionError, ValueError, OSError) as error:
         fail(str(error), code=2)

@@ -24,7 +24,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from engine.energy.base import Work
 from engine.energy.batched import BatchedNetwork, BatchedUnsupported, pivot_losses
 from engine.networks.layout import ParameterLayout
-from engine.networks.loss import Loss, loss_function
+from engine.networks.loss import Loss, loss_function, takes_model
 from engine.threads import intra_op_threads
 
 STRATEGIES = ("auto", "batched", "vmap", "loop")
@@ -143,6 +143,11 @@ class NetworkEnergy:
         self.device = torch.device(device) if device is not None else inputs.device
         self.loss = loss
         self._loss_fn, self._error_count = loss_function(loss)
+        # a (model, batch) loss runs the network itself: one pivot at a time, loaded into it
+        self._model_loss = loss if takes_model(loss) else None
+        if self._model_loss is not None and strategy in ("batched", "vmap"):
+            raise ValueError(f"a (model, batch) loss runs under the loop strategy, not {strategy!r}: use 'loop' or "
+                             "'auto' (which chooses the loop)")
         self.batch_size = batch_size
         self.strategy = strategy
         self.chunk_size = chunk_size
@@ -191,8 +196,10 @@ class NetworkEnergy:
         # (thetas (c, D), x (c, B, ...), y (c, B)) -> losses (c,): one batched forward.
         self._pivots_loss = vmap(self._pivot_loss)
         self._chunks: dict[int, int] = {}  # batch size -> pivots per batched call
-        flat_inputs = self.prepare(self.inputs[:1]).dim() == 2
+        flat_inputs = self._model_loss is None and self.prepare(self.inputs[:1]).dim() == 2
         try:
+            if self._model_loss is not None:
+                raise BatchedUnsupported("a (model, batch) loss runs the model itself")
             self._direct: BatchedNetwork | None = BatchedNetwork(
                 self._step_model, self.layout.names, self.layout.shapes, flat_inputs
             )
@@ -237,6 +244,8 @@ class NetworkEnergy:
         if self.strategy != "auto":
             return ()
         strategies = (("batched",) if self._direct is not None else ()) + ("vmap", "loop")
+        if self._model_loss is not None:
+            strategies = ("loop",)
         counts = (1, self.threads) if self.thread_trial and self.threads is not None and self.threads > 1 \
             else (self.threads,)
         return tuple((s, t) for t in counts for s in strategies)
@@ -275,6 +284,9 @@ class NetworkEnergy:
 
     def _module_loss(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         """The loss of ``model`` (the loop's network, a pivot loaded into it) on one batch."""
+        if self._model_loss is not None:  # the user's loss runs the model on the batch itself
+            with self._autocast():
+                return at_least_float32(self._model_loss(model, model_batch(x, y)))
         with self._autocast():
             outputs = model(x)
         return self._loss_fn(at_least_float32(outputs), y)
@@ -605,6 +617,9 @@ class NetworkEnergy:
             with torch.no_grad():
                 for s in range(0, n, self.eval_batch_size):
                     x, y = inputs[s : s + self.eval_batch_size], targets[s : s + self.eval_batch_size]
+                    if self._model_loss is not None:
+                        loss_sum += self._module_loss(self._eval_model, self.prepare(x), y).double() * x.shape[0]
+                        continue
                     with self._autocast():
                         outputs = at_least_float32(self._eval_model(self._layout_batch(self.prepare(x))))
                     loss_sum += self._loss_fn(outputs, y).double() * x.shape[0]
@@ -643,7 +658,10 @@ class NetworkEnergy:
             with torch.no_grad():
                 for batch in self._calibration.tensor_split(n_batches):
                     with self._autocast():
-                        self._eval_model(self._layout_batch(self.prepare(batch)))  # training data, not augmented
+                        if isinstance(batch, dict):  # samples a (model, batch) loss runs the model on
+                            self._model_loss(self._eval_model, dict(self.prepare(batch)))  # type: ignore[misc]
+                        else:
+                            self._eval_model(self._layout_batch(self.prepare(batch)))  # training data, not augmented
         finally:
             for bn, momentum in zip(self._batchnorms, momenta):
                 bn.momentum = momentum
@@ -659,6 +677,12 @@ class NetworkEnergy:
                 f"expected {what} of shape (N, {self.dim}) (one flat parameter vector "
                 f"per row), got {shape}"
             )
+
+
+def model_batch(x: Any, y: Tensor) -> Any:
+    """A batch as a ``(model, batch)`` loss takes it: the dict of tensors of dict items
+    (engine.networks.datasets.Rows), else the pair (inputs, targets)."""
+    return dict(x) if isinstance(x, dict) else (x, y)
 
 
 def _contender_key(strategy: str, threads: int | None) -> str:

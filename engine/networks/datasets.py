@@ -52,6 +52,61 @@ class Tensors:
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None  # training batches only
 
 
+class Rows(dict):
+    """Samples whose items are dicts of tensors (tokens, masks, labels): a dict of
+    tensors with one row per sample. To a ``(model, batch)`` loss it is the dict
+    (``batch["tokens"]``); to the energy and the training loop it takes rows as a
+    tensor of inputs does (``rows[index]``, ``index_select``, ``to``, ``tensor_split``,
+    ``view`` of the row axis), every tensor alike, so that one draw of indices picks
+    the same samples from each."""
+
+    def __init__(self, tensors: Any):
+        super().__init__(tensors)
+        counts = {name: value.shape[0] if isinstance(value, Tensor) and value.dim() else None
+                  for name, value in self.items()}
+        if not counts or None in counts.values() or len(set(counts.values())) != 1:
+            shapes = ", ".join(f"{name} {tuple(getattr(v, 'shape', ())) or type(v).__name__}"
+                               for name, v in self.items())
+            raise ValueError(f"its items are dicts whose values must be tensors with one row per sample, got "
+                             f"{shapes or 'an empty dict'}")
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size([next(iter(self.values())).shape[0]])  # (N,): the samples
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.values())).device
+
+    def dim(self) -> int:
+        return 1
+
+    def _each(self, take: Callable[[Tensor], Tensor]) -> "Rows":
+        return Rows({name: take(value) for name, value in self.items()})
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return super().__getitem__(key)
+        return self._each(lambda value: value[key])
+
+    def to(self, *args: Any, **kwargs: Any) -> "Rows":
+        return self._each(lambda value: value.to(*args, **kwargs))
+
+    def clone(self) -> "Rows":
+        return self._each(Tensor.clone)
+
+    def index_select(self, dim: int, index: Tensor) -> "Rows":
+        return self._each(lambda value: value.index_select(dim, index))
+
+    def view(self, *rows: int) -> "Rows":
+        """The row axis (N B,) viewed as ``rows`` (N, B), each tensor keeping its own trailing shape."""
+        return self._each(lambda value: value.view(*rows, *value.shape[1:]))
+
+    def tensor_split(self, sections: int) -> list["Rows"]:
+        parts = {name: value.tensor_split(sections) for name, value in self.items()}
+        return [Rows({name: part[i] for name, part in parts.items()}) for i in range(sections)]
+
+
 @dataclass(frozen=True)
 class UserData:
     """What a data factory (``--data package.module:factory``) returns.
@@ -60,7 +115,10 @@ class UserData:
     targets (N,))`` or a map-style ``torch.utils.data.Dataset`` whose items are
     ``(input, target)``; a Dataset is read whole into memory once, its items put
     together by ``collate`` (a list of items -> ``(inputs, targets)``; default
-    torch's ``default_collate``).
+    torch's ``default_collate``). Items may instead be dicts of tensors (tokens,
+    masks, labels), or a split a dict of tensors with one row per sample: such data
+    takes a ``(model, batch)`` loss (``--loss``), to which a batch is the dict
+    (engine.networks.loss), and has no prepare or augment.
 
     ``prepare`` (optional) turns a batch of stored inputs into model inputs, on the
     batch's device, for training and test batches alike (keep images uint8 and
@@ -255,6 +313,14 @@ def materialise(dataset: Any, collate: Callable[[list[Any]], Any] | None = None,
     inputs, targets = [], []
     for start in range(0, len(dataset), chunk):
         batch = collate([dataset[i] for i in range(start, min(start + chunk, len(dataset)))])
+        if isinstance(batch, dict):  # dict items: one Rows, no targets of their own
+            for name, value in batch.items():
+                if not isinstance(value, Tensor):
+                    raise TypeError(f"its items are dicts, whose {name!r} collates to a {type(value).__name__}, not "
+                                    f"a tensor: give each key a tensor (dict items go to a (model, batch) loss), or "
+                                    f"a collate that makes the pair (inputs, targets)")
+            inputs.append(Rows(batch))
+            continue
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
             raise TypeError(f"its collate gave a {type(batch).__name__}, not a pair (inputs, targets)")
         x, y = (torch.as_tensor(t) for t in batch)
@@ -262,7 +328,15 @@ def materialise(dataset: Any, collate: Callable[[list[Any]], Any] | None = None,
         targets.append(y)
     if not inputs:
         raise ValueError("it holds no samples")
+    if isinstance(inputs[0], Rows):
+        return _dict_split(Rows({name: torch.cat([part[name] for part in inputs]) for name in inputs[0]}))
     return torch.cat(inputs), torch.cat(targets)
+
+
+def _dict_split(rows: Rows) -> Split:
+    """Dict items as a split: the Rows, and a placeholder target per sample (their
+    ``(model, batch)`` loss finds its labels in the dict)."""
+    return rows, torch.zeros(rows.shape[0], dtype=torch.long, device=rows.device)  # type: ignore[return-value]
 
 
 def user_tensors(result: Any, *, spec: str, device: str | torch.device = "cpu") -> Tensors:
@@ -279,6 +353,8 @@ def user_tensors(result: Any, *, spec: str, device: str | torch.device = "cpu") 
         try:
             if isinstance(split, (tuple, list)) and len(split) == 2 and all(isinstance(t, Tensor) for t in split):
                 x, y = split
+            elif isinstance(split, dict) and split and all(isinstance(t, Tensor) for t in split.values()):
+                x, y = _dict_split(Rows(split))
             elif hasattr(split, "__getitem__") and hasattr(split, "__len__"):
                 x, y = materialise(split, result.collate)
             else:
@@ -288,10 +364,17 @@ def user_tensors(result: Any, *, spec: str, device: str | torch.device = "cpu") 
             reason = _first_line(error) if isinstance(error, (TypeError, ValueError)) else \
                 f"{type(error).__name__}: {_first_line(error)}"
             raise ValueError(f"data factory {spec}: its {name} set cannot be read ({reason})") from None
-        if x.dim() < 1 or y.dim() != 1 or len(x) != len(y) or len(x) == 0:
+        if x.dim() < 1 or y.dim() != 1 or x.shape[0] != len(y) or x.shape[0] == 0:
             raise ValueError(f"data factory {spec}: its {name} set has inputs of shape {tuple(x.shape)} and targets "
                              f"of shape {tuple(y.shape)}: give N inputs and N targets (a 1-d tensor of N labels)")
         splits.append((x.to(device), y.to(device)))
+    if any(isinstance(x, Rows) for x, _ in splits):
+        if not all(isinstance(x, Rows) for x, _ in splits):
+            raise ValueError(f"data factory {spec}: give dict items in both its train and test sets, or in neither")
+        if result.augment is not None or result.prepare is not None:
+            raise ValueError(f"data factory {spec}: its items are dicts, which take no prepare or augment: leave "
+                             f"them out (your (model, batch) loss gets the batch as it is)")
+        return Tensors(splits[0], splits[1], result.classes or 0)  # type: ignore[arg-type]
     classes = result.classes
     if classes is None:
         labels = splits[0][1]

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from engine.networks.layout import ParameterLayout
-from engine.networks.loss import loss_function
+from engine.networks.loss import Loss, loss_function, takes_model
 from engine.threads import intra_op_threads
 
 
@@ -131,7 +131,7 @@ def train(
     targets: Tensor,
     *,
     recipe: Recipe = RECIPES["digits"],
-    loss: str = "cross_entropy",
+    loss: Loss = "cross_entropy",
     seed: int = 0,
     prepare: Callable[[Tensor], Tensor] | None = None,
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
@@ -150,8 +150,10 @@ def train(
     which ``checkpoint_due(steps done)`` is true; ``resume`` (such a state, the
     same recipe and seed) continues that run: the result is the one an
     uninterrupted run gives, bit for bit. ``stop`` is asked after every step;
-    when it says yes the run checkpoints and returns unfinished."""
+    when it says yes the run checkpoints and returns unfinished. ``loss``: a name, or a
+    callable (outputs, targets) or (model, batch) (engine.networks.loss)."""
     loss_fn, _ = loss_function(loss)
+    on_model = takes_model(loss)
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.SGD(
         model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
@@ -179,7 +181,10 @@ def train(
             for group in optimiser.param_groups:
                 group["lr"] = lr
             optimiser.zero_grad(set_to_none=True)
-            value = loss_fn(model(x), targets[rows])
+            if on_model:  # the user's loss runs the model on the batch itself
+                value = loss_fn(model, dict(x) if isinstance(x, dict) else (x, targets[rows]))
+            else:
+                value = loss_fn(model(x), targets[rows])
             value.backward()
             optimiser.step()
             history.append(float(value.detach()))

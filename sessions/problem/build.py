@@ -143,6 +143,85 @@ def _data_factory(spec: str, import_dir: str | None) -> Callable[..., Any]:
     return factory
 
 
+LOSS_NAMES = ("cross_entropy", "bce", "mse")  # engine.networks.loss.NAMES, without importing torch
+LOSS_USAGE = ("use cross_entropy, bce, mse or package.module:function (a function (outputs, targets) -> scalar, "
+              "or (model, batch) -> scalar)")
+
+
+def parse_loss(spec: str) -> str:
+    """A --loss spec checked, nothing imported: one of nebtui's losses, or a user's
+    ``package.module:function``; one line with a "did you mean", else."""
+    import difflib
+
+    from sessions.problem.trust import is_loss_function
+
+    if spec in LOSS_NAMES or is_loss_function(spec):
+        return spec
+    close = difflib.get_close_matches(spec.replace("-", "_"), LOSS_NAMES, n=1, cutoff=0.5)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise SessionError(f"unknown loss {spec!r}{hint}: {LOSS_USAGE}")
+
+
+def sidecar_loss(known: dict[str, Any], folder: Path) -> str:
+    """The sidecars' loss, if it is one of nebtui's; a ``package.module:function`` is refused
+    (it runs when the user types it), and so is anything else."""
+    from sessions.problem.trust import is_loss_function
+
+    loss = known.get("loss", "cross_entropy")
+    if loss in LOSS_NAMES:
+        return loss
+    if is_loss_function(loss):
+        raise SessionError(f"the sidecars in {folder} name the loss function {loss}, and nebtui runs no code named "
+                           f"in a file: if you trust it, pass --loss {loss}")
+    raise SessionError(f"the sidecars in {folder} name the loss {loss!r}, which is not one of "
+                       f"{', '.join(LOSS_NAMES)}: pass --loss")
+
+
+def resolve_loss(problem: Problem) -> Any:
+    """The problem's loss as the engine takes it: a name of nebtui's, or the user's function
+    imported as a model factory is (only ever from a spec this user typed or vouched for)."""
+    spec = parse_loss(problem.loss)
+    if spec in LOSS_NAMES:
+        return spec
+    module_name, _, attribute = spec.partition(":")
+    module = _import_module(module_name, spec, problem.import_dir, what="loss")
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise SessionError(f"{module_name} has no function {attribute!r}: check --loss {spec}")
+    return function
+
+
+def check_loss(model: Any, problem: Problem, data: dict[str, Any], loss: Any) -> None:
+    """Run a user's loss on two training samples, so that one that fails or gives no scalar
+    is one line before anything trains or explores. nebtui's own losses need no check."""
+    import torch
+
+    from engine.energy.network import model_batch
+    from engine.networks.loss import takes_model
+
+    if isinstance(loss, str):
+        return
+    x, y = data["train"][0][:2].to("cpu"), data["train"][1][:2].cpu()
+    if data["prepare"] is not None:
+        x = data["prepare"](x)
+    training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            value = loss(model, model_batch(x, y)) if takes_model(loss) else loss(model(x), y)
+    except Exception as error:  # noqa: BLE001 - a user's loss may raise anything
+        first = (str(error).splitlines() or [""])[0][:200]
+        form = "(model, batch)" if takes_model(loss) else "(outputs, targets)"
+        raise SessionError(f"loss {problem.loss} fails on 2 training samples, called as {form} "
+                           f"({type(error).__name__}: {first}): fix it") from None
+    finally:
+        model.train(training)
+    if not (isinstance(value, torch.Tensor) and value.dim() == 0 and value.is_floating_point()):
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise SessionError(f"loss {problem.loss} returned {shape}, not a scalar tensor: return the batch's mean "
+                           f"loss (say .mean())")
+
+
 def data_classes_and_shape(problem: Problem, loaded: dict[str, Any] | None = None) -> tuple[int, tuple[int, ...]]:
     """The class count and one stored sample's shape of the problem's data: known from the
     kind where it can be (an image folder's class folders are counted), else from ``loaded``
@@ -251,6 +330,16 @@ def check_input_fits(model: Any, problem: Problem, data: dict[str, Any]) -> None
                            f"or --data made for this model") from None
     finally:
         model.train(training)
+
+
+def check_fits_and_loss(model: Any, problem: Problem, data: dict[str, Any], loss: Any) -> None:
+    """The model runs on the data (unless a (model, batch) loss runs it itself) and a
+    user's loss gives a scalar on two training samples: one line, else."""
+    from engine.networks.loss import takes_model
+
+    if not takes_model(loss):
+        check_input_fits(model, problem, data)
+    check_loss(model, problem, data, loss)
 
 
 def check_alignable(model: Any) -> None:
@@ -386,6 +475,7 @@ def build(config: SessionConfig, device: str = "cpu", threads: int | None = None
 
     from engine.energy.network import NetworkEnergy
     from engine.networks.layout import ParameterLayout
+    from engine.networks.loss import takes_model
 
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = config.cudnn_benchmark
@@ -405,10 +495,14 @@ def build(config: SessionConfig, device: str = "cpu", threads: int | None = None
             raise SessionError(f"minimum {path} changed since the session started: restore the original {original}")
         vectors.append(flat_minimum(path, layout, buffers))
         names.append(minimum_name(path))
-    check_input_fits(model, problem, data)
+    loss = resolve_loss(problem)
+    check_fits_and_loss(model, problem, data, loss)
     train_x, train_y = data["train"]
+    if not isinstance(loss, str) and config.strategy in ("vmap", "batched") and takes_model(loss):
+        raise SessionError(f"loss {problem.loss} takes (model, batch), which runs under --strategy loop, not "
+                           f"{config.strategy}: use --strategy loop or auto")
     energy = NetworkEnergy(
-        model, train_x, train_y, problem.loss, strategy=config.strategy, device=device,
+        model, train_x, train_y, loss, strategy=config.strategy, device=device,
         prepare=data["prepare"], augment=data["augment"],
         precision=config.precision, channels_last=config.channels_last, compile=config.compile, threads=threads,
         thread_trial=config.threads is None,  # --threads: that many, never fewer

@@ -89,8 +89,9 @@ def in_training(folder: Path) -> list[str]:
 
 def identity(problem: Any, arguments: dict, recipe: Any, seed: int) -> dict[str, Any]:
     """What a training state must match to be continued (in its JSON form, as it is saved)."""
+    loss = {"loss": problem.loss} if problem.loss != "cross_entropy" else {}  # states saved before --loss match
     return json.loads(json.dumps({"model": problem.model, "model_args": arguments, "data": problem.data,
-                                  "recipe": recipe.to_dict(), "seed": seed}))
+                                  "recipe": recipe.to_dict(), "seed": seed, **loss}))
 
 
 def save_partial(path: Path, state: dict, identity: dict, seconds: float) -> None:
@@ -144,9 +145,10 @@ def train_one(problem: Any, arguments: dict, dataset: dict, recipe: Any, seed: i
     from engine.energy.network import NetworkEnergy
     from engine.networks.layout import ParameterLayout
     from engine.networks.training import train as run_recipe
-    from sessions.problem.build import build_model
+    from sessions.problem.build import build_model, resolve_loss
 
     say = say or (lambda text: None)
+    loss = resolve_loss(problem)
     torch.manual_seed(seed)
     net = build_model(problem, dataset).to(device)
     train_x, train_y = dataset["train"]
@@ -177,11 +179,11 @@ def train_one(problem: Any, arguments: dict, dataset: dict, recipe: Any, seed: i
 
     result = run_recipe(net, train_x, train_y, recipe=recipe, seed=seed, prepare=dataset["prepare"],
                         augment=dataset["augment"], progress=report, every=max(1, recipe.steps // 20),
-                        resume=resume, checkpoint=keep, checkpoint_due=due, stop=stop)
+                        loss=loss, resume=resume, checkpoint=keep, checkpoint_due=due, stop=stop)
     if not result.finished:
         return None
     seconds = before + time.monotonic() - started
-    energy = NetworkEnergy(net, train_x, train_y, device=device, prepare=dataset["prepare"])
+    energy = NetworkEnergy(net, train_x, train_y, loss, device=device, prepare=dataset["prepare"])
     point = result.parameters.unsqueeze(0)
     train_loss, train_error = energy.metrics(point, train_x, train_y)
     test_loss, test_error = energy.metrics(point, test_x, test_y)
@@ -192,11 +194,12 @@ def train_one(problem: Any, arguments: dict, dataset: dict, recipe: Any, seed: i
         "model": problem.model,
         "model_args": arguments,
         "data": problem.data,
+        "loss": problem.loss,
         "seed": seed,
         "recipe": recipe.to_dict(),
         "parameters": ParameterLayout.from_module(net).dim,
-        "train": {"loss": float(train_loss[0]), "error": float(train_error[0]), "bn_recalibrated": has_bn},
-        "test": {"loss": float(test_loss[0]), "error": float(test_error[0]), "bn_recalibrated": has_bn},
+        "train": {"loss": float(train_loss[0]), "error": _rate(train_error[0]), "bn_recalibrated": has_bn},
+        "test": {"loss": float(test_loss[0]), "error": _rate(test_error[0]), "bn_recalibrated": has_bn},
         "curve": {"every": stride, "loss": result.losses[::stride]},
         "seconds": seconds,
         "samples_per_second": recipe.steps * batch / max(seconds, 1e-9),
@@ -204,9 +207,20 @@ def train_one(problem: Any, arguments: dict, dataset: dict, recipe: Any, seed: i
     }
     write_minimum(stem, net.state_dict(), sidecar)
     partial.unlink(missing_ok=True)
-    say(f"{label}: train loss {sidecar['train']['loss']:.4f} error {sidecar['train']['error']:.2%}, "
-        f"test loss {sidecar['test']['loss']:.4f} error {sidecar['test']['error']:.2%}")
+    if sidecar["train"]["error"] is None:  # a loss without an error rate (mse, the user's)
+        say(f"{label}: train loss {sidecar['train']['loss']:.4f}, test loss {sidecar['test']['loss']:.4f} "
+            f"(no error rate: the loss is {problem.loss})")
+    else:
+        say(f"{label}: train loss {sidecar['train']['loss']:.4f} error {sidecar['train']['error']:.2%}, "
+            f"test loss {sidecar['test']['loss']:.4f} error {sidecar['test']['error']:.2%}")
     return sidecar
+
+
+def _rate(error: Any) -> float | None:
+    """An error rate for the sidecar: None where the loss has none (NaN from the energy)."""
+    import math
+
+    return float(error) if math.isfinite(float(error)) else None
 
 
 def write_minimum(stem: Path, weights: dict[str, Any], sidecar: dict[str, Any]) -> None:
@@ -234,13 +248,14 @@ def read_sidecars(files: list[Path]) -> dict[str, Any] | None:
                                "remove it") from None
         if not isinstance(found[-1], dict):
             raise SessionError(f"sidecar {sidecar} is not a JSON object: retrain that minimum or remove it")
-    keys = {json.dumps([s.get("model"), s.get("model_args", {}), s.get("data")], sort_keys=True) for s in found}
+    keys = {json.dumps([s.get("model"), s.get("model_args", {}), s.get("data"), s.get("loss", "cross_entropy")],
+                       sort_keys=True) for s in found}
     if len(keys) != 1:
         raise SessionError(
             f"the minima's sidecars name different models or data ({len(keys)} kinds): explore one kind at a time"
         )
-    model, arguments, data = json.loads(keys.pop())
-    return {"model": model, "model_args": arguments, "data": data}
+    model, arguments, data, loss = json.loads(keys.pop())
+    return {"model": model, "model_args": arguments, "data": data, "loss": loss}
 
 
 def sidecar_model(known: dict[str, Any], folder: Path) -> str:

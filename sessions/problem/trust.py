@@ -2,7 +2,8 @@
 
 A session folder is data: it may have been copied from someone else. A model
 spec ``package.module:factory`` in its config.json is imported only when this
-user gave it on this machine (``nebtui explore --model``) or vouched for it
+user gave it on this machine (``nebtui explore --model``; a data factory ``--data`` and a
+loss function ``--loss package.module:function`` alike) or vouched for it
 later (``nebtui sessions trust``). Either writes a tag into the config: an
 HMAC-SHA256 of the session id, the spec, its arguments and the folder it is
 imported from under a secret key of this user, kept in the data home (``.key``,
@@ -52,6 +53,15 @@ def is_data_factory(spec: Any) -> bool:
             and all(part.isidentifier() for part in module.split(".")))
 
 
+def is_loss_function(spec: Any) -> bool:
+    """A loss spec ``package.module:function``: the user's code, vouched for as a factory is
+    (nebtui's own losses are names without a colon)."""
+    if not isinstance(spec, str):
+        return False
+    module, colon, name = spec.partition(":")
+    return bool(colon) and name.isidentifier() and all(part.isidentifier() for part in module.split("."))
+
+
 def _key_path(home: Path) -> Path:
     return Path(home) / KEY_FILE
 
@@ -93,42 +103,46 @@ def user_key(home: Path) -> bytes:
     return _read_key(path) or b""
 
 
-def _message(session_id: str, spec: str, arguments: Any, import_dir: Any, data: Any = None) -> bytes:
+def _message(session_id: str, spec: str, arguments: Any, import_dir: Any, data: Any = None,
+             loss: Any = None) -> bytes:
     message = {"session": session_id, "model": spec, "model_args": arguments}
     if import_dir is not None:  # the folder the code comes from is vouched for with it
         message["import_dir"] = import_dir
     if is_data_factory(data):  # a data factory is the user's code too
         message["data"] = data
+    if is_loss_function(loss):  # so is a loss function
+        message["loss"] = loss
     return json.dumps(message, sort_keys=True).encode()
 
 
 def tag(home: Path, session_id: str, spec: str, arguments: Any, *, import_dir: str | None = None,
-        data: Any = None) -> str:
-    """The vouch for ``spec`` with ``arguments`` (and the data factory ``data``, if it is one),
-    imported from ``import_dir`` first, in session ``session_id``."""
-    message = _message(session_id, spec, arguments, import_dir, data)
+        data: Any = None, loss: Any = None) -> str:
+    """The vouch for ``spec`` with ``arguments`` (and the data factory ``data`` and the loss
+    function ``loss``, if they are ones), imported from ``import_dir`` first, in session ``session_id``."""
+    message = _message(session_id, spec, arguments, import_dir, data, loss)
     return hmac.new(user_key(home), message, hashlib.sha256).hexdigest()
 
 
 def vouched(home: Path, session_id: str, spec: str, arguments: Any, given: Any, *, import_dir: Any = None,
-            data: Any = None) -> bool:
+            data: Any = None, loss: Any = None) -> bool:
     """Whether ``given`` is this user's vouch for ``spec`` (and the data factory ``data``, if it
     is one); reads the key, never creates it."""
     key = _read_key(_key_path(home))
     if key is None or not isinstance(given, str):
         return False
-    wanted = hmac.new(key, _message(session_id, spec, arguments, import_dir, data), hashlib.sha256).hexdigest()
+    wanted = hmac.new(key, _message(session_id, spec, arguments, import_dir, data, loss), hashlib.sha256).hexdigest()
     return hmac.compare_digest(wanted, given)
 
 
-def runs_user_code(model: Any, data: Any) -> bool:
-    """Whether a network session with this model and data imports code of the user's."""
-    return not is_zoo(model) or is_data_factory(data)
+def runs_user_code(model: Any, data: Any, loss: Any = None) -> bool:
+    """Whether a network session with this model, data and loss imports code of the user's."""
+    return not is_zoo(model) or is_data_factory(data) or is_loss_function(loss)
 
 
 def refusal(session_id: str, spec: str, what: str = "model") -> str:
     """The one line that says a session's factory was not given here, and how to vouch for it."""
-    return (f"session {session_id} names the {what} factory {spec}, which was not given on this machine, and "
+    noun = "loss function" if what == "loss" else f"{what} factory"
+    return (f"session {session_id} names the {noun} {spec}, which was not given on this machine, and "
             f"nebtui runs no code named in a file: if you trust {spec}, vouch for it with "
             f"nebtui sessions trust {session_id} {spec}")
 
@@ -140,18 +154,19 @@ def vouch_for(folder: Any, spec: str) -> None:
     from sessions.disk.config import read_config
 
     config = read_config(folder)
-    model, data = config.problem.model, config.problem.data
-    if config.problem.kind != "network" or not runs_user_code(model, data):
+    model, data, loss = config.problem.model, config.problem.data, config.problem.loss
+    if config.problem.kind != "network" or not runs_user_code(model, data, loss):
         raise SessionError(f"session {folder.id} runs no code of yours ({model or config.problem.surface} is "
                            "nebtui's own): it needs no vouch")
     factories = {f"the model factory {model}": model} if not is_zoo(model) else {}
     factories.update({f"the data factory {data}": data} if is_data_factory(data) else {})
+    factories.update({f"the loss function {loss}": loss} if is_loss_function(loss) else {})
     if spec not in factories.values():
         raise SessionError(f"session {folder.id} names {' and '.join(factories)}, not {spec}: type the factory it "
                            f"names to vouch for it")
     raw = folder.config_json()  # rewritten as it is, with the tag: what an older nebtui wrote stays
     raw["vouch"] = tag(folder.path.parent, folder.id, model, config.problem.model_args,  # type: ignore[arg-type]
-                       import_dir=config.problem.import_dir, data=data)
+                       import_dir=config.problem.import_dir, data=data, loss=loss)
     write_atomic(folder.config_path, (json.dumps(raw, indent=2, sort_keys=True) + "\n").encode())
 
 
@@ -161,11 +176,14 @@ def runnable_config(folder: Any) -> SessionConfig:
     from sessions.disk.config import read_config
 
     config = read_config(folder)
-    model, data = config.problem.model, config.problem.data
-    if config.problem.kind == "network" and runs_user_code(model, data):
+    model, data, loss = config.problem.model, config.problem.data, config.problem.loss
+    if config.problem.kind == "network" and runs_user_code(model, data, loss):
         home = folder.path.parent
         if not vouched(home, folder.id, model, config.problem.model_args, config.vouch,
-                       import_dir=config.problem.import_dir, data=data):
-            zoo = is_zoo(model)
-            raise SessionError(refusal(folder.id, data if zoo else model, "data" if zoo else "model"))
+                       import_dir=config.problem.import_dir, data=data, loss=loss):
+            if not is_zoo(model):
+                raise SessionError(refusal(folder.id, model))
+            if is_data_factory(data):
+                raise SessionError(refusal(folder.id, data, "data"))
+            raise SessionError(refusal(folder.id, loss, "loss"))
     return config

@@ -113,8 +113,8 @@ def test_a_data_factory_gives_datasets_or_tensors(factory_dir):
     ("faulty_dataset", "data factory labdata:faulty_dataset: its train set cannot be read (AttributeError: 'Faulty' "
                        "object has no attribute 'table')"),
     ("faulty_prepare", "data factory labdata:faulty_prepare: its prepare fails on 2 training inputs (RuntimeError: "),
-    ("without_collate", "data factory labdata:without_collate: its train set cannot be read (its collate gave a dict, "
-                        "not a pair (inputs, targets))"),
+    ("without_collate", "data factory labdata:without_collate: its train set cannot be read (its items are dicts, "
+                        "whose 'pixels' collates to a list, not a tensor"),
 ])
 def test_a_faulty_data_factory_is_one_line(factory_dir, factory, message):
     with pytest.raises(SessionError) as refused:

@@ -160,7 +160,8 @@ def test_sidecars_agree_or_are_refused(tmp_path, net):
     for stem in stems:
         write_minimum(stem, net.state_dict(), {"model": "mlp", "model_args": {"hidden": [8]}, "data": "digits"})
     files = [s.with_suffix(".safetensors") for s in stems]
-    assert read_sidecars(files) == {"model": "mlp", "model_args": {"hidden": [8]}, "data": "digits"}
+    assert read_sidecars(files) == {"model": "mlp", "model_args": {"hidden": [8]}, "data": "digits",
+                                    "loss": "cross_entropy"}  # a sidecar without a loss: the default
     stems[1].with_suffix(".json").write_text('{"model": "small_cnn", "data": "digits"}')
     with pytest.raises(SessionError, match=r"sidecars name different models or data \(2 kinds\)"):
         read_sidecars(files)
