@@ -102,7 +102,8 @@ def describe(event: Event) -> str | None:
             end = end_at_saddle(e.pair, e.saddle_position)
             return (f"pair {e.pair} restart {e.restart + 1} cycle {e.cycle}: "
                     f"{len(e.pivot_losses)} pivots, saddle {e.saddle_energy:.4f} at {e.saddle_position:.3f}"
-                    + ("" if end is None else f" (an end: minimum {end})"))
+                    + ("" if end is None else f" (an end: minimum {end})")
+                    + ("; the band has settled: the pair ends here (--converge)" if e.converged else ""))
         case ConnectionFinished() as e:
             end = end_at_saddle(e.pair, e.saddle_position)
             return (f"pair {e.pair}: saddle {e.saddle_energy:.4f} "
@@ -205,9 +206,12 @@ class ProgressPrinter:
                   + ("-" if row["factor"] is None else f"{row['factor']:.2g}"))
         self.line(f"  test loss                                   {number(row['test_loss_minima']):>8}   "
                   f"{number(row['test_loss_saddles']):>8}")
-        self.line(f"  test error                                  {number(row['test_error_minima'], True):>8}   "
-                  f"{number(row['test_error_saddles'], True):>8}   "
-                  f"difference {number(row['test_error_difference'], True)}")
+        if row.get("no_error_rate"):  # a regression loss, or the user's
+            self.line(f"  test error                                  {row['no_error_rate']}")
+        else:
+            self.line(f"  test error                                  {number(row['test_error_minima'], True):>8}   "
+                      f"{number(row['test_error_saddles'], True):>8}   "
+                      f"difference {number(row['test_error_difference'], True)}")
         at_end = row.get("saddles_at_an_end") or []
         if at_end:
             pairs = ", ".join(f"{a} - {b}" for a, b in at_end)

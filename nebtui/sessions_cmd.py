@@ -138,6 +138,9 @@ def show(session_id: SessionId, as_json: AsJson = False) -> None:
                 "minima", "devices", "error"):
         if row[key] not in (None, []):
             print(f"{key:<10} {row[key]}")
+        if key == "problem" and row.get("loss") is not None:
+            print(f"{'loss':<10} {row['loss']}" + ("" if row["error_rate"] else f" (no error rate: the loss is "
+                                                                               f"{row['loss']})"))
     for w in row.get("workers", []):
         print(f"{'worker':<10} {w['worker']}: {w['device']}" + (f" on {w['node']}" if w["node"] else "")
               + f" (pid {w['pid']})")

@@ -159,6 +159,8 @@ def _facts(document: dict[str, Any]) -> list[str]:
            f"train and test {word} on the full sets"
            + (", BatchNorm statistics recalibrated at every point." if s["bn_recalibrated"] else ".")),
         *_at_end_facts(document),
+        *([f"{s['no_error_rate'][:1].upper()}{s['no_error_rate'][1:]}; Table 1 and the paths give losses only."]
+          if s.get("no_error_rate") else []),
         f"Devices: {', '.join(timing['devices']) or 'unknown'}; "
         + (f"{timing['seconds']:.1f} s from the first to the last logged event." if timing["seconds"] is not None else ""),
     ]

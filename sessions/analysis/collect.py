@@ -435,6 +435,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
         "saddles_at_an_end": [list(pair) for pair in at_end],
         "bn_recalibrated": evaluator.bn,
         "splits": {"train_loss": "train", "test_loss": "test", "test_error": "test"},
+        "no_error_rate": no_error_rate(config.problem.loss) if evaluator.network else None,
     }
 
     # first passage (Fig. 7)
@@ -458,6 +459,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
             "kind": config.problem.kind,
             "data": config.problem.data,
             "loss": config.problem.loss if network else "surface energy",
+            "no_error_rate": no_error_rate(config.problem.loss) if network else None,
             "schedule": schedule.name,
             "cycles": len(schedule.cycles),
             "parameters": int(minima.shape[1]),
@@ -479,7 +481,9 @@ def collect(folder: Any, options: ReportOptions) -> Report:
             "slices": options.slices, "slice_grid": options.slice_grid, "surface_grid": options.surface_grid,
             "ensemble_k": options.ensemble_k,
         }},
-        "hessian": _hessian(evaluator, config, built, results, mst, options) if options.hessian_k else None,
+        # a (model, batch) loss runs the model itself, which the Hessian's functional network cannot
+        "hessian": _hessian(evaluator, config, built, results, mst, options)
+        if options.hessian_k and not _runs_the_model(built) else None,
         "slices": _slices(evaluator, built, results, mst, options),
         "ensembles": _ensembles(evaluator, results, mst, options),
     }
@@ -495,6 +499,18 @@ def collect(folder: Any, options: ReportOptions) -> Report:
     return report
 
 
+def no_error_rate(loss: str) -> str | None:
+    """What a report says in place of error rates where the loss has none (all but
+    cross_entropy and bce); None where it has them."""
+    return None if loss in ("cross_entropy", "bce") else f"no error rate: the loss is {loss}"
+
+
+def _runs_the_model(built: Any) -> bool:
+    from engine.networks.loss import takes_model
+
+    return takes_model(getattr(built.energy, "loss", None))
+
+
 def _fixed_batch(evaluator: _Evaluator, size: int) -> tuple[Any, Any]:
     import torch
 
@@ -508,7 +524,7 @@ def _hessian(evaluator: _Evaluator, config: Any, built: Any, results: dict, mst:
 
     if evaluator.network:
         x, y = _fixed_batch(evaluator, options.hessian_batch)
-        loss = network_loss(evaluator.model.to(x.device), x, y, config.problem.loss, evaluator.prepare)
+        loss = network_loss(evaluator.model.to(x.device), x, y, built.energy.loss, evaluator.prepare)
         batch = {"split": "train", "samples": int(x.shape[0]), "batchnorm": "batch statistics of this batch",
                  "bn_recalibrated": False}
     else:
