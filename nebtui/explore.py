@@ -60,8 +60,17 @@ def explore(
                          f"(explore again once nebtui train has finished them)")
         typed_model = model
         model_args = parse_model_args(model_arg or [])
+        known = None
         if model is None or data is None:
             known = read_sidecars(files)
+        elif loss is None:  # the sidecars' loss, where they agree on one
+            try:
+                known = read_sidecars(files)
+            except SessionError:
+                known = None
+        if known is not None and loss is None:
+            loss = sidecar_loss(known, minima)
+        if model is None or data is None:
             if known is None:
                 raise SessionError(f"give --model and --data: the minima in {minima} have no sidecars (nebtui train "
                                    "writes them)")
@@ -70,7 +79,6 @@ def explore(
             if model == known["model"] and not model_args:
                 model_args = sidecar_arguments(known, minima)
             data = data or sidecar_data(known, minima)
-            loss = loss or sidecar_loss(known, minima)
         loss = parse_loss(loss or "cross_entropy")
         data = absolute_data(data)  # checks it too
         if download:  # fetching CIFAR is the one check that stays here: the runner never downloads

@@ -337,6 +337,9 @@ def check_fits_and_loss(model: Any, problem: Problem, data: dict[str, Any], loss
     user's loss gives a scalar on two training samples: one line, else."""
     from engine.networks.loss import takes_model
 
+    if isinstance(data["train"][0], dict) and not takes_model(loss):
+        raise SessionError(f"data {problem.data} gives dict items, which only a (model, batch) loss can take: pass "
+                           f"--loss package.module:function with parameters (model, batch), not {problem.loss}")
     if not takes_model(loss):
         check_input_fits(model, problem, data)
     check_loss(model, problem, data, loss)
