@@ -38,11 +38,10 @@ Pair = tuple[int, int]
 Edge = tuple[int, int, float]  # (a, b, saddle energy), a < b
 Minimum = Union[Mapping[str, Any], str, os.PathLike]  # a state dict, or a file the CLI reads
 Split = Any  # (inputs (N, ...), targets (N,)) tensors, or a map-style Dataset of (input, target)
-DATA_NAME = "the train and test sets given to connect"  # what refusals of the data call them
 
 
 @dataclass
-class TestNumbers:
+class HeldOut:
     """The test set's loss and error (fraction misclassified; NaN for a regression loss)
     at each minimum and at each path's saddle point, BatchNorm recalibrated on the
     training set as everywhere a point is evaluated."""
@@ -64,7 +63,7 @@ class Connected:
     paths: dict[Pair, "ConnectionResult"]  # the engine's result of each pair: pivots, profile, saddle
     mst: list[Edge]
     finished_reason: str
-    test: TestNumbers | None  # with a test set: its loss and error at the minima and the saddles
+    test: HeldOut | None  # with a test set: its loss and error at the minima and the saddles
     # What save writes beside the results: how the run was made, and its events as they came
     _run: "_Run" = field(repr=False)
 
@@ -315,7 +314,7 @@ def _data(given: Any, device: str) -> tuple["Tensor", "Tensor", "Tensor", "Tenso
     return (*loaded.train, *loaded.test, loaded.prepare, loaded.augment)
 
 
-def _test_numbers(energy: Any, result: Any, inputs: "Tensor", targets: "Tensor") -> TestNumbers:
+def _test_numbers(energy: Any, result: Any, inputs: "Tensor", targets: "Tensor") -> HeldOut:
     import torch
 
     pairs = sorted(result.paths)
@@ -323,7 +322,7 @@ def _test_numbers(energy: Any, result: Any, inputs: "Tensor", targets: "Tensor")
         if pairs else result.minima  # (M + P, D)
     losses, errors = (t.tolist() for t in energy.metrics(points, inputs, targets))
     m = result.minima.shape[0]
-    return TestNumbers(losses[:m], errors[:m], dict(zip(pairs, losses[m:])), dict(zip(pairs, errors[m:])))
+    return HeldOut(losses[:m], errors[:m], dict(zip(pairs, losses[m:])), dict(zip(pairs, errors[m:])))
 
 
 def _check_fits(model: "nn.Module", inputs: "Tensor", prepare: Any) -> None:
