@@ -217,6 +217,7 @@ class CycleFinished(Event):
     pivot_losses: list[float]
     saddle_energy: float
     saddle_position: float
+    converged: bool = False  # the pair ends here, its saddle settled (band option converge_change)
 
 
 @dataclass(frozen=True)

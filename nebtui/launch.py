@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -38,9 +39,25 @@ def schedule_for(run: RunOptions, *, surface: bool, printer: ProgressPrinter, mo
             chosen = dataclasses.replace(chosen.scaled(scale), name=f"{chosen.name} x{scale:g}")
         if run.climb:
             chosen = chosen.with_climbing()
+        if run.converge is not None:
+            change, cycles = parse_converge(run.converge)
+            chosen = chosen.replace_band(converge_change=change, converge_cycles=cycles)
     except ScheduleError as error:
         fail(str(error), code=2)
     return chosen
+
+
+def parse_converge(text: str) -> tuple[float, int]:
+    """--converge CHANGE[:CYCLES] as (change, cycles); anything else is one line, exit 2."""
+    change_text, _, cycles_text = text.partition(":")
+    try:
+        change, cycles = float(change_text), int(cycles_text or 2)
+    except ValueError:
+        change, cycles = math.nan, 0
+    if not (0 < change < 1 and cycles >= 1):
+        fail(f"--converge {text!r}: give CHANGE[:CYCLES], a fraction in (0, 1) and a whole number of cycles >= 1, "
+             "e.g. --converge 0.01:2", code=2)
+    return change, cycles
 
 
 def session_config(run: RunOptions, problem: Any, schedule: Any) -> Any:
@@ -56,6 +73,9 @@ def session_config(run: RunOptions, problem: Any, schedule: Any) -> Any:
         fail(f"--stop: {error}", code=2)
     if run.star:
         landscape = LandscapeOptions(**landscape.given(), variant="star")
+    if run.converge is not None and run.method != "autoneb":
+        fail(f"--converge ends AutoNEB's cycles early; a {run.method} curve has none to end: drop --converge "
+             "or use --method autoneb", code=2)
     try:
         config = SessionConfig(problem=problem, schedule=schedule, device=run.device, seed=run.seed,
                                landscape=landscape,

@@ -74,6 +74,11 @@ class RunOptions:
              "(the MST's saddle energies within VALUE of each other), relative=VALUE (within VALUE times the "
              "largest), or max-pairs=N. No rule ends before the first spanning tree connects every minimum "
              "(max-pairs below it is overrun, and the end says so).")] = "all-pairs"
+    converge: Annotated[Optional[str], typer.Option(
+        help="End each pair early once its band has settled: CHANGE[:CYCLES], e.g. 0.01:2 (no pivot added, and "
+             "the saddle moved by less than CHANGE of its value, at each of the last CYCLES cycle ends; 2 if "
+             "left out). AutoNEB only. Default: every cycle of the schedule runs, as the paper's.",
+        show_default=False)] = None
     workers: Annotated[str, typer.Option(
         help="CPU worker processes, each with its share of the cores: a number, or auto (one per core). "
              "With GPUs there is one worker per GPU.")] = "1"

@@ -384,8 +384,27 @@ class Connection(PathRun):
         )
         if keep:
             self.restart_best = _Best(record, self.pivots.detach().cpu().clone(), dense_losses)
-        self._cycle_finished(record)
+        converged = self._converged(record)
+        self._cycle_finished(record, converged)
+        if converged:  # this restart's remaining cycles are skipped
+            self.cycle = len(self.schedule.cycles)
         self.step = 0
+
+    def _converged(self, record: CycleRecord) -> bool:
+        """Whether the band has settled (band options ``converge_change`` and
+        ``converge_cycles``): over the last ``converge_cycles`` cycles of this restart,
+        ``record``'s included, it gained no pivot and its saddle moved at each cycle end
+        by less than ``converge_change`` of its previous value. Decided from the records
+        alone, so a resumed run decides as an uninterrupted one."""
+        change, needed = self.options.converge_change, self.options.converge_cycles
+        if change <= 0 or record.cycle == len(self.schedule.cycles):
+            return False
+        records = [r for r in self.history if r.restart == self.restart] + [record]
+        if len(records) <= needed:
+            return False
+        recent = records[-needed - 1:]
+        return all(new.pivots == old.pivots and abs(new.saddle_energy - old.saddle_energy) < change * abs(old.saddle_energy)
+                   for old, new in zip(recent, recent[1:]))
 
     def _end_restart(self) -> None:
         assert self.restart_best is not None

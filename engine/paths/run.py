@@ -382,8 +382,9 @@ class PathRun(ABC):
                                 losses=losses, positions=positions)
         )
 
-    def _cycle_finished(self, record: CycleRecord) -> None:
-        """Keep the cycle's record, say so, and move to the next cycle."""
+    def _cycle_finished(self, record: CycleRecord, converged: bool = False) -> None:
+        """Keep the cycle's record, say so (``converged``: the run ends after it), and move
+        to the next cycle."""
         self.history.append(record)
         self.on_event(
             events.CycleFinished(
@@ -396,6 +397,7 @@ class PathRun(ABC):
                 pivot_losses=record.pivot_losses,
                 saddle_energy=record.saddle_energy,
                 saddle_position=record.saddle_position,
+                converged=converged,
             )
         )
         self.cycle += 1

@@ -261,6 +261,11 @@ class BandOptions(_Fields):
     restart_noise: float = Field(  # start-path noise of restarts 2.., relative to |end - start|
         0.0, ge=0, allow_inf_nan=False, description="a finite number >= 0")
     energy_every: int = Field(10, ge=1, description="an integer >= 1")  # a StepEnergies event every this many steps
+    # A pair ends early once its saddle has stopped moving: at each of the last
+    # converge_cycles cycle ends it moved by less than converge_change of its value
+    # (0: every cycle of the schedule runs, as the paper's).
+    converge_change: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False, description="a number in [0, 1)")
+    converge_cycles: int = Field(2, ge=1, description="an integer >= 1")
 
     @field_validator("spring", mode="before")
     @classmethod

@@ -61,6 +61,10 @@ def test_paper_schedule_is_rescaled_for_the_surface():
         (("demo", "muller-brown", "--schedule", "/no/such.toml"), "/no/such.toml: no such schedule file", 2),
         (("demo", "muller-brown", "--scale", "0"), "factor must be a finite number > 0, got 0.0", 2),
         (("demo", "muller-brown", "--seed", "x"), "Invalid value for '--seed'", 2),
+        (("demo", "muller-brown", "--converge", "2"), "--converge '2': give CHANGE[:CYCLES], a fraction in (0, 1)", 2),
+        (("demo", "muller-brown", "--converge", "0.01:x"), "e.g. --converge 0.01:2", 2),
+        (("demo", "muller-brown", "--converge", "0.01", "--method", "bezier"),
+         "--converge ends AutoNEB's cycles early; a bezier curve has none to end", 2),
     ],
 )
 def test_bad_input_is_one_clear_line(args, message, code):
