@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from engine.paths.run import PathRun
 
 CURVE_POINTS = 8  # values of t per step of a curve (Garipov et al. draw one; 8 share AutoNEB's batched pass)
+NETWORK_LR = 0.1  # the paper schedule's largest lr: the scale at which CurveSchedule's lr was chosen
 
 MethodSchedule = Union[Schedule, CurveSchedule]
 
@@ -44,8 +45,13 @@ def autoneb_budget(schedule: Schedule) -> int:
 
 def curve_schedule(kind: str, schedule: Schedule) -> CurveSchedule:
     """The curve ``kind`` trained for about ``autoneb_budget(schedule)`` gradient
-    evaluations, on the minibatch size of AutoNEB's first cycle."""
-    base = CurveSchedule(kind=kind, points=CURVE_POINTS, batch_size=schedule.cycles[0].batch_size)
+    evaluations, on the minibatch size of AutoNEB's first cycle. Its lr takes the
+    AutoNEB schedule's scale: ``CurveSchedule``'s lr (chosen on networks, where the
+    paper's schedule peaks at ``NETWORK_LR``) times the schedule's largest lr over
+    ``NETWORK_LR``; on a 2-D surface, whose gradients are in the hundreds and whose
+    preset peaks at 3e-4, the network's lr would diverge within a few steps."""
+    lr = CurveSchedule.lr * (max(cycle.lr for cycle in schedule.cycles) / NETWORK_LR)
+    base = CurveSchedule(kind=kind, points=CURVE_POINTS, lr=lr, batch_size=schedule.cycles[0].batch_size)
     return base.with_budget(autoneb_budget(schedule))
 
 
