@@ -158,6 +158,9 @@ class SessionApp(App[None]):
         self._last_redraw = 0.0
         self._status_shown: str | None = None
         self.title = f"nebtui · {session_id}"
+        problem = getattr(config, "problem", None)
+        if getattr(problem, "kind", None) == "network" and problem.loss not in ("cross_entropy", "bce"):  # type: ignore[union-attr]
+            self.model.note(f"no error rate: the loss is {problem.loss}; the panes show its losses")  # type: ignore[union-attr]
         self.tabs = Tabs(*(Tab(name, id=f"tab-{name}") for name in PANES), id="pane-tabs")
         self.pane_box = Container(id="panes")
         self.energy = StartupEnergyPane(self.model)

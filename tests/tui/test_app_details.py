@@ -8,7 +8,7 @@ import json
 
 import pytest
 from cli_runs import copy_session
-from tui_fakes import CONFIG, Events, FakeSource, app_test, running_events, wait_until
+from tui_fakes import CONFIG, Events, FakeSource, app_test, config_with, running_events, wait_until
 
 from engine.events import ConnectionFinished, CycleFinished, CycleStarted, MSTEdgeAdded, PairChosen
 from nebtui.app import SessionApp, build_app
@@ -106,3 +106,11 @@ async def test_a_saddle_at_an_end_is_no_barrier_in_the_panes():
         mst = app.query_one(MSTPane).render().plain
         assert "no barrier, highest at an end -6.0000 ─ minimum 0" in mst
         assert "saddle -6.0000" not in mst
+
+
+@pytest.mark.parametrize("loss, said", [("mse", True), ("cross_entropy", False)])
+def test_the_log_says_when_the_loss_has_no_error_rate(loss, said):
+    config = config_with(problem={"kind": "network", "model": "mlp", "data": "digits", "loss": loss})
+    app = SessionApp(FakeSource(running_events()), None, session_id="s", config=config, clock=lambda: 0.0)
+    lines = [line.text for line in app.model.log]
+    assert ("no error rate: the loss is mse; the panes show its losses" in lines) is said
