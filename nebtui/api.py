@@ -73,15 +73,17 @@ class Connected:
         return {pair: result.saddle_energy for pair, result in sorted(self.paths.items())}
 
     def save(self, name: str | None = None, *, model: str | None = None, data: str | None = None,
-             model_args: Mapping[str, Any] | None = None) -> Path:
+             model_args: Mapping[str, Any] | None = None, loss: str | None = None) -> Path:
         """Write this run as a finished session folder in the data home (``NEBTUI_HOME``, else
         the user's data folder) and return its path. ``model`` and ``data`` name the model
         and the data as the command line does (``--model mlp`` or ``package.module:factory``,
         ``--data digits`` or ``package.module:factory``; ``model_args`` as ``--model-arg``),
         so that ``nebtui report`` can build the problem again: they must build this model
         and these train and test sets. A factory named here is vouched for, as one typed on
-        the command line is. ``name``: the session's name (default: connect-DATE-TIME)."""
-        return _save(self, name, model, data, dict(model_args or {}))
+        the command line is. ``loss``: where connect was given a callable, the function's name
+        as ``--loss`` takes it (``package.module:function``). ``name``: the session's name
+        (default: connect-DATE-TIME)."""
+        return _save(self, name, model, data, dict(model_args or {}), loss)
 
 
 @dataclass
@@ -155,6 +157,7 @@ def connect(
     from engine.landscape.graph import parse_stop_rule
     from engine.networks.datasets import UserData
     from engine.networks.layout import ParameterLayout
+    from engine.networks.loss import takes_model
     from engine.paths.registry import METHODS, method_schedule
     from sessions import events as session_events
     from sessions.errors import SessionError
@@ -189,7 +192,8 @@ def connect(
 
     train_x, train_y, test_x, test_y, prepare, augment = _data(UserData(
         train, test if test is not None else train, collate=collate, prepare=prepare, augment=augment), device)
-    _check_fits(model, train_x, prepare)
+    if not takes_model(loss):  # a (model, batch) loss runs the model itself, on batches of its own kind
+        _check_fits(model, train_x, prepare)
     layout = ParameterLayout.from_module(model)
     buffers = [name for name, _ in model.named_buffers()]
     given, names = _flat_minima(minima, layout, buffers)  # (M, D)
@@ -302,9 +306,6 @@ def _data(given: Any, device: str) -> tuple["Tensor", "Tensor", "Tensor", "Tenso
     the data's prepare and augment, each checked as a data factory's are."""
     from engine.networks.datasets import user_tensors
 
-    for name in ("train", "test"):
-        if isinstance(getattr(given, name), Mapping):
-            raise TypeError(f"{name} must be a pair of tensors (inputs, targets) or a map-style Dataset, got a dict")
     spec = "connect"
     try:
         loaded = user_tensors(given, spec=spec, device=device)
@@ -455,7 +456,7 @@ def _clock(seconds: float) -> str:
 
 
 def _save(connected: Connected, name: str | None, model: str | None, data: str | None,
-          model_args: dict[str, Any]) -> Path:
+          model_args: dict[str, Any], loss: str | None) -> Path:
     import shutil
     import tempfile
 
@@ -471,16 +472,20 @@ def _save(connected: Connected, name: str | None, model: str | None, data: str |
     from sessions.errors import SessionError
     from sessions.problem.build import absolute_data
     from sessions.problem.minima import manifest_entry
-    from sessions.problem.trust import is_zoo, runs_user_code, tag
+    from sessions.problem.trust import is_loss_function, is_zoo, runs_user_code, tag
 
     run = connected._run
     if not model or not data:
         raise ValueError("save needs the model and the data by the names the command line takes, so that nebtui "
                          "report can build them again: save(model='mlp' or 'package.module:factory', "
                          "data='digits' or 'package.module:factory')")
-    if not isinstance(run.loss, str):
-        raise ValueError("save needs the loss by name (cross_entropy, bce or mse): a session cannot name a "
-                         "callable loss, so connect again with loss='...'")
+    if isinstance(run.loss, str):
+        if loss is not None and loss != run.loss:
+            raise ValueError(f"save: connect ran the loss {run.loss!r}, not {loss!r}: leave loss out")
+        loss = run.loss
+    elif loss is None or not is_loss_function(loss):
+        raise ValueError(f"save needs the name of the loss function connect was given, as --loss takes it: "
+                         f"save(..., loss='package.module:function'){f', not {loss!r}' if loss else ''}")
     module, colon, factory = model.partition(":")
     if not is_zoo(model) and not (colon and factory.isidentifier()
                                   and all(part.isidentifier() for part in module.split("."))):
@@ -490,7 +495,7 @@ def _save(connected: Connected, name: str | None, model: str | None, data: str |
         data = absolute_data(data)
         home = data_home()
         name = name or unique_name(home, "connect")
-        import_dir = os.getcwd() if runs_user_code(model, data) else None
+        import_dir = os.getcwd() if runs_user_code(model, data, loss) else None
         staging = Path(tempfile.mkdtemp(prefix=".connect-", dir=home))
         try:
             files = []
@@ -500,14 +505,14 @@ def _save(connected: Connected, name: str | None, model: str | None, data: str |
                 save_file(state, str(staged))
                 files.append(staged)
             manifest = [{**manifest_entry(f), "path": str(home / name / "minima" / f.name)} for f in files]
-            problem = Problem(kind="network", model=model, model_args=model_args, data=data, loss=run.loss,
+            problem = Problem(kind="network", model=model, model_args=model_args, data=data, loss=loss,
                               minima=manifest, import_dir=import_dir)
             config = SessionConfig(problem=problem, schedule=run.schedule, device=run.device, seed=run.seed,
                                    landscape=run.landscape, strategy=run.strategy, threads=run.threads,
                                    method=run.method, align=run.align)
-            if runs_user_code(model, data):  # typed in the user's own code: vouched for as on the command line
+            if runs_user_code(model, data, loss):  # typed in the user's own code: vouched for as on the command line
                 config = config.model_copy(update={"vouch": tag(home, name, model, model_args,
-                                                                import_dir=import_dir, data=data)})
+                                                                import_dir=import_dir, data=data, loss=loss)})
             folder = SessionFolder.create(home, name, config)
             staging.rename(folder.path / "minima")
         finally:
