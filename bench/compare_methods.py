@@ -1,21 +1,41 @@
-"""AutoNEB, Bezier curves, polygonal chains and straight lines (before and after
-weight matching) between the same digits minima.
+"""AutoNEB, Bezier curves and polygonal chains, each with and without weight
+matching, between the same digits minima at matched total cost.
 
-Trains ``--minima`` MLPs (64-32-10, the digits demo's network and recipe, one seed
-each) and, for every pair, reports the saddle's train loss (the highest loss along
-the path, every point evaluated on the whole training set) and the largest test
-error along the path:
+For each of ``--seeds`` seeds, trains a pair of MLPs (64-32-10, the digits demo's
+network and recipe; seeds 2s and 2s+1) and connects them by every method at
+``--budgets`` multiples of the cost of AutoNEB's paper schedule at ``--autoneb-scale``
+of its steps (0.05, as the digits demo runs it). Each path is scored by its saddle
+train loss (the highest loss along the path, every point evaluated on the whole
+training set) and its largest test error; the straight segments before and after
+weight matching are given beside them.
 
-- ``linear``: the straight segment between the two minima;
-- ``aligned``: the straight segment after permuting the second network's hidden
-  units to match the first (weight matching: no data, no gradients);
-- ``bezier`` / ``polychain``: the curve's bend trained for ``--curve-budget``
-  gradient evaluations (one minibatch of 128 per point of the curve);
-- ``autoneb``: the paper's schedule at ``--autoneb-scale`` of its steps, as the
-  digits demo runs it (the gradient evaluations it spent are counted).
+Cost is the run's own cost account (``ConnectionResult.cost``), in per-sample
+passes: every forward of a sample counts 1 and every backward 2 (the usual
+convention: a backward costs about two forwards), over the training steps, the
+dense evaluations of the path on the whole training set (the straight segment's
+included) and BatchNorm's recalibration (none in this MLP). Scoring the finished
+path for the table (its saddle and test error) is outside the account, the same
+for every method.
 
-Costs are gradient evaluations (minibatch gradients at one point) and seconds.
-Prints one JSON line.  python bench/compare_methods.py [--quick]
+Matching: AutoNEB runs first at 1x and its account is split into the part that
+scales with its steps and the part that does not (the dense evaluation of each of
+its 14 cycles); at each multiple k its steps are scaled to reach k times its 1x
+cost (at 0.25x it cannot: its 14 cycles' evaluations alone cost more, so it runs
+one step per cycle and the table says what it spent). Each curve gets as many
+steps as bring its total to k times AutoNEB's 1x cost on that pair: steps of
+``points`` minibatches of 128, plus its ``cycles`` + 1 dense evaluations of
+``eval_points`` points.
+
+Alignment (``+aligned``): the pair's higher-loss minimum is permuted to match the
+lower one (weight matching, engine.alignment.weight_matching.align), as a session
+with --align aligns every minimum to the lowest; the path then runs between the
+lower minimum and the permuted one.
+
+Writes the table (median and min-max over the seeds per method and multiple) to
+``--out`` and the frontier figure to ``--figure``, and prints one JSON line.
+``--seed N`` runs one seed on one thread (no figure); ``--merge FILE...`` builds
+the table and figure from such files, so that seeds can run side by side.
+    python bench/compare_methods.py [--quick]
 """
 
 from __future__ import annotations
@@ -23,9 +43,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the product's processes run (sessions.processes.spawn)
 
@@ -34,114 +57,271 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.alignment.weight_matching import align  # noqa: E402
-from engine.paths.curves import fit_curve  # noqa: E402
-from engine.paths.curve_schedule import CurveSchedule  # noqa: E402
-from engine.energy.network import NetworkEnergy  # noqa: E402
-from engine.paths.autoneb import connect  # noqa: E402
-from engine.paths.run import seed_for_pair  # noqa: E402
 from engine.band.geometry import dense_points, linear_path  # noqa: E402
-from engine.paths.schedule import load_schedule  # noqa: E402
+from engine.energy.network import NetworkEnergy  # noqa: E402
 from engine.networks import data, models  # noqa: E402
 from engine.networks.training import RECIPES, train  # noqa: E402
+from engine.paths.curve_schedule import CURVE_KINDS, CurveSchedule  # noqa: E402
+from engine.paths.registry import CURVE_POINTS, new_run  # noqa: E402
+from engine.paths.run import CostAccount, ConnectionResult, seed_for_pair  # noqa: E402
+from engine.paths.schedule import Schedule, load_schedule  # noqa: E402
 
-POINTS = 61  # evaluation points of a straight segment, as of a curve
-
-
-class Counted:
-    """An energy that counts the gradient evaluations asked of it (one per row)."""
-
-    def __init__(self, energy: NetworkEnergy):
-        self.energy = energy
-        self.dim = energy.dim
-        self.gradients = 0
-
-    def __call__(self, pivots, generator=None, batch_size=None):
-        self.gradients += pivots.shape[0]
-        return self.energy(pivots, generator=generator, batch_size=batch_size)
-
-    def evaluate(self, points):
-        return self.energy.evaluate(points)
+BATCH = 128  # samples per minibatch, every method
+STRAIGHT_POINTS = 61  # evaluation points of a straight segment, as of a curve
+BACKWARD = 2  # a backward pass counted as this many forwards
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _path_figures(energy: NetworkEnergy, points: torch.Tensor, test: data.DigitsSplit) -> dict:
-    losses = energy.evaluate(points)
-    _, errors = energy.metrics(points, test.inputs, test.targets)
+def total_cost(cost: CostAccount) -> int:
+    """The account in forward-sample equivalents: forwards + BACKWARD x backwards."""
+    return cost.steps_forward + BACKWARD * cost.steps_backward + cost.evaluation_forward + cost.recalibration_forward
+
+
+def step_cost(cost: CostAccount) -> int:
+    """The part of ``total_cost`` the training steps spent."""
+    return cost.steps_forward + BACKWARD * cost.steps_backward
+
+
+@dataclass
+class Problem:
+    """One seed's pair of minima on digits, with the energy every method uses."""
+
+    seed: int
+    energy: NetworkEnergy
+    model: torch.nn.Module
+    test: data.DigitsSplit
+    minima: tuple[torch.Tensor, torch.Tensor]  # (D,) each, the lower-loss minimum first
+    aligned: torch.Tensor  # (D,), the higher one permuted to match the lower
+    losses: tuple[float, float]
+
+    @property
+    def train_size(self) -> int:
+        return int(self.energy.eval_inputs.shape[0])  # what a dense evaluation runs on
+
+    def ends(self, aligned: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        return (self.minima[0], self.aligned if aligned else self.minima[1])
+
+
+def make_problem(seed: int, digits: data.Digits) -> Problem:
+    """The pair of minima of ``seed``: two MLPs trained by the digits recipe (seeds 2s, 2s+1)."""
+    trained = []
+    for i in (2 * seed, 2 * seed + 1):
+        torch.manual_seed(i)
+        trained.append(train(models.mlp(), digits.train.inputs, digits.train.targets,
+                             recipe=RECIPES["digits"], seed=i).parameters)
+    model = models.mlp()
+    energy = NetworkEnergy(model, digits.train.inputs, digits.train.targets, batch_size=BATCH, strategy="loop")
+    losses = [float(v) for v in energy.evaluate(torch.stack(trained))]
+    order = sorted(range(2), key=lambda i: losses[i])
+    low, high = trained[order[0]], trained[order[1]]
+    aligned = align(model, low, high).params
+    return Problem(seed, energy, model, digits.test, (low, high), aligned, (losses[order[0]], losses[order[1]]))
+
+
+def path_figures(problem: Problem, points: torch.Tensor) -> dict[str, float]:
+    """The saddle train loss and the largest test error along ``points`` (M, D)."""
+    losses = problem.energy.evaluate(points)
+    _, errors = problem.energy.metrics(points, problem.test.inputs, problem.test.targets)
     return {"saddle_loss": round(float(losses.max()), 5), "max_test_error": round(float(errors.max()), 5)}
+
+
+def autoneb_schedule(scale: float) -> Schedule:
+    """The paper's schedule at ``scale`` of its steps, minibatches of BATCH."""
+    return load_schedule("paper").scaled(scale).replace_cycles(batch_size=BATCH)
+
+
+def curve_for_cost(base: CurveSchedule, target: float, train_size: int) -> CurveSchedule:
+    """``base`` with as many steps as bring its total cost to about ``target``: its
+    ``cycles`` + 1 dense evaluations (the straight segment's first) and the rest in steps."""
+    evaluation = (base.cycles + 1) * base.eval_points * train_size
+    per_step = base.points * BATCH * (1 + BACKWARD)
+    steps = max(base.cycles, round((target - evaluation) / per_step))
+    return CurveSchedule(**{**base.to_dict(), "steps": steps})
+
+
+def connect(problem: Problem, schedule: Any, aligned: bool) -> tuple[ConnectionResult, dict[str, Any]]:
+    """One run of the method ``schedule`` is for, and its figures: saddle, test error, cost."""
+    start, end = problem.ends(aligned)
+    started = time.perf_counter()
+    result = new_run(problem.energy, schedule, start, end, seed=seed_for_pair(problem.seed, (0, 1))).run()
+    seconds = time.perf_counter() - started
+    assert result is not None and result.cost is not None
+    points = result.pivots if isinstance(schedule, CurveSchedule) else dense_points(result.pivots,
+                                                                                     schedule.band.dense_points)
+    figures = path_figures(problem, points)
+    assert abs(figures["saddle_loss"] - result.saddle_energy) < 1e-4
+    return result, {**figures, "cost": total_cost(result.cost), "step_cost": step_cost(result.cost),
+                    "seconds": round(seconds, 2)}
+
+
+def curve_base(kind: str) -> CurveSchedule:
+    """The curve as a session derives it from a network schedule (CurveSchedule's defaults)."""
+    return CurveSchedule(kind=kind, points=CURVE_POINTS)
+
+
+def frontier_rows(problem: Problem, multiples: list[float], autoneb_scale: float,
+                  curves: dict[str, CurveSchedule], log: Any,
+                  alignments: tuple[bool, ...] = (False, True)) -> list[dict[str, Any]]:
+    """Every method, without and with alignment, at each multiple of AutoNEB's 1x cost, on one pair."""
+    rows: list[dict[str, Any]] = []
+    for aligned in alignments:
+        suffix = "+aligned" if aligned else ""
+        one, first = connect(problem, autoneb_schedule(autoneb_scale), aligned)
+        assert one.cost is not None
+        reference = first["cost"]
+        fixed = reference - first["step_cost"]  # dense evaluations: do not scale with the steps
+        for k in multiples:
+            if k == 1.0:
+                figures = first
+            else:
+                factor = max(0.02, (k * reference - fixed) / first["step_cost"])
+                _, figures = connect(problem, autoneb_schedule(autoneb_scale * factor), aligned)
+            rows.append({"seed": problem.seed, "method": "autoneb" + suffix, "multiple": k, **figures})
+            log(rows[-1])
+            for kind, base in curves.items():
+                schedule = curve_for_cost(base, k * reference, problem.train_size)
+                _, curve = connect(problem, schedule, aligned)
+                rows.append({"seed": problem.seed, "method": kind + suffix, "multiple": k, "steps": schedule.steps,
+                             **curve})
+                log(rows[-1])
+    return rows
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 5), "min": round(min(values), 5),
+            "max": round(max(values), 5)}
+
+
+def table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per method and multiple: median and min-max over seeds of saddle, test error and cost."""
+    out = []
+    keys = sorted({(r["method"], r["multiple"]) for r in rows}, key=lambda mk: (mk[0], mk[1]))
+    for method, k in keys:
+        group = [r for r in rows if r["method"] == method and r["multiple"] == k]
+        out.append({"method": method, "multiple": k, "seeds": len(group),
+                    **{name: spread([r[name] for r in group])
+                       for name in ("saddle_loss", "max_test_error", "cost", "seconds")}})
+    return out
+
+
+def figure(summary: list[dict[str, Any]], straight: list[dict[str, Any]], path: Path) -> None:
+    """Saddle train loss and largest test error against total cost: median, min-max band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    methods = sorted({s["method"] for s in summary})
+    colours = {"autoneb": "C0", "bezier": "C1", "polychain": "C2"}
+    for ax, name, label in ((axes[0], "saddle_loss", "saddle train loss"),
+                            (axes[1], "max_test_error", "largest test error along the path")):
+        for method in methods:
+            rows = sorted((s for s in summary if s["method"] == method), key=lambda s: s["multiple"])
+            cost = [s["cost"]["median"] for s in rows]
+            style = "--" if method.endswith("+aligned") else "-"
+            colour = colours[method.split("+")[0]]
+            ax.plot(cost, [s[name]["median"] for s in rows], style, marker="o", color=colour, label=method)
+            ax.fill_between(cost, [s[name]["min"] for s in rows], [s[name]["max"] for s in rows],
+                            color=colour, alpha=0.12)
+        for line, colour in (("linear", "grey"), ("aligned linear", "black")):
+            values = [s[name] for s in straight if s["line"] == line]
+            ax.axhline(statistics.median(values), color=colour, linestyle=":", linewidth=1,
+                       label=f"{line} (median)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("total cost (per-sample forwards; a backward = 2)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("digits MLP pairs: median over seeds, band min-max")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minima", type=int, default=3)
-    parser.add_argument("--curve-budget", type=int, default=4000, help="gradient evaluations per curve")
-    parser.add_argument("--curve-lr", type=float, default=0.05, help="the bend's learning rate (SGD, momentum 0.9)")
-    parser.add_argument("--autoneb-scale", type=float, default=0.05, help="fraction of the paper schedule's steps")
-    parser.add_argument("--no-autoneb", action="store_true")
-    parser.add_argument("--quick", action="store_true", help="tiny budgets: checks that the script runs")
+    parser.add_argument("--seeds", type=int, default=3, help="pairs of minima, one per seed")
+    parser.add_argument("--budgets", default="0.25,0.5,1,2,4", help="multiples of AutoNEB's 1x cost")
+    parser.add_argument("--autoneb-scale", type=float, default=0.05, help="1x: the paper schedule at this of its steps")
+    parser.add_argument("--out", type=Path, default=RESULTS / "compare-methods-cpu.json")
+    parser.add_argument("--figure", type=Path, default=RESULTS / "compare-methods.png")
+    parser.add_argument("--quick", action="store_true", help="one seed, tiny budgets, results in /tmp")
+    parser.add_argument("--seed", type=int, default=None, help="run this seed only (one thread), rows to --out")
+    parser.add_argument("--merge", type=Path, nargs="+", default=None, help="--seed outputs to combine")
+    parser.add_argument("--alignment", choices=("both", "none", "aligned"), default="both",
+                        help="run the methods without alignment, with it, or both")
     args = parser.parse_args()
     if args.quick:
-        args.curve_budget, args.autoneb_scale = 400, 0.005
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        args.seeds, args.budgets, args.autoneb_scale = 1, "0.5,1", 0.005
+        args.out, args.figure = Path("/tmp/compare-methods-quick.json"), Path("/tmp/compare-methods-quick.png")
+    multiples = [float(v) for v in args.budgets.split(",")]
+    if 1.0 not in multiples:
+        parser.error("--budgets must include 1 (the reference the others are multiples of)")
+    curves = {kind: curve_base(kind) for kind in CURVE_KINDS}
+    if args.merge:
+        parts = [json.loads(path.read_text()) for path in args.merge]
+        rows = [row for part in parts for row in part["rows"]]
+        straight = [row for part in parts for row in part["straight"]]
+        minima = list({m["seed"]: m for part in parts for m in part["minima"]}.values())
+        seconds = max(part["seconds"] for part in parts)  # the seeds ran side by side
+        load = max(part["load_average_at_start"] for part in parts)
+        load_end = max(part["load_average_at_end"] for part in parts)
+        threads = parts[0]["threads"]
+        args.seeds = len(minima)
+    else:
+        torch.set_num_threads(1 if args.seed is not None else max(1, min(2, os.cpu_count() or 1)))
+        threads = torch.get_num_threads()
+        started = time.perf_counter()
+        load = os.getloadavg()[0]
+        digits = data.digits()
+        rows, straight, minima = [], [], []
 
-    digits = data.digits()
-    train_x, train_y = digits.train.inputs, digits.train.targets
-    minima = []
-    started = time.perf_counter()
-    for i in range(args.minima):
-        torch.manual_seed(i)
-        net = models.mlp()
-        minima.append(train(net, train_x, train_y, recipe=RECIPES["digits"], seed=i).parameters)
-    training_seconds = time.perf_counter() - started
-    model = models.mlp()
-    energy = NetworkEnergy(model, train_x, train_y, batch_size=128, strategy="loop")
-    minimum_losses = [float(v) for v in energy.evaluate(torch.stack(minima))]
+        def log(row: dict[str, Any]) -> None:
+            print(f"[{time.perf_counter() - started:6.0f}s] seed {row['seed']} {row['method']:18} "
+                  f"x{row['multiple']:<4g} saddle {row['saddle_loss']:.4f} cost {row['cost']:.3g}",
+                  file=sys.stderr, flush=True)
 
-    curves = {kind: CurveSchedule(kind=kind, points=8, lr=args.curve_lr).with_budget(args.curve_budget)
-              for kind in ("bezier", "polychain")}
-    autoneb = load_schedule("paper").scaled(args.autoneb_scale).replace_cycles(batch_size=128)
-    pairs = []
-    for a in range(args.minima):
-        for b in range(a + 1, args.minima):
-            row: dict = {"pair": [a, b]}
-            row["linear"] = _path_figures(energy, linear_path(minima[a], minima[b], POINTS), digits.test)
-            started = time.perf_counter()
-            aligned = align(model, minima[a], minima[b])
-            seconds = time.perf_counter() - started
-            row["aligned"] = {
-                **_path_figures(energy, linear_path(minima[a], aligned.params, POINTS), digits.test),
-                "distance_before": round(aligned.distance_before, 3),
-                "distance_after": round(aligned.distance_after, 3),
-                "seconds": round(seconds, 2),
-            }
-            for kind, schedule in curves.items():
-                counted = Counted(energy)
-                started = time.perf_counter()
-                result = fit_curve(counted, minima[a], minima[b], schedule, pair=(a, b), seed=seed_for_pair(0, (a, b)))
-                seconds = time.perf_counter() - started
-                figures = _path_figures(energy, result.pivots, digits.test)
-                assert abs(figures["saddle_loss"] - result.saddle_energy) < 1e-4
-                row[kind] = {**figures, "gradient_evaluations": counted.gradients, "seconds": round(seconds, 1)}
-            if not args.no_autoneb:
-                counted = Counted(energy)
-                started = time.perf_counter()
-                result = connect(counted, minima[a], minima[b], autoneb, pair=(a, b), seed=seed_for_pair(0, (a, b)))
-                seconds = time.perf_counter() - started
-                points = dense_points(result.pivots, autoneb.band.dense_points)
-                row["autoneb"] = {**_path_figures(energy, points, digits.test),
-                                  "gradient_evaluations": counted.gradients, "seconds": round(seconds, 1)}
-            pairs.append(row)
+        for seed in range(args.seeds) if args.seed is None else [args.seed]:
+            problem = make_problem(seed, digits)
+            minima.append({"seed": seed, "train_losses": [round(v, 5) for v in problem.losses]})
+            alignments = {"both": (False, True), "none": (False,), "aligned": (True,)}[args.alignment]
+            for line, aligned in (("linear", False), ("aligned linear", True)):
+                start, end = problem.ends(aligned)
+                if aligned in alignments:
+                    straight.append({"seed": seed, "line": line,
+                                     **path_figures(problem, linear_path(start, end, STRAIGHT_POINTS))})
+            rows += frontier_rows(problem, multiples, args.autoneb_scale, curves, log, alignments)
+        seconds = time.perf_counter() - started
+        load_end = os.getloadavg()[0]
 
-    methods = [m for m in ("linear", "aligned", "bezier", "polychain", "autoneb") if m in pairs[0]]
-    mean = {m: round(sum(p[m]["saddle_loss"] for p in pairs) / len(pairs), 5) for m in methods}
-    print(json.dumps({
-        "minima": args.minima,
-        "minimum_train_losses": [round(v, 5) for v in minimum_losses],
-        "training_seconds": round(training_seconds, 1),
-        "curve_schedule": curves["bezier"].to_dict() | {"kind": "bezier|polychain"},
-        "autoneb_schedule": f"paper x {args.autoneb_scale}, batch 128",
-        "mean_saddle_loss": mean,
-        "aligned_over_linear": round(mean["aligned"] / mean["linear"], 3),
-        "pairs": pairs,
-    }))
+    summary = table(rows)
+    out = {
+        "what": "saddle train loss and largest test error of each method at matched total cost, digits MLP pairs",
+        "cost_convention": f"per-sample passes from the run's cost account: forward 1, backward {BACKWARD}; "
+                           "steps + dense evaluation (straight segment included) + BatchNorm recalibration",
+        "reference": f"1x = AutoNEB, paper schedule x {args.autoneb_scale} of its steps, minibatch {BATCH}",
+        "alignment": "the higher-loss minimum of each pair permuted to match the lower (weight matching)",
+        "curves": {kind: base.to_dict() for kind, base in curves.items()},
+        "seeds": args.seeds,
+        "multiples": multiples,
+        "minima": minima,
+        "straight": straight,
+        "summary": summary,
+        "rows": rows,
+        "seconds": round(seconds, 1),
+        "load_average_at_start": round(load, 2),
+        "load_average_at_end": round(load_end, 2),
+        "threads": threads,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    if args.seed is None:
+        figure(summary, straight, args.figure)
+    print(json.dumps({"out": str(args.out), "figure": str(args.figure), "seconds": out["seconds"],
+                      "saddle_median": {f"{s['method']} x{s['multiple']:g}": s["saddle_loss"]["median"]
+                                        for s in summary}}))
 
 
 if __name__ == "__main__":
