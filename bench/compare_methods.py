@@ -148,8 +148,9 @@ def connect(problem: Problem, schedule: Any, aligned: bool) -> tuple[ConnectionR
     assert result is not None and result.cost is not None
     points = result.pivots if isinstance(schedule, CurveSchedule) else dense_points(result.pivots,
                                                                                      schedule.band.dense_points)
-    figures = path_figures(problem, points)
-    assert abs(figures["saddle_loss"] - result.saddle_energy) < 1e-4
+    _, errors = problem.energy.metrics(points, problem.test.inputs, problem.test.targets)
+    # the saddle of the run's own dense profile: every point of ``points`` on the whole training set
+    figures = {"saddle_loss": round(result.saddle_energy, 5), "max_test_error": round(float(errors.max()), 5)}
     return result, {**figures, "cost": total_cost(result.cost), "step_cost": step_cost(result.cost),
                     "seconds": round(seconds, 2)}
 
