@@ -1,6 +1,6 @@
-"""nebtui from Python: connect the state dicts of a model in this process.
+"""nebtui from Python: the state dicts of a model connected in this process.
 
-``connect`` builds the energy a session's runner builds (``engine.energy.network.NetworkEnergy``
+``connect_minima`` builds the energy a session's runner builds (``engine.energy.network.NetworkEnergy``
 on the training set, the loss by name or as a callable), runs the paper's exploration
 (``engine.landscape.exploration.Exploration``) with the session's seed, one pair at a
 time as a session with one worker does, and returns the paths, their saddles and the
@@ -54,7 +54,7 @@ class HeldOut:
 
 @dataclass
 class Connected:
-    """What ``connect`` found: the minima as explored, their training losses, every
+    """What ``connect_minima`` found: the minima as explored, their training losses, every
     path computed (by pair, a < b), the MST of saddle energies and why it stopped."""
 
     minima: "Tensor"  # (M, D): the minima as explored (aligned with align=True)
@@ -80,9 +80,9 @@ class Connected:
         ``--data digits`` or ``package.module:factory``; ``model_args`` as ``--model-arg``),
         so that ``nebtui report`` can build the problem again: they must build this model
         and these train and test sets. A factory named here is vouched for, as one typed on
-        the command line is. ``loss``: where connect was given a callable, the function's name
+        the command line is. ``loss``: where connect_minima was given a callable, the function's name
         as ``--loss`` takes it (``package.module:function``). ``name``: the session's name
-        (default: connect-DATE-TIME)."""
+        (default: connect-minima-DATE-TIME)."""
         return _save(self, name, model, data, dict(model_args or {}), loss)
 
 
@@ -106,7 +106,7 @@ class _Run:
     events: list[tuple[float, "Event"]]  # (time.time(), event), in the order they happened
 
 
-def connect(
+def connect_minima(
     model: "nn.Module",
     minima: Sequence[Minimum],
     *,
@@ -174,7 +174,7 @@ def connect(
     if isinstance(minima, (str, os.PathLike, Mapping)) or not isinstance(minima, Sequence):
         raise TypeError("minima must be a list of state dicts (or of files of them), one per minimum")
     if len(minima) < 2:
-        raise ValueError(f"connect needs at least 2 minima, got {len(minima)}")
+        raise ValueError(f"connect_minima needs at least 2 minima, got {len(minima)}")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     if strategy not in STRATEGIES:
@@ -239,7 +239,7 @@ def connect(
                      result.finished_reason, numbers, run)
 
 
-# ---- checking what connect is given
+# ---- checking what connect_minima is given
 
 
 def _device(device: str) -> str:
@@ -306,7 +306,7 @@ def _data(given: Any, device: str) -> tuple["Tensor", "Tensor", "Tensor", "Tenso
     the data's prepare and augment, each checked as a data factory's are."""
     from engine.networks.datasets import user_tensors
 
-    spec = "connect"
+    spec = "connect_minima"
     try:
         loaded = user_tensors(given, spec=spec, device=device)
     except ValueError as error:
@@ -481,10 +481,10 @@ def _save(connected: Connected, name: str | None, model: str | None, data: str |
                          "data='digits' or 'package.module:factory')")
     if isinstance(run.loss, str):
         if loss is not None and loss != run.loss:
-            raise ValueError(f"save: connect ran the loss {run.loss!r}, not {loss!r}: leave loss out")
+            raise ValueError(f"save: connect_minima ran the loss {run.loss!r}, not {loss!r}: leave loss out")
         loss = run.loss
     elif loss is None or not is_loss_function(loss):
-        raise ValueError(f"save needs the name of the loss function connect was given, as --loss takes it: "
+        raise ValueError(f"save needs the name of the loss function connect_minima was given, as --loss takes it: "
                          f"save(..., loss='package.module:function'){f', not {loss!r}' if loss else ''}")
     module, colon, factory = model.partition(":")
     if not is_zoo(model) and not (colon and factory.isidentifier()
@@ -494,7 +494,7 @@ def _save(connected: Connected, name: str | None, model: str | None, data: str |
     try:
         data = absolute_data(data)
         home = data_home()
-        name = name or unique_name(home, "connect")
+        name = name or unique_name(home, "connect-minima")
         import_dir = os.getcwd() if runs_user_code(model, data, loss) else None
         staging = Path(tempfile.mkdtemp(prefix=".connect-", dir=home))
         try:

@@ -1,4 +1,4 @@
-"""nebtui.connect, the minima of a model connected from Python in the caller's process:
+"""nebtui.connect_minima, the minima of a model connected from Python in the caller's process:
 its result, the same numbers as a session of the command line on the same minima files,
 data, model and schedule, its session folder read by sessions show and report, and its
 refusals (one ValueError or TypeError line each). A digits MLP with 8 hidden units,
@@ -84,10 +84,10 @@ def schedule(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def run(data, states, schedule):
-    """connect at the command line's batched strategy and one thread, and its progress line."""
+    """connect_minima at the command line's batched strategy and one thread, and its progress line."""
     train, test = data
     progress = io.StringIO()
-    connected = nebtui.connect(_model(), states, train=train, test=test, schedule=schedule, strategy="batched",
+    connected = nebtui.connect_minima(_model(), states, train=train, test=test, schedule=schedule, strategy="batched",
                                threads=1, device="cpu", seed=0, stream=progress)
     return connected, progress.getvalue()
 
@@ -175,7 +175,7 @@ def test_save_refuses_without_the_names_the_report_needs(run, nebtui_home):
 
 def _refusal(kind: type[Exception], match: str, *args, **kwargs) -> None:
     with pytest.raises(kind, match=match) as raised:
-        nebtui.connect(*args, **kwargs, progress=False)
+        nebtui.connect_minima(*args, **kwargs, progress=False)
     assert "\n" not in str(raised.value)
 
 
@@ -220,7 +220,7 @@ def test_minima_files_give_what_their_state_dicts_give(data, states, tmp_path):
     schedule.write_text(TINY)
     save_file(states[0], str(tmp_path / "a.safetensors"))
     torch.save({"state_dict": {f"model.{k}": v for k, v in states[1].items()}}, tmp_path / "b.ckpt")
-    runs = [nebtui.connect(_model(), minima, train=train, schedule=schedule, strategy="batched", threads=1,
+    runs = [nebtui.connect_minima(_model(), minima, train=train, schedule=schedule, strategy="batched", threads=1,
                            progress=False) for minima in (states[:2], [tmp_path / "a.safetensors", tmp_path / "b.ckpt"])]
     assert runs[0].saddles == runs[1].saddles and torch.equal(runs[0].minima, runs[1].minima)
     assert runs[1].names == ["a", "b"]
@@ -235,7 +235,7 @@ def test_prepare_runs_on_every_batch(data, states, tmp_path):
     schedule = tmp_path / "one.toml"
     schedule.write_text(TINY)
     counts = [(x * 16, y) for x, y in (train, test)]
-    runs = [nebtui.connect(_model(), states[:2], train=given[0], test=given[1], schedule=schedule,
+    runs = [nebtui.connect_minima(_model(), states[:2], train=given[0], test=given[1], schedule=schedule,
                            strategy="batched", threads=1, progress=False, **options)
             for given, options in (((train, test), {}), (counts, {"prepare": lambda x: x / 16}))]
     assert runs[0].saddles == runs[1].saddles and runs[0].energies == runs[1].energies
@@ -256,13 +256,13 @@ def test_a_callable_loss_is_saved_under_the_name_of_its_function(data, states, n
     monkeypatch.syspath_prepend(str(tmp_path))
     from connect_api_loss import smooth
 
-    connected = nebtui.connect(_model(), states[:2], train=train, schedule=schedule, strategy="batched", threads=1,
+    connected = nebtui.connect_minima(_model(), states[:2], train=train, schedule=schedule, strategy="batched", threads=1,
                                loss=smooth, progress=False)
     assert set(connected.saddles) == {(0, 1)}
     with pytest.raises(ValueError, match="save needs the name of the loss function"):
         connected.save("callable", model="mlp", data="digits", model_args={"hidden": HIDDEN})
-    with pytest.raises(ValueError, match="connect ran the loss 'cross_entropy', not 'mse'"):
-        nebtui.connect(_model(), states[:2], train=train, schedule=schedule, progress=False).save(
+    with pytest.raises(ValueError, match="connect_minima ran the loss 'cross_entropy', not 'mse'"):
+        nebtui.connect_minima(_model(), states[:2], train=train, schedule=schedule, progress=False).save(
             "named", model="mlp", data="digits", model_args={"hidden": HIDDEN}, loss="mse")
     path = connected.save("callable", model="mlp", data="digits", model_args={"hidden": HIDDEN},
                           loss="connect_api_loss:smooth")
@@ -276,8 +276,8 @@ def test_a_callable_loss_is_saved_under_the_name_of_its_function(data, states, n
 
 
 def test_import_nebtui_stays_light():
-    """torch is imported when connect runs, not by ``import nebtui`` nor by naming connect."""
-    done = subprocess.run([sys.executable, "-c", "import sys, nebtui; print(callable(nebtui.connect), "
+    """torch is imported when connect_minima runs, not by ``import nebtui`` nor by naming connect_minima."""
+    done = subprocess.run([sys.executable, "-c", "import sys, nebtui; print(callable(nebtui.connect_minima), "
                            "'torch' in sys.modules)"], capture_output=True, text=True)
     assert done.stdout.split() == ["True", "False"], done.stderr
 
