@@ -140,6 +140,10 @@ def test_a_transformer_language_model_with_its_own_loss_is_connected_and_reporte
     refused = in_process("report", "lm", "--out", str(lab / "again"))
     assert_one_clear_line(refused, "session lm names the model factory tinylm:model, which was not given on this "
                                    "machine")
+    assert in_process("sessions", "trust", "lm", "tinylm:per_token").returncode == 0
+    # vouched for, the loss is imported and checked: one loss per token is no scalar
+    imported = in_process("report", "lm", "--out", str(lab / "again"))
+    assert_one_clear_line(imported, "loss tinylm:per_token returned (16,), not a scalar tensor")
 
 
 def test_mse_on_a_regression_factory_reports_losses_only(lab, nebtui_home):
