@@ -331,24 +331,19 @@ def _check_fits(model: "nn.Module", inputs: "Tensor", prepare: Any) -> None:
     line naming both shapes, not torch's error from deep inside a layer."""
     import torch
 
+    from sessions.problem.build import input_misfit
+
     if not isinstance(inputs, torch.Tensor):
         return  # inputs of another kind: the energy's first pass says what does not fit
     where = next((p.device for p in model.parameters()), torch.device("cpu"))
     sample = inputs[:2].to(where)
     if prepare is not None:
         sample = prepare(sample)
-    training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(sample)
-    except Exception as error:  # noqa: BLE001 - any failure on the data is this mismatch
-        shape = ", ".join(["N", *map(str, sample.shape[1:])])
-        first = (str(error).splitlines() or [""])[0]
-        raise ValueError(f"the model does not fit the training inputs of shape ({shape}): it fails on them "
-                         f"({type(error).__name__}: {first}); give the model these inputs are made for") from None
-    finally:
-        model.train(training)
+    misfit = input_misfit(model, sample)
+    if misfit is not None:
+        takes, shape = misfit
+        raise ValueError(f"the model does not fit the training inputs of shape ({shape}): {takes}; give the "
+                         "model these inputs are made for")
 
 
 def _flat_minima(minima: Sequence[Minimum], layout: Any, buffers: list[str]) -> tuple["Tensor", list[str]]:

@@ -309,27 +309,37 @@ def check_input_fits(model: Any, problem: Problem, data: dict[str, Any]) -> None
     """Run the model on two training samples, so that a model made for other inputs (a
     ResNet's 3-channel images on the 1-channel digits) is one line naming both shapes
     before anything trains or explores, not torch's error from deep inside a layer."""
-    import torch
-
     inputs = data["train"][0][:2].cpu()  # (2, ...) as the energy feeds them, before prepare
     if data["prepare"] is not None:
         inputs = data["prepare"](inputs)
+    misfit = input_misfit(model, inputs)
+    if misfit is not None:
+        takes, shape = misfit
+        raise SessionError(f"model {problem.model} does not fit the data {problem.data}: {takes}, and "
+                           f"{problem.data} gives inputs of shape ({shape}): choose a --model made for this data, "
+                           f"or --data made for this model")
+
+
+def input_misfit(model: Any, inputs: Any) -> tuple[str, str] | None:
+    """None where ``model`` runs on ``inputs`` (a few samples, prepared, on its device);
+    else what its first layer takes, or how it fails, and the inputs' shape ("N, 1, 8, 8").
+    The model is run in eval mode without gradients and left in the mode it was in."""
+    import torch
+
     training = model.training
     try:
         model.eval()
         with torch.no_grad():
             model(inputs)
     except Exception as error:  # noqa: BLE001 - any failure on the data is this mismatch
-        shape = ", ".join(["N", *map(str, inputs.shape[1:])])
         takes = _first_layer_misfit(model, inputs)
         if takes is None:  # the first layer fits: say where it failed instead
             first = (str(error).splitlines() or [""])[0]
             takes = f"it fails on them ({type(error).__name__}: {first})"
-        raise SessionError(f"model {problem.model} does not fit the data {problem.data}: {takes}, and "
-                           f"{problem.data} gives inputs of shape ({shape}): choose a --model made for this data, "
-                           f"or --data made for this model") from None
+        return takes, ", ".join(["N", *map(str, inputs.shape[1:])])
     finally:
         model.train(training)
+    return None
 
 
 def check_fits_and_loss(model: Any, problem: Problem, data: dict[str, Any], loss: Any) -> None:
