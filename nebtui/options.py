@@ -24,8 +24,8 @@ LossOption = Annotated[Optional[str], typer.Option(
          "is). A function whose first two parameters are named model and batch is called loss(model, batch) on "
          "each batch as the data gives it (the dict of tensors of dict items, else the pair (inputs, targets)) "
          "and runs the model itself, under --strategy loop; any other is called loss(outputs, targets). Either "
-         "returns the batch's mean loss, a scalar. Only cross_entropy and bce give error rates. Default: the "
-         "minima's sidecars' loss, else cross_entropy.", show_default=False)]
+         "returns the batch's mean loss, a scalar. Only cross_entropy and bce give error rates. Default: "
+         "cross_entropy (explore: the minima's sidecars' loss, if they name one).", show_default=False)]
 
 
 def parse_model_args(pairs: list[str]) -> dict[str, object]:
