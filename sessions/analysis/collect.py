@@ -251,18 +251,68 @@ def first_passage(curve: list[float], every: int, threshold: float) -> int | Non
 
 def collect(folder: Any, options: ReportOptions) -> Report:
     """Gather the report of the session in ``folder`` (a sessions.disk.folder.SessionFolder)."""
-    import json
-
-    import torch
-
-    from engine.paths.registry import run_from_state, spent_gradients
-    from engine.paths.curve_schedule import CURVE_KINDS
-    from engine.band.geometry import dense_points, linear_path
-    from sessions.problem.trust import runnable_config
     from sessions.disk.folder import SessionError
-    from sessions.problem.build import build
+    from sessions.view import read_view
+
+    config, built, results = _finished_paths(folder, options)
+    view = read_view(folder)
+    evaluator = _Evaluator(config, built)
+    network = evaluator.network
+    try:
+        minima = built.minima  # (M, D), aligned to the lowest for an --align session
+    except SessionError as error:
+        raise ReportError(str(error)) from None
+    report = Report(document={})
+    minima_train, minima_test = evaluator.metrics(minima)
+    minima_rows = _minima_rows(config, built, minima, minima_train, minima_test, network, report)
+
+    # the MST of the finished paths (as the session's landscape builds it)
+    mst = _mst([m["loss"] for m in minima_train], {pair: r.saddle_energy for pair, r in results.items()})
+    lines = _aligned_minima(config, built)  # the straight lines' aligned ends, and how they were aligned
+    path_rows, saddle_metrics = _path_rows(config, built, evaluator, results, mst, lines, options)
+    timing = _timing(view, path_rows)
+    table = _table1(config, results, mst, minima_train, minima_test, saddle_metrics, evaluator, minima.shape[0])
+    document: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "session": _session_facts(folder, config, built, view, evaluator, minima, len(results), lines[1]),
+        "minima": minima_rows,
+        "paths": path_rows,
+        "mst": [{"a": a, "b": b, "saddle_energy": s} for a, b, s in mst],
+        "bounds": _bounds(minima.shape[0], mst),
+        "table1": table,
+        "first_passage": _first_passages(report, table["train_loss_saddles"]),
+        "timing": timing,
+        "analysis": {"device": options.device, "options": {
+            "hessian_k": options.hessian_k, "hessian_batch": options.hessian_batch,
+            "hessian_dense_limit": options.hessian_dense_limit, "near_zero_tolerance": options.near_zero_tolerance,
+            "slices": options.slices, "slice_grid": options.slice_grid, "surface_grid": options.surface_grid,
+            "ensemble_k": options.ensemble_k,
+        }},
+        # a (model, batch) loss runs the model itself, which the Hessian's functional network cannot
+        "hessian": _hessian(evaluator, config, built, results, mst, options)
+        if options.hessian_k and not _runs_the_model(built) else None,
+        "slices": _slices(evaluator, built, results, mst, options),
+        "ensembles": _ensembles(evaluator, results, mst, options),
+    }
+    report.document = document
+    if options.saddle_weights and network:
+        for a, b, _ in mst:
+            train, test = saddle_metrics[(a, b)]
+            report.weights[f"saddle-{a}-{b}"] = (built.energy.network_state(results[(a, b)].saddle_point), {
+                "session": folder.id, "pair": [a, b], "saddle_position": results[(a, b)].saddle_position,
+                "model": config.problem.model, "model_args": config.problem.model_args, "data": config.problem.data,
+                "train": train, "test": test, "bn_recalibrated": evaluator.bn,
+            })
+    return report
+
+
+def _finished_paths(folder: Any, options: ReportOptions) -> tuple[Any, Any, dict[tuple[int, int], Any]]:
+    """The session's config, its problem built again, and the result of every finished pair."""
+    from engine.paths.registry import run_from_state
+    from sessions.disk.folder import SessionError
     from sessions.disk.statepack import unpack_state
-    from sessions.view import end_at_saddle, read_view
+    from sessions.problem.build import build
+    from sessions.problem.trust import runnable_config
 
     files = sorted((folder.results_path / "paths").glob("*.safetensors"))
     if not files:
@@ -272,15 +322,10 @@ def collect(folder: Any, options: ReportOptions) -> Report:
         )
     try:
         config = runnable_config(folder)
-        schedule, run_schedule = config.schedule, config.run_schedule()
         built = build(config, options.device)
     except (SessionError, ValueError) as error:
         raise ReportError(str(error)) from None
-    view = read_view(folder)
-    evaluator = _Evaluator(config, built)
-    network = evaluator.network
-    between = schedule.band.dense_points
-
+    run_schedule = config.run_schedule()
     results = {}
     for path in files:
         try:
@@ -290,26 +335,22 @@ def collect(folder: Any, options: ReportOptions) -> Report:
             raise ReportError(f"{path} cannot be read ({type(error).__name__}: {error}): the session's results are damaged") from None
         assert connection.result is not None
         results[connection.pair] = connection.result
-    try:
-        minima = built.minima  # (M, D), aligned to the lowest for an --align session
-    except SessionError as error:
-        raise ReportError(str(error)) from None
-    originals = getattr(built, "original", minima)  # as the files hold them
-    aligned, line_alignment = _aligned_minima(config, built)  # the straight lines' aligned ends
-    count = minima.shape[0]
+    return config, built, results
 
-    # minima
-    minima_train, minima_test = evaluator.metrics(minima)
-    manifest = config.problem.minima
-    minima_rows = []
-    report = Report(document={})
-    for i in range(count):
-        row: dict[str, Any] = {"id": i, "name": built.names[i], "train": minima_train[i], "test": minima_test[i]}
+
+def _minima_rows(config: Any, built: Any, minima: Any, train: list, test: list, network: bool,
+                 report: Report) -> list[dict[str, Any]]:
+    """One row per minimum; the training curves their sidecars keep go into ``report``."""
+    import json
+
+    rows = []
+    for i in range(minima.shape[0]):
+        row: dict[str, Any] = {"id": i, "name": built.names[i], "train": train[i], "test": test[i]}
         if not network:
             row["position"] = minima[i].tolist()
-        minima_rows.append(row)
+        rows.append(row)
         if network:
-            sidecar = Path(manifest[i]["path"]).with_suffix(".json")
+            sidecar = Path(config.problem.minima[i]["path"]).with_suffix(".json")
             if sidecar.exists():
                 try:
                     curve = json.loads(sidecar.read_text()).get("curve") or {}
@@ -318,13 +359,26 @@ def collect(folder: Any, options: ReportOptions) -> Report:
                 if curve.get("loss"):
                     report.curves[i] = [float(v) for v in curve["loss"]]
                     report.curve_every[i] = int(curve.get("every", 1))
+    return rows
 
-    # the MST of the finished paths (as the session's landscape builds it)
-    energies = [m["loss"] for m in minima_train]
-    mst = _mst(energies, {pair: r.saddle_energy for pair, r in results.items()})
+
+def _path_rows(config: Any, built: Any, evaluator: _Evaluator, results: dict, mst: list, lines: tuple,
+               options: ReportOptions) -> tuple[list[dict[str, Any]], dict[tuple[int, int], tuple]]:
+    """One row per finished path (its saddle, profiles, cost, straight lines, history), and
+    the train and test metrics at each saddle."""
+    import torch
+
+    from engine.band.geometry import dense_points, linear_path
+    from engine.paths.curve_schedule import CURVE_KINDS
+    from engine.paths.registry import spent_gradients
+    from sessions.view import end_at_saddle
+
+    network = evaluator.network
+    run_schedule = config.run_schedule()
+    between = config.schedule.band.dense_points
+    originals = getattr(built, "original", built.minima)  # as the files hold them
+    aligned, line_alignment = lines
     in_mst = {(a, b) for a, b, _ in mst}
-
-    # paths
     path_rows = []
     saddle_metrics: dict[tuple[int, int], tuple[dict[str, Any], dict[str, Any] | None]] = {}
     for (a, b), r in sorted(results.items()):
@@ -394,7 +448,12 @@ def collect(folder: Any, options: ReportOptions) -> Report:
             "seconds": None,
         })
 
-    timing = {  # devices and times, from the log's own time stamps only
+    return path_rows, saddle_metrics
+
+
+def _timing(view: Any, path_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Devices and times, from the log's own time stamps only; each path row gets its seconds."""
+    timing = {
         "devices": view.devices_used,
         "started": view.started,
         "last_event": view.last_time,
@@ -407,8 +466,14 @@ def collect(folder: Any, options: ReportOptions) -> Report:
         row["seconds"] = row["cost"]["seconds"] = span["seconds"] if span else None
         if row["cost"]["account"] is not None:
             row["cost"]["account"].update(seconds=row["seconds"], devices=list(view.devices_used))
+    return timing
 
-    # Table 1
+
+def _table1(config: Any, results: dict, mst: list, minima_train: list, minima_test: list,
+            saddle_metrics: dict, evaluator: _Evaluator, count: int) -> dict[str, Any]:
+    """The paper's Table 1 row: minima and MST saddles, train and test."""
+    from sessions.view import end_at_saddle
+
     def mean_of(what: str, rows: list[dict[str, Any] | None]) -> float | None:
         return average([None if m is None else m[what] for m in rows])
 
@@ -419,7 +484,7 @@ def collect(folder: Any, options: ReportOptions) -> Report:
     saddle_test = [saddle_metrics[pair][1] for pair in claimed]
     train_min, train_saddle = mean_of("loss", minima_train), mean_of("loss", saddle_train)
     test_err_min, test_err_saddle = mean_of("error", minima_test), mean_of("error", saddle_test)
-    table = {
+    return {
         "train_loss_minima": train_min,
         "train_loss_saddles": train_saddle,
         "factor": train_saddle / train_min if train_min and train_saddle is not None and train_min > 0 else None,
@@ -438,65 +503,39 @@ def collect(folder: Any, options: ReportOptions) -> Report:
         "no_error_rate": no_error_rate(config.problem.loss) if evaluator.network else None,
     }
 
-    # first passage (Fig. 7)
-    first = []
-    if train_saddle is not None:
-        for i, curve in sorted(report.curves.items()):
-            first.append({
-                "minimum": i,
-                "threshold": train_saddle,
-                "step": first_passage(curve, report.curve_every[i], train_saddle),
-                "split": "train (minibatch losses recorded while training)",
-            })
 
-    document: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "session": {
-            "id": folder.id,
-            "lifecycle": view.lifecycle,
-            "finished_reason": view.finished_reason,
-            "problem": config.problem.surface if not network else config.problem.model,
-            "kind": config.problem.kind,
-            "data": config.problem.data,
-            "loss": config.problem.loss if network else "surface energy",
-            "no_error_rate": no_error_rate(config.problem.loss) if network else None,
-            "schedule": schedule.name,
-            "cycles": len(schedule.cycles),
-            "parameters": int(minima.shape[1]),
-            "pairs_finished": len(results),
-            "bn_recalibrated": evaluator.bn,
-            **_method_facts(config, schedule, run_schedule, built),
-            "line_alignment": line_alignment,  # how the aligned straight lines' minima were aligned
-        },
-        "minima": minima_rows,
-        "paths": path_rows,
-        "mst": [{"a": a, "b": b, "saddle_energy": s} for a, b, s in mst],
-        "bounds": _bounds(count, mst),
-        "table1": table,
-        "first_passage": first,
-        "timing": {k: v for k, v in timing.items()},
-        "analysis": {"device": options.device, "options": {
-            "hessian_k": options.hessian_k, "hessian_batch": options.hessian_batch,
-            "hessian_dense_limit": options.hessian_dense_limit, "near_zero_tolerance": options.near_zero_tolerance,
-            "slices": options.slices, "slice_grid": options.slice_grid, "surface_grid": options.surface_grid,
-            "ensemble_k": options.ensemble_k,
-        }},
-        # a (model, batch) loss runs the model itself, which the Hessian's functional network cannot
-        "hessian": _hessian(evaluator, config, built, results, mst, options)
-        if options.hessian_k and not _runs_the_model(built) else None,
-        "slices": _slices(evaluator, built, results, mst, options),
-        "ensembles": _ensembles(evaluator, results, mst, options),
+def _first_passages(report: Report, threshold: float | None) -> list[dict[str, Any]]:
+    """Fig. 7: the training step at which each minimum's training curve first fell below the
+    mean MST saddle."""
+    if threshold is None:
+        return []
+    return [{"minimum": i, "threshold": threshold, "step": first_passage(curve, report.curve_every[i], threshold),
+             "split": "train (minibatch losses recorded while training)"}
+            for i, curve in sorted(report.curves.items())]
+
+
+def _session_facts(folder: Any, config: Any, built: Any, view: Any, evaluator: _Evaluator, minima: Any,
+                   finished: int, line_alignment: dict[str, Any] | None) -> dict[str, Any]:
+    """What the session is: its problem, schedule, method and how its lines were aligned."""
+    network = evaluator.network
+    schedule = config.schedule
+    return {
+        "id": folder.id,
+        "lifecycle": view.lifecycle,
+        "finished_reason": view.finished_reason,
+        "problem": config.problem.surface if not network else config.problem.model,
+        "kind": config.problem.kind,
+        "data": config.problem.data,
+        "loss": config.problem.loss if network else "surface energy",
+        "no_error_rate": no_error_rate(config.problem.loss) if network else None,
+        "schedule": schedule.name,
+        "cycles": len(schedule.cycles),
+        "parameters": int(minima.shape[1]),
+        "pairs_finished": finished,
+        "bn_recalibrated": evaluator.bn,
+        **_method_facts(config, schedule, config.run_schedule(), built),
+        "line_alignment": line_alignment,  # how the aligned straight lines' minima were aligned
     }
-    report.document = document
-    if options.saddle_weights and network:
-        for a, b, _ in mst:
-            train, test = saddle_metrics[(a, b)]
-            report.weights[f"saddle-{a}-{b}"] = (built.energy.network_state(results[(a, b)].saddle_point), {
-                "session": folder.id, "pair": [a, b], "saddle_position": results[(a, b)].saddle_position,
-                "model": config.problem.model, "model_args": config.problem.model_args, "data": config.problem.data,
-                "train": train, "test": test, "bn_recalibrated": evaluator.bn,
-            })
-    return report
 
 
 def no_error_rate(loss: str) -> str | None:
