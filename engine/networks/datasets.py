@@ -380,7 +380,8 @@ def user_tensors(result: Any, *, spec: str, device: str | torch.device = "cpu") 
         labels = splits[0][1]
         if labels.is_floating_point():
             raise ValueError(f"data factory {spec}: its training targets are not class labels (integers): set "
-                             f"UserData.classes, or give int64 labels")
+                             f"UserData.classes (for a regression, --loss mse: the outputs per sample), or give int64 "
+                             f"labels")
         classes = int(labels.max()) + 1
     splits = [(x, y.long() if not y.is_floating_point() else y) for x, y in splits]
     _check_labels(f"data factory {spec}", splits, classes)
