@@ -73,6 +73,9 @@ def session_config(run: RunOptions, problem: Any, schedule: Any) -> Any:
         fail(f"--stop: {error}", code=2)
     if run.star:
         landscape = LandscapeOptions(**landscape.given(), variant="star")
+    if run.align and run.align_pairwise:
+        fail("--align aligns every minimum to the lowest, --align-pairwise each pair's second end to its first: "
+             "choose one", code=2)
     if run.converge is not None and run.method != "autoneb":
         fail(f"--converge ends AutoNEB's cycles early; a {run.method} curve has none to end: drop --converge "
              "or use --method autoneb", code=2)
@@ -83,7 +86,8 @@ def session_config(run: RunOptions, problem: Any, schedule: Any) -> Any:
                                strategy=run.strategy, threads=thread_count(run),
                                precision="bf16" if run.bf16 else "fp32", channels_last=run.channels_last,
                                compile=run.compile, cudnn_benchmark=run.cudnn_benchmark,
-                               method=run.method, align=run.align, cluster=run.cluster)
+                               method=run.method, align=run.align or run.align_pairwise,
+                               alignment="pairwise" if run.align_pairwise else "lowest", cluster=run.cluster)
     except SessionError as error:
         fail(str(error), code=2)
     if run.cluster != "local":

@@ -101,6 +101,10 @@ class RunOptions:
     align: Annotated[bool, typer.Option(
         "--align", help="Permute every minimum's hidden units to match the lowest one (weight matching) before "
                         "connecting them; the minima files stay as they are.")] = False
+    align_pairwise: Annotated[bool, typer.Option(
+        "--align-pairwise", help="Permute the hidden units of each pair's second minimum to match its first "
+                                 "(weight matching, pair by pair) before connecting them; the files stay as they "
+                                 "are.")] = False
     cluster: Annotated[str, typer.Option(
         help="Where the workers run: local (processes on this machine), ray (the Ray cluster this machine is "
              "part of: a worker per GPU, or --workers CPU workers) or ray://HOST:PORT (README: On a cluster).")] = "local"

@@ -96,7 +96,7 @@ def list_(as_json: AsJson = False) -> None:
                 continue
             current = " ".join(f"{tuple(c['pair'])} cycle {c['cycle']}/{c['cycles']}" for c in row["running"])
             why = f" ({row['stopped_because'].split(':')[0]})" if row["stopped_because"] else ""
-            method = method_text(row["method"], row["align"])
+            method = method_text(row["method"], row["align"], row.get("alignment"))
             print(f"{row['id']:<40} {row['status']:<12} {method:<17} pairs {row['pairs_done']}/{row['pairs_total']:<4} "
                   f"{row['created']}  {current}".rstrip() + why)
     for problem in problems:
@@ -134,7 +134,7 @@ def show(session_id: SessionId, as_json: AsJson = False) -> None:
         if row["damaged"]:
             raise typer.Exit(1)
         return
-    for key in ("id", "status", "stopped_because", "pid", "created", "problem", "method", "schedule", "align",
+    for key in ("id", "status", "stopped_because", "pid", "created", "problem", "method", "schedule", "align", "alignment",
                 "minima", "devices", "error"):
         if row[key] not in (None, []):
             print(f"{key:<10} {row[key]}")

@@ -396,6 +396,7 @@ def summary(folder: SessionFolder, view: SessionView | None = None) -> dict[str,
         "method": config.method,
         "schedule": None if config.schedule is None else config.schedule.name,
         "align": config.align,
+        "alignment": config.alignment if config.align else None,  # lowest | pairwise
         "minima": minima,
         "pairs_done": len(view.saddles),
         "pairs_total": total,
@@ -419,10 +420,12 @@ def summary(folder: SessionFolder, view: SessionView | None = None) -> dict[str,
     }
 
 
-def method_text(method: str, align: bool) -> str:
+def method_text(method: str, align: bool, alignment: str | None = None) -> str:
     """How a session connects its minima, in a few words: autoneb, bezier or polychain,
-    and "aligned" when it weight-matched them first."""
-    return method + (" aligned" if align else "")
+    and "aligned" when it weight-matched them first ("aligned pairwise": pair by pair)."""
+    if not align:
+        return method
+    return method + (" aligned pairwise" if alignment == "pairwise" else " aligned")
 
 
 def path_facts(view: SessionView, pair: Pair, saddle: float) -> dict[str, Any]:

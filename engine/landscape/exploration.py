@@ -14,7 +14,7 @@ paper's loop, one pair at a time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -27,6 +27,8 @@ from engine.landscape.sequence import PairSequence, parse_pair_key
 from engine.paths.registry import new_run, run_from_state
 from engine.paths.run import ConnectionResult, PathRun, StopRequest, seed_for_pair
 from engine.paths.schedule import Schedule
+
+PairEnds = Callable[[tuple[int, int]], tuple[Tensor, Tensor]]  # pair -> (start (D,), end (D,))
 
 
 @dataclass
@@ -77,10 +79,13 @@ class Exploration:
         on_event: EventSink = events.ignore,
         energies: list[float] | None = None,
         lookahead: int = 1,
+        ends: PairEnds | None = None,
         **landscape_fields: Any,
     ):
         """``landscape``: the landscape options whole, or their fields as keywords
-        (``variant="star"``)."""
+        (``variant="star"``). ``ends``: a pair's two end points (start, end), each (D,),
+        where they are not the minima as given (each pair's second end aligned to its
+        first); it is called for a new pair only, a pair's saved state holds its own."""
         if minima.dim() != 2 or minima.shape[1] != energy.dim:
             raise ValueError(f"minima must be an (M, {energy.dim}) tensor, got shape {tuple(minima.shape)}")
         if minima.shape[0] < 2:
@@ -90,6 +95,7 @@ class Exploration:
         self.schedule = schedule
         self.seed = seed
         self.on_event = on_event
+        self.ends = ends
         if energies is None:
             energies = [float(v) for v in energy.evaluate(self.minima)]
         self.energies = energies
@@ -126,11 +132,12 @@ class Exploration:
     def connection_for(self, pair: tuple[int, int]) -> PathRun:
         """A new connection for ``pair`` with the pair's own seed (the same wherever it runs)."""
         a, b = pair
+        start, end = (self.minima[a], self.minima[b]) if self.ends is None else self.ends(pair)
         return new_run(
             self.energy,
             self.schedule,
-            self.minima[a],
-            self.minima[b],
+            start,
+            end,
             pair=pair,
             seed=seed_for_pair(self.seed, pair),
             on_event=self.on_event,
@@ -211,8 +218,10 @@ class Exploration:
         state: dict[str, Any],
         *,
         on_event: EventSink = events.ignore,
+        ends: PairEnds | None = None,
     ) -> "Exploration":
-        """Rebuild an exploration from ``state_dict()``; ``run()`` then continues it."""
+        """Rebuild an exploration from ``state_dict()``; ``run()`` then continues it
+        (``ends``: as the exploration was made with)."""
         tensors, meta = state["tensors"], state["meta"]
         self = cls(
             energy,
@@ -222,6 +231,7 @@ class Exploration:
             landscape=LandscapeOptions(**meta["landscape"]["options"]),
             energies=meta["energies"],
             on_event=events.ignore,
+            ends=ends,
         )
         self.on_event = on_event
         if "sequence" in meta:

@@ -386,9 +386,12 @@ class Schedule:
                 phases[-1][1] += 1
             else:
                 phases.append([cycle, 1])
+        # the early stop off, as every schedule was before it existed: not written, so that
+        # schedules, configs and saved states read as they did
+        unset = {"converge_change", "converge_cycles"} if self.band.converge_change == 0 else None
         return {
             "name": self.name,
-            "band": _jsonable(self.band.model_dump()),
+            "band": _jsonable(self.band.model_dump(exclude=unset)),
             "phase": [{**_jsonable(cycle.model_dump()), "repeat": repeat} for cycle, repeat in phases],
         }
 

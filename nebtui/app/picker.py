@@ -63,7 +63,7 @@ class SessionListApp(App[SessionFolder | None]):
                 cells = {"status": "unreadable", "problem": str(error)[:40]}
             else:
                 cells = {"status": facts["status"], "problem": str(facts["problem"]),
-                         "method": method_text(facts["method"], facts["align"]),
+                         "method": method_text(facts["method"], facts["align"], facts.get("alignment")),
                          "pairs": f"{facts['pairs_done']}/{facts['pairs_total']}", "created": facts["created"]}
             self.call_from_thread(self._fill_row, folder.id, {columns[name]: value for name, value in cells.items()})
 

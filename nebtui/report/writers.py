@@ -198,7 +198,10 @@ def method_facts(s: dict[str, Any]) -> list[str]:
             f"Method: {METHOD_NAMES[s['method']]} (Garipov et al. 2018), the bend trained for {c['steps']} steps x "
             f"{c['points']} points = {c['gradient_evaluations']} gradient evaluations per pair ({c['budget_rule']}); "
             f"lr {c['lr']:g} ({c['optimiser']}), evaluated at {c['eval_points']} values of t.")
-    if s["align"]:
+    if s["align"] and (s["alignment"] or {}).get("mode") == "pairwise":
+        facts.append("Aligned pair by pair: each pair's second minimum was weight matched to its first before "
+                     "the pair was connected (Ainsworth et al. 2023); the files are unchanged.")
+    elif s["align"]:
         a = s["alignment"]
         facts.append(f"Aligned: the minima were connected after weight matching every one to minimum "
                      f"{a['reference']}, the lowest (Ainsworth et al. 2023); the files are unchanged.")
@@ -213,6 +216,9 @@ def lines_fact(alignment: dict[str, Any] | None, aligned_session: bool) -> str:
     files = "Straight lines per path: between the minima as their files hold them"
     if alignment is None:
         return files + "."
+    if alignment.get("mode") == "pairwise":
+        return (f"{files}, and between each pair's minima after weight matching its second to its first "
+                "(Ainsworth et al. 2023): the ends this session connected.")
     if alignment.get("reference") is None:
         return f"{files}; no aligned line: weight matching cannot analyse this network ({alignment['refused']})."
     whose = "this session connected" if aligned_session else "an --align session connects"
@@ -289,8 +295,10 @@ def _path_rows(document: dict[str, Any]) -> list[list[str]]:
 
 def path_header(document: dict[str, Any]) -> list[str]:
     """The Paths table's columns (see `_path_rows`)."""
-    reference = (document["session"].get("line_alignment") or {}).get("reference")
-    aligned = "aligned" if reference is None else f"aligned to minimum {reference}"
+    line_alignment = document["session"].get("line_alignment") or {}
+    reference = line_alignment.get("reference")
+    aligned = ("aligned pair by pair" if line_alignment.get("mode") == "pairwise"
+               else "aligned" if reference is None else f"aligned to minimum {reference}")
     return ["pair", "MST", "pivots", "saddle train", "straight line (files) saddle train",
             f"straight line ({aligned}) saddle train", "saddle test", "saddle test error %",
             "largest test error %", "gradient evaluations", "seconds", *ACCOUNT_HEADER]

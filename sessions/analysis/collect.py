@@ -151,39 +151,49 @@ def _straight(evaluator: _Evaluator, start: Any, end: Any, count: int) -> dict[s
 
 ALIGNMENT_RULE = ("every minimum's hidden units permuted by weight matching to match the lowest minimum "
                   "(train loss); the files are unchanged")
+PAIRWISE_RULE = ("each pair's second minimum's hidden units permuted by weight matching to match its first, "
+                 "pair by pair; the files are unchanged")
 
 
 def _aligned_minima(config: Any, built: Any) -> tuple[Any, dict[str, Any] | None]:
-    """The minima as an ``--align`` session connects them, (M, D), and how they were
-    aligned: the session's own minima if it aligned them, else the same alignment done
-    here by the same code. (None, None) for a surface; (None, refusal) for a network
+    """The straight lines' aligned ends as the session's alignment makes them (a function
+    of a pair: its two ends, each (D,)), and how they were aligned: an --align-pairwise
+    session's pairs aligned one by one; every other session's minima aligned to the lowest,
+    as --align connects them (the session's own if it aligned them, else the same alignment
+    done here by the same code). (None, None) for a surface; (None, refusal) for a network
     weight matching cannot analyse."""
     if config.problem.kind != "network":
         return None, None
     from sessions.disk.folder import SessionError
-    from sessions.problem.build import AlignedBuilt
+    from sessions.problem.build import AlignedBuilt, PairwiseBuilt
 
+    if config.align and config.alignment == "pairwise":
+        pairwise = built if isinstance(built, PairwiseBuilt) else PairwiseBuilt(built, seed=config.seed)
+        return pairwise.ends, {"reference": None, "mode": "pairwise", "rule": PAIRWISE_RULE}
     aligned = built if isinstance(built, AlignedBuilt) else AlignedBuilt(built, seed=config.seed)
     try:
         minima = aligned.minima  # (M, D)
     except SessionError as error:  # a layer weight matching cannot analyse: the report says why
         return None, {"reference": None, "refused": str(error).removeprefix("--align: ")}
-    return minima, {"reference": aligned.reference, "rule": ALIGNMENT_RULE}
+    return (lambda pair: (minima[pair[0]], minima[pair[1]])), {
+        "reference": aligned.reference, "mode": "lowest", "rule": ALIGNMENT_RULE}
 
 
 def _lines(evaluator: _Evaluator, originals: Any, aligned: Any, alignment: dict[str, Any] | None,
            pair: tuple[int, int], count: int) -> dict[str, Any]:
     """The two straight lines of a pair: between the minima as their files hold them,
-    and between the same minima aligned to the lowest one (``_aligned_minima``)."""
+    and between the same minima aligned as ``_aligned_minima`` gives them."""
     a, b = pair
     lines: dict[str, Any] = {"points": count, "straight": _straight(evaluator, originals[a], originals[b], count),
                              "aligned": None}
     if aligned is not None:
+        start, end = aligned(pair)
         lines["aligned"] = {
-            **_straight(evaluator, aligned[a], aligned[b], count),
+            **_straight(evaluator, start, end, count),
             "reference": alignment["reference"] if alignment else None,
+            "mode": alignment.get("mode") if alignment else None,
             "distance_before": (originals[a].double() - originals[b].double()).norm().item(),
-            "distance_after": (aligned[a].double() - aligned[b].double()).norm().item(),
+            "distance_after": (start.double() - end.double()).norm().item(),
         }
     elif alignment is not None and alignment.get("refused"):
         lines["aligned_refused"] = alignment["refused"]
@@ -217,8 +227,17 @@ def _method_facts(config: Any, schedule: Any, run_schedule: Any, built: Any) -> 
                            + (f" x {schedule.band.restarts} restarts" if schedule.band.restarts > 1 else "")
                            + f" = {autoneb_budget(schedule)}",
         }
-    if config.align:
+    if config.align and config.alignment == "pairwise":
         facts["alignment"] = {
+            "mode": "pairwise",
+            "reference": None,
+            "rule": PAIRWISE_RULE,
+            "distances": [{"pair": list(pair), "before": before, "after": after}
+                          for pair, (before, after) in sorted(built.distances.items())],
+        }
+    elif config.align:
+        facts["alignment"] = {
+            "mode": "lowest",
             "reference": built.reference,
             "rule": ALIGNMENT_RULE,
             "distances": [{"minimum": i, "before": before, "after": after}

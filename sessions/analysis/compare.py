@@ -51,14 +51,34 @@ def check_same_minima(folders: list[Any]) -> None:
 
 
 def _lines_note(alignment: dict[str, Any] | None) -> str:
+    files = "straight lines: between the minima as their files hold them"
+    if alignment is not None and alignment.get("mode") == "pairwise":
+        return (f"{files}, and between each pair's minima after weight matching its second to its first (the ends "
+                "--align-pairwise connects)")
     if alignment is None or alignment.get("reference") is None:
-        return "straight lines: between the minima as their files hold them"
-    return ("straight lines: between the minima as their files hold them, and between the minima after weight "
-            f"matching every one to minimum {alignment['reference']}, the lowest (the minima --align connects)")
+        return files
+    return (f"{files}, and between the minima after weight matching every one to minimum "
+            f"{alignment['reference']}, the lowest (the minima --align connects)")
+
+
+def _lines_source(reports: list[tuple[Any, Report]]) -> int:
+    """The report whose straight lines the comparison shows: the first of a session aligned
+    pair by pair if any (their aligned lines are its ends), else the first. Sessions aligned
+    both ways are never compared: their aligned ends differ (ReportError)."""
+    modes = {(report.document["session"].get("alignment") or {}).get("mode", "lowest"): folder.id
+             for folder, report in reports if report.document["session"]["align"]}
+    if len(modes) > 1:
+        raise ReportError(f"sessions {modes['lowest']} and {modes['pairwise']} align their minima differently (to "
+                          "the lowest, pair by pair): compare sessions with one alignment, or report them apart")
+    return next((i for i, (_, report) in enumerate(reports) if report.document["session"]["align"]
+                 and (report.document["session"].get("alignment") or {}).get("mode") == "pairwise"), 0)
 
 
 def _label(session: dict[str, Any]) -> str:
-    return session["method"] + (" aligned" if session["align"] else "")
+    if not session["align"]:
+        return session["method"]
+    return session["method"] + (" aligned pairwise" if (session["alignment"] or {}).get("mode") == "pairwise"
+                                else " aligned")
 
 
 def comparison(reports: list[tuple[Any, Report]]) -> dict[str, Any]:
@@ -78,12 +98,24 @@ def comparison(reports: list[tuple[Any, Report]]) -> dict[str, Any]:
     for i, s in enumerate(sessions):
         s["label"] = labels[i] if labels.count(labels[i]) == 1 else f"{labels[i]} [{s['id']}]"
     first = reports[0][1].document
+    source = reports[_lines_source(reports)][1].document
+    mode = (source["session"]["line_alignment"] or {}).get("mode")
+    lines = {(p["a"], p["b"]): p["lines"] for p in source["paths"]}
+
+    def lines_of(p: dict[str, Any]) -> dict[str, Any]:
+        """The pair's lines from the source report, else from this one without an aligned
+        line aligned another way."""
+        if (p["a"], p["b"]) in lines:
+            return lines[(p["a"], p["b"])]
+        aligned = p["lines"].get("aligned")
+        return p["lines"] if aligned is None or aligned.get("mode") == mode else {**p["lines"], "aligned": None}
+
     pairs: dict[tuple[int, int], dict[str, Any]] = {}
     mst_pairs: set[tuple[int, int]] = set()
     for s, (_, report) in zip(sessions, reports):
         mst_pairs |= {(e["a"], e["b"]) for e in report.document["mst"]}
         for p in report.document["paths"]:
-            row = pairs.setdefault((p["a"], p["b"]), {"a": p["a"], "b": p["b"], "lines": p["lines"], "methods": []})
+            row = pairs.setdefault((p["a"], p["b"]), {"a": p["a"], "b": p["b"], "lines": lines_of(p), "methods": []})
             row["methods"].append({
                 "session": s["id"],
                 "label": s["label"],
@@ -141,6 +173,6 @@ def comparison(reports: list[tuple[Any, Report]]) -> dict[str, Any]:
             "steps, of the dense evaluation of the path on the whole training set and of BatchNorm's "
             "recalibration (- for a run saved before runs kept one), with the pair's wall-clock seconds and the "
             "session's devices from its log",
-            _lines_note(first["session"]["line_alignment"]),
+            _lines_note(source["session"]["line_alignment"]),
         ],
     }

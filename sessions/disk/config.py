@@ -131,6 +131,9 @@ class SessionConfig(_Config):
     # minima are aligned first (permute every minimum's hidden units to match the lowest one; networks)
     method: Literal[METHODS] = "autoneb"
     align: bool = False
+    # with align: "lowest" (every minimum to the lowest one, once) or "pairwise" (each pair's second end to
+    # its first, pair by pair)
+    alignment: Literal["lowest", "pairwise"] = "lowest"
     cluster: str = "local"  # local (worker processes here) | ray (the Ray cluster here) | ray://HOST:PORT
     # This user's tag for a package.module:factory model (sessions.problem.trust): the factory is imported only
     # when the tag verifies, so a session folder copied from elsewhere runs none of its code
@@ -147,6 +150,8 @@ class SessionConfig(_Config):
         found = self.problem.problems()
         if self.align and self.problem.kind != "network":
             found.append("--align permutes the hidden units of networks: a surface has none; leave --align out")
+        if self.alignment != "lowest" and not self.align:
+            found.append(f"alignment {self.alignment!r} is how minima are aligned: it needs align true")
         found += cluster_problems(self.cluster, self.device)
         if found:
             raise ValueError("; ".join(found))
@@ -168,9 +173,13 @@ class SessionConfig(_Config):
 
     def to_dict(self) -> dict[str, Any]:
         """config.json's layout (JSON-able): the schedule as Schedule.to_dict(), the landscape
-        options as given; no threads where the session leaves them to its first runner (so
-        configs written before the field read back as they were)."""
-        return self.model_dump(exclude={"threads"} if self.threads is None else None)
+        options as given; no threads where the session leaves them to its first runner, and no
+        alignment where it is the one every session had before the field (so configs written
+        before these fields read back as they were)."""
+        left_out = {"threads"} if self.threads is None else set()
+        if self.alignment == "lowest":
+            left_out.add("alignment")
+        return self.model_dump(exclude=left_out or None)
 
     @classmethod
     def from_dict(cls, d: Any) -> "SessionConfig":

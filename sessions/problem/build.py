@@ -523,7 +523,39 @@ def build(config: SessionConfig, device: str = "cpu", threads: int | None = None
     # The minima stay on the CPU, like every state that travels between processes
     # and every path result: runner, reports and workers never mix devices.
     built = Built(energy, torch.stack(vectors), names, model, data)
-    return AlignedBuilt(built, seed=config.seed) if config.align else built
+    if not config.align:
+        return built
+    return AlignedBuilt(built, seed=config.seed) if config.alignment == "lowest" else PairwiseBuilt(built,
+                                                                                                  seed=config.seed)
+
+
+class PairwiseBuilt(Built):
+    """A network problem whose pairs are aligned one by one (--align-pairwise): each pair's
+    second minimum has its hidden units permuted by weight matching to match its first,
+    which changes nothing either computes. ``minima`` are the minima as read; ``ends``
+    gives a pair's two ends as its path joins them (what ``Exploration`` asks for a new
+    pair), each alignment done once, when first asked."""
+
+    def __init__(self, built: Built, *, seed: int):
+        super().__init__(built.energy, built.minima, built.names, built.model, built.data)
+        self.seed = seed
+        self.distances: dict[tuple[int, int], tuple[float, float]] = {}  # |a - b| before and after
+        self._ends: dict[tuple[int, int], tuple[Any, Any]] = {}
+
+    def ends(self, pair: tuple[int, int]) -> tuple[Any, Any]:
+        """(minimum a, minimum b aligned to a), each (D,)."""
+        if pair not in self._ends:
+            from engine.alignment.weight_matching import align
+
+            a, b = pair
+            start, end = self.minima[a], self.minima[b]
+            try:
+                moved = align(self.model, start, end, seed=self.seed)
+            except ValueError as error:  # a layer weight matching cannot analyse
+                raise SessionError(f"--align-pairwise: {error}") from None
+            self._ends[pair] = (start, moved.params.to(end.dtype))
+            self.distances[pair] = (moved.distance_before, moved.distance_after)
+        return self._ends[pair]
 
 
 class AlignedBuilt(Built):

@@ -345,10 +345,14 @@ class Runner:
 
         loaded = load_checkpoint(self.folder.path)
         finished = self._finished_states()
+        from sessions.problem.build import PairwiseBuilt
+
+        # --align-pairwise: each new pair's second end aligned to its first
+        ends = built.ends if isinstance(built, PairwiseBuilt) else None
         if loaded is None:
             self.exploration = Exploration(
                 built.energy, built.minima, self.schedule, seed=self.config.seed, on_event=self.emit,
-                lookahead=lookahead_for(len(self.pool.devices)), landscape=self.config.landscape,
+                lookahead=lookahead_for(len(self.pool.devices)), landscape=self.config.landscape, ends=ends,
             )
             late = finished
         else:
@@ -364,7 +368,7 @@ class Runner:
                 meta["paths"][key] = state["meta"]
                 tensors.update({f"paths.{key}.{name}": t for name, t in state["tensors"].items()})
             self.exploration = Exploration.from_state(
-                built.energy, self.schedule, {"tensors": tensors, "meta": meta}, on_event=self.emit
+                built.energy, self.schedule, {"tensors": tensors, "meta": meta}, on_event=self.emit, ends=ends
             )
         # Paths that finished after the checkpoint join in the order chosen; one may
         # become open only once those before it have joined.

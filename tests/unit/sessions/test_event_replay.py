@@ -54,7 +54,8 @@ def test_a_log_written_before_replays_into_the_same_summary(tmp_path):
     facts = summary(folder)
     assert {k: v for k, v in facts.items() if k != "created"} == {
         "id": "old", "status": "crashed", "pid": None, "problem": "muller-brown", "method": "autoneb", "schedule": None,
-        "align": False,
+        "loss": None, "error_rate": None,  # a surface: neither
+        "align": False, "alignment": None,
         "minima": 3, "pairs_done": 2, "pairs_total": 3,
         "current": {"pair": [1, 2], "restart": 0, "cycle": 2, "cycles": 2, "step": 4, "steps": 10, "pivots": 5,
                     "eta_seconds": None},
