@@ -15,6 +15,10 @@ from nebtui.report.writers import (ACCOUNT_HEADER, _html_table, _md_table, _numb
                                    csv_text, json_text, method_facts)
 
 FIGURE = "compare-profiles.png"
+COST_FIGURE = "compare-cost.png"
+COST_CAPTION = ("Every pair of every session at what its run computed (forward and backward passes per sample of "
+                "its steps, dense evaluation and BatchNorm recalibration, each pass counted once; a log scale) "
+                "and the saddle it reached. Runs saved before runs kept an account are left out.")
 CAPTION = ("Train loss along every pair in the MST of any session compared (each panel's title names the sessions "
            "whose MST holds the pair): every method's path and the two straight lines.")
 PAIR_HEADER = ["pair", "method", "MST", "saddle train loss", "largest test error %", "gradient evaluations", "seconds",
@@ -85,15 +89,17 @@ def markdown(document: dict[str, Any], folder: str = "figures") -> str:
     lines += [f"- {fact}" for fact in facts(document)] + [""]
     lines += ["## Means", "", _md_table(MEAN_HEADER, mean_rows(document)), ""]
     lines += ["## Pairs", "", _md_table(PAIR_HEADER, pair_rows(document)), ""]
-    lines += ["## Figure", "", f"![{CAPTION}]({folder}/{FIGURE})", "", f"*{CAPTION}*", ""]
+    lines += ["## Figures", "", f"![{CAPTION}]({folder}/{FIGURE})", "", f"*{CAPTION}*", ""]
+    lines += [f"![{COST_CAPTION}]({folder}/{COST_FIGURE})", "", f"*{COST_CAPTION}*", ""]
     return "\n".join(lines)
 
 
-def html_text(document: dict[str, Any], png: bytes) -> str:
+def html_text(document: dict[str, Any], png: bytes, cost_png: bytes) -> str:
     from nebtui.report.writers import STYLE
 
     e = html.escape
     data = base64.b64encode(png).decode("ascii")
+    cost = base64.b64encode(cost_png).decode("ascii")
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>nebtui comparison of methods</title><style>{STYLE}</style></head><body>",
@@ -101,8 +107,10 @@ def html_text(document: dict[str, Any], png: bytes) -> str:
         "<ul>" + "".join(f"<li>{e(f)}</li>" for f in facts(document)) + "</ul>",
         "<h2>Means</h2>", _html_table(MEAN_HEADER, mean_rows(document)),
         "<h2>Pairs</h2>", _html_table(PAIR_HEADER, pair_rows(document)),
-        f'<h2>Figure</h2><figure><img alt="{FIGURE}" src="data:image/png;base64,{data}">'
+        f'<h2>Figures</h2><figure><img alt="{FIGURE}" src="data:image/png;base64,{data}">'
         f"<figcaption>{e(CAPTION)}</figcaption></figure>",
+        f'<figure><img alt="{COST_FIGURE}" src="data:image/png;base64,{cost}">'
+        f"<figcaption>{e(COST_CAPTION)}</figcaption></figure>",
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
@@ -124,12 +132,13 @@ def write_comparison(document: dict[str, Any], out: Path, formats: list[str]) ->
     if "csv" in formats:
         put(out / "comparison.csv", csv_text(csv_rows(document)).encode())
     if "md" in formats or "html" in formats:
-        from nebtui.report.figures import comparison_figure
+        from nebtui.report.figures import comparison_figure, cost_figure
 
-        png = comparison_figure(document)
+        png, cost_png = comparison_figure(document), cost_figure(document)
         if "md" in formats:
             put(out / "figures" / FIGURE, png)
+            put(out / "figures" / COST_FIGURE, cost_png)
             put(out / "comparison.md", markdown(document).encode())
         if "html" in formats:
-            put(out / "comparison.html", html_text(document, png).encode())
+            put(out / "comparison.html", html_text(document, png, cost_png).encode())
     return written

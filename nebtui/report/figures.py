@@ -292,3 +292,42 @@ def comparison_figure(document: dict[str, Any]) -> bytes:
             axes.set_yscale("log")
         axes.legend(fontsize=7)
     return _png(figure)
+
+
+def total_passes(account: dict[str, Any] | None) -> int | None:
+    """All a run computed, per sample (per point on a surface): forward and backward passes
+    of its steps, its dense evaluation and its BatchNorm recalibration, each pass counted
+    once. None for a run saved before runs kept an account."""
+    if account is None:
+        return None
+    return sum(account[phase][key] for phase in ("steps", "evaluation", "recalibration")
+               for key in ("forward", "backward"))
+
+
+def cost_figure(document: dict[str, Any]) -> bytes:
+    """Every method's pairs at what they cost: each finished pair one point, at the passes
+    its run computed and the saddle it reached, one colour per session."""
+    figure = Figure(figsize=(6.4, 4.4))
+    axes = figure.add_subplot(1, 1, 1)
+    colours = matplotlib.colormaps["tab10"]
+    order = [s["label"] for s in document["sessions"]]
+    shown = False
+    for label in order:
+        points = [(total_passes(m.get("account")), m["saddle_train_loss"])
+                  for p in document["pairs"] for m in p["methods"] if m["label"] == label]
+        points = [(x, y) for x, y in points if x is not None]
+        if points:
+            shown = True
+            axes.scatter([x for x, _ in points], [y for _, y in points], s=18,
+                         color=colours(order.index(label) % 10), label=f"{label} ({len(points)} pairs)")
+    word = "saddle energy" if document["problem"]["kind"] == "surface" else "saddle train loss"
+    unit = "points" if document["problem"]["kind"] == "surface" else "samples"
+    axes.set_xlabel(f"passes computed, forward + backward, per {unit[:-1]} ({unit})")
+    axes.set_ylabel(word)
+    axes.set_xscale("log")
+    if not shown:
+        axes.text(0.5, 0.5, "no run kept a cost account", ha="center", va="center", transform=axes.transAxes)
+    else:
+        axes.legend(fontsize=7)
+    axes.set_title("each method's pairs at what they cost", fontsize=9)
+    return _png(figure)

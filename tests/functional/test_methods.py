@@ -69,6 +69,8 @@ def test_a_bezier_session_reports_its_method_costs_and_straight_lines(bezier_ses
 
 
 def test_two_sessions_over_the_same_minima_give_one_comparison(bezier_session, digits_session, tmp_path):
+    from nebtui.report.figures import total_passes
+
     home = tmp_path / "home"
     copy_session(digits_session, home)
     copy_session(bezier_session, home)
@@ -78,6 +80,8 @@ def test_two_sessions_over_the_same_minima_give_one_comparison(bezier_session, d
     assert {p.name for p in out.iterdir()} == {"comparison.json", "comparison.csv", "comparison.md",
                                                 "comparison.html", "figures"}
     assert (out / "figures" / "compare-profiles.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "figures" / "compare-cost.png").read_bytes()[:4] == b"\x89PNG"
+    assert "figures/compare-cost.png" in (out / "comparison.md").read_text()
     document = json.loads((out / "comparison.json").read_text())
     assert [s["label"] for s in document["sessions"]] == ["autoneb", "bezier aligned"]
     assert document["common_pairs"] == [[0, 1], [0, 2], [1, 2]]
@@ -91,6 +95,10 @@ def test_two_sessions_over_the_same_minima_give_one_comparison(bezier_session, d
             assert 0 <= method["max_test_error"] < 1 and method["seconds"] > 0
         assert by_label["bezier aligned"]["gradient_evaluations"] == curve["gradient_evaluations"]
         assert by_label["autoneb"]["gradient_evaluations"] >= 150 * 5  # the tiny schedule's band at its first size
+        for method in by_label.values():  # where the cost figure puts the pair: all the passes its run computed
+            steps, evaluation = method["account"]["steps"], method["account"]["evaluation"]
+            assert steps["backward"] > 0 and evaluation["forward"] > 0  # both methods evaluate their paths
+            assert total_passes(method["account"]) >= steps["forward"] + steps["backward"] + evaluation["forward"]
     means = {m["label"]: m for m in document["means"]}
     assert set(means) == {"autoneb", "bezier aligned", "straight line", "straight line after alignment"}
     assert "## Means" in (out / "comparison.md").read_text()
