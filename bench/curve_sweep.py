@@ -13,8 +13,9 @@ The settings, to fit two shared cores: lr x weight decay at 8 points per step,
 and the points/steps split (4 x 1000, 16 x 250 beside 8 x 500) at the two highest
 lrs without weight decay. Each is SGD with momentum 0.9 and the lr schedule of
 Garipov et al. (constant for half the steps, then falling linearly to 1%), as
-CurveSchedule runs it. The chosen setting has the lowest sum over the two kinds
-of its rank by median saddle over seeds. ``--seed N`` runs one seed only and
+CurveSchedule runs it. The chosen setting: of those whose median saddle (over
+seeds) is within 20% of the best median for both kinds, the smallest lr (the
+best median sits next to the lr where single seeds blow up). ``--seed N`` runs one seed only and
 writes its rows; ``--merge FILE...`` builds the table from such files (seeds run
 side by side).
 
@@ -57,14 +58,20 @@ def median_saddles(rows: list[dict[str, Any]], key: str) -> dict[str, dict[str, 
     return {s: {k: round(statistics.median(v), 5) for k, v in kinds.items()} for s, kinds in out.items()}
 
 
-def best(medians: dict[str, dict[str, float]]) -> str:
-    """The setting with the lowest sum over kinds of its rank by median saddle (ties: the lower sum of medians)."""
+def best(medians: dict[str, dict[str, float]], rows: list[dict[str, Any]], margin: float = 1.2) -> str:
+    """The lowest median saddle (the lowest sum over kinds of its rank; ties: the lower sum of medians),
+    then, of the settings within ``margin`` of that one's median for every kind, the one with the smallest
+    lr (then the fewest points): near the lr at which a curve blows up the median still looks best, while
+    single seeds already go astray."""
     kinds = next(iter(medians.values())).keys()
     ranks = {s: 0 for s in medians}
     for kind in kinds:
         for rank, s in enumerate(sorted(medians, key=lambda s: medians[s][kind])):
             ranks[s] += rank
-    return min(medians, key=lambda s: (ranks[s], sum(medians[s].values())))
+    top = min(medians, key=lambda s: (ranks[s], sum(medians[s].values())))
+    near = [s for s in medians if all(medians[s][k] <= margin * medians[top][k] for k in kinds)]
+    setting = {r["setting"]: (r["lr"], r["points"]) for r in rows}
+    return min(near, key=lambda s: setting[s])
 
 
 def settings(lrs: list[float], decays: list[float], splits: list[int]) -> list[tuple[float, float, int]]:
@@ -75,7 +82,7 @@ def settings(lrs: list[float], decays: list[float], splits: list[int]) -> list[t
 
 def summary(rows: list[dict[str, Any]], budget: int, seconds: float, load: float) -> dict[str, Any]:
     medians = median_saddles(rows, "setting")
-    chosen = next(r for r in rows if r["setting"] == best(medians))
+    chosen = next(r for r in rows if r["setting"] == best(medians, rows))
     costs = sorted({r["cost"] for r in rows if "cost" in r})
     return {
         "what": "curve settings by median saddle train loss over seeds, digits MLP pairs, equal budget",

@@ -30,8 +30,9 @@ if TYPE_CHECKING:
     from engine.energy.base import Energy
     from engine.paths.run import PathRun
 
-CURVE_POINTS = 8  # values of t per step of a curve (Garipov et al. draw one; 8 share AutoNEB's batched pass)
+CURVE_POINTS = CurveSchedule.points  # values of t per step of a curve (Garipov et al. draw one; bench/curve_sweep.py)
 NETWORK_LR = 0.1  # the paper schedule's largest lr: the scale at which CurveSchedule's lr was chosen
+SURFACE_LR_BELOW = 0.01  # a schedule whose lr stays below this is a 2-D surface's (the surface preset: 3e-4)
 
 MethodSchedule = Union[Schedule, CurveSchedule]
 
@@ -45,12 +46,15 @@ def autoneb_budget(schedule: Schedule) -> int:
 
 def curve_schedule(kind: str, schedule: Schedule) -> CurveSchedule:
     """The curve ``kind`` trained for about ``autoneb_budget(schedule)`` gradient
-    evaluations, on the minibatch size of AutoNEB's first cycle. Its lr takes the
-    AutoNEB schedule's scale: ``CurveSchedule``'s lr (chosen on networks, where the
-    paper's schedule peaks at ``NETWORK_LR``) times the schedule's largest lr over
-    ``NETWORK_LR``; on a 2-D surface, whose gradients are in the hundreds and whose
-    preset peaks at 3e-4, the network's lr would diverge within a few steps."""
-    lr = CurveSchedule.lr * (max(cycle.lr for cycle in schedule.cycles) / NETWORK_LR)
+    evaluations, on the minibatch size of AutoNEB's first cycle. Its lr follows the
+    AutoNEB schedule's scale. A network's schedule (largest lr at least
+    ``SURFACE_LR_BELOW``): ``CurveSchedule``'s lr, chosen on networks where the
+    paper's schedule peaks at ``NETWORK_LR``, times the schedule's largest lr over
+    ``NETWORK_LR``. A surface's (gradients in the hundreds; the preset peaks at
+    3e-4, where a band is stable): the schedule's own largest lr, since ten times it,
+    the networks' ratio, diverged on Mueller-Brown."""
+    largest = max(cycle.lr for cycle in schedule.cycles)
+    lr = CurveSchedule.lr * (largest / NETWORK_LR) if largest >= SURFACE_LR_BELOW else largest
     base = CurveSchedule(kind=kind, points=CURVE_POINTS, lr=lr, batch_size=schedule.cycles[0].batch_size)
     return base.with_budget(autoneb_budget(schedule))
 
