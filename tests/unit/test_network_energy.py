@@ -429,6 +429,7 @@ def test_speed_options_keep_the_numbers(digits):
         NetworkEnergy(net, images, y, precision="fp8")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)  # C++ kernels compiled into a cold cache (a fresh TMPDIR): 35 s on an idle core
 def test_compiled_per_pivot_loss_gives_the_same_numbers(digits):
     x, y = digits
