@@ -16,9 +16,10 @@ from nebtui.report.writers import (ACCOUNT_HEADER, _html_table, _md_table, _numb
 
 FIGURE = "compare-profiles.png"
 COST_FIGURE = "compare-cost.png"
-COST_CAPTION = ("Every pair of every session at what its run computed (forward and backward passes per sample of "
-                "its steps, dense evaluation and BatchNorm recalibration, each pass counted once; a log scale) "
-                "and the saddle it reached. Runs saved before runs kept an account are left out.")
+COST_CAPTION = ("Every pair of every session at what its run computed (the forward and backward passes per "
+                "sample of its steps, dense evaluation and BatchNorm recalibration, a backward counted as two "
+                "forwards; a log scale) and the saddle it reached. Runs saved before runs kept an account are "
+                "left out.")
 CAPTION = ("Train loss along every pair in the MST of any session compared (each panel's title names the sessions "
            "whose MST holds the pair): every method's path and the two straight lines.")
 PAIR_HEADER = ["pair", "method", "MST", "saddle train loss", "largest test error %", "gradient evaluations", "seconds",

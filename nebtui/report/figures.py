@@ -295,13 +295,14 @@ def comparison_figure(document: dict[str, Any]) -> bytes:
 
 
 def total_passes(account: dict[str, Any] | None) -> int | None:
-    """All a run computed, per sample (per point on a surface): forward and backward passes
-    of its steps, its dense evaluation and its BatchNorm recalibration, each pass counted
-    once. None for a run saved before runs kept an account."""
+    """All a run computed, per sample (per point on a surface), in forward passes: the
+    forward and backward passes of its steps, its dense evaluation and its BatchNorm
+    recalibration, a backward counted as two forwards (as bench/compare_methods.py counts).
+    None for a run saved before runs kept an account."""
     if account is None:
         return None
-    return sum(account[phase][key] for phase in ("steps", "evaluation", "recalibration")
-               for key in ("forward", "backward"))
+    return sum(account[phase]["forward"] + 2 * account[phase]["backward"]
+               for phase in ("steps", "evaluation", "recalibration"))
 
 
 def cost_figure(document: dict[str, Any]) -> bytes:
@@ -322,7 +323,7 @@ def cost_figure(document: dict[str, Any]) -> bytes:
                          color=colours(order.index(label) % 10), label=f"{label} ({len(points)} pairs)")
     word = "saddle energy" if document["problem"]["kind"] == "surface" else "saddle train loss"
     unit = "points" if document["problem"]["kind"] == "surface" else "samples"
-    axes.set_xlabel(f"passes computed, forward + backward, per {unit[:-1]} ({unit})")
+    axes.set_xlabel(f"work computed, in forward passes per {unit[:-1]} (a backward counted 2)")
     axes.set_ylabel(word)
     axes.set_xscale("log")
     if not shown:
