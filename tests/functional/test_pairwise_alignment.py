@@ -17,10 +17,10 @@ QUICK = ("--hessian-k", "0", "--slices", "0", "--ensemble-k", "0")
 
 @pytest.fixture(scope="module")
 def pairwise_session(tmp_path_factory, digits_minima, digits_schedule) -> Path:
-    """A finished polychain session over ``digits_minima``, aligned pair by pair, at half the
+    """A finished polychain session over ``digits_minima``, aligned pair by pair, at a quarter of the
     tiny schedule's budget."""
     home = tmp_path_factory.mktemp("pairwise-home")
-    done = nebtui(home, *digits_args(digits_minima, digits_schedule), "--scale", "0.5", "--method", "polychain",
+    done = nebtui(home, *digits_args(digits_minima, digits_schedule), "--scale", "0.25", "--method", "polychain",
                   "--align-pairwise", "--headless", "--session", "pw")
     assert done.returncode == 0, done.stderr
     return home / "pw"
