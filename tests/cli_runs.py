@@ -20,28 +20,18 @@ NEBTUI = str(Path(sys.executable).with_name("nebtui"))
 MB_ARGS = ("demo", "muller-brown", "--device", "cpu", "--scale", "0.6", "--checkpoint-every", "0.2")
 # The shared digits minima: three MLPs trained to about 97 % on the test set.
 DIGITS_TRAIN_ARGS = ("train", "--model", "mlp", "--data", "digits", "--count", "3", "--scale", "0.3")
+def sgd_schedule(name: str, max_pivots: int, inserting: tuple[int, int], settling: tuple[int, int]) -> str:
+    """A schedule file's text: ``inserting`` = (cycles, steps) at lr 0.1 with insertion, then
+    ``settling`` = (cycles, steps) at lr 0.01 without; SGD with momentum 0.9, minibatch 128."""
+    phases = [(inserting, 0.1, "true"), (settling, 0.01, "false")]
+    return (f'name = "{name}"\n[band]\ninitial_pivots = 3\nmax_pivots = {max_pivots}\n' + "".join(
+        f"[[phase]]\nrepeat = {repeat}\nsteps = {steps}\nlr = {lr}\noptimiser = \"SGD\"\n"
+        f"optimiser_args = {{ momentum = 0.9 }}\nbatch_size = 128\ninsert = {insert}\n"
+        for (repeat, steps), lr, insert in phases))
+
+
 # The shared digits session's schedule: a few seconds of work.
-DIGITS_SCHEDULE = """name = "tiny"
-[band]
-initial_pivots = 3
-max_pivots = 12
-[[phase]]
-repeat = 3
-steps = 30
-lr = 0.1
-optimiser = "SGD"
-optimiser_args = { momentum = 0.9 }
-batch_size = 128
-insert = true
-[[phase]]
-repeat = 2
-steps = 30
-lr = 0.01
-optimiser = "SGD"
-optimiser_args = { momentum = 0.9 }
-batch_size = 128
-insert = false
-"""
+DIGITS_SCHEDULE = sgd_schedule("tiny", 12, (3, 30), (2, 30))
 
 
 def digits_args(minima: Path, schedule: Path) -> tuple[str, ...]:

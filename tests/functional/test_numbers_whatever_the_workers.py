@@ -14,32 +14,12 @@ import pytest
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from cli_runs import logged_events, nebtui, wait_until
+from cli_runs import logged_events, nebtui, sgd_schedule, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
 # Two inserting cycles and one without: each pair runs 30 steps on a band of at most 8 pivots.
-SCHEDULE = """name = "few"
-[band]
-initial_pivots = 3
-max_pivots = 8
-[[phase]]
-repeat = 2
-steps = 10
-lr = 0.1
-optimiser = "SGD"
-optimiser_args = { momentum = 0.9 }
-batch_size = 128
-insert = true
-[[phase]]
-repeat = 1
-steps = 10
-lr = 0.01
-optimiser = "SGD"
-optimiser_args = { momentum = 0.9 }
-batch_size = 128
-insert = false
-"""
+SCHEDULE = sgd_schedule("few", 8, (2, 10), (1, 10))
 
 
 def _explore(home: Path, minima: Path, schedule: Path, name: str, *options: str) -> Path:

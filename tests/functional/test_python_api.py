@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import nebtui
-from cli_runs import in_process, nebtui as nebtui_process
+from cli_runs import in_process, nebtui as nebtui_process, sgd_schedule
 from engine.networks.data import digits
 from engine.networks.models import ZOO
 
@@ -25,27 +25,7 @@ pytestmark = pytest.mark.timeout(300)
 
 HIDDEN = [8]
 # Two inserting cycles and one without, 10 steps each, on a band of at most 6 pivots.
-SCHEDULE = """name = "few"
-[band]
-initial_pivots = 3
-max_pivots = 6
-[[phase]]
-repeat = 2
-steps = 10
-lr = 0.1
-optimiser = "SGD"
-optimiser_args = { momentum = 0.9 }
-batch_size = 128
-insert = true
-[[phase]]
-repeat = 1
-steps = 10
-lr = 0.01
-optimiser = "SGD"
-optimiser_args = { momentum = 0.9 }
-batch_size = 128
-insert = false
-"""
+SCHEDULE = sgd_schedule("few", 6, (2, 10), (1, 10))
 
 
 def _model() -> torch.nn.Module:
