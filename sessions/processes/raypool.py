@@ -60,7 +60,9 @@ INSTALL = "pip install -e '.[ray]' (in nebtui's folder) or pip install 'ray[clie
 DRAIN_SECONDS = 1.0  # how long an actor's drain waits for a message before it answers empty
 CONNECT_SECONDS = 5.0  # how long the cluster's address may take to accept a connection
 CLIENT_ATTEMPTS = 3  # Ray 2.60's client server now and then fails to start a client: tries before giving up
-CLIENT_FAILED = "Starting Ray client server failed"  # what it says then
+# what it says then: the server's own message, or psutil's when the client's process died
+# while the server was still looking at it (proxier.py reads its command line in a loop)
+CLIENT_FAILED = ("Starting Ray client server failed", "psutil.ZombieProcess", "psutil.NoSuchProcess")
 NO_TOKEN = ("joined the Ray cluster at {address} without token authentication: whoever can reach it can run "
             "code on its nodes and in this runner; start it with a token (ray get-auth-token --generate on the "
             "head, RAY_AUTH_MODE=token) and copy ~/.ray/auth_token here")
@@ -116,7 +118,7 @@ def connect(cluster: str) -> tuple[Any, str]:
             ray.init(address=address, **options)
             break
         except Exception as error:  # noqa: BLE001 - Ray raises many kinds; each becomes one line
-            if address.startswith("ray://") and CLIENT_FAILED in str(error) and attempt < CLIENT_ATTEMPTS:
+            if address.startswith("ray://") and _client_failed(str(error)) and attempt < CLIENT_ATTEMPTS:
                 ray.shutdown()
                 time.sleep(1.0)
                 continue
@@ -138,6 +140,12 @@ def _token_auth() -> bool:
     return maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
+def _client_failed(text: str) -> bool:
+    """Whether ``text`` says the cluster's Ray Client server failed to start a client
+    process for this driver: a failure of the moment, worth another try."""
+    return any(marker in text for marker in CLIENT_FAILED)
+
+
 def join_failure(address: str, error: BaseException) -> str:
     """The one line that says why joining the cluster at ``address`` failed. Ray Client
     passes on the server's traceback in its message: of that, the last line."""
@@ -151,7 +159,7 @@ def join_failure(address: str, error: BaseException) -> str:
     if "version mismatch" in text.lower() or "versions" in text.lower():
         return (f"the Ray cluster at {address} runs other versions than this machine ({text[:300]}): "
                 "install the cluster's Ray and Python versions here")
-    if CLIENT_FAILED in text:
+    if _client_failed(text):
         return (f"cannot join the Ray cluster at {address}: its Ray Client server failed to start a client "
                 f"{CLIENT_ATTEMPTS} times ({text[:200]}): run it again, or join as a node's driver "
                 "(--cluster ray on a node of the cluster)")

@@ -32,3 +32,20 @@ def test_other_failures_keep_their_message_on_one_line():
     mismatch = join_failure(ADDRESS, RuntimeError("Version mismatch: the cluster runs Python 3.12.1, this is 3.11.7"))
     assert mismatch.startswith(f"the Ray cluster at {ADDRESS} runs other versions than this machine (Version mismatch")
     assert mismatch.endswith("install the cluster's Ray and Python versions here")
+
+
+# what it raises when the client's server process died while the proxier read its command line
+SERVER_DIED = ConnectionAbortedError(
+    "Initialization failure from server:\n"
+    "Traceback (most recent call last):\n"
+    '  File "/usr/lib/python3.11/site-packages/ray/util/client/server/proxier.py", line 396, in start_specific_server\n'
+    "    cmd = psutil_proc.cmdline()\n"
+    "psutil.ZombieProcess: PID still exists but it's a zombie (pid=11336)\n"
+)
+
+
+def test_a_client_server_that_died_at_its_start_counts_as_failing_to_start():
+    line = join_failure(ADDRESS, SERVER_DIED)
+    assert line.startswith(f"cannot join the Ray cluster at {ADDRESS}: its Ray Client server failed to start a "
+                           f"client {CLIENT_ATTEMPTS} times (psutil.ZombieProcess")
+    assert "\n" not in line and "Traceback" not in line
