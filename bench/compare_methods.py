@@ -17,14 +17,27 @@ included) and BatchNorm's recalibration (none in this MLP). Scoring the finished
 path for the table (its saddle and test error) is outside the account, the same
 for every method.
 
-Matching: AutoNEB runs first at 1x and its account is split into the part that
-scales with its steps and the part that does not (the dense evaluation of each of
-its 14 cycles); at each multiple k its steps are scaled to reach k times its 1x
-cost (at 0.25x it cannot: its 14 cycles' evaluations alone cost more, so it runs
-one step per cycle and the table says what it spent). Each curve gets as many
-steps as bring its total to k times AutoNEB's 1x cost on that pair: steps of
-``points`` minibatches of 128, plus its ``cycles`` + 1 dense evaluations of
-``eval_points`` points.
+Matching: AutoNEB runs first at 1x, the reference every multiple is of. Its
+cost does not scale linearly with its steps (more steps, more pivots inserted:
+the linear guess spent 3.2x at 2x), so each other multiple k is calibrated: the
+steps (the paper's, times one factor) come from the secant through the pair's
+runs so far whose costs bracket k times the 1x cost (the first guess at 2x is the
+linear one, through the 1x run and the 14 cycles' dense evaluations alone; 4x starts
+from 2x's runs, 0.5x from 1x's), a run is made, and again, up to ``TRIES`` runs,
+until one spends within ``TOLERANCE`` (5%) of the target; else the closest run is
+kept. Every run's factor and cost are in the row's ``tries``, and ``spent`` is
+the cost it actually spent over 1x. At 0.25x AutoNEB cannot match: its 14 cycles'
+evaluations alone cost more, so it runs one step a cycle and says what it spent.
+Each curve gets as many steps as bring its total to k times AutoNEB's 1x cost on
+that pair: steps of ``points`` minibatches of 128, plus its ``cycles`` + 1 dense
+evaluations of ``eval_points`` points.
+
+Early stop (``autoneb-converge``): AutoNEB with ``--converge 0.003:2`` (the
+setting bench/converge.py measured on the digits demo), at each multiple on the
+schedule AutoNEB's row was calibrated to; it ends once its saddle has settled,
+so it spends less than its budget, and its ``spent`` is what it spent. The
+summary's ``converge_saving`` gives, pair by pair, its cost over AutoNEB's on the
+same schedule and its saddle over AutoNEB's.
 
 Alignment (``+aligned``): the pair's higher-loss minimum is permuted to match the
 lower one (weight matching, engine.alignment.weight_matching.align), as a session
@@ -70,6 +83,9 @@ BATCH = 128  # samples per minibatch, every method
 STRAIGHT_POINTS = 61  # evaluation points of a straight segment, as of a curve
 BACKWARD = 2  # a backward pass counted as this many forwards
 RESULTS = Path(__file__).resolve().parent / "results"
+TOLERANCE = 0.05  # AutoNEB's spent cost within this fraction of its target, else the closest of its tries
+TRIES = 3  # runs of AutoNEB per multiple at most
+CONVERGE = (0.003, 2)  # --converge 0.003:2, the setting bench/converge.py found saddles 0.2-0.3% above at
 
 
 def total_cost(cost: CostAccount) -> int:
@@ -160,31 +176,108 @@ def curve_base(kind: str) -> CurveSchedule:
     return CurveSchedule(kind=kind, points=CURVE_POINTS)
 
 
+def spent_rows(problem: Problem, runs: list[tuple[str, Any]], aligned: bool, k: float,
+               reference: int) -> list[dict[str, Any]]:
+    """Rows for ``runs`` (method, schedule) at multiple ``k``, each with what it spent."""
+    rows = []
+    for method, schedule in runs:
+        result, figures = connect(problem, schedule, aligned)
+        extra = {"steps": schedule.steps} if isinstance(schedule, CurveSchedule) else {
+            "cycles": len(result.history), "cycle_steps": [c.steps for c in schedule.cycles]}
+        rows.append({"seed": problem.seed, "method": method + ("+aligned" if aligned else ""), "multiple": k,
+                     "spent": round(figures["cost"] / reference, 4), **extra, **figures})
+    return rows
+
+
+def next_factor(known: list[tuple[float, int]], target: float, floor: float) -> float:
+    """The factor of AutoNEB's 1x steps expected to cost ``target``: the secant through the
+    two runs of ``known`` (factor, cost) that bracket it, else the two nearest to it."""
+    below = [m for m in known if m[1] <= target]
+    above = [m for m in known if m[1] > target]
+    if below and above:
+        a, b = max(below, key=lambda m: m[1]), min(above, key=lambda m: m[1])
+    else:
+        nearest = sorted(known, key=lambda m: abs(m[1] - target))
+        a = nearest[0]
+        b = next((m for m in nearest[1:] if m[1] != a[1] and m[0] != a[0]), None)
+        if b is None:
+            return max(floor, a[0] * target / a[1])
+    return max(floor, a[0] + (target - a[1]) * (b[0] - a[0]) / (b[1] - a[1]))
+
+
+def autoneb_for_cost(problem: Problem, scale: float, aligned: bool, k: float, reference: int,
+                     known: list[tuple[float, int]], log: Any
+                     ) -> tuple[Schedule, dict[str, Any], list[dict[str, Any]]]:
+    """AutoNEB's schedule scaled to cost about ``k`` x ``reference``, by up to TRIES runs: each run's
+    steps from the secant through the runs so far (``known``, this pair's, which every
+    try joins); done once a run is within TOLERANCE of the target, else the closest
+    try. Returns that schedule, its run's figures and every try."""
+    target = k * reference
+    paper = load_schedule("paper")
+    floor = 0.49 / (scale * max(c.steps for c in paper.cycles))  # every cycle one step
+    tries: list[dict[str, Any]] = []
+    schedules: dict[tuple[int, ...], Schedule] = {}
+    for _ in range(TRIES):
+        factor = next_factor(known, target, floor)
+        schedule = autoneb_schedule(scale * factor)
+        steps = tuple(c.steps for c in schedule.cycles)
+        if steps in schedules:  # no other number of steps left to try (the floor, or rounding)
+            break
+        schedules[steps] = schedule
+        result, figures = connect(problem, schedule, aligned)
+        known.append((factor, figures["cost"]))
+        tries.append({"factor": round(factor, 5), "cost": figures["cost"], "steps": steps,
+                      "off": round(figures["cost"] / target - 1, 4),
+                      "figures": {**figures, "cycles": len(result.history), "cycle_steps": list(steps)}})
+        log({"seed": problem.seed, "method": "(autoneb try)" + ("+aligned" if aligned else ""),
+             "multiple": k, **figures})
+        if abs(figures["cost"] / target - 1) <= TOLERANCE:
+            break
+        if factor <= floor and figures["cost"] > target:  # one step a cycle already spends more
+            break
+    best = min(tries, key=lambda t: abs(t["off"]))
+    return schedules[best["steps"]], best["figures"], tries
+
+
 def frontier_rows(problem: Problem, multiples: list[float], autoneb_scale: float,
                   curves: dict[str, CurveSchedule], log: Any,
-                  alignments: tuple[bool, ...] = (False, True)) -> list[dict[str, Any]]:
-    """Every method, without and with alignment, at each multiple of AutoNEB's 1x cost, on one pair."""
+                  alignments: tuple[bool, ...] = (False, True),
+                  converge: tuple[float, int] | None = CONVERGE) -> list[dict[str, Any]]:
+    """Every method, without and with alignment, at each multiple of AutoNEB's 1x cost, on
+    one pair; AutoNEB calibrated to each multiple, and with the early stop at the same
+    schedule (``converge``: change, cycles; None: not run)."""
     rows: list[dict[str, Any]] = []
     for aligned in alignments:
-        suffix = "+aligned" if aligned else ""
-        one, first = connect(problem, autoneb_schedule(autoneb_scale), aligned)
-        assert one.cost is not None
+        one = autoneb_schedule(autoneb_scale)
+        _, first = connect(problem, one, aligned)
         reference = first["cost"]
         fixed = reference - first["step_cost"]  # dense evaluations: do not scale with the steps
-        for k in multiples:
+        # the linear guess is the secant through the 1x run and the cost of no steps at all
+        known: list[tuple[float, int]] = [(0.0, fixed), (1.0, reference)]
+        # 1x first, then up from it and down from it, so that each multiple's first guess
+        # starts from the runs nearest to it
+        order = [1.0] + sorted(k for k in multiples if k > 1) + sorted((k for k in multiples if k < 1), reverse=True)
+        for k in order:
             if k == 1.0:
-                figures = first
+                schedule, figures = one, {**first, "cycles": len(one.cycles),
+                                          "cycle_steps": [c.steps for c in one.cycles]}
+                tries = [{"factor": 1.0, "cost": reference, "off": 0.0}]
             else:
-                factor = max(0.02, (k * reference - fixed) / first["step_cost"])
-                _, figures = connect(problem, autoneb_schedule(autoneb_scale * factor), aligned)
-            rows.append({"seed": problem.seed, "method": "autoneb" + suffix, "multiple": k, **figures})
-            log(rows[-1])
-            for kind, base in curves.items():
-                schedule = curve_for_cost(base, k * reference, problem.train_size)
-                _, curve = connect(problem, schedule, aligned)
-                rows.append({"seed": problem.seed, "method": kind + suffix, "multiple": k, "steps": schedule.steps,
-                             **curve})
-                log(rows[-1])
+                schedule, figures, tries = autoneb_for_cost(problem, autoneb_scale, aligned, k, reference,
+                                                            known, log)
+            result_rows = [{"seed": problem.seed, "method": "autoneb" + ("+aligned" if aligned else ""),
+                            "multiple": k, "spent": round(figures["cost"] / reference, 4), **figures,
+                            "tries": [{key: t[key] for key in ("factor", "cost", "off")} for t in tries]}]
+            runs: list[tuple[str, Any]] = [(kind, curve_for_cost(base, k * reference, problem.train_size))
+                                           for kind, base in curves.items()]
+            if converge is not None:
+                change, cycles = converge
+                runs.append(("autoneb-converge", schedule.replace_band(converge_change=change,
+                                                                       converge_cycles=cycles)))
+            result_rows += spent_rows(problem, runs, aligned, k, reference)
+            for row in result_rows:
+                log(row)
+            rows += result_rows
     return rows
 
 
@@ -201,7 +294,25 @@ def table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         group = [r for r in rows if r["method"] == method and r["multiple"] == k]
         out.append({"method": method, "multiple": k, "seeds": len(group),
                     **{name: spread([r[name] for r in group])
-                       for name in ("saddle_loss", "max_test_error", "cost", "seconds")}})
+                       for name in ("saddle_loss", "max_test_error", "cost", "spent", "seconds")},
+                    **({"cycles": spread([r["cycles"] for r in group])} if "cycles" in group[0] else {})})
+    return out
+
+
+def converge_saving(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per alignment and multiple, AutoNEB with the early stop against AutoNEB on the same
+    schedule without it, pair by pair: the fraction of the cost it spent, its saddle's ratio."""
+    out = []
+    full = {(r["method"], r["multiple"], r["seed"]): r for r in rows if r["method"].startswith("autoneb")}
+    for suffix in ("", "+aligned"):
+        for k in sorted({r["multiple"] for r in rows}):
+            pairs = [(full[("autoneb" + suffix, k, seed)], stopped)
+                     for (method, multiple, seed), stopped in full.items()
+                     if method == "autoneb-converge" + suffix and multiple == k]
+            if pairs:
+                out.append({"method": "autoneb-converge" + suffix, "multiple": k, "seeds": len(pairs),
+                            "cost_fraction": spread([s["cost"] / f["cost"] for f, s in pairs]),
+                            "saddle_ratio": spread([s["saddle_loss"] / f["saddle_loss"] for f, s in pairs])})
     return out
 
 
@@ -214,7 +325,7 @@ def figure(summary: list[dict[str, Any]], straight: list[dict[str, Any]], path: 
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     methods = sorted({s["method"] for s in summary})
-    colours = {"autoneb": "C0", "bezier": "C1", "polychain": "C2"}
+    colours = {"autoneb": "C0", "bezier": "C1", "polychain": "C2", "autoneb-converge": "C3"}
     for ax, name, label in ((axes[0], "saddle_loss", "saddle train loss"),
                             (axes[1], "max_test_error", "largest test error along the path")):
         for method in methods:
@@ -253,13 +364,22 @@ def main() -> None:
     parser.add_argument("--merge", type=Path, nargs="+", default=None, help="--seed outputs to combine")
     parser.add_argument("--alignment", choices=("both", "none", "aligned"), default="both",
                         help="run the methods without alignment, with it, or both")
+    parser.add_argument("--converge", default=f"{CONVERGE[0]}:{CONVERGE[1]}",
+                        help="AutoNEB's early stop CHANGE:CYCLES as one more method, or 'off'")
     args = parser.parse_args()
     if args.quick:
-        args.seeds, args.budgets, args.autoneb_scale = 1, "0.5,1", 0.005
+        args.seeds, args.budgets, args.autoneb_scale = 1, "0.5,1,2", 0.005
         args.out, args.figure = Path("/tmp/compare-methods-quick.json"), Path("/tmp/compare-methods-quick.png")
     multiples = [float(v) for v in args.budgets.split(",")]
     if 1.0 not in multiples:
         parser.error("--budgets must include 1 (the reference the others are multiples of)")
+    converge = None
+    if args.converge != "off":
+        try:
+            change, cycles = args.converge.split(":")
+            converge = (float(change), int(cycles))
+        except ValueError:
+            parser.error(f"--converge takes CHANGE:CYCLES (e.g. 0.003:2) or off, got {args.converge!r}")
     curves = {kind: curve_base(kind) for kind in CURVE_KINDS}
     if args.merge:
         parts = [json.loads(path.read_text()) for path in args.merge]
@@ -269,19 +389,25 @@ def main() -> None:
         seconds = max(part["seconds"] for part in parts)  # the seeds ran side by side
         load = max(part["load_average_at_start"] for part in parts)
         load_end = max(part["load_average_at_end"] for part in parts)
+        loads = [v for part in parts for v in (part["load_average"]["min"], part["load_average"]["max"])]
         threads = parts[0]["threads"]
+        multiples, reference = parts[0]["multiples"], parts[0]["reference"]
         args.seeds = len(minima)
     else:
+        reference = f"1x = AutoNEB, paper schedule x {args.autoneb_scale} of its steps, minibatch {BATCH}"
         torch.set_num_threads(1 if args.seed is not None else max(1, min(2, os.cpu_count() or 1)))
         threads = torch.get_num_threads()
         started = time.perf_counter()
         load = os.getloadavg()[0]
         digits = data.digits()
         rows, straight, minima = [], [], []
+        loads = [load]
 
         def log(row: dict[str, Any]) -> None:
+            loads.append(os.getloadavg()[0])
             print(f"[{time.perf_counter() - started:6.0f}s] seed {row['seed']} {row['method']:18} "
-                  f"x{row['multiple']:<4g} saddle {row['saddle_loss']:.4f} cost {row['cost']:.3g}",
+                  f"x{row['multiple']:<4g} saddle {row['saddle_loss']:.4f} cost {row['cost']:.3g}"
+                  f" ({row['seconds']:.0f} s)",
                   file=sys.stderr, flush=True)
 
         for seed in range(args.seeds) if args.seed is None else [args.seed]:
@@ -293,7 +419,7 @@ def main() -> None:
                 if aligned in alignments:
                     straight.append({"seed": seed, "line": line,
                                      **path_figures(problem, linear_path(start, end, STRAIGHT_POINTS))})
-            rows += frontier_rows(problem, multiples, args.autoneb_scale, curves, log, alignments)
+            rows += frontier_rows(problem, multiples, args.autoneb_scale, curves, log, alignments, converge)
         seconds = time.perf_counter() - started
         load_end = os.getloadavg()[0]
 
@@ -302,18 +428,24 @@ def main() -> None:
         "what": "saddle train loss and largest test error of each method at matched total cost, digits MLP pairs",
         "cost_convention": f"per-sample passes from the run's cost account: forward 1, backward {BACKWARD}; "
                            "steps + dense evaluation (straight segment included) + BatchNorm recalibration",
-        "reference": f"1x = AutoNEB, paper schedule x {args.autoneb_scale} of its steps, minibatch {BATCH}",
+        "reference": reference,
         "alignment": "the higher-loss minimum of each pair permuted to match the lower (weight matching)",
+        "autoneb_matching": f"steps calibrated by secant, up to {TRIES} runs, until within {TOLERANCE:.0%} "
+                            "of the target, else the closest run; 'spent' is cost / 1x as spent",
+        "converge": None if converge is None else
+        f"autoneb-converge: AutoNEB's schedule at each multiple with --converge {converge[0]}:{converge[1]}",
         "curves": {kind: base.to_dict() for kind, base in curves.items()},
         "seeds": args.seeds,
         "multiples": multiples,
         "minima": minima,
         "straight": straight,
         "summary": summary,
+        "converge_saving": converge_saving(rows),
         "rows": rows,
         "seconds": round(seconds, 1),
         "load_average_at_start": round(load, 2),
         "load_average_at_end": round(load_end, 2),
+        "load_average": {"min": round(min(loads), 2), "max": round(max(loads), 2)},
         "threads": threads,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
