@@ -25,6 +25,7 @@ from engine.energy.base import Work
 from engine.energy.batched import BatchedNetwork, BatchedUnsupported, pivot_losses
 from engine.networks.layout import ParameterLayout
 from engine.networks.loss import Loss, loss_function, takes_model
+from engine.networks.stream import Column
 from engine.threads import intra_op_threads
 
 STRATEGIES = ("auto", "batched", "vmap", "loop")
@@ -100,6 +101,14 @@ class NetworkEnergy:
 
     The model is deep-copied to ``device`` (default: the inputs' device); the
     user's model is never changed.
+
+    ``inputs`` and ``targets`` may instead be the ``inputs`` and ``targets`` of one
+    ``engine.networks.stream.Streamed`` split (a Dataset larger than memory), and so
+    may ``eval_inputs``, ``eval_targets`` and ``metrics``'s data: each step's rows are
+    drawn as above and read from the Dataset, the next step's read ahead while the
+    step computes (its rows foreseen on a copy of the generator, and used only if the
+    step draws the same ones), and evaluation and BatchNorm recalibration read their
+    batches in order; the numbers are those of the same data in memory, bit for bit.
     """
 
     def __init__(
@@ -180,18 +189,28 @@ class NetworkEnergy:
         self.dim = self.layout.dim
         self.dtype = next(self._eval_model.parameters()).dtype
 
-        self.inputs = inputs.to(self.device)  # (n, ...)
+        _check_same_split(inputs, targets, "inputs", "targets")
+        self.inputs = inputs.to(self.device)  # (n, ...), or a streamed split's Column
         self.targets = targets.to(self.device)  # (n,)
         self.eval_inputs = self.inputs if eval_inputs is None else eval_inputs.to(self.device)
         self.eval_targets = self.targets if eval_targets is None else eval_targets.to(self.device)
+        # the training set's Streamed split when it is read on demand, else None
+        self.streamed = self.inputs.streamed if isinstance(self.inputs, Column) else None
+        self._pending: Any = None  # the next step's rows, being read ahead (streamed only)
         n = self.inputs.shape[0]
         if calibration_size is not None and not 1 <= calibration_size:
             raise ValueError(f"calibration_size must be positive or None, got {calibration_size}")
+        self._calibration_rows: Tensor | None = None  # streamed: the calibration rows, in order
         if calibration_size is None or calibration_size >= n:
             self._calibration = self.inputs
+            self._calibration_rows = torch.arange(n) if self.streamed is not None else None
         else:
             subset = torch.randperm(n, generator=torch.Generator().manual_seed(0))
-            self._calibration = self.inputs[subset[:calibration_size].to(self.device)]
+            if self.streamed is not None:
+                self._calibration, self._calibration_rows = self.inputs, subset[:calibration_size]
+            else:
+                self._calibration = self.inputs[subset[:calibration_size].to(self.device)]
+        self._calibration_count = n if calibration_size is None else min(calibration_size, n)
 
         # (thetas (c, D), x (c, B, ...), y (c, B)) -> losses (c,): one batched forward.
         self._pivots_loss = vmap(self._pivot_loss)
@@ -257,14 +276,45 @@ class NetworkEnergy:
 
     # ----- the energy during NEB steps -------------------------------------------
 
-    def _step_inputs(self, index: Tensor, generator: torch.Generator | None) -> Tensor:
-        """Every pivot's minibatch as model inputs: (N, B, ...), augmented if asked."""
+    def _step_inputs(self, index: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """Every pivot's minibatch: model inputs (N, B, ...), augmented if asked, and
+        targets (N, B, ...). A streamed split starts reading the next step's rows here."""
         n_pivots, batch = index.shape
-        x = self.inputs.index_select(0, index.reshape(-1))  # (N B, ...) raw samples
+        if self.streamed is None:
+            x = self.inputs.index_select(0, index.reshape(-1))  # (N B, ...) raw samples
+            y = self.targets.index_select(0, index.reshape(-1))  # (N B, ...)
+        else:
+            x, y = self._read_rows(index.reshape(-1))
         if self.augment is not None:
             x = self.augment(x, generator)
+        if self.streamed is not None and generator is not None:
+            self._read_ahead(n_pivots, batch, generator)
         x = self.prepare(x)
-        return x.view(n_pivots, batch, *x.shape[1:])
+        return x.view(n_pivots, batch, *x.shape[1:]), y.view(n_pivots, batch, *y.shape[1:])
+
+    def _read_rows(self, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """The streamed rows ``rows`` (R,) on the device: the read begun ahead if it foresaw
+        them, else read now."""
+        assert self.streamed is not None
+        pending, self._pending = self._pending, None
+        rows = rows.cpu()
+        if pending is not None and pending.index.shape == rows.shape and torch.equal(pending.index, rows):
+            x, y = pending.result()
+        else:
+            if pending is not None:
+                with contextlib.suppress(Exception):  # a read nobody takes: its failure is not this step's
+                    pending.result()
+            x, y = self.streamed.fetch(rows)
+        return x.to(self.device), y.to(self.device)
+
+    def _read_ahead(self, n_pivots: int, batch_size: int, generator: torch.Generator) -> None:
+        """Begin reading the rows the next step would draw, were it the same size and the
+        generator used for nothing else in between: drawn on a copy of the generator,
+        which stays as it is."""
+        assert self.streamed is not None
+        ahead = torch.Generator(device=generator.device)
+        ahead.set_state(generator.get_state())
+        self._pending = self.streamed.prefetch(self.batch_indices(n_pivots, batch_size, ahead).reshape(-1))
 
     def _autocast(self) -> Any:
         """bf16 autocast of a forward pass when asked for, else nothing."""
@@ -366,9 +416,7 @@ class NetworkEnergy:
         if n_pivots == 0:
             return pivots.new_zeros(0), pivots.new_zeros(0, self.dim)
 
-        inputs = self._step_inputs(index, generator)  # (N, B, ...)
-        targets = self.targets.index_select(0, index.reshape(-1))  # (N B, ...)
-        targets = targets.view(*index.shape, *targets.shape[1:])  # (N, B, ...)
+        inputs, targets = self._step_inputs(index, generator)  # (N, B, ...), (N, B, ...)
         if self.strategy_used is not None:
             strategy, threads = self.strategy_used, self.threads_used
         else:
@@ -603,6 +651,7 @@ class NetworkEnergy:
         regression losses) of each point (M, D) on (inputs, targets)."""
         self._check_points(points, "points")
         _check_data(inputs, targets, "inputs", "targets")
+        _check_same_split(inputs, targets, "inputs", "targets")
         inputs, targets = inputs.to(self.device), targets.to(self.device)
         n = inputs.shape[0]
         losses = torch.empty(points.shape[0], dtype=torch.float64)  # (M,)
@@ -615,8 +664,7 @@ class NetworkEnergy:
             loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
             error_sum = torch.zeros((), dtype=torch.float64, device=self.device)
             with torch.no_grad():
-                for s in range(0, n, self.eval_batch_size):
-                    x, y = inputs[s : s + self.eval_batch_size], targets[s : s + self.eval_batch_size]
+                for x, y in self._in_order(inputs, targets, torch.arange(n).split(self.eval_batch_size)):
                     if self._model_loss is not None:
                         loss_sum += self._module_loss(self._eval_model, self.prepare(x), y).double() * x.shape[0]
                         continue
@@ -654,9 +702,14 @@ class NetworkEnergy:
             bn.train()
         try:
             # Near-equal batches (never a batch of one sample, which BatchNorm rejects).
-            n_batches = -(-self._calibration.shape[0] // self.eval_batch_size)
+            n_batches = -(-self._calibration_count // self.eval_batch_size)
+            if self._calibration_rows is not None:  # streamed: read in order, the same batches
+                batches: Any = (x for x, _ in self._in_order(self._calibration, self.targets,
+                                                              self._calibration_rows.tensor_split(n_batches)))
+            else:
+                batches = self._calibration.tensor_split(n_batches)
             with torch.no_grad():
-                for batch in self._calibration.tensor_split(n_batches):
+                for batch in batches:
                     with self._autocast():
                         if isinstance(batch, dict):  # samples a (model, batch) loss runs the model on
                             self._model_loss(self._eval_model, dict(self.prepare(batch)))  # type: ignore[misc]
@@ -667,7 +720,7 @@ class NetworkEnergy:
                 bn.momentum = momentum
                 bn.eval()
         self._sync()
-        self.work.recalibration_forward += self._calibration.shape[0]
+        self.work.recalibration_forward += self._calibration_count
         self.work.recalibration_seconds += time.perf_counter() - start
 
     def _check_points(self, points: Tensor, what: str) -> None:
@@ -677,6 +730,28 @@ class NetworkEnergy:
                 f"expected {what} of shape (N, {self.dim}) (one flat parameter vector "
                 f"per row), got {shape}"
             )
+
+
+    def _in_order(self, inputs: Any, targets: Any, parts: Any) -> Any:
+        """(inputs, targets) of each run of rows in ``parts`` (tensors of row indices), on
+        the device: slices of tensors in memory, or reads of a streamed split (its loader
+        reading ahead). Runs of consecutive rows only for tensors in memory."""
+        if not isinstance(inputs, Column):
+            for rows in parts:
+                start, stop = int(rows[0]), int(rows[-1]) + 1
+                yield inputs[start:stop], targets[start:stop]
+            return
+        for x, y in inputs.streamed.batches(parts):
+            yield x.to(self.device), y.to(self.device)
+
+
+def _check_same_split(inputs: Any, targets: Any, inputs_name: str, targets_name: str) -> None:
+    """Streamed inputs go with the targets of the same split, tensors with tensors."""
+    if isinstance(inputs, Column) or isinstance(targets, Column):
+        if not (isinstance(inputs, Column) and isinstance(targets, Column) and inputs.streamed is targets.streamed
+                and inputs.part == 0 and targets.part == 1):
+            raise ValueError(f"{inputs_name} and {targets_name} must be the inputs and targets of one streamed split, "
+                             "or two tensors")
 
 
 def model_batch(x: Any, y: Tensor) -> Any:

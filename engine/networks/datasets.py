@@ -10,6 +10,10 @@ batch by batch by ``prepare``, as CIFAR's are (engine.networks.cifar).
 
 Nothing is fetched unless ``download=True``; a missing or damaged file is a
 ValueError of one line that names the folder and the files it should hold.
+
+A user's map-style Dataset too large for memory is not read into tensors but
+streamed (``user_tensors``'s ``placement``; engine.networks.stream): its split in
+``Tensors`` is then the ``inputs`` and ``targets`` Columns of a ``Streamed``.
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-image
 
 @dataclass(frozen=True)
 class Tensors:
-    """A data set as the energy takes it: both splits in memory, on one device."""
+    """A data set as the energy takes it: both splits in memory, on one device (or a
+    split streamed from a Dataset: the Columns of an engine.networks.stream.Streamed)."""
 
     train: Split
     test: Split
@@ -339,9 +344,18 @@ def _dict_split(rows: Rows) -> Split:
     return rows, torch.zeros(rows.shape[0], dtype=torch.long, device=rows.device)  # type: ignore[return-value]
 
 
-def user_tensors(result: Any, *, spec: str, device: str | torch.device = "cpu") -> Tensors:
+def user_tensors(result: Any, *, spec: str, device: str | torch.device = "cpu", placement: str = "memory",
+                 budget: int | None = None) -> Tensors:
     """What a data factory returned (a UserData, or a pair (train, test)) as Tensors on
-    ``device``; ValueError naming the factory and what is wrong."""
+    ``device``; ValueError naming the factory and what is wrong.
+
+    ``placement`` says where a split given as a map-style Dataset goes: "memory" (read
+    whole into tensors), "stream" (read on demand, engine.networks.stream) or "auto"
+    (streamed when its estimated size is over STREAM_FRACTION of ``budget``, by default
+    the memory available on ``device``; stream.choose). A streamed training set of class
+    labels needs ``UserData.classes`` (its labels are not read ahead), and its labels are
+    checked against the class count on its first rows only."""
+    from engine.networks import stream
     if isinstance(result, tuple) and len(result) == 2:
         result = UserData(*result)
     if not isinstance(result, UserData):
@@ -356,7 +370,11 @@ def user_tensors(result: Any, *, spec: str, device: str | torch.device = "cpu") 
             elif isinstance(split, dict) and split and all(isinstance(t, Tensor) for t in split.values()):
                 x, y = _dict_split(Rows(split))
             elif hasattr(split, "__getitem__") and hasattr(split, "__len__"):
-                x, y = materialise(split, result.collate)
+                if len(split) and stream.choose(placement, split, result.collate, device, budget):
+                    streamed = stream.Streamed(split, result.collate)
+                    x, y = streamed.inputs, streamed.targets
+                else:
+                    x, y = materialise(split, result.collate)
             else:
                 raise TypeError(f"it is a {type(split).__name__}: give a pair of tensors (inputs, targets) or a "
                                 f"map-style Dataset")
@@ -376,6 +394,9 @@ def user_tensors(result: Any, *, spec: str, device: str | torch.device = "cpu") 
                              f"them out (your (model, batch) loss gets the batch as it is)")
         return Tensors(splits[0], splits[1], result.classes or 0)  # type: ignore[arg-type]
     classes = result.classes
+    if classes is None and isinstance(splits[0][1], stream.Column):
+        raise ValueError(f"data factory {spec}: its training set is streamed (too large to read into memory), and "
+                         f"its labels are not read ahead: set UserData.classes (the class count)")
     if classes is None:
         labels = splits[0][1]
         if labels.is_floating_point():
@@ -383,11 +404,15 @@ def user_tensors(result: Any, *, spec: str, device: str | torch.device = "cpu") 
                              f"UserData.classes (for a regression, --loss mse: the outputs per sample), or give int64 "
                              f"labels")
         classes = int(labels.max()) + 1
-    splits = [(x, y.long() if not y.is_floating_point() else y) for x, y in splits]
-    _check_labels(f"data factory {spec}", splits, classes)
+    splits = [(x, y.long() if isinstance(y, Tensor) and not y.is_floating_point() else y) for x, y in splits]
+    _check_labels(f"data factory {spec}", [(x, y if isinstance(y, Tensor) else y[:FIRST_ROWS]) for x, y in splits],
+                  classes)
     _check_prepare(result.prepare, splits[0][0], spec)
     _check_augment(result.augment, splits[0][0], spec)
     return Tensors(splits[0], splits[1], classes, result.prepare, result.augment)  # type: ignore[arg-type]
+
+
+FIRST_ROWS = 1024  # the rows of a streamed split whose labels are checked before it is used
 
 
 def _check_prepare(prepare: Any, inputs: Tensor, spec: str) -> None:
