@@ -66,6 +66,7 @@ def session_config(run: RunOptions, problem: Any, schedule: Any) -> Any:
     from engine.landscape.graph import LandscapeOptions, parse_stop_rule
     from sessions.disk.config import SessionConfig
     from sessions.disk.folder import SessionError
+    from sessions.problem.build import parse_data
 
     try:
         landscape = parse_stop_rule(run.stop)
@@ -76,6 +77,9 @@ def session_config(run: RunOptions, problem: Any, schedule: Any) -> Any:
     if run.align and run.align_pairwise:
         fail("--align aligns every minimum to the lowest, --align-pairwise each pair's second end to its first: "
              "choose one", code=2)
+    if run.data_in == "stream" and not (problem.kind == "network" and parse_data(problem.data).kind == "factory"):
+        fail(f"--data-in stream reads a data factory's Dataset batch by batch; {problem.data or 'a surface'} is not "
+             f"one: leave --data-in out, or give --data package.module:factory", code=2)
     if run.converge is not None and run.method != "autoneb":
         fail(f"--converge ends AutoNEB's cycles early; a {run.method} curve has none to end: drop --converge "
              "or use --method autoneb", code=2)
@@ -85,7 +89,7 @@ def session_config(run: RunOptions, problem: Any, schedule: Any) -> Any:
                                workers=worker_count(run), checkpoint_interval=run.checkpoint_every,
                                strategy=run.strategy, threads=thread_count(run),
                                precision="bf16" if run.bf16 else "fp32", channels_last=run.channels_last,
-                               compile=run.compile, cudnn_benchmark=run.cudnn_benchmark,
+                               compile=run.compile, cudnn_benchmark=run.cudnn_benchmark, data_in=run.data_in,
                                method=run.method, align=run.align or run.align_pairwise,
                                alignment="pairwise" if run.align_pairwise else "lowest", cluster=run.cluster)
     except SessionError as error:

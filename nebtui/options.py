@@ -92,6 +92,10 @@ class RunOptions:
     bf16: Annotated[bool, typer.Option("--bf16", help="bf16 autocast of the network's forward passes (GPUs).")] = False
     channels_last: Annotated[bool, typer.Option("--channels-last", help="Channels-last image batches (GPUs).")] = False
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the per-pivot loss (loop strategy).")] = False
+    data_in: Annotated[str, typer.Option(
+        help="Where a data factory's Datasets go: memory (read whole onto the device), stream (read batch by batch, "
+             "the next step's read ahead) or auto (streamed when larger than a quarter of the available memory). "
+             "The numbers are the same either way.")] = "auto"
     cudnn_benchmark: Annotated[bool, typer.Option(
         "--cudnn-benchmark", help="Let cuDNN pick its fastest kernels.")] = False
     method: Annotated[str, typer.Option(

@@ -153,6 +153,8 @@ def show(session_id: SessionId, as_json: AsJson = False) -> None:
         chosen = event_from_dict(row["strategy"])
         if isinstance(chosen, StrategyChosen):
             print(f"{'pivots':<10} {strategy_text(chosen)}")
+            if chosen.data is not None:
+                print(f"{'data':<10} training set {chosen.data}")
     if row["eta_seconds"] is not None:
         print(f"{'ETA':<10} {span_text(*row['eta_seconds'])} (refined as pairs finish)")
     for c in row["running"]:

@@ -124,6 +124,7 @@ class StrategyChosen(Event):
     threads: int | None  # torch threads of each CPU worker's steps; None: a GPU (or a surface)
     device: str = "cpu"  # the kind of device it was chosen for: cpu | cuda
     timed: bool = False  # measured by the auto strategy's trial; False: as given (or as a checkpoint held)
+    data: str | None = None  # where the training set is: "in memory" or "streamed" (None: not a network)
 
 
 STARTUP_PHASES = {  # phase -> what the runner is doing, in words (in the order they come)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import weakref
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
@@ -156,22 +157,40 @@ class Streamed:
         first_x, first_y = self._read_here([0])
         self.workers = workers
         self._plan = _Plan()
-        self._loader: Any = None  # built on the first read, in the process that reads
         self._lock = threading.Lock()  # one read of the loader at a time
-        self.inputs = Column(self, 0, first_x.shape[1:], first_x.dtype)
-        self.targets = Column(self, 1, first_y.shape[1:], first_y.dtype)
+        self._hold_loader()
+        self._rows = ((first_x.shape[1:], first_x.dtype), (first_y.shape[1:], first_y.dtype))  # each part's row
+
+    # Columns made when asked, not kept: a reference cycle would leave the loader to the garbage
+    # collector, whose clearing of the cycle stops its worker processes from being told to exit.
+    @property
+    def inputs(self) -> "Column":
+        return Column(self, 0, *self._rows[0])
+
+    @property
+    def targets(self) -> "Column":
+        return Column(self, 1, *self._rows[1])
 
     def __len__(self) -> int:
         return self.length
 
+    def _hold_loader(self) -> None:
+        """The loader (built on the first read, in the process that reads) is held beside this
+        split, not in it, and let go when the split is: by reference count, so that its workers
+        are told to stop while its queues still work (the garbage collector, clearing a cycle the
+        split is part of, may close those queues first, and each worker then takes seconds to go)."""
+        self._loader: list[Any] = []
+        weakref.finalize(self, self._loader.clear)
+
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_loader"], state["_lock"] = None, None  # a copy in another process builds its own
+        del state["_loader"], state["_lock"]  # a copy in another process builds its own
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._hold_loader()
 
     def _read_here(self, rows: list[int]) -> tuple[Tensor, Tensor]:
         return collated_pair(self.collate([self.dataset[i] for i in rows]))
@@ -179,12 +198,12 @@ class Streamed:
     def _loader_for_reads(self) -> Any:
         from torch.utils.data import DataLoader
 
-        if self._loader is None:
+        if not self._loader:
             # a daemonic process (a session's CPU worker) may not start processes: it reads in its own thread
             workers = 0 if multiprocessing.current_process().daemon else self.workers
-            self._loader = DataLoader(self.dataset, batch_sampler=self._plan, collate_fn=self.collate,
-                                      num_workers=workers, persistent_workers=workers > 0)
-        return self._loader
+            self._loader.append(DataLoader(self.dataset, batch_sampler=self._plan, collate_fn=self.collate,
+                                           num_workers=workers, persistent_workers=workers > 0))
+        return self._loader[0]
 
     def batches(self, indices: Iterable[Any]) -> Iterator[tuple[Tensor, Tensor]]:
         """(inputs, targets) of each list of rows in ``indices``, in order, read by the

@@ -126,6 +126,9 @@ class SessionConfig(_Config):
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast
     channels_last: bool = False
     compile: bool = False  # torch.compile of the per-pivot loss
+    # where a data factory's map-style Datasets go: read into memory, streamed, or auto (streamed when larger
+    # than engine.networks.stream.STREAM_FRACTION of the available memory)
+    data_in: Literal["auto", "memory", "stream"] = "auto"
     cudnn_benchmark: bool = False
     # How each pair is connected (a curve's budget: engine.paths.registry.curve_schedule), and whether the
     # minima are aligned first (permute every minimum's hidden units to match the lowest one; networks)
@@ -174,11 +177,13 @@ class SessionConfig(_Config):
     def to_dict(self) -> dict[str, Any]:
         """config.json's layout (JSON-able): the schedule as Schedule.to_dict(), the landscape
         options as given; no threads where the session leaves them to its first runner, and no
-        alignment where it is the one every session had before the field (so configs written
-        before these fields read back as they were)."""
+        alignment or data placement where it is the one every session had before the field (so
+        configs written before these fields read back as they were)."""
         left_out = {"threads"} if self.threads is None else set()
         if self.alignment == "lowest":
             left_out.add("alignment")
+        if self.data_in == "auto":
+            left_out.add("data_in")
         return self.model_dump(exclude=left_out or None)
 
     @classmethod

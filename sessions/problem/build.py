@@ -396,14 +396,18 @@ def _images(problem: Problem) -> bool:
     return data.kind == "digits-images" or images
 
 
-def load_data(problem: Problem, device: str, download: bool = False) -> dict[str, Any]:
-    """Training and test tensors, the energy's prepare/augment and the class count for the data spec."""
+def load_data(problem: Problem, device: str, download: bool = False, placement: str = "memory") -> dict[str, Any]:
+    """Training and test tensors, the energy's prepare/augment and the class count for the data spec.
+    ``placement``: where a data factory's Datasets go (memory, stream or auto: engine.networks.stream)."""
     data = parse_data(problem.data)
+    if placement == "stream" and data.kind != "factory":
+        raise SessionError(f"--data-in stream reads a data factory's Dataset batch by batch; {problem.data} is read "
+                           f"into memory: leave --data-in out, or give --data package.module:factory")
     if download and data.kind in ("imagefolder", "factory"):
         raise SessionError(f"--download fetches torchvision's data sets (cifar10, cifar100, mnist, fashion-mnist, "
                            f"svhn): {problem.data} is your own data, already in place; leave --download out")
     if data.kind in ("mnist", "fashion-mnist", "svhn", "imagefolder", "factory"):
-        return _load_tensors(problem, data, device, download)
+        return _load_tensors(problem, data, device, download, placement)
     if data.kind.startswith("cifar"):
         from engine.networks.cifar import augment, load_cifar, normalise
 
@@ -439,7 +443,8 @@ def load_data(problem: Problem, device: str, download: bool = False) -> dict[str
     }
 
 
-def _load_tensors(problem: Problem, data: DataSpec, device: str, download: bool) -> dict[str, Any]:
+def _load_tensors(problem: Problem, data: DataSpec, device: str, download: bool,
+                  placement: str = "memory") -> dict[str, Any]:
     """MNIST, Fashion-MNIST, SVHN, an image folder or a user's data factory, as load_data gives them."""
     from engine.networks import datasets
 
@@ -462,7 +467,8 @@ def _load_tensors(problem: Problem, data: DataSpec, device: str, download: bool)
                 first = (str(error).splitlines() or [""])[0][:200]
                 raise SessionError(f"data factory {data.factory} failed ({type(error).__name__}: {first}): fix it"
                                    ) from None
-            loaded = datasets.user_tensors(result, spec=data.factory, device=device)  # type: ignore[arg-type]
+            loaded = datasets.user_tensors(result, spec=data.factory, device=device,  # type: ignore[arg-type]
+                                           placement=placement)
     except ValueError as error:
         raise SessionError(str(error)) from None
     except OSError as error:  # a folder that cannot be read
@@ -492,7 +498,7 @@ def build(config: SessionConfig, device: str = "cpu", threads: int | None = None
 
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = config.cudnn_benchmark
-    data = load_data(problem, device)
+    data = load_data(problem, device, placement=config.data_in)
     model = build_model(problem, data)
     if config.align:
         check_alignable(model)

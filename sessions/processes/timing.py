@@ -38,7 +38,9 @@ def choose_strategy(built: Any, schedule: Any, device: str) -> StrategyChosen:
         generator = torch.Generator().manual_seed(0)  # its own draws: the session's numbers stay as they are
         while energy.strategy_used is None:
             energy(points, generator=generator, batch_size=first_batch_size(schedule))
-    return StrategyChosen(strategy=energy.strategy_used, threads=energy.threads_used, device=kind, timed=timed)
+    data = "streamed" if getattr(energy, "streamed", None) is not None else "in memory"
+    return StrategyChosen(strategy=energy.strategy_used, threads=energy.threads_used, device=kind, timed=timed,
+                          data=data)
 
 
 def estimate_session(config: SessionConfig, built: Any, schedule: Any, *, device: str, threads: int | None,
