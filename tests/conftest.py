@@ -25,6 +25,7 @@ import pytest
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from cli_runs import DIGITS_SCHEDULE, DIGITS_TRAIN_ARGS, MB_ARGS, digits_args, nebtui  # noqa: E402
+from ray_cluster import two_nodes  # noqa: E402,F401 - one local Ray cluster for every module that asks
 
 
 
@@ -53,6 +54,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                   if defs and defs[-1].scope in ("module", "class", "package") and defs[-1].baseid]
         if scoped:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+        elif "two_nodes" in getattr(item, "fixturenames", ()):  # the Ray cluster: started on one worker only
+            item.add_marker(pytest.mark.xdist_group("two_nodes"))
     # The modules of the longest tests first, so that the two workers end together instead of
     # one of them running a long test alone at the end; a module's tests stay together (its
     # fixtures are made once) and in their order.
