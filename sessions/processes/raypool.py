@@ -12,6 +12,16 @@ What travels, and how often:
   and every actor started again after a loss, is built from those two objects. An
   actor on a node where the files are missing (or differ) writes them to a folder
   of its own and builds from there.
+- once per session too, the user's own code (``--model``, ``--data`` or ``--loss``
+  ``package.module:name``): the top-level package folder or module file of each, as
+  the runner finds it, goes to the nodes in Ray's runtime environment (``py_modules``),
+  unless it is installed here (site-packages) or part of nebtui: the nodes must have
+  those. The actors import what was shipped, never the runner's folder, so every node
+  runs the same code. Of what was not shipped, each node that could take an actor
+  imports the user's modules once, before the session is accepted: a node that cannot
+  is refused in one line that names it and the module. An actor that cannot import
+  them (a node that joined later, a shipped module that imports what its node lacks)
+  ends the session in the same line.
 - per pair: the packed connection state down (``run``), and up the messages of
   ``sessions.processes.messages``, the same dataclasses the local pool's pipes carry.
   Each actor buffers what it sends; the pool keeps one ``drain`` call in flight
@@ -40,6 +50,7 @@ a local session never notices, and ``--cluster ray`` says how to install it.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import shutil
 import socket
@@ -69,6 +80,9 @@ NO_TOKEN = ("joined the Ray cluster at {address} without token authentication: w
 CONCURRENCY = 4  # a job, a drain, and requests beside them
 BATCH_SECONDS = 0.05  # events wait this long for company: one call per batch, not per step
 ENDS = (WorkerReady, JobDone, JobStopped, JobFailed)  # what the runner acts on at once
+SHIP_EXCLUDES = ["__pycache__", "*.pyc"]  # besides what a .gitignore in a shipped folder leaves out
+PROBE_SECONDS = 120.0  # how long the nodes may take to import the user's modules before the session starts
+NOUNS = {"model": "model factory", "data": "data factory", "loss": "loss function"}
 
 
 def import_ray() -> Any:
@@ -89,9 +103,10 @@ def _reachable(host: str, port: int) -> str | None:
         return error.strerror or str(error) or type(error).__name__
 
 
-def connect(cluster: str) -> tuple[Any, str]:
+def connect(cluster: str, ship: list[str] | None = None) -> tuple[Any, str]:
     """Join the Ray cluster ``cluster`` names as its driver (never starting one: no dashboard
-    either): Ray, and the address joined. Each way it can fail is one line."""
+    either), with the folders and files ``ship`` in the job's runtime environment (its
+    workers import them): Ray, and the address joined. Each way it can fail is one line."""
     ray = import_ray()
     if cluster.startswith("ray://"):
         address = cluster
@@ -113,6 +128,8 @@ def connect(cluster: str) -> tuple[Any, str]:
     options: dict[str, Any] = {"namespace": "nebtui", "log_to_driver": False, "logging_level": "WARNING"}
     if not address.startswith("ray://"):
         options["include_dashboard"] = False
+    if ship:
+        options["runtime_env"] = {"py_modules": list(ship), "excludes": SHIP_EXCLUDES}
     for attempt in range(1, CLIENT_ATTEMPTS + 1):
         try:
             ray.init(address=address, **options)
@@ -122,6 +139,8 @@ def connect(cluster: str) -> tuple[Any, str]:
                 ray.shutdown()
                 time.sleep(1.0)
                 continue
+            if ship and _upload_failed(error):
+                raise SessionError(ship_failure(address, ship, error)) from None
             raise SessionError(join_failure(address, error)) from None
     if not token:
         print(f"nebtui runner: warning: {NO_TOKEN.format(address=address)}", file=sys.stderr, flush=True)
@@ -164,6 +183,136 @@ def join_failure(address: str, error: BaseException) -> str:
                 f"{CLIENT_ATTEMPTS} times ({text[:200]}): run it again, or join as a node's driver "
                 "(--cluster ray on a node of the cluster)")
     return f"cannot join the Ray cluster at {address}: {text[:300]}"
+
+
+def _upload_failed(error: BaseException) -> bool:
+    """Whether joining failed because Ray could not take the user's code to the cluster."""
+    return type(error).__name__ == "RuntimeEnvSetupError" or "Failed to upload" in str(error)
+
+
+def ship_failure(address: str, ship: list[str], error: BaseException) -> str:
+    """The one line that says the user's code could not go to the cluster at ``address``."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = " ".join(lines[-1:] if "Traceback (most recent call last)" in str(error) else lines)
+    return (f"cannot ship {', '.join(ship)} to the Ray cluster at {address} ({text[:300]}): leave large files out "
+            "of it (a .gitignore or .rayignore in it is followed), or pip install the code on every node and here "
+            "(nebtui ships no installed package)")
+
+
+@dataclass(frozen=True)
+class UserModule:
+    """A module of the user's own code that a session imports."""
+
+    what: str  # model, data or loss
+    spec: str  # as typed: package.module:name
+    module: str  # package.module
+
+    @property
+    def top(self) -> str:
+        return self.module.partition(".")[0]
+
+    @property
+    def named(self) -> str:
+        return f"the {NOUNS[self.what]} {self.spec}"
+
+
+def user_modules(problem: Any) -> list[UserModule]:
+    """The modules of the user's own code the problem ``problem`` (a config's) imports: its
+    model factory, data factory and loss function where they are the user's."""
+    from sessions.problem.trust import is_data_factory, is_loss_function, is_zoo
+
+    if getattr(problem, "kind", None) != "network":
+        return []
+    specs = [("model", problem.model if problem.model and not is_zoo(problem.model) else None),
+             ("data", problem.data if is_data_factory(problem.data) else None),
+             ("loss", problem.loss if is_loss_function(problem.loss) else None)]
+    return [UserModule(what, spec, spec.partition(":")[0]) for what, spec in specs if spec]
+
+
+@dataclass
+class Shipping:
+    """Where the user's code comes from: the folders and files to ship, and, of the modules
+    not shipped, where the runner finds them (None: it does not; its own build says so)."""
+
+    paths: list[str] = field(default_factory=list)
+    kept: dict[str, str | None] = field(default_factory=dict)  # top-level module: where it is here
+
+
+def shipping(modules: list[UserModule], import_dir: str | None) -> Shipping:
+    """The top-level package folder or module file of each of ``modules``, found as the runner
+    imports them (``import_dir`` first, then its own path); nothing is imported. What is
+    installed (site-packages, the standard library) or part of nebtui stays here: the nodes
+    have their own, as they have nebtui's."""
+    from importlib.machinery import PathFinder
+
+    found = Shipping()
+    for top in dict.fromkeys(module.top for module in modules):
+        try:
+            spec = (PathFinder.find_spec(top, [import_dir]) if import_dir else None) or importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            found.kept[top] = None
+            continue
+        if spec.submodule_search_locations:  # a package: its folder (a namespace package: each of its folders)
+            places = [Path(place) for place in spec.submodule_search_locations]
+        else:
+            places = [Path(spec.origin)] if spec.has_location and spec.origin else []
+        shipped = [str(place) for place in places if _shippable(place)]
+        if shipped:
+            found.paths += [place for place in shipped if place not in found.paths]
+        else:
+            found.kept[top] = spec.origin or (str(places[0]) if places else "")
+    return found
+
+
+def _shippable(place: Path) -> bool:
+    """A folder or a .py file of the user's: neither installed nor part of nebtui."""
+    if not (place.is_dir() or (place.is_file() and place.suffix == ".py")):
+        return False  # a compiled module, or a module in a zip file
+    return not any(place.resolve().is_relative_to(root) for root in _not_shipped())
+
+
+def _not_shipped() -> set[Path]:
+    """The folders whose code the nodes have as their own: nebtui's, the standard library's
+    and the installed packages'."""
+    import site
+    import sysconfig
+
+    roots = {Path(__file__).resolve().parents[2]}  # nebtui's own folder (its checkout, or site-packages)
+    paths = sysconfig.get_paths()
+    roots |= {Path(paths[name]).resolve() for name in ("stdlib", "platstdlib", "purelib", "platlib") if name in paths}
+    roots |= {Path(place).resolve() for place in [*site.getsitepackages(), site.getusersitepackages()]}
+    roots |= {Path(place).resolve() for place in sys.path if Path(place).name in ("site-packages", "dist-packages")}
+    return roots
+
+
+def cannot_import(modules: list[UserModule]) -> tuple[UserModule, str, str | None] | None:
+    """The first of ``modules`` this process cannot import, why, and the module it found
+    missing (None: importing it raised something else); None when all import. Run on a
+    node: what was shipped is on its path."""
+    for module in modules:
+        try:
+            importlib.import_module(module.module)
+        except ModuleNotFoundError as error:
+            return module, " ".join(str(error).split())[:200], error.name or module.module
+        except Exception as error:  # noqa: BLE001 - a user's module may raise anything while it is imported
+            return module, " ".join(f"{type(error).__name__}: {error}".split())[:200], None
+    return None
+
+
+def node_refusal(node: str, module: UserModule, why: str, missing: str | None, kept: dict[str, str | None]) -> str:
+    """The one line that says the Ray node ``node`` cannot import ``module`` (``kept``: where
+    the runner found the modules it did not ship)."""
+    head = f"the Ray node {node} cannot import {module.module} for {module.named} ({why})"
+    if missing is None:
+        return f"{head}: fix the module, or install what it needs on that node"
+    if not (module.module == missing or module.module.startswith(f"{missing}.")):
+        return f"{head}: install {missing.partition('.')[0]} on that node"
+    where = kept.get(module.top)
+    here = f"; here it comes from {where}, which nebtui does not ship" if where else ""
+    return (f"{head}{here}: install it on that node, or keep it in a package folder or module file outside "
+            "site-packages, which nebtui ships to the nodes")
 
 
 def files_of(config: dict[str, Any]) -> dict[str, bytes]:
@@ -257,8 +406,24 @@ class PairActor:
         if gpu:
             device, shown = "cuda:0", f"cuda:{ray.get_gpu_ids()[0]}"  # Ray shows the actor its GPU alone
         with localised(config, files) as here:
-            self.energy, self.schedule = build_worker(worker_config(here), device, threads)
+            session_config = worker_config(here)
+            # the user's code as shipped, or as this node has it: a node that lacks it (one that
+            # joined after the session started, since each node was tried then) ends the session
+            failed = cannot_import(user_modules(session_config.problem))
+            if failed is not None:
+                self._refuse(node_refusal(_this_node(), *failed, {}))
+                return
+            try:
+                self.energy, self.schedule = build_worker(session_config, device, threads)
+            except SessionError as error:  # what the runner's own build accepted: this node differs
+                self._refuse(f"on the Ray node {_this_node()}: {error}")
+                return
         self.send(WorkerReady(index, os.getpid(), shown, socket.gethostname()))
+
+    def _refuse(self, line: str) -> None:
+        """This actor cannot build the problem, and no other start of it would: it says so as
+        a failed job of no pair, which ends the session with ``line``."""
+        self.send(JobFailed(self.index, None, line, True))  # type: ignore[arg-type]
 
     def send(self, message: WorkerMessage) -> None:
         with self.cond:
@@ -327,7 +492,9 @@ class RayPool:
     def start(self) -> None:
         from sessions.processes.devices import parse_devices
 
-        ray, address = connect(self.cluster)
+        modules = user_modules(self.config.problem)
+        shipped = shipping(modules, self.config.problem.import_dir) if modules else Shipping()
+        ray, address = connect(self.cluster, shipped.paths)
         self.ray, self.address = ray, address
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
@@ -348,12 +515,48 @@ class RayPool:
             self._options, self._threads = {"num_cpus": share}, self.config.threads or share
         self.threads = self._threads
         self._class = actor
+        kept = [module for module in modules if shipped.kept.get(module.top)]
+        if kept:  # found here, not shipped: every node that could take an actor must have it
+            self._probe(kept, shipped.kept)
         wire = self.config.to_dict()
-        self._config = ray.put(wire)  # once per session: every actor (and restart) reads these
         self._files = ray.put(files_of(wire))
+        if modules:  # the actors import the user's code as shipped, or as their node has it
+            wire["problem"]["import_dir"] = None
+        self._config = ray.put(wire)  # once per session: every actor (and restart) reads these
         self.actors = [_Actor() for _ in self.devices]
         for index in range(len(self.actors)):
             self._spawn(index)
+
+    def _probe(self, modules: list[UserModule], kept: dict[str, str | None]) -> None:
+        """Each live node with room for an actor imports ``modules`` (the user's, not shipped)
+        once, before any actor starts; the first that cannot is refused in one line. A node
+        that does not answer in PROBE_SECONDS is left to its actor (which says the same,
+        should it fail)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        ray = self.ray
+        need = "GPU" if "num_gpus" in self._options else "CPU"
+        least = self._options.get("num_gpus", self._options.get("num_cpus", 1))
+        nodes = [node for node in ray.nodes() if node.get("Alive") and node["Resources"].get(need, 0) >= least]
+        if not nodes:
+            return  # none yet: the actors wait for one, and each says what its node lacks
+        probe = ray.remote(num_cpus=0, max_retries=0)(cannot_import)
+        asked = {probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+                 .remote(modules): node for node in nodes}
+        ready, _ = ray.wait(list(asked), num_returns=len(asked), timeout=PROBE_SECONDS)
+        for ref in ready:
+            node = asked[ref]
+            name = f"{node.get('NodeManagerHostname', '?')} ({node.get('NodeManagerAddress', '?')})"
+            try:
+                failed = ray.get(ref)
+            except ray.exceptions.RuntimeEnvSetupError as error:
+                last = [line.strip() for line in str(error).splitlines() if line.strip()][-1:]
+                raise SessionError(f"the Ray node {name} could not set up the code nebtui shipped "
+                                   f"({' '.join(last)[:200]}): check its disk and its Ray logs") from None
+            except ray.exceptions.RayError:
+                continue  # the node went meanwhile: the actors find another
+            if failed is not None:
+                raise SessionError(node_refusal(name, *failed, kept))
 
     def _spawn(self, index: int) -> None:
         handle = self._class.options(name=None, **self._options).remote(
@@ -448,6 +651,13 @@ class RayPool:
                 except Exception:  # noqa: BLE001 - gone already
                     pass
         ray.shutdown()
+
+
+def _this_node() -> str:
+    """This node as the refusals name it: its host name and address."""
+    import ray
+
+    return f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
 
 
 def _first_line(error: BaseException) -> str:
