@@ -199,14 +199,13 @@ def print_estimate(config: Any, printer: ProgressPrinter, *, as_json: bool) -> N
 def table1_row(folder: Any) -> dict[str, Any] | None:
     """The paper's Table 1 row of a finished network session (train and test loss and
     error at the minima and the MST saddles), without the report's costlier analyses."""
-    from sessions.analysis.collect import ReportError, ReportOptions, collect
+    from sessions.analysis.collect import ReportError, ReportOptions, table1
 
     try:
-        report = collect(folder, ReportOptions(hessian_k=0, slices=0, ensemble_k=0))
+        return table1(folder, ReportOptions())
     except ReportError as error:
         print(f"nebtui: no Table 1 row: {error}", file=sys.stderr)
         return None
-    return report.document["table1"]
 
 
 def use_app(headless: bool, as_json: bool) -> bool:

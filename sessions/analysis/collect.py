@@ -270,23 +270,15 @@ def first_passage(curve: list[float], every: int, threshold: float) -> int | Non
 
 def collect(folder: Any, options: ReportOptions) -> Report:
     """Gather the report of the session in ``folder`` (a sessions.disk.folder.SessionFolder)."""
-    from sessions.disk.folder import SessionError
     from sessions.view import read_view
 
     config, built, results = _finished_paths(folder, options)
     view = read_view(folder)
     evaluator = _Evaluator(config, built)
     network = evaluator.network
-    try:
-        minima = built.minima  # (M, D), aligned to the lowest for an --align session
-    except SessionError as error:
-        raise ReportError(str(error)) from None
+    minima, minima_train, minima_test, mst = _minima_and_mst(built, evaluator, results)
     report = Report(document={})
-    minima_train, minima_test = evaluator.metrics(minima)
     minima_rows = _minima_rows(config, built, minima, minima_train, minima_test, network, report)
-
-    # the MST of the finished paths (as the session's landscape builds it)
-    mst = _mst([m["loss"] for m in minima_train], {pair: r.saddle_energy for pair, r in results.items()})
     lines = _aligned_minima(config, built)  # the straight lines' aligned ends, and how they were aligned
     path_rows, saddle_metrics = _path_rows(config, built, evaluator, results, mst, lines, options)
     timing = _timing(view, path_rows)
@@ -323,6 +315,43 @@ def collect(folder: Any, options: ReportOptions) -> Report:
                 "train": train, "test": test, "bn_recalibrated": evaluator.bn,
             })
     return report
+
+
+def table1(folder: Any, options: ReportOptions) -> dict[str, Any]:
+    """The paper's Table 1 row of the session in ``folder``, as ``collect`` puts it in the
+    report, number for number, without the rest of the report: the minima and the MST
+    saddles evaluated on the train and test sets, no straight lines, profiles or Hessians
+    (what a finished session prints, in a fraction of a report's time)."""
+    config, built, results = _finished_paths(folder, options)
+    evaluator = _Evaluator(config, built)
+    minima, minima_train, minima_test, mst = _minima_and_mst(built, evaluator, results)
+    saddle_metrics = {(a, b): _saddle_metrics(evaluator, results[(a, b)])[0] for a, b, _ in mst}
+    return _table1(config, results, mst, minima_train, minima_test, saddle_metrics, evaluator, minima.shape[0])
+
+
+def _minima_and_mst(built: Any, evaluator: _Evaluator, results: dict) -> tuple[Any, list, list, list]:
+    """The minima (M, D; aligned to the lowest for an --align session), their train and
+    test metrics, and the MST of the finished paths as the session's landscape builds it."""
+    from sessions.disk.folder import SessionError
+
+    try:
+        minima = built.minima
+    except SessionError as error:
+        raise ReportError(str(error)) from None
+    train, test = evaluator.metrics(minima)
+    mst = _mst([m["loss"] for m in train], {pair: r.saddle_energy for pair, r in results.items()})
+    return minima, train, test, mst
+
+
+def _saddle_metrics(evaluator: _Evaluator, result: Any) -> tuple[tuple[dict[str, Any], Any], tuple[dict[str, Any], Any]]:
+    """((train, test) metrics at the path's saddle, the same at the straight segment's
+    highest point), the two points evaluated together as every report does."""
+    import torch
+
+    start, end = result.pivots[0], result.pivots[-1]
+    linear_point = start + result.linear.saddle_position * (end - start)
+    train, test = evaluator.metrics(torch.stack([result.saddle_point, linear_point.to(result.saddle_point.dtype)]))
+    return (train[0], test[0]), (train[1], test[1])
 
 
 def _finished_paths(folder: Any, options: ReportOptions) -> tuple[Any, Any, dict[tuple[int, int], Any]]:
@@ -385,8 +414,6 @@ def _path_rows(config: Any, built: Any, evaluator: _Evaluator, results: dict, ms
                options: ReportOptions) -> tuple[list[dict[str, Any]], dict[tuple[int, int], tuple]]:
     """One row per finished path (its saddle, profiles, cost, straight lines, history), and
     the train and test metrics at each saddle."""
-    import torch
-
     from engine.band.geometry import dense_points, linear_path
     from engine.paths.curve_schedule import CURVE_KINDS
     from engine.paths.registry import spent_gradients
@@ -403,8 +430,8 @@ def _path_rows(config: Any, built: Any, evaluator: _Evaluator, results: dict, ms
     for (a, b), r in sorted(results.items()):
         start, end = r.pivots[0], r.pivots[-1]
         linear_point = start + r.linear.saddle_position * (end - start)
-        train, test = evaluator.metrics(torch.stack([r.saddle_point, linear_point.to(r.saddle_point.dtype)]))
-        saddle_metrics[(a, b)] = (train[0], test[0])
+        at_saddle, at_linear = _saddle_metrics(evaluator, r)
+        saddle_metrics[(a, b)] = at_saddle
         curve = config.method in CURVE_KINDS  # a curve's pivots are its evaluation points: nothing between them
         dense = r.pivots if curve else dense_points(r.pivots, between)
         tested = (a, b) in in_mst or options.path_test == "all"
@@ -413,9 +440,10 @@ def _path_rows(config: Any, built: Any, evaluator: _Evaluator, results: dict, ms
         linear_test = (
             evaluator.test_losses(linear_path(start, end, len(r.linear.positions))) if (a, b) in in_mst else None
         )
-        saddle: dict[str, Any] = {"position": r.saddle_position, "train": train[0], "test": test[0],
+        saddle: dict[str, Any] = {"position": r.saddle_position, "train": at_saddle[0], "test": at_saddle[1],
                                   "at_end": end_at_saddle((a, b), r.saddle_position)}
-        linear_saddle: dict[str, Any] = {"position": r.linear.saddle_position, "train": train[1], "test": test[1]}
+        linear_saddle: dict[str, Any] = {"position": r.linear.saddle_position, "train": at_linear[0],
+                                         "test": at_linear[1]}
         if not network:
             saddle["point"] = r.saddle_point.tolist()
             linear_saddle["point"] = linear_point.tolist()

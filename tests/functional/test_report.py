@@ -332,3 +332,17 @@ def test_the_comparison_figure_says_whose_mst_it_shows(home, tmp_path):
     assert done.returncode == 0, done.stderr
     assert ("Train loss along every pair in the MST of any session compared (each panel's title names the "
             "sessions whose MST holds the pair)") in (out / "comparison.md").read_text()
+
+
+def test_the_table1_row_a_finished_session_prints_is_the_reports(bezier_session):
+    """What `explore` prints at the end (sessions.analysis.collect.table1, without the
+    report's lines and profiles) is the report's Table 1 row, number for number: here
+    for a session that aligned its minima, whose Table 1 is taken at the aligned ones.
+    Both in this process, so both evaluate at the same torch threads."""
+    from sessions.analysis.collect import ReportOptions, collect, table1
+    from sessions.disk.folder import SessionFolder
+
+    folder = SessionFolder.open(bezier_session.parent, bezier_session.name)
+    row = table1(folder, ReportOptions())
+    assert row == collect(folder, ReportOptions(hessian_k=0, slices=0, ensemble_k=0)).document["table1"]
+    assert row["minima"] == 3 and row["train_loss_saddles"] > row["train_loss_minima"] > 0
