@@ -196,11 +196,25 @@ def print_estimate(config: Any, printer: ProgressPrinter, *, as_json: bool) -> N
             printer.note("timed on this machine: the cluster's nodes may be faster or slower")
 
 
+# what the printer reads of a saved row (a row without them, or with other values, is evaluated again)
+TABLE1_NUMBERS = ("train_loss_minima", "train_loss_saddles", "factor", "test_loss_minima", "test_loss_saddles",
+                  "test_error_minima", "test_error_saddles", "test_error_difference", "minima", "saddles")
+
+
 def table1_row(folder: Any) -> dict[str, Any] | None:
     """The paper's Table 1 row of a finished network session (train and test loss and
-    error at the minima and the MST saddles), without the report's costlier analyses."""
+    error at the minima and the MST saddles): as its runner saved it, else (a session
+    finished by an older runner, or one whose runner could not evaluate it) evaluated here."""
     from sessions.analysis.collect import ReportError, ReportOptions, table1
+    from sessions.disk.results import TABLE1_FILE
 
+    try:
+        saved = json.loads((folder.results_path / TABLE1_FILE).read_text())
+    except (OSError, ValueError):  # none, or damaged: evaluated again
+        saved = None
+    if isinstance(saved, dict) and all(isinstance(saved.get(key, ""), (int, float, type(None)))
+                                       for key in TABLE1_NUMBERS):
+        return saved
     try:
         return table1(folder, ReportOptions())
     except ReportError as error:

@@ -322,7 +322,12 @@ def table1(folder: Any, options: ReportOptions) -> dict[str, Any]:
     report, number for number, without the rest of the report: the minima and the MST
     saddles evaluated on the train and test sets, no straight lines, profiles or Hessians
     (what a finished session prints, in a fraction of a report's time)."""
-    config, built, results = _finished_paths(folder, options)
+    return table1_of(*_finished_paths(folder, options))
+
+
+def table1_of(config: Any, built: Any, results: dict[tuple[int, int], Any]) -> dict[str, Any]:
+    """Table 1's row from a session's config, its problem as built and its finished
+    connections' results, by pair: where they are at hand (the runner, as it finishes)."""
     evaluator = _Evaluator(config, built)
     minima, minima_train, minima_test, mst = _minima_and_mst(built, evaluator, results)
     saddle_metrics = {(a, b): _saddle_metrics(evaluator, results[(a, b)])[0] for a, b, _ in mst}

@@ -1,7 +1,8 @@
 """A session's results on disk: ``results/paths/A-B.safetensors`` (each finished
-connection's packed state, written once) and ``results/result.json`` (the
-exploration's result). The runner writes them as pairs finish; ``nebtui.connect``
-writes the same files for a run made in the user's own process."""
+connection's packed state, written once), ``results/result.json`` (the exploration's
+result) and, for a network, ``results/table1.json`` (the paper's Table 1 row, which the
+runner evaluates as it finishes, on its device). The runner writes them as pairs
+finish; ``nebtui.connect`` writes the same files for a run made in the user's own process."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sessions.errors import SessionError
 
 PATHS_DIR = "paths"
 RESULT_FILE = "result.json"
+TABLE1_FILE = "table1.json"  # a finished network session's Table 1 row, as its runner evaluated it
 MAX_PIVOTS_DIM = 64  # result.json holds the positions and pivots of problems up to this many dimensions
 
 

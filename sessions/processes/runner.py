@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 from engine.events import Event
 from engine.landscape.sequence import lookahead_for
 from sessions import events as session_events
-from sessions.disk.results import PATHS_DIR, RESULT_FILE, path_file, result_document, save_result
+from sessions.disk.results import PATHS_DIR, RESULT_FILE, TABLE1_FILE, path_file, result_document, save_result
 from sessions.problem.trust import runnable_config
 from sessions.disk.control import EXPIRED, ControlServer, expired
 from sessions.processes.devices import cpu_share, resolve_devices, surely_cpu
@@ -204,7 +204,7 @@ class Runner:
             threads = None if device != "cpu" else chosen.threads if chosen is not None else \
                 getattr(self.pool, "threads", None) or self.config.threads or cpu_share(self.config.workers)
             built = build(self.chosen_config(chosen), device, threads)
-            self.energy = built.energy
+            self.energy, self.built = built.energy, built
             self.emit(session_events.StartupPhaseStarted(phase="evaluating", detail=f"{len(built.names)} minima"))
             resumed = self._load_or_start(built)
             control = ControlServer(self.folder.control_socket_path, self._on_command).start()
@@ -639,6 +639,8 @@ class Runner:
         self._set_aside_beyond_need()
         self.checkpoint("finish")
         self._save_result(self.folder.results_path / RESULT_FILE, result_document(result), "the result")
+        if self.config.problem.kind == "network":
+            self._save_table1(result.paths)
         self.status = "finished"
         self.emit(
             session_events.SessionFinished(
@@ -648,6 +650,20 @@ class Runner:
             )
         )
 
+
+    def _save_table1(self, results: dict[tuple[int, int], Any]) -> None:
+        """Table 1's row, evaluated here with the problem this runner built (on its device,
+        its data loaded, torch imported): what a following command prints when the session
+        ends, without building the problem again. One that cannot be evaluated is left to
+        that command, which says why (runner.log keeps the traceback)."""
+        from sessions.analysis.collect import table1_of
+
+        try:
+            row = table1_of(self.config, self.built, results)
+        except Exception:  # noqa: BLE001 - the session's paths are saved: the row is a courtesy
+            traceback.print_exc()
+            return
+        self._save_result(self.folder.results_path / TABLE1_FILE, (json.dumps(row) + "\n").encode(), "Table 1's row")
 
     def _set_aside_beyond_need(self) -> None:
         """Paths computed ahead and not needed move to results/beyond_need/: kept, but

@@ -334,11 +334,12 @@ def test_the_comparison_figure_says_whose_mst_it_shows(home, tmp_path):
             "sessions whose MST holds the pair)") in (out / "comparison.md").read_text()
 
 
-def test_the_table1_row_a_finished_session_prints_is_the_reports(bezier_session):
-    """What `explore` prints at the end (sessions.analysis.collect.table1, without the
-    report's lines and profiles) is the report's Table 1 row, number for number: here
-    for a session that aligned its minima, whose Table 1 is taken at the aligned ones.
-    Both in this process, so both evaluate at the same torch threads."""
+def test_the_table1_row_a_finished_session_prints_is_the_reports(bezier_session, tmp_path):
+    """What `explore` prints at the end is the report's Table 1 row: evaluated here
+    without the report's lines and profiles (sessions.analysis.collect.table1, for a
+    session finished without the row), number for number, both in this process at the
+    same torch threads; and as the runner saved it. Here for a session that aligned its
+    minima, whose Table 1 is taken at the aligned ones."""
     from sessions.analysis.collect import ReportOptions, collect, table1
     from sessions.disk.folder import SessionFolder
 
@@ -346,3 +347,21 @@ def test_the_table1_row_a_finished_session_prints_is_the_reports(bezier_session)
     row = table1(folder, ReportOptions())
     assert row == collect(folder, ReportOptions(hessian_k=0, slices=0, ensemble_k=0)).document["table1"]
     assert row["minima"] == 3 and row["train_loss_saddles"] > row["train_loss_minima"] > 0
+    # the runner saved the same row as it finished, at its workers' torch threads: float32 means
+    # over at most 1437 samples, summed in another order, agree to 1437 float32 roundings
+    saved = json.loads((bezier_session / "results" / "table1.json").read_text())
+    assert saved.keys() == row.keys()
+    for key, value in row.items():
+        if isinstance(value, float):
+            assert saved[key] == pytest.approx(value, rel=1437 * 2.0 ** -24), key
+        else:
+            assert saved[key] == value, key
+    # a following command prints the saved row; a damaged one is evaluated again
+    home = copy_session(bezier_session, tmp_path / "home").parent
+    shown = in_process("sessions", "attach", "bz", "--json", home=home)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["table1"] == saved
+    (home / "bz" / "results" / "table1.json").write_text('{"train_loss_minima": "low"}')
+    shown = in_process("sessions", "attach", "bz", "--json", home=home)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["table1"] == row
