@@ -23,6 +23,13 @@ import pytest
 # Spinning threads made torch 30-100x slower on this 2-core machine whenever a
 # runner or worker process ran beside the tests (see sessions.processes.spawn).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Under xdist, as many tests run at once as there are workers: each test's torch (here, and
+# in the processes it starts) takes its share of the cores, as a session's workers take
+# theirs, unless the caller set a count (the suite is run at 1 and 2 threads too). Two
+# tests each spreading over both cores of a two-core machine made the suite 10% slower.
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // max(1, _workers)))
 
 from cli_runs import DIGITS_SCHEDULE, DIGITS_TRAIN_ARGS, MB_ARGS, digits_args, nebtui  # noqa: E402
 from ray_cluster import two_nodes  # noqa: E402,F401 - one local Ray cluster for every module that asks
