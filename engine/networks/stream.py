@@ -208,7 +208,7 @@ class Streamed:
     def batches(self, indices: Iterable[Any]) -> Iterator[tuple[Tensor, Tensor]]:
         """(inputs, targets) of each list of rows in ``indices``, in order, read by the
         loader's workers ahead of the caller."""
-        plan = [[int(i) for i in rows] for rows in indices]
+        plan = [rows.tolist() if isinstance(rows, Tensor) else [int(i) for i in rows] for rows in indices]
         with self._lock:
             loader = self._loader_for_reads()
             self._plan.batches = plan
