@@ -39,23 +39,28 @@ LOADER_WORKERS = 2  # DataLoader worker processes of a streamed split (where the
 
 def available_bytes(device: torch.device | str = "cpu") -> int:
     """Free memory where the tensors would live: CUDA's free memory, else the RAM the
-    kernel calls available (MemAvailable), capped by this process's address-space limit."""
+    kernel calls available (MemAvailable), capped by what this process's address-space
+    limit (``ulimit -v``) leaves of it."""
+    import resource
+
     device = torch.device(device)
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
     available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import resource
-
+    mapped = 0  # bytes of address space this process uses (VmSize)
+    for path, key in (("/proc/meminfo", "MemAvailable:"), ("/proc/self/status", "VmSize:")):
+        try:
+            with open(path) as f:
+                found = [int(line.split()[1]) * 1024 for line in f if line.startswith(key)]
+        except OSError:
+            found = []
+        if found and key == "MemAvailable:":
+            available = found[0]
+        elif found:
+            mapped = found[0]
     soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
-    return int(min(available, soft)) if soft != resource.RLIM_INFINITY else int(available)
+    return int(available) if soft == resource.RLIM_INFINITY else int(max(0, min(available, soft - mapped)))
 
 
 def estimated_bytes(dataset: Any, collate: Callable[[list[Any]], Any] | None = None) -> int:
