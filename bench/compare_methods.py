@@ -18,16 +18,19 @@ path for the table (its saddle and test error) is outside the account, the same
 for every method.
 
 Matching: AutoNEB runs first at 1x, the reference every multiple is of. Its
-cost does not scale linearly with its steps (more steps, more pivots inserted:
-the linear guess spent 3.2x at 2x), so each other multiple k is calibrated: the
-steps (the paper's, times one factor) come from the secant through the pair's
-runs so far whose costs bracket k times the 1x cost (the first guess at 2x is the
-linear one, through the 1x run and the 14 cycles' dense evaluations alone; 4x starts
-from 2x's runs, 0.5x from 1x's), a run is made, and again, up to ``TRIES`` runs,
-until one spends within ``TOLERANCE`` (5%) of the target; else the closest run is
-kept. Every run's factor and cost are in the row's ``tries``, and ``spent`` is
-the cost it actually spent over 1x. At 0.25x AutoNEB cannot match: its 14 cycles'
-evaluations alone cost more, so it runs one step a cycle and says what it spent.
+cost does not follow its steps linearly, nor even monotonically (more steps, more
+pivots inserted: the linear guess spent 3.2x at 2x), so each other multiple k is
+calibrated: the steps (the paper's, times one factor) come from the secant
+through the pair's runs so far that are closest to k times the 1x cost on either
+side (their midpoint if the secant's steps have been run; where every run spent
+less, the closest run's steps scaled by the ratio of the costs beyond the dense
+evaluations: at 2x, from the 1x run alone, the linear guess), a run is made, and
+again, up to ``TRIES`` (3) runs, until one spends within ``TOLERANCE`` (5%) of the
+target; else the closest run is kept. 2x and 4x go up from 1x, 0.5x and 0.25x
+down from it. Every run's factor and cost are in the row's ``tries``, and
+``spent`` is the cost it actually spent over 1x. At 0.25x AutoNEB cannot match:
+its 14 cycles' evaluations alone cost more, so it runs one step a cycle and says
+what it spent.
 Each curve gets as many steps as bring its total to k times AutoNEB's 1x cost on
 that pair: steps of ``points`` minibatches of 128, plus its ``cycles`` + 1 dense
 evaluations of ``eval_points`` points.
@@ -189,54 +192,69 @@ def spent_rows(problem: Problem, runs: list[tuple[str, Any]], aligned: bool, k: 
     return rows
 
 
-def next_factor(known: list[tuple[float, int]], target: float, floor: float) -> float:
-    """The factor of AutoNEB's 1x steps expected to cost ``target``: the secant through the
-    two runs of ``known`` (factor, cost) that bracket it, else the two nearest to it."""
-    below = [m for m in known if m[1] <= target]
-    above = [m for m in known if m[1] > target]
-    if below and above:
+def next_factor(runs: list[tuple[float, int]], fixed: int, target: float) -> list[float]:
+    """Factors of AutoNEB's 1x steps expected to cost ``target``, best first, from
+    ``runs`` (factor, cost: this pair's runs so far) and ``fixed`` (the 1x run's dense
+    evaluations, the cost of no steps, standing for a run below the target until one
+    is made; where a run spent less than it, the floor ``0`` instead, as no steps at
+    all would be). Where runs bracket the target: the secant through the closest on each
+    side, then their midpoint (cost is not monotone in the steps: pivots are inserted
+    as the band goes). Where every run spent less: the closest run's steps scaled by
+    the ratio of the costs beyond ``fixed`` (from the 1x run alone: the linear guess),
+    or the secant through the two closest where it rises and asks for fewer steps."""
+    above = [m for m in runs if m[1] > target]
+    below = [m for m in runs if m[1] <= target]
+    if not below:
+        if min(m[1] for m in runs) <= fixed:  # runs with few steps evaluate fewer pivots than 1x
+            return [0.0]
+        below = [(0.0, fixed)]
+    if above:
         a, b = max(below, key=lambda m: m[1]), min(above, key=lambda m: m[1])
-    else:
-        nearest = sorted(known, key=lambda m: abs(m[1] - target))
-        a = nearest[0]
-        b = next((m for m in nearest[1:] if m[1] != a[1] and m[0] != a[0]), None)
-        if b is None:
-            return max(floor, a[0] * target / a[1])
-    return max(floor, a[0] + (target - a[1]) * (b[0] - a[0]) / (b[1] - a[1]))
+        return [a[0] + (target - a[1]) * (b[0] - a[0]) / (b[1] - a[1]), (a[0] + b[0]) / 2]
+    nearest = sorted(below, key=lambda m: target - m[1])
+    a = nearest[0]
+    b = next((m for m in nearest[1:] if m[0] != a[0] and m[1] != a[1]), None)
+    ratio = a[0] * (target - fixed) / (a[1] - fixed) if a[1] > fixed else a[0] * target / a[1]
+    if b is not None and (b[1] - a[1]) / (b[0] - a[0]) > 0:
+        # a shallow secant reaches far: no further than the ratio goes
+        return [min(a[0] + (target - a[1]) * (b[0] - a[0]) / (b[1] - a[1]), ratio), ratio]
+    return [ratio]
 
 
-def autoneb_for_cost(problem: Problem, scale: float, aligned: bool, k: float, reference: int,
-                     known: list[tuple[float, int]], log: Any
+def autoneb_for_cost(problem: Problem, scale: float, aligned: bool, k: float, reference: int, fixed: int,
+                     runs: dict[tuple[int, ...], dict[str, Any]], log: Any
                      ) -> tuple[Schedule, dict[str, Any], list[dict[str, Any]]]:
-    """AutoNEB's schedule scaled to cost about ``k`` x ``reference``, by up to TRIES runs: each run's
-    steps from the secant through the runs so far (``known``, this pair's, which every
-    try joins); done once a run is within TOLERANCE of the target, else the closest
-    try. Returns that schedule, its run's figures and every try."""
+    """AutoNEB's schedule scaled to cost about ``k`` x ``reference``, by up to TRIES runs:
+    each run's steps from ``next_factor`` on the pair's runs so far (``runs``, by their
+    cycles' steps, which every try joins), the first guess whose steps no run has had;
+    done once a run is within TOLERANCE of the target, else the closest try (the
+    closest of the pair's runs if every guess had been run). Returns that schedule,
+    its run's figures and this multiple's tries."""
     target = k * reference
     paper = load_schedule("paper")
     floor = 0.49 / (scale * max(c.steps for c in paper.cycles))  # every cycle one step
     tries: list[dict[str, Any]] = []
-    schedules: dict[tuple[int, ...], Schedule] = {}
     for _ in range(TRIES):
-        factor = next_factor(known, target, floor)
-        schedule = autoneb_schedule(scale * factor)
-        steps = tuple(c.steps for c in schedule.cycles)
-        if steps in schedules:  # no other number of steps left to try (the floor, or rounding)
+        guesses = [max(floor, f) for f in next_factor([(r["factor"], r["cost"]) for r in runs.values()],
+                                                      fixed, target)]
+        fresh = [(f, autoneb_schedule(scale * f)) for f in guesses]
+        fresh = [(f, s) for f, s in fresh if tuple(c.steps for c in s.cycles) not in runs]
+        if not fresh:  # no other number of steps left to try (the floor, or rounding)
             break
-        schedules[steps] = schedule
+        factor, schedule = fresh[0]
+        steps = tuple(c.steps for c in schedule.cycles)
         result, figures = connect(problem, schedule, aligned)
-        known.append((factor, figures["cost"]))
-        tries.append({"factor": round(factor, 5), "cost": figures["cost"], "steps": steps,
-                      "off": round(figures["cost"] / target - 1, 4),
-                      "figures": {**figures, "cycles": len(result.history), "cycle_steps": list(steps)}})
+        runs[steps] = {"factor": round(factor, 5), "cost": figures["cost"], "schedule": schedule,
+                       "figures": {**figures, "cycles": len(result.history), "cycle_steps": list(steps)}}
+        tries.append({**runs[steps], "off": round(figures["cost"] / target - 1, 4)})
         log({"seed": problem.seed, "method": "(autoneb try)" + ("+aligned" if aligned else ""),
              "multiple": k, **figures})
         if abs(figures["cost"] / target - 1) <= TOLERANCE:
             break
         if factor <= floor and figures["cost"] > target:  # one step a cycle already spends more
             break
-    best = min(tries, key=lambda t: abs(t["off"]))
-    return schedules[best["steps"]], best["figures"], tries
+    best = min(tries or runs.values(), key=lambda t: abs(t["cost"] / target - 1))
+    return best["schedule"], best["figures"], tries
 
 
 def frontier_rows(problem: Problem, multiples: list[float], autoneb_scale: float,
@@ -252,29 +270,30 @@ def frontier_rows(problem: Problem, multiples: list[float], autoneb_scale: float
         _, first = connect(problem, one, aligned)
         reference = first["cost"]
         fixed = reference - first["step_cost"]  # dense evaluations: do not scale with the steps
-        # the linear guess is the secant through the 1x run and the cost of no steps at all
-        known: list[tuple[float, int]] = [(0.0, fixed), (1.0, reference)]
+        # AutoNEB's runs on this pair, by their cycles' steps
+        runs = {tuple(c.steps for c in one.cycles): {
+            "factor": 1.0, "cost": reference, "schedule": one,
+            "figures": {**first, "cycles": len(one.cycles), "cycle_steps": [c.steps for c in one.cycles]}}}
         # 1x first, then up from it and down from it, so that each multiple's first guess
         # starts from the runs nearest to it
         order = [1.0] + sorted(k for k in multiples if k > 1) + sorted((k for k in multiples if k < 1), reverse=True)
         for k in order:
             if k == 1.0:
-                schedule, figures = one, {**first, "cycles": len(one.cycles),
-                                          "cycle_steps": [c.steps for c in one.cycles]}
-                tries = [{"factor": 1.0, "cost": reference, "off": 0.0}]
+                schedule, figures, tries = one, runs[tuple(c.steps for c in one.cycles)]["figures"], [
+                    {"factor": 1.0, "cost": reference, "off": 0.0}]
             else:
-                schedule, figures, tries = autoneb_for_cost(problem, autoneb_scale, aligned, k, reference,
-                                                            known, log)
+                schedule, figures, tries = autoneb_for_cost(problem, autoneb_scale, aligned, k, reference, fixed,
+                                                            runs, log)
             result_rows = [{"seed": problem.seed, "method": "autoneb" + ("+aligned" if aligned else ""),
                             "multiple": k, "spent": round(figures["cost"] / reference, 4), **figures,
                             "tries": [{key: t[key] for key in ("factor", "cost", "off")} for t in tries]}]
-            runs: list[tuple[str, Any]] = [(kind, curve_for_cost(base, k * reference, problem.train_size))
-                                           for kind, base in curves.items()]
+            others: list[tuple[str, Any]] = [(kind, curve_for_cost(base, k * reference, problem.train_size))
+                                             for kind, base in curves.items()]
             if converge is not None:
                 change, cycles = converge
-                runs.append(("autoneb-converge", schedule.replace_band(converge_change=change,
-                                                                       converge_cycles=cycles)))
-            result_rows += spent_rows(problem, runs, aligned, k, reference)
+                others.append(("autoneb-converge", schedule.replace_band(converge_change=change,
+                                                                         converge_cycles=cycles)))
+            result_rows += spent_rows(problem, others, aligned, k, reference)
             for row in result_rows:
                 log(row)
             rows += result_rows
