@@ -108,7 +108,8 @@ class NetworkEnergy:
     drawn as above and read from the Dataset, the next step's read ahead while the
     step computes (its rows foreseen on a copy of the generator, and used only if the
     step draws the same ones), and evaluation and BatchNorm recalibration read their
-    batches in order; the numbers are those of the same data in memory, bit for bit.
+    batches in order (an evaluation each batch once, for all its points); the numbers
+    are those of the same data in memory, bit for bit.
     """
 
     def __init__(
@@ -656,30 +657,55 @@ class NetworkEnergy:
         n = inputs.shape[0]
         losses = torch.empty(points.shape[0], dtype=torch.float64)  # (M,)
         errors = torch.full((points.shape[0],), float("nan"), dtype=torch.float64)  # (M,)
-        for j, theta in enumerate(points.detach().to(self.device, self.dtype)):
-            self.layout.load_into(self._eval_model, theta)
-            if self._batchnorms:
-                self._recalibrate()
-            self.work.evaluation_forward += n
-            loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-            error_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        thetas = points.detach().to(self.device, self.dtype)  # (M, D)
+        loss_sums = [torch.zeros((), dtype=torch.float64, device=self.device) for _ in thetas]
+        error_sums = [torch.zeros((), dtype=torch.float64, device=self.device) for _ in thetas]
+        rows = torch.arange(n).split(self.eval_batch_size)
+        if isinstance(inputs, Column):
+            # streamed: each batch read once and evaluated at every point, whose BatchNorm
+            # statistics are recalibrated first and put back before each of its batches
+            states = []
+            for theta in thetas:
+                self.layout.load_into(self._eval_model, theta)
+                if self._batchnorms:
+                    self._recalibrate()
+                states.append([buffer.clone() for buffer in self._eval_model.buffers()])
             with torch.no_grad():
-                for x, y in self._in_order(inputs, targets, torch.arange(n).split(self.eval_batch_size)):
-                    if self._model_loss is not None:
-                        loss_sum += self._module_loss(self._eval_model, self.prepare(x), y).double() * x.shape[0]
-                        continue
-                    with self._autocast():
-                        outputs = at_least_float32(self._eval_model(self._layout_batch(self.prepare(x))))
-                    loss_sum += self._loss_fn(outputs, y).double() * x.shape[0]
-                    if self._error_count is not None:
-                        error_sum += self._error_count(outputs, y)
-            losses[j] = loss_sum.item() / n
+                for x, y in self._in_order(inputs, targets, rows):
+                    for j, theta in enumerate(thetas):
+                        self.layout.load_into(self._eval_model, theta)
+                        for buffer, saved in zip(self._eval_model.buffers(), states[j]):
+                            buffer.copy_(saved)
+                        self._add_batch(x, y, loss_sums[j], error_sums[j])
+        else:
+            for j, theta in enumerate(thetas):
+                self.layout.load_into(self._eval_model, theta)
+                if self._batchnorms:
+                    self._recalibrate()
+                with torch.no_grad():
+                    for x, y in self._in_order(inputs, targets, rows):
+                        self._add_batch(x, y, loss_sums[j], error_sums[j])
+        self.work.evaluation_forward += n * thetas.shape[0]
+        for j in range(thetas.shape[0]):
+            losses[j] = loss_sums[j].item() / n
             if self._error_count is not None:
-                errors[j] = error_sum.item() / n
+                errors[j] = error_sums[j].item() / n
         return (
             losses.to(points.device, points.dtype),
             errors.to(points.device, points.dtype),
         )
+
+    def _add_batch(self, x: Any, y: Tensor, loss_sum: Tensor, error_sum: Tensor) -> None:
+        """Add the evaluation network's summed loss on one batch to ``loss_sum`` and its
+        misclassified count to ``error_sum`` (both 0-d float64, in place)."""
+        if self._model_loss is not None:
+            loss_sum += self._module_loss(self._eval_model, self.prepare(x), y).double() * x.shape[0]
+            return
+        with self._autocast():
+            outputs = at_least_float32(self._eval_model(self._layout_batch(self.prepare(x))))
+        loss_sum += self._loss_fn(outputs, y).double() * x.shape[0]
+        if self._error_count is not None:
+            error_sum += self._error_count(outputs, y)
 
     def network_state(self, point: Tensor) -> dict[str, Tensor]:
         """The network at ``point`` (D,) as a state dict on the CPU, what the model's
