@@ -110,3 +110,18 @@ def test_streamed_inputs_go_with_their_own_targets():
     streamed, in_memory = data("stream"), data("memory")
     with pytest.raises(ValueError, match="must be the inputs and targets of one streamed split, or two tensors"):
         NetworkEnergy(network(), streamed.train[0], in_memory.train[1], strategy="loop")
+
+
+def test_a_streamed_run_stopped_and_resumed_takes_the_steps_of_one_that_ran_on():
+    start = ParameterLayout.from_module(network()).flatten(network()).detach()
+    pivots = start + 0.1 * torch.randn(4, start.shape[0], generator=torch.Generator().manual_seed(1))  # (4, D)
+    through, generator = energy(data("stream"), "loop"), torch.Generator().manual_seed(5)
+    steps = [through.interior_gradients(pivots, generator) for _ in range(4)]
+    first, stopped = energy(data("stream"), "loop"), torch.Generator().manual_seed(5)
+    for _ in range(2):
+        first.interior_gradients(pivots, stopped)  # its last step read rows ahead, left unused
+    resumed = energy(data("stream"), "loop")  # a new process: the saved generator state, nothing read ahead
+    generator = torch.Generator().set_state(stopped.get_state())
+    for loss, grad in steps[2:]:
+        again = resumed.interior_gradients(pivots, generator)
+        assert torch.equal(again[0], loss) and torch.equal(again[1], grad)
