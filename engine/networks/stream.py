@@ -13,10 +13,9 @@ from the session's generator (``NetworkEnergy.batch_indices``), and the same row
 read from the Dataset are the same bits as those rows of the materialised tensors,
 so a streamed run gives the numbers of the in-memory run and resumes bit for bit.
 The items are fetched by a ``torch.utils.data.DataLoader`` fed those indices
-through a batch sampler of ours, with worker processes where the process may have
-children (a daemonic process, as a session's CPU worker is, may not: there a
-thread reads them), and ``prefetch`` reads the next step's rows while the current
-step computes.
+through a batch sampler of ours, with worker processes (a session's CPU workers may
+have them; a daemonic process may not, and there a thread reads them), and
+``prefetch`` reads the next step's rows while the current step computes.
 """
 
 from __future__ import annotations

@@ -154,7 +154,10 @@ class LocalPool:
             args=(index, slot.device, self.config.to_dict(), self.checkpoint_interval, slot.jobs, writer, slot.stop,
                   slot.want_state),
             name=f"nebtui-worker-{index}",
-            daemon=True,
+            # not daemonic, so that it may start processes of its own (a streamed data set's
+            # DataLoader workers); it ends with its runner all the same: close() tells it to,
+            # and one whose runner was killed finds itself orphaned (worker_main)
+            daemon=False,
         )
         slot.process.start()
         writer.close()  # the worker holds the only writing end: its death ends the pipe
