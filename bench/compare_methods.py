@@ -50,8 +50,16 @@ lower minimum and the permuted one.
 Writes the table (median and min-max over the seeds per method and multiple) to
 ``--out`` and the frontier figure to ``--figure``, and prints one JSON line.
 ``--seed N`` runs one seed on one thread (no figure); ``--merge FILE...`` builds
-the table and figure from such files, so that seeds can run side by side.
+the table and figure from such files, so that seeds can run side by side. Time:
+the recorded result (3 seeds, 0.25x-4x) ran as six one-thread parts of 5 to 15
+minutes (AutoNEB's calibration and the early stop's runs add 0.8 times the work
+of the methods alone), about 28 minutes three at a time on 2 cores shared with
+other work (load 3.6 to 10.8); ``--quick`` (one seed, 0.5x-2x of a tenth of the
+schedule) about 2 minutes.
     python bench/compare_methods.py [--quick]
+    for s in 0 1 2; do for a in none aligned; do
+        python bench/compare_methods.py --seed $s --alignment $a --out part-$s-$a.json; done; done
+    python bench/compare_methods.py --merge part-*.json
 """
 
 from __future__ import annotations
