@@ -767,7 +767,7 @@ class NetworkEnergy:
                 start, stop = int(rows[0]), int(rows[-1]) + 1
                 yield inputs[start:stop], targets[start:stop]
             return
-        for x, y in inputs.streamed.batches(parts):
+        for x, y in inputs.streamed.batches(parts, together=True):
             yield x.to(self.device), y.to(self.device)
 
 

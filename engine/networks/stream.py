@@ -34,6 +34,8 @@ MODES = ("auto", "memory", "stream")
 # the rest is left to the network, its batches and the other processes of the machine.
 STREAM_FRACTION = 0.25
 LOADER_WORKERS = 2  # DataLoader worker processes of a streamed split (where the process may have children)
+# A pass over a split in small batches reads them this many bytes or more at a time (``batches``).
+READ_BYTES = 8 * 2**20
 
 
 def available_bytes(device: torch.device | str = "cpu") -> int:
@@ -209,15 +211,31 @@ class Streamed:
                                            num_workers=workers, persistent_workers=workers > 0))
         return self._loader[0]
 
-    def batches(self, indices: Iterable[Any]) -> Iterator[tuple[Tensor, Tensor]]:
+    def batches(self, indices: Iterable[Any], *, together: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
         """(inputs, targets) of each list of rows in ``indices``, in order, read by the
-        loader's workers ahead of the caller."""
+        loader's workers ahead of the caller. ``together``: consecutive lists are read
+        as one, READ_BYTES or more, and split again, for a pass over the split in small
+        batches (each read costs a round trip to a worker, a millisecond or more whatever
+        its size: 2,000 reads of a thousand small rows took 4 s, 250 of eight thousand 1 s)."""
         plan = [rows.tolist() if isinstance(rows, Tensor) else [int(i) for i in rows] for rows in indices]
+        sizes = [[len(rows)] for rows in plan]  # the lists each read holds, by length
+        if together:
+            at_least = max(1, READ_BYTES // sum(shape.numel() * dtype.itemsize for shape, dtype in self._rows))
+            reads: list[list[int]] = []
+            sizes = []
+            for rows in plan:
+                if not reads or len(reads[-1]) >= at_least:
+                    reads.append([])
+                    sizes.append([])
+                reads[-1].extend(rows)
+                sizes[-1].append(len(rows))
+            plan = reads
         with self._lock:
             loader = self._loader_for_reads()
             self._plan.batches = plan
-            for batch in loader:
-                yield collated_pair(batch)
+            for batch, lengths in zip(loader, sizes):
+                x, y = collated_pair(batch)
+                yield from zip(x.split(lengths), y.split(lengths)) if len(lengths) > 1 else [(x, y)]
 
     def fetch(self, index: Tensor) -> tuple[Tensor, Tensor]:
         """The rows ``index`` (R,), in order: (inputs (R, ...), targets (R,)), split among the workers."""
