@@ -204,8 +204,8 @@ def test_a_session_on_two_million_items_streams_them_in_processes_bounded_below_
         torch.manual_seed(seed)
         save_file(torch.nn.Linear(128, 3).state_dict(), tmp_path / "minima" / f"net-{seed}.safetensors")
     size = 2_000_000 * (128 * 4 + 8)  # the items as tensors: 1.04 GB
-    # what each process may map beyond torch's libraries: little more than half of that (the
-    # runner maps 0.36 GB more than torch alone before it reads any item, its loader workers 0.3 GB)
+    # what each process may map beyond torch's libraries: little more than half of that (at most
+    # 0.36 GB of it was mapped, by the runner; 0.33 GB by the worker's loader workers)
     margin = 576 * 2**20
     explore = [NEBTUI, "explore", "minima", "--model", "generated:linear", "--data", "generated:items", "--data-in",
                "auto", "--schedule", "one.toml", "--strategy", "loop", "--device", "cpu", "--threads", "1",
