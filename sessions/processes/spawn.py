@@ -93,9 +93,17 @@ def cpu_friendly_env() -> dict[str, str]:
     OpenMP threads that sleep instead of spinning while they wait (with spinning
     threads, torch on a CPU shared with other processes, the runner, a viewer,
     another session, was measured 30-100x slower), and malloc settings that reuse
-    freed memory (``MALLOC_TUNABLES``). Values the user set are kept."""
-    return {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
-            "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", MALLOC_TUNABLES)}
+    freed memory (``MALLOC_TUNABLES``). Under an address-space limit (``ulimit -v``),
+    two malloc arenas in all: glibc reserves 64 MB of address space for each thread's
+    arena, and a thread refused one asks again at every allocation (a runner under a
+    limit was seen spinning in mmap for minutes). Values the user set are kept."""
+    import resource
+
+    env = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+           "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", MALLOC_TUNABLES)}
+    if resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY:
+        env["MALLOC_ARENA_MAX"] = os.environ.get("MALLOC_ARENA_MAX", "2")
+    return env
 
 
 def last_line(folder: SessionFolder) -> str:
