@@ -312,6 +312,15 @@ def worker_main(index, device, config, interval, jobs, up, stop, want_state) -> 
     if orphaned():
         os._exit(0)
 
+    def watch() -> None:
+        """Whatever the worker waits on, it ends once its runner is gone: a runner killed while
+        it wrote a job into the queue leaves the message half written, and the worker's read
+        of it would wait for ever for the rest (the queue's writing end lives on here too)."""
+        while not orphaned():
+            time.sleep(ORPHAN_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="orphan watch", daemon=True).start()
     session_config = worker_config(config)
     threads = worker_threads(session_config) if device == "cpu" else None
     energy, schedule = build_worker(session_config, device, threads)

@@ -54,3 +54,57 @@ def test_workers_come_from_the_fork_server_and_end_with_a_killed_runner(nebtui_h
     for pid in (*started, server):
         wait_until(lambda: not alive(pid), 30, f"process {pid} to end with its runner")
     assert holder(folder / "lock") is None
+
+
+# A runner of its own: its one worker, frozen once ready, is sent a job far larger than a
+# pipe holds, so that the queue's feeder thread stops halfway through writing it.
+HALF_WRITTEN = """
+import os, signal, sys, time
+from sessions.disk.folder import SessionFolder
+from sessions.processes.messages import WorkerReady
+from sessions.processes.workers import LocalPool
+
+folder = SessionFolder.open(sys.argv[1], sys.argv[2])
+pool = LocalPool(["cpu"], folder.config(), 60.0)
+pool.start()
+deadline, ready = time.monotonic() + 120, None
+while ready is None and time.monotonic() < deadline:
+    ready = next((m for m in pool.poll(0.5) if isinstance(m, WorkerReady)), None)
+os.kill(ready.pid, signal.SIGSTOP)
+pool.submit(0, (0, 1), bytes(4 << 20))
+print(ready.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def _writing_to_a_full_pipe(pid: int) -> bool:
+    tasks = Path(f"/proc/{pid}/task")
+    return any("pipe_write" in (task / "wchan").read_text() for task in tasks.iterdir())
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_whose_runner_died_halfway_through_sending_a_job_ends(mb_session):
+    """Killed -9 while it wrote a job into a worker's queue, the runner leaves half a message
+    there; the worker, reading it, would wait for ever for the rest (its own copy of the
+    queue's writing end keeps the pipe open), and must end all the same."""
+    import subprocess
+    import sys
+
+    runner = subprocess.Popen([sys.executable, "-c", HALF_WRITTEN, str(mb_session.parent), mb_session.name],
+                              stdout=subprocess.PIPE, text=True)
+    worker = None
+    try:
+        worker = int(runner.stdout.readline())
+        wait_until(lambda: _writing_to_a_full_pipe(runner.pid), 30, "the job's write to stop at a full pipe")
+    finally:
+        runner.kill()
+        runner.wait(timeout=30)
+        if worker is not None:
+            os.kill(worker, signal.SIGCONT)  # it reads what there is of the job, then waits for the rest
+    try:
+        wait_until(lambda: not alive(worker), 30, f"worker {worker} to end with its runner")
+    finally:  # nothing left running after a failure
+        if alive(worker):
+            server = parent_of(worker)
+            os.kill(worker, signal.SIGKILL)
+            os.kill(server, signal.SIGKILL)
