@@ -34,6 +34,10 @@ def sgd_schedule(name: str, max_pivots: int, inserting: tuple[int, int], settlin
 DIGITS_SCHEDULE = sgd_schedule("tiny", 12, (3, 30), (2, 30))
 
 
+# `nebtui report` without its costlier analyses (Hessian, slices, ensembles): what a test of the rest asks
+QUICK_REPORT = ("--hessian-k", "0", "--slices", "0", "--ensemble-k", "0")
+
+
 def digits_args(minima: Path, schedule: Path) -> tuple[str, ...]:
     """The explore command of the shared digits session: the same command makes the same session."""
     return ("explore", str(minima), "--schedule", str(schedule), "--strategy", "loop", "--device", "cpu",

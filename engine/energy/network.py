@@ -757,7 +757,6 @@ class NetworkEnergy:
                 f"per row), got {shape}"
             )
 
-
     def _in_order(self, inputs: Any, targets: Any, parts: Any) -> Any:
         """(inputs, targets) of each run of rows in ``parts`` (tensors of row indices), on
         the device: slices of tensors in memory, or reads of a streamed split (its loader

@@ -348,14 +348,20 @@ def _minima_and_mst(built: Any, evaluator: _Evaluator, results: dict) -> tuple[A
     return minima, train, test, mst
 
 
-def _saddle_metrics(evaluator: _Evaluator, result: Any) -> tuple[tuple[dict[str, Any], Any], tuple[dict[str, Any], Any]]:
+def _linear_point(result: Any) -> Any:
+    """The straight segment's highest point between the path's two ends (D,)."""
+    start, end = result.pivots[0], result.pivots[-1]
+    return start + result.linear.saddle_position * (end - start)
+
+
+def _saddle_metrics(evaluator: _Evaluator,
+                    result: Any) -> tuple[tuple[dict[str, Any], Any], tuple[dict[str, Any], Any]]:
     """((train, test) metrics at the path's saddle, the same at the straight segment's
     highest point), the two points evaluated together as every report does."""
     import torch
 
-    start, end = result.pivots[0], result.pivots[-1]
-    linear_point = start + result.linear.saddle_position * (end - start)
-    train, test = evaluator.metrics(torch.stack([result.saddle_point, linear_point.to(result.saddle_point.dtype)]))
+    linear_point = _linear_point(result).to(result.saddle_point.dtype)
+    train, test = evaluator.metrics(torch.stack([result.saddle_point, linear_point]))
     return (train[0], test[0]), (train[1], test[1])
 
 
@@ -434,7 +440,6 @@ def _path_rows(config: Any, built: Any, evaluator: _Evaluator, results: dict, ms
     saddle_metrics: dict[tuple[int, int], tuple[dict[str, Any], dict[str, Any] | None]] = {}
     for (a, b), r in sorted(results.items()):
         start, end = r.pivots[0], r.pivots[-1]
-        linear_point = start + r.linear.saddle_position * (end - start)
         at_saddle, at_linear = _saddle_metrics(evaluator, r)
         saddle_metrics[(a, b)] = at_saddle
         curve = config.method in CURVE_KINDS  # a curve's pivots are its evaluation points: nothing between them
@@ -451,7 +456,7 @@ def _path_rows(config: Any, built: Any, evaluator: _Evaluator, results: dict, ms
                                          "test": at_linear[1]}
         if not network:
             saddle["point"] = r.saddle_point.tolist()
-            linear_saddle["point"] = linear_point.tolist()
+            linear_saddle["point"] = _linear_point(r).tolist()
         key = f"{a}-{b}"
         path_rows.append({
             "a": a,

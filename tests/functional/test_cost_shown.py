@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 
-from cli_runs import in_process
-
-QUICK = ("--hessian-k", "0", "--slices", "0", "--ensemble-k", "0")
+from cli_runs import QUICK_REPORT, in_process
 
 
 def _cycles(folder):
@@ -28,7 +26,7 @@ def test_show_and_report_give_each_path_s_account_as_its_cycles_add_up(digits_se
     assert len(cost_lines) == 3 and all("steps" in line and "dense evaluation" in line for line in cost_lines)
     row = json.loads(in_process("sessions", "show", "dg", "--json", home=home).stdout)
 
-    done = in_process("report", "dg", "--format", "json,md,csv", "--out", str(tmp_path), *QUICK, home=home)
+    done = in_process("report", "dg", "--format", "json,md,csv", "--out", str(tmp_path), *QUICK_REPORT, home=home)
     assert done.returncode == 0, done.stderr
     document = json.loads((tmp_path / "report.json").read_text())
     cycles = _cycles(digits_session)
@@ -52,7 +50,8 @@ def test_a_report_of_paths_without_an_account_shows_a_dash(digits_session, tmp_p
     """A report document of a session whose runs kept no account (saved before they did)."""
     from nebtui.report.writers import markdown, tables
 
-    done = in_process("report", "dg", "--format", "json", "--out", str(tmp_path), *QUICK, home=digits_session.parent)
+    done = in_process("report", "dg", "--format", "json", "--out", str(tmp_path), *QUICK_REPORT,
+                      home=digits_session.parent)
     assert done.returncode == 0, done.stderr
     document = json.loads((tmp_path / "report.json").read_text())
     for path in document["paths"]:

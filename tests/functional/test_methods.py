@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_runs import assert_one_clear_line, copy_session, in_process
-
-QUICK = ("--hessian-k", "0", "--slices", "0", "--ensemble-k", "0")
+from cli_runs import QUICK_REPORT, assert_one_clear_line, copy_session, in_process
 
 
 def test_method_and_alignment_reach_the_session_and_show(bezier_session, digits_minima):
@@ -48,7 +46,7 @@ def test_method_and_alignment_reach_the_session_and_show(bezier_session, digits_
 
 
 def test_a_bezier_session_reports_its_method_costs_and_straight_lines(bezier_session, tmp_path):
-    done = in_process("report", "bz", "--format", "json,md", "--out", str(tmp_path), *QUICK,
+    done = in_process("report", "bz", "--format", "json,md", "--out", str(tmp_path), *QUICK_REPORT,
                       home=bezier_session.parent)
     assert done.returncode == 0, done.stderr
     document = json.loads((tmp_path / "report.json").read_text())

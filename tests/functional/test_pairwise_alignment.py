@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_runs import assert_one_clear_line, copy_session, digits_args, in_process, nebtui
-
-QUICK = ("--hessian-k", "0", "--slices", "0", "--ensemble-k", "0")
+from cli_runs import QUICK_REPORT, assert_one_clear_line, copy_session, digits_args, in_process, nebtui
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +61,7 @@ def test_show_and_list_say_pairwise(pairwise_session):
 def test_the_report_sets_each_path_beside_the_straight_line_between_its_own_ends(pairwise_session, tmp_path):
     from sessions.disk.statepack import read_state
 
-    done = in_process("report", "pw", "--format", "json,md", "--out", str(tmp_path), *QUICK,
+    done = in_process("report", "pw", "--format", "json,md", "--out", str(tmp_path), *QUICK_REPORT,
                       home=pairwise_session.parent)
     assert done.returncode == 0, done.stderr
     document = json.loads((tmp_path / "report.json").read_text())
