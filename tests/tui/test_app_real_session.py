@@ -48,6 +48,11 @@ def log_shown(app) -> bool:
     return pane.written == app.model.log_count and len(pane.lines) > 0 and not app.redraw_pending
 
 
+def seen(app) -> str:
+    """The app's status and the end of its log, for a failure message."""
+    return f"status {app.status!r}, log ...{pane_text(app, LogPane)[-600:]}"
+
+
 def pair_lines(log: str) -> list[str]:
     """The per-cycle lines of the pairs ("pair (0, 1) restart 1 cycle 2: 7 pivots, saddle ...")."""
     return re.findall(r"pair \(\d+, \d+\) restart \d+ cycle \d+: \d+ pivots, saddle -?[\d.]+ at [\d.]+", log)
@@ -62,26 +67,29 @@ def pane_text(app, pane) -> str:
 
 @app_test
 async def test_pause_resume_stop_on_a_real_session_then_attach_replays(nebtui_home):
-    folder = start_demo(nebtui_home, "tui-real", "1")
+    # ten times the surface's schedule (about 35 s quiet): the session cannot finish before the
+    # pause lands, however far a busy machine lets the app lag behind its runner; it is stopped
+    folder = start_demo(nebtui_home, "tui-real", "10")
     try:
         app = build_app(folder)
         async with app.run_test(size=(160, 48)) as pilot:
             await wait_until(pilot, lambda: app.status == "running" and app.model.shown_pair() is not None,
                              timeout=60, what="the runner to run its first steps")
             await pilot.press("p")
-            await wait_until(pilot, lambda: app.status == "paused", timeout=30, what="the session to pause")
+            await wait_until(pilot, lambda: app.status == "paused", timeout=30, what="the session to pause",
+                             seen=lambda: seen(app))
             assert app.check_action("resume", ()) is True and app.check_action("pause", ()) is None
             await wait_until(pilot, lambda: "session paused" in pane_text(app, LogPane), what="the pause in the log")
             await pilot.press("r")
-            await wait_until(pilot, lambda: app.status in ("running", "finished")
-                             and "session resumed" in pane_text(app, LogPane), timeout=30, what="the resume")
-            if app.status == "running":
-                await pilot.press("s")
-                await pilot.press("y")
-            await wait_until(pilot, lambda: app.status in ("stopped", "finished"), timeout=30, what="the end")
+            await wait_until(pilot, lambda: app.status == "running" and "session resumed" in pane_text(app, LogPane),
+                             timeout=30, what="the resume", seen=lambda: seen(app))
+            await wait_until(pilot, lambda: pair_lines(pane_text(app, LogPane)), timeout=60,
+                             what="a cycle's line in the log", seen=lambda: seen(app))
+            await pilot.press("s")
+            await pilot.press("y")
+            await wait_until(pilot, lambda: app.status == "stopped", timeout=30, what="the stop", seen=lambda: seen(app))
             assert app.check_action("pause", ()) is None and app.check_action("stop", ()) is None
-            ended = app.status
-            await wait_until(pilot, lambda: app.model.view.lifecycle == ended and log_shown(app),
+            await wait_until(pilot, lambda: app.model.view.lifecycle == "stopped" and log_shown(app),
                              what="the live log pane written to the end")
             live_log = pane_text(app, LogPane)
         app.source.close()
@@ -89,7 +97,7 @@ async def test_pause_resume_stop_on_a_real_session_then_attach_replays(nebtui_ho
 
         again = build_app(folder)  # attach afresh: the whole history is replayed
         async with again.run_test(size=(160, 48)) as pilot:
-            await wait_until(pilot, lambda: again.status == ended and again.model.view.lifecycle == ended
+            await wait_until(pilot, lambda: again.status == "stopped" and again.model.view.lifecycle == "stopped"
                              and log_shown(again), timeout=15, what="the replay")
             log = pane_text(again, LogPane)
             assert "session paused" in log and "session resumed" in log

@@ -186,12 +186,15 @@ class FixedStatus:
         return self.status, 4242
 
 
-async def wait_until(pilot, condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    """Let the app run until ``condition()`` holds; fail after ``timeout`` seconds."""
+async def wait_until(pilot, condition: Callable[[], bool], timeout: float = 10.0, what: str = "",
+                     seen: Callable[[], str] | None = None) -> None:
+    """Let the app run until ``condition()`` holds; fail after ``timeout`` seconds, saying
+    what ``seen()`` reports of the app then."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what or condition}")
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what or condition}"
+                        + (f"; seen: {seen()}" if seen is not None else ""))
         await pilot.pause(0.05)
     await asyncio.sleep(0)
 
