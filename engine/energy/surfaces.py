@@ -144,18 +144,3 @@ class Himmelblau(Surface):
 
 
 SURFACES: dict[str, type[Surface]] = {s.name: s for s in (MuellerBrown, Himmelblau)}
-
-
-def polish(energy: CallableEnergy, x: Tensor, saddle: bool = False, iterations: int = 50) -> Tensor:
-    """Newton's method on the gradient: refine a stationary point (minimum or saddle) of a
-    small analytic energy to machine precision. ``x`` is (D,); returns (D,) in float64."""
-    point = x.detach().to(torch.float64).clone()
-    f = lambda p: energy.f(p.unsqueeze(0))[0]  # noqa: E731
-    for _ in range(iterations):
-        grad = torch.func.grad(f)(point)
-        hess = torch.func.hessian(f)(point)
-        step = torch.linalg.solve(hess, grad)
-        point = point - step
-        if step.norm() < 1e-14:
-            break
-    return point

@@ -8,6 +8,7 @@ import random
 
 import pytest
 import torch
+from stationary import polish
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
@@ -15,7 +16,7 @@ from engine import events
 from engine.band.geometry import dense_points
 from engine.paths.autoneb import Connection, DivergedError, connect
 from engine.energy.base import CallableEnergy
-from engine.energy.surfaces import Himmelblau, MuellerBrown, polish
+from engine.energy.surfaces import Himmelblau, MuellerBrown
 from engine.landscape.exploration import Exploration
 from engine.paths.schedule import BandOptions, Cycle, Schedule, load_schedule
 
