@@ -35,11 +35,6 @@ def takes_model(loss: Any) -> bool:
     return tuple(parameters[:2]) == MODEL_PARAMETERS
 
 
-def is_classification(loss: Any) -> bool:
-    """Whether points under this loss have an error rate (a named classification loss)."""
-    return isinstance(loss, str) and loss in CLASSIFICATION
-
-
 def loss_function(loss: Loss) -> tuple[LossFn, Callable[[Tensor, Tensor], Tensor] | None]:
     """The mean loss (outputs, targets) -> scalar and, for classification, the
     error count (outputs, targets) -> number misclassified. A ``(model, batch)``
