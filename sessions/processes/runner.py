@@ -35,6 +35,7 @@ sooner. Everything that needs torch is imported where it is used.
 from __future__ import annotations
 
 import errno
+import importlib
 import json
 import os
 import signal
@@ -59,7 +60,7 @@ from sessions.disk.lock import LockedError, RunnerLock
 from sessions.processes.messages import JobDone, JobFailed, JobStopped, StateSaved, WorkerEvent, WorkerMessage, WorkerReady
 from sessions.problem.build import build
 from sessions.disk.statepack import pack_state, read_state, unpack_state
-from sessions.processes.workers import LocalPool, WorkerPool
+from sessions.processes.workers import PRELOAD, LocalPool, WorkerPool, fork_server_from_here
 
 if TYPE_CHECKING:
     from engine.paths.autoneb import Connection
@@ -163,6 +164,8 @@ class Runner:
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             self.folder.beat()
+            if self.config.cluster == "local" and self.pool_override is None and surely_cpu(self.config.device):
+                self._fork_server_from_here()
             threading.Thread(target=self._beat, args=(stop_beating,), name="heartbeat", daemon=True).start()
             if log is None:  # else announced before this process's imports
                 self.emit(session_events.StartupPhaseStarted(phase="runner"))
@@ -324,6 +327,22 @@ class Runner:
             self.emit(session_events.SessionStopped(pairs_done=done, reason="disk full", detail=f"{message}: {advice}"))
         except SessionError:
             pass  # the space went to another writer: the status reads crashed, and resume works all the same
+
+    def _fork_server_from_here(self) -> None:
+        """Import what the workers run and fork their fork server from this process, which
+        needs the same imports (``fork_server_from_here``: one import of torch instead of
+        two). A GPU's workers keep a server of their own: torch may have looked at the GPUs
+        here. The heartbeat goes on meanwhile, on a thread that ends before the fork."""
+        importing = threading.Event()
+        beating = threading.Thread(target=self._beat, args=(importing,), name="heartbeat", daemon=True)
+        beating.start()
+        try:
+            for name in PRELOAD:
+                importlib.import_module(name)
+        finally:
+            importing.set()
+            beating.join()
+        fork_server_from_here()
 
     def _beat(self, stop: threading.Event) -> None:
         while not stop.wait(HEARTBEAT_SECONDS):

@@ -1,5 +1,6 @@
 """A local session's workers are forked from multiprocessing's fork server, not from
-the runner (which holds the session's lock), and they end with their runner: a runner
+the runner (which holds the session's lock); on the CPU that server is a fork of the
+runner made once its imports are, holding none of its files. They end with their runner: a runner
 killed -9 leaves no worker and no fork server behind. They run with the runner's
 environment: OpenMP threads that sleep while they wait, and malloc settings that
 reuse freed memory."""
@@ -22,6 +23,17 @@ def environment_of(pid: int) -> dict[str, str]:
     return dict(e.decode(errors="replace").split("=", 1) for e in entries if b"=" in e)
 
 
+def files_of(pid: int) -> list[str]:
+    """What the process's descriptors point at."""
+    targets = []
+    for entry in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            targets.append(os.readlink(entry))
+        except FileNotFoundError:  # closed while listed
+            pass
+    return targets
+
+
 def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
@@ -42,6 +54,11 @@ def test_workers_come_from_the_fork_server_and_end_with_a_killed_runner(nebtui_h
         assert len(servers) == 1 and runner not in servers  # one fork server, started by the runner
         [server] = servers
         assert parent_of(server) == runner
+        # a fork of the runner once its imports are made (not an interpreter importing torch
+        # again), holding none of the runner's files but its standard streams (runner.log):
+        # neither the session's lock nor its event log
+        assert Path(f"/proc/{server}/cmdline").read_bytes() == Path(f"/proc/{runner}/cmdline").read_bytes()
+        assert {Path(t).name for t in files_of(server) if t.startswith(str(folder))} <= {"runner.log"}
         for pid in started:
             environment = environment_of(pid)
             # glibc parses the variable in place in the initial environment block that /proc
