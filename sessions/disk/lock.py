@@ -7,8 +7,9 @@ says whether the session is held.
 
 The lock belongs to the open file: a child made by a plain fork() (not
 exec'd) would hold it too. The workers do not: they are forked from
-multiprocessing's fork server, an exec'd process given only the descriptors it
-needs, never from the runner.
+multiprocessing's fork server, never from the runner, and that server holds only
+the descriptors it needs (an exec'd process given them, or, for a CPU session, a
+fork of the runner that closes every other descriptor before it serves).
 
 Others may write the folders these files live in (a shared minima folder, say),
 so they are opened with ``open_unfollowed``: a symbolic link planted there,

@@ -25,11 +25,12 @@ sequence; a resumed runner records the saved paths again in the sequence's
 order. Pairs chosen beyond the need of a stop rule are stopped, their files set
 aside in results/beyond_need/, and counted in a PairsBeyondNeed event.
 
-The runner starts its workers first (the fork server they are forked from imports
-torch and the worker's modules), before it imports torch and the engine's
-numerics itself: the workers' imports and its own then run side by side, and
-on a CPU session (devices known without torch) the first step comes seconds
-sooner. Everything that needs torch is imported where it is used.
+A CPU session's runner (devices known without torch) first imports what its
+workers run and forks their fork server from itself, so torch is imported once for
+both; a GPU session's runner starts a fork server that imports them in a new
+interpreter, beside its own imports. The workers are forked from that server as
+soon as it is up, and build their problem while the runner builds its own.
+Everything else that needs torch is imported where it is used.
 """
 
 from __future__ import annotations

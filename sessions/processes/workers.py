@@ -171,9 +171,10 @@ class LocalPool:
 
     def start(self) -> None:
         """Start the fork server, which imports torch and the workers' modules once while the
-        runner imports its own, and fork the workers from it (on a thread: a fork waits for
-        the server's imports). A worker started again after a death is a fork too:
-        milliseconds, where a new interpreter took seconds of imports."""
+        runner imports its own (unless the runner forked it already: ``fork_server_from_here``),
+        and fork the workers from it (on a thread: a fork waits for the server's imports). A
+        worker started again after a death is a fork too: milliseconds, where a new
+        interpreter took seconds of imports."""
         self._context.set_forkserver_preload(list(PRELOAD))
         multiprocessing.forkserver.ensure_running()
         self._starter = threading.Thread(target=self._start_all, name="worker starter", daemon=True)
