@@ -82,7 +82,7 @@ def alive(pid: int) -> bool:
     """Running (a zombie waiting for its parent to reap it counts as dead)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
+    except (FileNotFoundError, ProcessLookupError, IndexError):  # gone before the open, or between it and the read
         return False
     return state not in ("Z", "X")
 
