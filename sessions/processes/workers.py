@@ -49,9 +49,10 @@ PRELOAD = ("torch", "sessions.problem.build", "sessions.disk.statepack", "sessio
 
 def fork_server_from_here() -> bool:
     """Make multiprocessing's fork server a fork of this process, which has imported
-    ``PRELOAD`` already and runs no thread of its own, instead of a new interpreter that
-    imports them again (torch and the worker's modules: 2 s of CPU, 1.8 user and 0.3
-    system, for every session). ``LocalPool.start`` then finds the server running.
+    ``PRELOAD`` (the caller's part: ``Runner._fork_server_from_here``) and runs no thread
+    of its own, instead of a new interpreter that imports them again (torch and the
+    worker's modules: 2 s of CPU, 1.8 user and 0.3 system, for every session).
+    ``LocalPool.start`` then finds the server running.
 
     The server keeps nothing of this process but its imports: every descriptor is closed
     but the server's own two and the standard streams (so it holds neither the session's
@@ -59,7 +60,6 @@ def fork_server_from_here() -> bool:
     done, where that cannot be done safely: a thread of this process runs, a fork server
     runs already, or this Python's fork server takes more than the two descriptors of
     Python 3.11 to 3.13 (3.14 adds an authentication key)."""
-    import importlib
     import signal
     import socket
     import sys
@@ -68,8 +68,6 @@ def fork_server_from_here() -> bool:
     server = multiprocessing.forkserver._forkserver
     if threading.active_count() != 1 or sys.version_info >= (3, 14) or server._forkserver_pid is not None:
         return False
-    for name in PRELOAD:
-        importlib.import_module(name)
     with server._lock:
         resource_tracker.ensure_running()
         with socket.socket(socket.AF_UNIX) as listener:
